@@ -1,0 +1,3 @@
+"""capa: event-sourced nonconformities and corrective actions with a verifiable audit trail."""
+
+__version__ = "0.1.0"
