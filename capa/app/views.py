@@ -1,0 +1,190 @@
+"""View models returned by queries: plain data, never aggregates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Signature(View):
+    user_id: str
+    full_name: str
+    meaning: str
+    signed_at: str
+    content_sha256: str
+    signed_version: int
+
+
+class Containment(View):
+    action: str
+    disposition: str
+    by: str
+    at: str
+
+
+class Assessment(View):
+    impact: int
+    likelihood: int
+    risk: int
+    risk_level: str
+    capa_required: bool
+    rationale: str | None
+    by: str
+    at: str
+
+
+class Correction(View):
+    by: str
+    at: str
+    reason: str
+
+
+class NCClosure(View):
+    by: str
+    at: str
+    with_ca: str | None
+    signature: Signature | None
+
+
+class NonconformityView(View):
+    id: str
+    kind: str = "nonconformity"
+    status: str
+    version: int
+    title: str
+    description: str
+    source: str
+    severity: str
+    product: str | None
+    lot: str | None
+    external_ref: str | None
+    detected_on: str
+    reported_by: str
+    containment: list[Containment]
+    assessment: Assessment | None
+    linked_cas: list[str]
+    closure: NCClosure | None
+    cancellation: Correction | None
+    created_at: str
+    updated_at: str
+
+
+class Analysis(View):
+    method: str
+    whys: list[str]
+    root_cause: str
+    category: str
+    iteration: int
+    by: str
+    at: str
+
+
+class Evidence(View):
+    name: str
+    size: int
+    media_type: str
+    sha256: str
+
+
+class Extension(View):
+    from_: str
+    to: str
+    reason: str
+    by: str
+    at: str
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True,
+                              alias_generator=lambda f: "from" if f == "from_" else f,
+                              serialize_by_alias=True)
+
+
+class ActionItem(View):
+    number: str
+    text: str
+    assignee: str
+    due: str
+    type: str
+    state: str
+    iteration: int
+    planned_by: str
+    planned_at: str
+    note: str | None
+    evidence: list[Evidence]
+    completed_by: str | None
+    completed_at: str | None
+    extensions: list[Extension]
+
+
+class Approval(View):
+    iteration: int
+    voided: bool
+    signature: Signature
+
+
+class Verification(View):
+    iteration: int
+    effective: bool
+    note: str
+    evidence: list[Evidence]
+    signature: Signature
+
+
+class CAClosure(View):
+    closed_ncs: list[str]
+    signature: Signature
+
+
+class CorrectiveActionView(View):
+    id: str
+    kind: str = "corrective-action"
+    status: str
+    version: int
+    title: str
+    problem: str
+    owner: str
+    linked_ncs: list[str]
+    iteration: int
+    root_cause: Analysis | None
+    analyses: list[Analysis]
+    items: list[ActionItem]
+    approvals: list[Approval]
+    verifications: list[Verification]
+    closure: CAClosure | None
+    cancellation: Correction | None
+    created_at: str
+    updated_at: str
+
+
+class Change(View):
+    field: str
+    old: Any = None
+    new: Any = None
+
+
+class HistoryEntry(View):
+    position: int
+    version: int
+    time: str
+    actor: str
+    actor_name: str | None
+    event_type: str
+    changes: list[Change]
+    reason: str | None
+    signature: Signature | None
+
+
+class OverdueItem(View):
+    kind: str
+    ca: str
+    action: str | None
+    title: str
+    owner: str
+    assignee: str | None
+    due: str | None
+    days_overdue: int | None
+    status: str

@@ -1,0 +1,247 @@
+"""`capa ca …`: corrective action commands. Argument handling and output only."""
+
+from __future__ import annotations
+
+import click
+
+from capa.cli.main import Session, json_option, pass_session
+from capa.cli.nc import SEVERITIES, SOURCES, _require_prefix
+from capa.cli.output import emit, record_text, table, written
+from capa.domain.values import ActionType, CAStatus, CauseCategory, RootCauseMethod
+
+METHODS = click.Choice([m.value for m in RootCauseMethod])
+CATEGORIES = click.Choice([c.value for c in CauseCategory])
+TYPES = click.Choice([t.value for t in ActionType])
+CA_STATUSES = click.Choice([s.value for s in CAStatus])
+EVIDENCE = click.Path(exists=True, dir_okay=False, readable=True)
+
+
+@click.group()
+def ca() -> None:
+    """Corrective actions: open, investigate, plan, approve, complete, verify, close.
+
+    \b
+    Example:
+      capa ca open --title "Housing cracks" --problem "Cracks at boss B2" --owner apatel \\
+          --nc NC-2026-0001
+    """
+
+
+@ca.command("open")
+@click.option("--title", required=True)
+@click.option("--problem", required=True, help="Problem statement.")
+@click.option("--owner", required=True, help="User id of the action owner.")
+@click.option("--nc", "ncs", multiple=True, metavar="NC",
+              help="Assessed NC needing this CA (repeatable); it becomes linked.")
+@json_option
+@pass_session
+def open_(session: Session, title: str, problem: str, owner: str, ncs: tuple[str, ...]) -> None:
+    """Open a corrective action, optionally for assessed NCs.
+
+    \b
+    Example:
+      capa ca open --title "Housing cracks" --problem "Cracks at boss B2 after 3 weeks" \\
+          --owner apatel --nc NC-2026-0001 --nc NC-2026-0003
+    """
+    emit(session.json, session.app().open_ca(title=title, problem=problem, owner=owner,
+                                              ncs=ncs), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@click.option("--method", required=True, type=METHODS)
+@click.option("--root-cause", required=True, help="The root cause found.")
+@click.option("--category", required=True, type=CATEGORIES, help="Ishikawa 6M category.")
+@click.option("--why", "whys", multiple=True, help="One step of the why chain (repeatable).")
+@json_option
+@pass_session
+def investigate(session: Session, ca_id: str, method: str, root_cause: str, category: str,
+                whys: tuple[str, ...]) -> None:
+    """Record a root-cause analysis (repeatable: the latest is current, all are kept).
+
+    \b
+    Example:
+      capa ca investigate CA-2026-0001 --method 5-whys --category machine \\
+          --why "Boss cracks" --why "Hoop stress too high" --root-cause "Mould gate worn"
+    """
+    emit(session.json, session.app().investigate_ca(ca_id, method=method, root_cause=root_cause,
+                                                     category=category, whys=whys), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@click.option("--action", required=True, help="What is to be done.")
+@click.option("--assignee", required=True, help="User id who will do it.")
+@click.option("--due", required=True, metavar="YYYY-MM-DD")
+@click.option("--type", "action_type", required=True, type=TYPES)
+@json_option
+@pass_session
+def plan(session: Session, ca_id: str, action: str, assignee: str, due: str,
+         action_type: str) -> None:
+    """Add an action item to the plan (after approval this voids the approval).
+
+    \b
+    Example:
+      capa ca plan CA-2026-0001 --action "Replace gate insert" --assignee apatel \\
+          --due 2026-12-15 --type corrective
+    """
+    emit(session.json, session.app().plan_ca(ca_id, action=action, assignee=assignee, due=due,
+                                              action_type=action_type), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@json_option
+@pass_session
+def approve(session: Session, ca_id: str) -> None:
+    """Approve the plan (signed: approval; the approver is not the owner, R2).
+
+    \b
+    Example:
+      capa ca approve CA-2026-0001
+    """
+    emit(session.json, session.app().approve_ca(ca_id), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@click.argument("action", metavar="ACTION")
+@click.option("--note", required=True, help="What was done.")
+@click.option("--evidence", multiple=True, type=EVIDENCE, help="File to keep (≤ 25 MiB).")
+@json_option
+@pass_session
+def complete(session: Session, ca_id: str, action: str, note: str,
+             evidence: tuple[str, ...]) -> None:
+    """Mark an action item done; the last one makes the CA implemented.
+
+    \b
+    Example:
+      capa ca complete CA-2026-0001 A1 --note "Insert replaced" --evidence work-order.pdf
+    """
+    emit(session.json, session.app().complete_action(ca_id, action, note=note,
+                                                      evidence=evidence), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@click.argument("action", metavar="ACTION")
+@click.option("--due", required=True, metavar="YYYY-MM-DD", help="The new, later due date.")
+@click.option("--reason", required=True, help="Why more time is needed (R5).")
+@json_option
+@pass_session
+def extend(session: Session, ca_id: str, action: str, due: str, reason: str) -> None:
+    """Extend an action item's due date, with a reason (R5).
+
+    \b
+    Example:
+      capa ca extend CA-2026-0001 A2 --due 2027-01-31 --reason "Supplier tooling lead time"
+    """
+    emit(session.json, session.app().extend_action(ca_id, action, due=due, reason=reason),
+         written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@click.option("--effective/--not-effective", "effective", required=True, default=None)
+@click.option("--note", required=True, help="What was checked and found.")
+@click.option("--evidence", multiple=True, type=EVIDENCE, help="File to keep (≤ 25 MiB).")
+@json_option
+@pass_session
+def verify(session: Session, ca_id: str, effective: bool | None, note: str,
+           evidence: tuple[str, ...]) -> None:
+    """Verify effectiveness (signed: verification; by someone who did none of the actions, R3).
+
+    Not effective: a new iteration starts (status investigated).
+
+    \b
+    Example:
+      capa ca verify CA-2026-0001 --effective --note "No cracks in 3 lots / 1,200 units"
+    """
+    if effective is None:
+        raise click.UsageError("give --effective or --not-effective")
+    emit(session.json, session.app().verify_ca(ca_id, effective=effective, note=note,
+                                                evidence=evidence), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@json_option
+@pass_session
+def close(session: Session, ca_id: str) -> None:
+    """Close a verified CA (signed: approval); its linked NCs close with it (R4).
+
+    \b
+    Example:
+      capa ca close CA-2026-0001
+    """
+    emit(session.json, session.app().close_ca(ca_id), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@click.option("--reason", required=True)
+@json_option
+@pass_session
+def cancel(session: Session, ca_id: str, reason: str) -> None:
+    """Cancel a CA (status cancelled), with a reason.
+
+    \b
+    Example:
+      capa ca cancel CA-2026-0002 --reason "Merged into CA-2026-0001"
+    """
+    emit(session.json, session.app().cancel_ca(ca_id, reason=reason), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@click.option("--reason", required=True)
+@json_option
+@pass_session
+def reopen(session: Session, ca_id: str, reason: str) -> None:
+    """Reopen a closed or cancelled CA (status investigated), with a reason.
+
+    \b
+    Example:
+      capa ca reopen CA-2026-0001 --reason "Cracks recurred in lot L2502"
+    """
+    emit(session.json, session.app().reopen_ca(ca_id, reason=reason), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@click.option("--as-of", metavar="DATE|DATETIME", help="Show the record as it stood then (UTC).")
+@click.option("--version", type=click.IntRange(min=1), help="Show the record at this version.")
+@json_option
+@pass_session
+def show(session: Session, ca_id: str, as_of: str | None, version: int | None) -> None:
+    """Show a CA, now or as it stood at a version or time.
+
+    \b
+    Example:
+      capa ca show CA-2026-0001 --version 7
+    """
+    view = session.app().show(_require_prefix(ca_id, "CA"), version=version, as_of=as_of)
+    emit(session.json, view, record_text)
+
+
+@ca.command("list")
+@click.option("--status", "statuses", multiple=True, type=CA_STATUSES)
+@click.option("--severity", "severities", multiple=True, type=SEVERITIES,
+              help="Severity of a linked NC.")
+@click.option("--source", "sources", multiple=True, type=SOURCES, help="Source of a linked NC.")
+@click.option("--overdue", is_flag=True, help="Only CAs with an overdue action item.")
+@json_option
+@pass_session
+def list_(session: Session, statuses: tuple[str, ...], severities: tuple[str, ...],
+          sources: tuple[str, ...], overdue: bool) -> None:
+    """List CAs, filtered by status (repeatable) and overdue items.
+
+    \b
+    Example:
+      capa ca list --status approved --overdue
+    """
+    views = session.app().list_records("ca", statuses=statuses, severities=severities,
+                                       sources=sources, overdue=overdue)
+    emit(session.json, views, lambda rows: table(
+        [[r["id"], r["status"], r["owner"], r["iteration"], r["title"]] for r in rows],
+        ["id", "status", "owner", "iteration", "title"]))

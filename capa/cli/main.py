@@ -1,0 +1,157 @@
+"""The `capa` command: global options, command registration and the one map of exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+import capa
+from capa.domain.errors import (
+    CapaError,
+    Conflict,
+    IntegrityFailure,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    RuleViolation,
+)
+
+if TYPE_CHECKING:
+    from capa.app.service import CapaApplication
+
+#: SPEC §3 exit codes, in the one place that maps errors to them.
+EXIT_CODES: dict[type[CapaError], int] = {
+    RuleViolation: 1,
+    InvalidInput: 2,
+    NotFound: 3,
+    NotPermitted: 4,
+    Conflict: 5,
+    IntegrityFailure: 6,
+}
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  success
+  1  refused by a workflow rule (the message names the rule, e.g. R2)
+  2  invalid usage or input
+  3  not found (record, user, store)
+  4  not authenticated, wrong password, locked, or not permitted
+  5  conflict: the record changed concurrently; nothing was written
+  6  integrity check failed
+"""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Session:
+    """Per-invocation state: where the store is, how to print, and the opened application."""
+
+    def __init__(self, db: str, as_json: bool) -> None:
+        self.db = db
+        self.json = as_json
+        self._app: CapaApplication | None = None
+
+    def app(self) -> CapaApplication:
+        if self._app is None:
+            from capa.app.store import open_store
+
+            self._app = open_store(self.db)
+            click.get_current_context().with_resource(
+                self._app.acting_as(os.environ.get("CAPA_USER", "").strip())
+            )
+        return self._app
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_object(Session).json = True  # type: ignore[union-attr]
+
+
+def json_option(f: F) -> F:
+    """`--json` accepted after the command as well as before it."""
+    return click.option("--json", is_flag=True, expose_value=False, is_eager=True,
+                        callback=_set_json, help="Print exactly one JSON document.")(f)
+
+
+pass_session = click.make_pass_decorator(Session)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_CODES_HELP)
+@click.option("--db", envvar="CAPA_DB", default="capa.db", show_default=True, metavar="TARGET",
+              help="Store: a SQLite file path or a postgresql:// URI (env CAPA_DB).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document.")
+@click.version_option(capa.__version__, "--version", prog_name="capa")
+@click.pass_context
+def cli(ctx: click.Context, db: str, as_json: bool) -> None:
+    """capa: nonconformities and corrective actions with a verifiable audit trail.
+
+    Every change is an immutable event: the history is the audit trail. The acting user is
+    taken from CAPA_USER.
+
+    \b
+    Example:
+      capa init --org "Acme Medical"
+      CAPA_USER=jchen capa nc raise --title "Cracked housing" \\
+          --description "Found at final inspection" --source process --severity major
+    """
+    ctx.obj = Session(db, as_json)
+
+
+def _register() -> None:
+    from capa.cli import ca, nc, records, store
+
+    cli.add_command(nc.nc)
+    cli.add_command(ca.ca)
+    for command in (*records.COMMANDS, *store.COMMANDS):
+        cli.add_command(command)
+
+
+_register()
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    args = list(argv)
+    if "--" in args:
+        args = args[: args.index("--")]
+    return "--json" in args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the command; map every failure to a one-line message and exit code."""
+    from capa.cli.output import error
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(args)
+    try:
+        code = cli.main(args=args, prog_name="capa", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except CapaError as exc:
+        status = EXIT_CODES.get(type(exc)) or next(
+            (c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1
+        )
+        error(as_json, status, str(exc), exc.rule)
+        sys.exit(status)
+    except click.UsageError as exc:
+        hint = f" (see: capa {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
+            "capa  --help", "capa --help") if exc.ctx else ""
+        error(as_json, 2, exc.format_message() + hint)
+        sys.exit(2)
+    except click.ClickException as exc:
+        error(as_json, 2, exc.format_message())
+        sys.exit(2)
+    except click.Abort:
+        error(as_json, 1, "aborted")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        error(as_json, 1, "interrupted; nothing further was written")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        if os.environ.get("CAPA_DEBUG"):
+            raise
+        error(as_json, 1, f"unexpected error ({type(exc).__name__}): {exc}")
+        sys.exit(1)

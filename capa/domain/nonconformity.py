@@ -1,0 +1,239 @@
+"""The nonconformity record and its lifecycle (SPEC §1.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import event
+
+from capa.domain.errors import InvalidInput, RuleViolation
+from capa.domain.record import Record, require_reason
+from capa.domain.values import (
+    AMENDABLE_NC_FIELDS,
+    Disposition,
+    NCStatus,
+    Severity,
+    Source,
+    choice,
+    require_text,
+    risk_level,
+)
+
+_OPTIONAL_TEXT = ("product", "lot", "external_ref")
+
+
+class Nonconformity(Record):
+    """Something that went wrong: raised, contained, assessed, linked to CAs, closed."""
+
+    @classmethod
+    def raise_new(
+        cls,
+        *,
+        ref: str,
+        title: str,
+        description: str,
+        source: str,
+        severity: str,
+        detected_on: str,
+        reported_by: str,
+        product: str | None = None,
+        lot: str | None = None,
+        external_ref: str | None = None,
+    ) -> Nonconformity:
+        return cls(
+            ref=ref,
+            title=require_text(title, "title"),
+            description=require_text(description, "description"),
+            source=choice(Source, source, "source").value,
+            severity=choice(Severity, severity, "severity").value,
+            product=_optional(product),
+            lot=_optional(lot),
+            external_ref=_optional(external_ref),
+            detected_on=detected_on,
+            reported_by=reported_by,
+        )
+
+    @event("Raised")
+    def __init__(
+        self,
+        ref: str,
+        title: str,
+        description: str,
+        source: str,
+        severity: str,
+        product: str | None,
+        lot: str | None,
+        external_ref: str | None,
+        detected_on: str,
+        reported_by: str,
+    ) -> None:
+        self.ref = ref
+        self.title = title
+        self.description = description
+        self.source = source
+        self.severity = severity
+        self.product = product
+        self.lot = lot
+        self.external_ref = external_ref
+        self.detected_on = detected_on
+        self.reported_by = reported_by
+        self.status = NCStatus.OPEN.value
+        self.containment: list[dict[str, Any]] = []
+        self.assessment: dict[str, Any] | None = None
+        self.linked_cas: list[str] = []
+        self.closure: dict[str, Any] | None = None
+        self.cancellation: dict[str, Any] | None = None
+
+    # -- containment and assessment ------------------------------------------------------
+
+    def contain(self, action: str, disposition: str = "none") -> None:
+        self._require_status("contain", NCStatus.OPEN, NCStatus.CONTAINED)
+        self._contained(
+            action=require_text(action, "containment action"),
+            disposition=choice(Disposition, disposition, "disposition").value,
+        )
+
+    @event("Contained")
+    def _contained(self, action: str, disposition: str) -> None:
+        self.containment.append(
+            {"action": action, "disposition": disposition, "by": self.event_actor,
+             "at": self.event_time}
+        )
+        self.status = NCStatus.CONTAINED.value
+
+    def assess(
+        self, impact: int, likelihood: int, capa_required: bool, rationale: str | None = None
+    ) -> None:
+        self._require_status("assess", NCStatus.OPEN, NCStatus.CONTAINED)
+        for name, value in (("impact", impact), ("likelihood", likelihood)):
+            if not 1 <= value <= 5:
+                raise InvalidInput(f"{name} must be between 1 and 5 (got {value})")
+        text = (rationale or "").strip() or None
+        if not capa_required and text is None:
+            raise RuleViolation(
+                "R1", f"{self.ref} needs a written rationale when no corrective action is required"
+            )
+        self._assessed(
+            impact=impact, likelihood=likelihood, capa_required=capa_required, rationale=text
+        )
+
+    @event("Assessed")
+    def _assessed(
+        self, impact: int, likelihood: int, capa_required: bool, rationale: str | None
+    ) -> None:
+        score = impact * likelihood
+        self.assessment = {
+            "impact": impact,
+            "likelihood": likelihood,
+            "risk": score,
+            "risk_level": risk_level(score),
+            "capa_required": capa_required,
+            "rationale": rationale,
+            "by": self.event_actor,
+            "at": self.event_time,
+        }
+        self.status = NCStatus.ASSESSED.value
+
+    # -- links and closure ---------------------------------------------------------------
+
+    @property
+    def capa_required(self) -> bool:
+        return bool(self.assessment and self.assessment["capa_required"])
+
+    def link(self, ca_ref: str) -> None:
+        self._require_status("link", NCStatus.ASSESSED)
+        if not self.capa_required:
+            raise RuleViolation(
+                "R7", f"{self.ref} was assessed as needing no corrective action; "
+                "reassess it before linking one"
+            )
+        self._linked(ca=ca_ref)
+
+    @event("LinkedToCorrectiveAction")
+    def _linked(self, ca: str) -> None:
+        if ca not in self.linked_cas:
+            self.linked_cas.append(ca)
+        self.status = NCStatus.LINKED.value
+
+    def close(self, signature: dict[str, Any]) -> None:
+        if self.status == NCStatus.LINKED:
+            raise RuleViolation(
+                "R4", f"{self.ref} closes with its corrective action "
+                f"{', '.join(self.linked_cas)} once effectiveness is verified"
+            )
+        self._require_status("close", NCStatus.ASSESSED)
+        if self.capa_required:
+            raise RuleViolation(
+                "R4", f"{self.ref} needs a corrective action; link one and close it"
+            )
+        self._closed(signature=signature)
+
+    @event("Closed")
+    def _closed(self, signature: dict[str, Any]) -> None:
+        self.closure = {"by": self.event_actor, "at": self.event_time, "with_ca": None,
+                        "signature": {**signature, "signed_at": self.event_time}}
+        self.status = NCStatus.CLOSED.value
+
+    def close_with(self, ca_ref: str) -> None:
+        """Closed as part of its corrective action's closure (R4), in the same atomic save."""
+        self._require_status("close", NCStatus.LINKED)
+        self._closed_with_ca(ca=ca_ref)
+
+    @event("ClosedWithCorrectiveAction")
+    def _closed_with_ca(self, ca: str) -> None:
+        self.closure = {"by": self.event_actor, "at": self.event_time, "with_ca": ca,
+                        "signature": None}
+        self.status = NCStatus.CLOSED.value
+
+    # -- corrections ---------------------------------------------------------------------
+
+    def cancel(self, reason: str) -> None:
+        self._require_active("cancel")
+        self._cancelled(reason=require_reason(reason, "cancelling"))
+
+    @event("Cancelled")
+    def _cancelled(self, reason: str) -> None:
+        self.cancellation = {"by": self.event_actor, "at": self.event_time, "reason": reason}
+        self.status = NCStatus.CANCELLED.value
+
+    def reopen(self, reason: str) -> None:
+        self._require_status("reopen", NCStatus.CLOSED, NCStatus.CANCELLED)
+        self._reopened(reason=require_reason(reason, "reopening"))
+
+    @event("Reopened")
+    def _reopened(self, reason: str) -> None:
+        # The earlier assessment, links and closure stay in the history; triage starts again.
+        self.assessment = None
+        self.closure = None
+        self.cancellation = None
+        self.status = NCStatus.OPEN.value
+
+    def amend(self, field_name: str, value: str, reason: str) -> None:
+        if field_name not in AMENDABLE_NC_FIELDS:
+            raise InvalidInput(
+                f"field must be one of: {', '.join(AMENDABLE_NC_FIELDS)} (got {field_name!r})"
+            )
+        self._require_active("amend")
+        new: str | None
+        if field_name == "source":
+            new = choice(Source, value, "source").value
+        elif field_name == "severity":
+            new = choice(Severity, value, "severity").value
+        elif field_name in _OPTIONAL_TEXT:
+            new = _optional(value)
+        else:
+            new = require_text(value, field_name)
+        old = getattr(self, field_name)
+        if old == new:
+            raise InvalidInput(f"{field_name} of {self.ref} is already {new!r}")
+        self._amended(field=field_name, old=old, new=new,
+                      reason=require_reason(reason, "amending"))
+
+    @event("Amended")
+    def _amended(self, field: str, old: str | None, new: str | None, reason: str) -> None:
+        setattr(self, field, new)
+
+
+def _optional(value: str | None) -> str | None:
+    text = (value or "").strip()
+    return text or None
