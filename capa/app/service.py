@@ -548,17 +548,30 @@ def _signature_of(attributes: dict[str, Any], domain_event: Any) -> dict[str, An
     return {**signature, "signed_at": utc_iso(domain_event.timestamp)}
 
 
-def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    changes = []
-    for key in after:
-        old, new = before.get(key), after[key]
+def _diff(before: dict[str, Any], after: dict[str, Any], path: str = "") -> list[dict[str, Any]]:
+    """Field-level changes between two states: nested fields as dotted paths, list entries by
+    their number (A1…) or position, appended entries as additions."""
+    changes: list[dict[str, Any]] = []
+    for key in [*after, *(k for k in before if k not in after)]:
+        old, new = before.get(key), after.get(key)
+        name = f"{path}{key}"
         if old == new:
             continue
-        if isinstance(old, list) and isinstance(new, list) and new[: len(old)] == old:
-            # Appended entries (containment, analyses, items…) show only what was added.
-            changes.append({"field": key, "old": None, "new": new[len(old):]})
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += _diff(old, new, name + ".")
+        elif isinstance(old, list) and isinstance(new, list) and new[: len(old)] == old:
+            changes.append({"field": name, "old": None, "new": new[len(old):]})
+        elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+            for index, (was, now) in enumerate(zip(old, new, strict=True)):
+                if was == now:
+                    continue
+                label = was.get("number", index + 1) if isinstance(was, dict) else index + 1
+                if isinstance(was, dict) and isinstance(now, dict):
+                    changes += _diff(was, now, f"{name}[{label}].")
+                else:
+                    changes.append({"field": f"{name}[{label}]", "old": was, "new": now})
         else:
-            changes.append({"field": key, "old": old, "new": new})
+            changes.append({"field": name, "old": old, "new": new})
     return changes
 
 
