@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import mimetypes
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -507,6 +506,8 @@ class CapaApplication(Application[UUID]):
             if not self._exists(ref) and all(f.ref != ref for f in files):
                 files.append(EvidenceFile(ref=ref, sha256=digest, size=size,
                                           content_b64=base64.b64encode(content).decode()))
+            import mimetypes
+
             media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             entries.append({"name": path.name, "size": size, "media_type": media_type,
                             "sha256": digest})

@@ -72,5 +72,3 @@ def overdue(session: Session) -> None:
         ["ca", "kind", "action", "assignee", "due", "days late", "title"]) if rows
         else "nothing overdue")
 
-
-COMMANDS = (history, overdue)

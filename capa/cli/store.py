@@ -64,5 +64,3 @@ def demo(session: Session) -> None:
                  f"capa --db {session.db} overdue"):
         click.echo(f"  {line}")
 
-
-COMMANDS = (init, demo)
