@@ -1,0 +1,1 @@
+"""Validation pack: requirement catalogue, executable evidence and traceability report."""
