@@ -1,0 +1,1 @@
+"""Adapters between capa and the outside world: store targets, storage back ends."""
