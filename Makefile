@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench validate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+validate: setup
+	$(BIN)/capa validate
 
 clean:
 	rm -rf $(VENV) demo.db* .pytest_cache
