@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""Verify an exported capa audit bundle offline, with the standard library and `cryptography` only.
+
+    python verify_bundle.py BUNDLE [--checkpoint KEPT.txt]... [--public-key KEY.pem]
+
+BUNDLE is a directory or a .zip (optionally with one top-level folder) holding:
+
+  events.jsonl    one JSON object per line, in position order, with at least "position" (int,
+                  1-based, contiguous), "record_id", "version" (int), "event_type" and "state_b64"
+                  (base64 of the exact stored bytes); an optional "leaf_hash" (hex) lets a changed
+                  event be pinned to its position.
+  checkpoint.txt  a C2SP signed note: "<origin>\\n<size>\\n<base64 root>\\ntime <UTC>Z\\n", a blank
+                  line, then "— <key name> <base64(4-byte key id || Ed25519 signature)>" lines.
+  public_key.pem  the store's Ed25519 public key (use --public-key to pin the one you trust).
+  manifest.json   {"event_count": N, "tool_version": "...", "sha256": {"<file>": "<hex>", ...}}.
+
+Each event becomes the RFC 6962 leaf SHA-256(0x00 || "capa-leaf-v1\\n<position>\\n<record_id>\\n
+<version>\\n<event_type>\\n" || state); the root of the first <size> leaves must be the signed root.
+Positions must run 1, 2, 3, ... and each record's versions must rise by one in position order.
+--checkpoint checks a checkpoint kept from earlier: same signer, and the first <its size> events
+still have its root, so the history it covers was not rewritten since.
+
+Exit status: 0 verified; 6 integrity failure (the first bad position, record and version where
+one can be named); 2 unusable input. This file deliberately repeats the little hashing and parsing
+it needs instead of importing capa, so that an auditor can read and run it on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import re
+import sys
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, NamedTuple
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+EXIT_OK, EXIT_UNUSABLE, EXIT_FAILED = 0, 2, 6
+EVENTS, CHECKPOINT, PUBLIC_KEY, MANIFEST = (
+    "events.jsonl",
+    "checkpoint.txt",
+    "public_key.pem",
+    "manifest.json",
+)
+
+
+class Unusable(Exception):
+    """The input cannot be checked at all (exit 2)."""
+
+
+class Failed(Exception):
+    """The bundle was checked and is not intact (exit 6)."""
+
+
+# --- RFC 6962 hashing, as in capa/audit/merkle.py -----------------------------------------------
+
+
+def leaf_hash(position: int, record_id: str, version: int, event_type: str, state: bytes) -> bytes:
+    header = f"capa-leaf-v1\n{position}\n{record_id}\n{version}\n{event_type}\n".encode()
+    return hashlib.sha256(b"\x00" + header + state).digest()
+
+
+class Tree:
+    """Roots of the perfect subtrees so far (largest first): O(log n) memory for any log."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.frontier: list[bytes] = []
+
+    def append(self, leaf: bytes) -> None:
+        n, node = self.size, leaf
+        while n & 1:
+            node = hashlib.sha256(b"\x01" + self.frontier.pop() + node).digest()
+            n >>= 1
+        self.frontier.append(node)
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self.frontier:
+            return hashlib.sha256(b"").digest()
+        node = self.frontier[-1]
+        for left in reversed(self.frontier[:-1]):
+            node = hashlib.sha256(b"\x01" + left + node).digest()
+        return node
+
+
+# --- checkpoints (C2SP signed note), as in capa/audit/signing.py ---------------------------------
+
+
+class Checkpoint(NamedTuple):
+    origin: str
+    size: int
+    root: bytes
+    time: str
+    text: str
+    signatures: list[tuple[str, bytes]]  # (key name, key id || signature)
+
+
+def b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} is not base64") from None
+
+
+def parse_checkpoint(data: bytes) -> Checkpoint:
+    """Parse strictly; raises ValueError saying what is wrong."""
+    note = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    if re.search(r"[\x00-\x09\x0b-\x1f]", note) or not note.endswith("\n"):
+        raise ValueError("control characters or no final newline")
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise ValueError("no blank line before the signatures")
+    text, sig_lines = note[: split + 1], note[split + 2 : -1].split("\n")
+    lines = text[:-1].split("\n")
+    if len(lines) != 4 or not lines[0] or not lines[3].startswith("time "):
+        raise ValueError("text must be origin, size, root and 'time ...' lines")
+    if not re.fullmatch(r"0|[1-9][0-9]*", lines[1], re.ASCII):
+        raise ValueError(f"bad tree size {lines[1]!r}")
+    root = b64(lines[2], "root hash")
+    time = lines[3][5:]
+    if len(root) != 32 or not re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", time, re.A
+    ):
+        raise ValueError("bad root hash or time")
+    signatures = []
+    for line in sig_lines:
+        match = re.fullmatch(r"\u2014 ([^\s+]+) (\S+)", line)
+        if not match:
+            raise ValueError(f"bad signature line {line[:30]!r}")
+        signatures.append((match[1], b64(match[2], "signature")))
+    return Checkpoint(lines[0], int(lines[1]), root, time, text, signatures)
+
+
+def check_signature(checkpoint: Checkpoint, key: Ed25519PublicKey, name: str) -> None:
+    raw = key.public_bytes_raw()
+    verified = False
+    for key_name, blob in checkpoint.signatures:
+        key_id = hashlib.sha256(key_name.encode() + b"\n\x01" + raw).digest()[:4]
+        if blob[:4] != key_id:
+            continue  # another signer (a witness): ignored, as signed-note prescribes
+        try:
+            key.verify(blob[4:], checkpoint.text.encode())
+        except InvalidSignature:
+            raise Failed(f"{name}: the signature by {key_name} is forged or damaged") from None
+        verified = True
+    if not verified:
+        fingerprint = hashlib.sha256(raw).hexdigest()
+        raise Failed(f"{name}: not signed by the public key (fingerprint {fingerprint})")
+
+
+# --- bundle access --------------------------------------------------------------------------------
+
+
+class Bundle:
+    """The four files of a bundle, in a directory or a zip file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        self.prefix = ""
+        if path.is_dir():
+            return
+        if not path.is_file():
+            raise Unusable(f"{path}: no such file or directory")
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise Unusable(f"{path}: not a directory or a readable zip file ({exc})") from None
+        names = set(self.zip.namelist())
+        if EVENTS not in names:
+            folders = {n.split("/", 1)[0] + "/" for n in names if n.endswith("/" + EVENTS)}
+            if len(folders) == 1:
+                self.prefix = folders.pop()
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[IO[bytes]]:
+        try:
+            if self.zip is not None:
+                stream: IO[bytes] = self.zip.open(self.prefix + name)
+            else:
+                stream = (self.path / name).open("rb")
+        except (KeyError, OSError):
+            raise Unusable(f"{self.path}: missing or unreadable {name}") from None
+        with stream:
+            yield stream
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as stream:
+            return stream.read()
+
+
+def read_json(data: bytes, name: str) -> object:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise Unusable(f"{name}: not valid JSON") from None
+
+
+def load_public_key(data: bytes, name: str) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        key = None
+    if not isinstance(key, Ed25519PublicKey):
+        raise Unusable(f"{name}: not a PEM Ed25519 public key")
+    return key
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+
+class EventsSummary(NamedTuple):
+    total: int
+    roots: dict[int, bytes]  # the root at each size a checkpoint needs
+    first_uncovered: str  # the event after the bundle checkpoint's size, if any
+    sha256: str
+
+
+def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSummary:
+    tree, digest = Tree(), hashlib.sha256()
+    roots = {0: tree.root()} if 0 in sizes else {}
+    first_uncovered = ""
+    last_version: dict[str, int] = {}
+    for line_no, line in enumerate(stream, start=1):
+        digest.update(line)
+        event = read_json(line, f"{EVENTS} line {line_no}")
+        if not isinstance(event, dict):
+            raise Unusable(f"{EVENTS} line {line_no}: not a JSON object")
+        position, record_id = event.get("position"), event.get("record_id")
+        version, event_type, state_b64 = (
+            event.get(k) for k in ("version", "event_type", "state_b64")
+        )
+        if not (
+            type(position) is int
+            and type(version) is int
+            and isinstance(record_id, str)
+            and isinstance(event_type, str)
+            and isinstance(state_b64, str)
+        ):
+            raise Unusable(f"{EVENTS} line {line_no}: missing or mistyped event fields")
+        where = f"position {position} (record {record_id} version {version})"
+        if line_no == covered + 1:
+            first_uncovered = where
+        if position != line_no:
+            raise Failed(
+                f"position {line_no}: found {where} instead; "
+                "events are missing, inserted or out of order"
+            )
+        previous = last_version.get(record_id)
+        if previous is not None and version != previous + 1:
+            raise Failed(f"{where}: follows version {previous} of the same record")
+        last_version[record_id] = version
+        if "\n" in record_id or "\n" in event_type:
+            raise Failed(f"{where}: record id or event type contains a newline")
+        try:
+            leaf = leaf_hash(position, record_id, version, event_type, b64(state_b64, "state"))
+        except ValueError as exc:
+            raise Failed(f"{where}: {exc}") from None
+        if "leaf_hash" in event and event["leaf_hash"] != leaf.hex():
+            raise Failed(f"{where}: the event's bytes do not match its leaf hash")
+        tree.append(leaf)
+        if tree.size in sizes:
+            roots[tree.size] = tree.root()
+    return EventsSummary(tree.size, roots, first_uncovered, digest.hexdigest())
+
+
+def verify(path: Path, kept: list[Path], pinned_key: Path | None) -> str:
+    bundle = Bundle(path)
+    manifest = read_json(bundle.read(MANIFEST), MANIFEST)
+    if not (
+        isinstance(manifest, dict)
+        and type(manifest.get("event_count")) is int
+        and isinstance(manifest.get("tool_version"), str)
+        and isinstance(manifest.get("sha256"), dict)
+        and {EVENTS, CHECKPOINT, PUBLIC_KEY} <= manifest["sha256"].keys()
+    ):
+        raise Unusable(
+            f"{MANIFEST}: needs event_count, tool_version and sha256 of the bundle files"
+        )
+    for name in manifest["sha256"]:
+        if not isinstance(name, str) or name.startswith("/") or ".." in name.split("/"):
+            raise Unusable(f"{MANIFEST}: {name!r} is not a file inside the bundle")
+
+    bundle_key_pem = bundle.read(PUBLIC_KEY)
+    key = load_public_key(bundle_key_pem, PUBLIC_KEY)
+    if pinned_key is not None:
+        try:
+            pinned = load_public_key(pinned_key.read_bytes(), str(pinned_key))
+        except OSError as exc:
+            raise Unusable(f"{pinned_key}: {exc.strerror}") from None
+        if pinned.public_bytes_raw() != key.public_bytes_raw():
+            raise Failed(f"{PUBLIC_KEY}: not the key given with --public-key")
+
+    try:
+        checkpoint = parse_checkpoint(bundle.read(CHECKPOINT))
+    except ValueError as exc:
+        raise Failed(f"{CHECKPOINT}: malformed checkpoint: {exc}") from None
+    check_signature(checkpoint, key, CHECKPOINT)
+    older: list[tuple[str, Checkpoint]] = []
+    for kept_path in kept:
+        try:
+            old = parse_checkpoint(kept_path.read_bytes())
+        except OSError as exc:
+            raise Unusable(f"{kept_path}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise Unusable(f"{kept_path}: malformed checkpoint: {exc}") from None
+        check_signature(old, key, str(kept_path))
+        if old.origin != checkpoint.origin:
+            raise Failed(
+                f"{kept_path}: checkpoint of log {old.origin!r}, not {checkpoint.origin!r}"
+            )
+        older.append((str(kept_path), old))
+
+    with bundle.open(EVENTS) as stream:
+        sizes = {checkpoint.size} | {old.size for _, old in older}
+        events = check_events(stream, sizes, checkpoint.size)
+
+    for name, cp in [(CHECKPOINT, checkpoint), *older]:
+        if events.total < cp.size:
+            raise Failed(
+                f"position {events.total + 1}: missing; {name} covers {cp.size} events, "
+                f"the bundle has {events.total}"
+            )
+    if events.total > checkpoint.size:
+        raise Failed(
+            f"{events.first_uncovered}: not covered by {CHECKPOINT} ({checkpoint.size} events)"
+        )
+    if events.roots[checkpoint.size] != checkpoint.root:
+        raise Failed(
+            f"{CHECKPOINT}: the root of events 1..{checkpoint.size} is not the signed root; "
+            "an event was changed, inserted, removed or reordered"
+        )
+    for name, old in older:
+        if events.roots[old.size] != old.root:
+            raise Failed(
+                f"{name}: events 1..{old.size} no longer have the kept root; "
+                "the history it covers was rewritten"
+            )
+
+    if manifest["event_count"] != events.total:
+        raise Failed(
+            f"{MANIFEST}: event_count {manifest['event_count']}, bundle has {events.total}"
+        )
+    for name, expected in sorted(manifest["sha256"].items()):
+        actual = events.sha256 if name == EVENTS else hashlib.sha256(bundle.read(name)).hexdigest()
+        if actual != expected:
+            raise Failed(f"{MANIFEST}: the SHA-256 of {name} does not match")
+
+    fingerprint = hashlib.sha256(key.public_bytes_raw()).hexdigest()
+    return (
+        f"OK: {events.total} events, root {checkpoint.root.hex()}, "
+        f"signed {checkpoint.time} by key {fingerprint}"
+        + "".join(f", consistent with {name} ({old.size} events)" for name, old in older)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Verify an exported capa audit bundle offline.")
+    parser.add_argument("bundle", type=Path, help="bundle directory or .zip file")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an earlier checkpoint kept elsewhere; may be repeated",
+    )
+    parser.add_argument(
+        "--public-key", type=Path, metavar="PEM", help="the store public key you trust"
+    )
+    args = parser.parse_args(argv)
+    try:
+        print(verify(args.bundle, args.checkpoint, args.public_key))
+        return EXIT_OK
+    except Failed as exc:
+        print(f"FAIL: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Unusable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except Exception as exc:  # an auditor gets one line, never a traceback
+        print(f"error: cannot verify {args.bundle}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
