@@ -108,23 +108,13 @@ class ValidationReport(BaseModel):
     finished_at: datetime
     environment: Environment
     rows: tuple[RequirementRow, ...]
+    scenarios: tuple[ScenarioResult, ...]
     untraced: tuple[ScenarioResult, ...]
     suite_exit_code: int | None
     problems: tuple[str, ...]
     raw_results: EvidenceFile | None
     verdict: Verdict
     verdict_reasons: tuple[str, ...]
-
-    @property
-    def scenarios(self) -> tuple[ScenarioResult, ...]:
-        """Every scenario once, whether traced to several requirements or to none."""
-        seen: dict[tuple[str, int, str], ScenarioResult] = {}
-        for row in self.rows:
-            for scenario in row.scenarios:
-                seen.setdefault((scenario.path, scenario.line, scenario.name), scenario)
-        for scenario in self.untraced:
-            seen.setdefault((scenario.path, scenario.line, scenario.name), scenario)
-        return tuple(seen.values())
 
     def count(self, result: Result) -> int:
         return sum(1 for row in self.rows if row.result is result)
@@ -318,6 +308,7 @@ def build_report(
         finished_at=finished_at,
         environment=environment,
         rows=rows,
+        scenarios=tuple(scenarios),
         untraced=untraced,
         suite_exit_code=suite_exit_code,
         problems=tuple(problems),

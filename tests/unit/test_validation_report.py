@@ -198,6 +198,13 @@ def test_failure_message_keeps_the_tail_where_the_assertion_is() -> None:
     assert "Traceback" not in message
 
 
+def test_each_example_of_an_outline_counts() -> None:
+    example = _element("Outline", 5, ["R2"], _step("passed"))
+    report = _report(json.dumps([_feature("o.feature", [], example, example)]), exit_code=0)
+    assert report.count_outcome(Outcome.PASSED) == 2
+    assert len(next(row for row in report.rows if row.requirement.id == "R2").scenarios) == 2
+
+
 def test_an_empty_run_has_no_results() -> None:
     assert parse_cucumber("[]") == ()
 
