@@ -57,12 +57,20 @@ class Session:
 
     def app(self) -> CapaApplication:
         if self._app is None:
+            from capa.app.permissions import UNAUTHENTICATED_COMMANDS
             from capa.app.store import open_store
+            from capa.cli.auth import authenticate
 
             self._app = open_store(self.db)
-            click.get_current_context().with_resource(
-                self._app.acting_as(os.environ.get("CAPA_USER", "").strip())
-            )
+            ctx = click.get_current_context()
+            command = " ".join(ctx.command_path.split()[1:])
+            if command in UNAUTHENTICATED_COMMANDS:
+                return self._app
+            # Every other command runs as an authenticated user (SPEC §2); the password is
+            # kept for the command so that a signature can check it again (R10).
+            user, password = authenticate(self._app, self.db, command)
+            ctx.with_resource(self._app.acting_as(user, password))
+            self._app.authorise(command)
         return self._app
 
 
@@ -88,6 +96,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ca": ("capa.cli.ca", "ca"),
     "history": ("capa.cli.records", "history"),
     "overdue": ("capa.cli.records", "overdue"),
+    "validate": ("capa.cli.validate", "validate"),
+    "readmodels": ("capa.cli.reports", "readmodels"),
+    "import": ("capa.cli.reports", "import_"),
+    "export": ("capa.cli.reports", "export"),
+    "report": ("capa.cli.reports", "report"),
+    "dashboard": ("capa.cli.reports", "dashboard"),
 }
 
 
