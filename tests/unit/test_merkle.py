@@ -304,6 +304,19 @@ def test_builder_refuses_an_inconsistent_frontier(size: int, frontier: list[byte
 def test_builder_refuses_a_leaf_that_is_not_a_hash() -> None:
     with pytest.raises(ValueError):
         TreeBuilder().append(b"not a hash")
+    builder = TreeBuilder()
+    with pytest.raises(ValueError):
+        builder.extend([*LEAF_HASHES[:3], b"not a hash", LEAF_HASHES[3]])
+    assert builder.size == 3
+    assert builder.root() == ROOTS[3]
+
+
+def test_event_leaf_hash_is_the_hash_of_leaf_bytes() -> None:
+    for state in (b"", b"{}", bytearray(b"\x00\xff"), memoryview(b"abc")):
+        expected = leaf_hash(leaf_bytes(7, "CA-0001", 2, "Approved", bytes(state)))
+        assert event_leaf_hash(7, "CA-0001", 2, "Approved", state) == expected  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        event_leaf_hash(7, "CA\n0001", 2, "Approved", b"")
 
 
 # --- published proofs ---------------------------------------------------------------------------
