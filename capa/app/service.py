@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 import capa
+from capa.app.readside import ReadSide
 from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import Conflict, InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.nonconformity import Nonconformity
@@ -55,7 +56,7 @@ class WriteResult:
         return out
 
 
-class CapaApplication(Application[UUID]):
+class CapaApplication(ReadSide, Application[UUID]):
     """Nonconformities and corrective actions in one event store, so that a CA's closure and
     its NCs' closures are one atomic save (R4)."""
 
@@ -324,58 +325,19 @@ class CapaApplication(Application[UUID]):
         sources: Sequence[str] = (), overdue: bool = False,
     ) -> list[Any]:
         """NCs or CAs matching every given filter; a CA matches severity and source through
-        its linked NCs, an NC is overdue when one of its CAs has an overdue action item."""
-        from capa.app.views import CorrectiveActionView, NonconformityView
+        its linked NCs, an NC is overdue when one of its CAs has an overdue action item.
+        Answered from the read models (capa.readmodels), caught up first."""
+        from capa.app.readside import list_records
 
-        today = dt.datetime.now(dt.UTC).date().isoformat()
-        ncs = {r: self.show(r) for r in self._refs("NC")} if kind == "nc" or severities \
-            or sources else {}
-        cas = {r: self.show(r) for r in self._refs("CA")} if kind == "ca" or overdue else {}
-        late = {ref for ref, ca in cas.items() if _is_overdue(ca, today)}
-        out: list[Any] = []
-        if kind == "nc":
-            for view in ncs.values():
-                assert isinstance(view, NonconformityView)
-                if ((not statuses or view.status in statuses)
-                        and (not severities or view.severity in severities)
-                        and (not sources or view.source in sources)
-                        and (not overdue or late.intersection(view.linked_cas))):
-                    out.append(view)
-            return out
-        for view in cas.values():
-            assert isinstance(view, CorrectiveActionView)
-            linked = [ncs[r] for r in view.linked_ncs if r in ncs]
-            if ((not statuses or view.status in statuses)
-                    and (not severities or any(getattr(n, "severity", None) in severities
-                                               for n in linked))
-                    and (not sources or any(getattr(n, "source", None) in sources
-                                            for n in linked))
-                    and (not overdue or view.id in late)):
-                out.append(view)
-        return out
+        return list_records(self, kind, statuses=statuses, severities=severities,
+                            sources=sources, overdue=overdue)
 
     def overdue(self) -> list[OverdueItem]:
-        from capa.app.views import CorrectiveActionView, OverdueItem
+        """Implemented CAs awaiting verification and open action items past due, from the read
+        models."""
+        from capa.app.readside import overdue_items
 
-        today = dt.datetime.now(dt.UTC).date()
-        out: list[OverdueItem] = []
-        for ref in self._refs("CA"):
-            view = self.show(ref)
-            assert isinstance(view, CorrectiveActionView)
-            if view.status == CAStatus.IMPLEMENTED:
-                out.append(OverdueItem(kind="awaiting-verification", ca=view.id, action=None,
-                                       title=view.title, owner=view.owner, assignee=None,
-                                       due=None, days_overdue=None, status=view.status))
-            if view.status in (CAStatus.CLOSED, CAStatus.CANCELLED):
-                continue
-            for item in view.items:
-                due = dt.date.fromisoformat(item.due)
-                if item.state == "open" and due < today:
-                    out.append(OverdueItem(kind="action-overdue", ca=view.id, action=item.number,
-                                           title=item.text, owner=view.owner,
-                                           assignee=item.assignee, due=item.due,
-                                           days_overdue=(today - due).days, status=view.status))
-        return out
+        return overdue_items(self)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -1,0 +1,160 @@
+"""Queries answered from the read models: lists, overdue items, exports, reports and the dashboard.
+
+`ReadSide` is mixed into the application service; every query here reads projections that
+follow the event log (capa.readmodels), never a replay of every aggregate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from capa.domain.errors import InvalidInput
+from capa.readmodels.projection import ReadModels
+
+if TYPE_CHECKING:
+    from capa.app.service import CapaApplication
+    from capa.app.views import OverdueItem
+
+
+def authorise(app: Any, command: str) -> str:
+    """The acting user, checked against the role table where the store keeps accounts."""
+    check = getattr(app, "_authorise", None)
+    return str(check(command)) if check is not None else str(app._actor())
+
+
+class ReadSide:
+    """Read-model queries of CapaApplication."""
+
+    _read_models: ReadModels | None = None
+
+    @property
+    def read_models(self) -> ReadModels:
+        if self._read_models is None:
+            self._read_models = ReadModels(self)
+        return self._read_models
+
+    def rebuild_read_models(self: CapaApplication) -> dict[str, int]:
+        """Drop the read tables and project the whole event log again."""
+        position = self.read_models.rebuild()
+        counts = {name: len(self.read_models.table(name))
+                  for name in ("nc_summary", "ca_summary", "action_items")}
+        return {"position": position, "nonconformities": counts["nc_summary"],
+                "corrective_actions": counts["ca_summary"], "action_items": counts["action_items"]}
+
+    # -- export ------------------------------------------------------------------------------
+
+    def export_events(self: CapaApplication) -> Iterator[dict[str, Any]]:
+        """Every stored event in log order, decoded: position, record, version, type, time,
+        actor and the event's own attributes."""
+        authorise(self, "export")
+        refs: dict[Any, str] = {}
+        position = 0
+        while True:
+            batch = self.recorder.select_notifications(start=position + 1, limit=2000)
+            if not batch:
+                return
+            for n in batch:
+                event: Any = self.mapper.to_domain_event(n)
+                state = {k: v for k, v in vars(event).items()
+                         if k not in ("originator_id", "originator_version", "timestamp")}
+                if "ref" in state:
+                    refs[n.originator_id] = str(state["ref"])
+                yield {"position": n.id, "record": refs.get(n.originator_id,
+                                                            str(n.originator_id)),
+                       "version": n.originator_version, "type": type(event).__qualname__,
+                       "time": _iso(event.timestamp), "actor": getattr(event, "actor", None),
+                       "state": json.loads(json.dumps(state, default=_json_default))}
+            position = batch[-1].id
+
+    def export_records(self: CapaApplication) -> list[dict[str, Any]]:
+        """Current NCs then CAs, one flat row each, from the read models."""
+        authorise(self, "export")
+        rm = self.read_models
+        rows: list[dict[str, Any]] = []
+        for nc in rm.table("nc_summary", "sort_key"):
+            rows.append({"id": nc["id"], "kind": "nonconformity", "status": nc["status"],
+                         "title": nc["title"], "severity": nc["severity"],
+                         "source": nc["source"], "product": nc["product"], "lot": nc["lot"],
+                         "external_ref": nc["external_ref"], "detected_on": nc["detected_on"],
+                         "opened_at": nc["raised_at"], "closed_at": nc["closed_at"],
+                         "cause_category": nc["cause_category"],
+                         "linked": " ".join(json.loads(nc["linked_cas"])), "owner": None,
+                         "iteration": None, "version": nc["version"]})
+        for ca in rm.table("ca_summary", "sort_key"):
+            rows.append({"id": ca["id"], "kind": "corrective-action", "status": ca["status"],
+                         "title": ca["title"], "severity": None, "source": None,
+                         "product": None, "lot": None, "external_ref": None,
+                         "detected_on": None, "opened_at": ca["opened_at"],
+                         "closed_at": ca["closed_at"], "cause_category": ca["cause_category"],
+                         "linked": " ".join(json.loads(ca["linked_ncs"])), "owner": ca["owner"],
+                         "iteration": ca["iteration"], "version": ca["version"]})
+        return rows
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def render_report(self: CapaApplication, ref: str, fmt: str) -> bytes:
+        """The 8D report of one NC or CA as Markdown, HTML or PDF bytes."""
+        from capa.reports.eightd import build_report, render
+
+        authorise(self, "report")
+        if fmt not in ("md", "html", "pdf"):
+            raise InvalidInput(f"format must be one of: md, html, pdf (got {fmt!r})")
+        return render(build_report(self, ref), fmt)
+
+    def render_dashboard(self: CapaApplication, today: str | None = None) -> str:
+        """The KPI dashboard as one self-contained HTML document."""
+        from capa.reports.dashboard import collect, render_html
+
+        authorise(self, "dashboard")
+        return render_html(collect(self.read_models, today or _today()),
+                           organisation=_organisation(self))
+
+
+def list_records(app: CapaApplication, kind: str, *, statuses: Sequence[str],
+                 severities: Sequence[str], sources: Sequence[str], overdue: bool) -> list[Any]:
+    from capa.app.views import CorrectiveActionView, NonconformityView
+
+    query = app.read_models.ncs if kind == "nc" else app.read_models.cas
+    view = NonconformityView if kind == "nc" else CorrectiveActionView
+    docs = query(statuses=statuses, severities=severities, sources=sources,
+                 overdue_on=_today() if overdue else None)
+    return [view.model_validate(doc) for doc in docs]
+
+
+def overdue_items(app: CapaApplication) -> list[OverdueItem]:
+    from capa.app.views import OverdueItem
+
+    today = dt.datetime.now(dt.UTC).date()
+    out: list[OverdueItem] = []
+    for row in app.read_models.overdue(today.isoformat()):
+        late = (today - dt.date.fromisoformat(row["due"])).days if row["due"] else None
+        out.append(OverdueItem(kind=row["kind"], ca=row["ca"], action=row["action"],
+                               title=row["title"], owner=row["owner"], assignee=row["assignee"],
+                               due=row["due"], days_overdue=late, status=row["status"]))
+    return out
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def _organisation(app: Any) -> str:
+    try:
+        return str(app.store_info().get("organisation") or "")
+    except Exception:  # noqa: BLE001 - a report still renders for a store without its record
+        return ""
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return _iso(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)

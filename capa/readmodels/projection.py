@@ -1,0 +1,338 @@
+"""Read models: NC and CA summaries, action items and links, kept up to date from the event log.
+
+The projection follows the application's notification log. Each batch of new notifications is
+folded into the records it touches and written to read tables in the same database, together
+with the tracked position, in one transaction: a crash leaves either the old tables and old
+position or the new ones, never a mix, so catching up again is always safe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import resolve_topic
+
+from capa.domain.corrective_action import CorrectiveAction
+from capa.domain.nonconformity import Nonconformity
+from capa.domain.record import Record, utc_iso
+from capa.readmodels.sql import Cursor, Sql
+
+#: Bump when a table's shape or meaning changes: the read models are then rebuilt from the log.
+SCHEMA_VERSION = 1
+TRACKING_NAME = "capa-readmodels"
+_BATCH = 5000
+
+_TABLES = {
+    "rm_tracking": """CREATE TABLE IF NOT EXISTS rm_tracking (
+        name TEXT PRIMARY KEY, position BIGINT NOT NULL, schema_version INTEGER NOT NULL)""",
+    "nc_summary": """CREATE TABLE IF NOT EXISTS nc_summary (
+        id TEXT PRIMARY KEY, sort_key BIGINT NOT NULL, status TEXT NOT NULL,
+        severity TEXT NOT NULL, source TEXT NOT NULL, product TEXT, lot TEXT,
+        title TEXT NOT NULL, external_ref TEXT, detected_on TEXT NOT NULL,
+        raised_at TEXT NOT NULL, closed_at TEXT, cause_category TEXT,
+        linked_cas TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL)""",
+    "ca_summary": """CREATE TABLE IF NOT EXISTS ca_summary (
+        id TEXT PRIMARY KEY, sort_key BIGINT NOT NULL, status TEXT NOT NULL,
+        owner TEXT NOT NULL, title TEXT NOT NULL, iteration INTEGER NOT NULL,
+        opened_at TEXT NOT NULL, closed_at TEXT, first_time_effective INTEGER,
+        cause_category TEXT, linked_ncs TEXT NOT NULL, version INTEGER NOT NULL,
+        doc TEXT NOT NULL)""",
+    "action_items": """CREATE TABLE IF NOT EXISTS action_items (
+        ca TEXT NOT NULL, number TEXT NOT NULL, seq INTEGER NOT NULL, iteration INTEGER NOT NULL,
+        type TEXT NOT NULL, text TEXT NOT NULL, assignee TEXT NOT NULL, due TEXT NOT NULL,
+        state TEXT NOT NULL, completed_at TEXT, PRIMARY KEY (ca, number))""",
+    "nc_ca_links": """CREATE TABLE IF NOT EXISTS nc_ca_links (
+        nc TEXT NOT NULL, ca TEXT NOT NULL, PRIMARY KEY (nc, ca))""",
+}
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS nc_summary_status ON nc_summary (status, sort_key)",
+    "CREATE INDEX IF NOT EXISTS nc_summary_sort ON nc_summary (sort_key)",
+    "CREATE INDEX IF NOT EXISTS nc_summary_external_ref ON nc_summary (external_ref)",
+    "CREATE INDEX IF NOT EXISTS ca_summary_status ON ca_summary (status, sort_key)",
+    "CREATE INDEX IF NOT EXISTS action_items_open ON action_items (state, due)",
+    "CREATE INDEX IF NOT EXISTS nc_ca_links_ca ON nc_ca_links (ca)",
+)
+_READ_TABLES = ("nc_summary", "ca_summary", "action_items", "nc_ca_links")
+
+_NC_COLUMNS = ("id", "sort_key", "status", "severity", "source", "product", "lot", "title",
+               "external_ref", "detected_on", "raised_at", "closed_at", "cause_category",
+               "linked_cas", "version", "doc")
+_CA_COLUMNS = ("id", "sort_key", "status", "owner", "title", "iteration", "opened_at",
+               "closed_at", "first_time_effective", "cause_category", "linked_ncs", "version",
+               "doc")
+_ITEM_COLUMNS = ("ca", "number", "seq", "iteration", "type", "text", "assignee", "due", "state",
+                 "completed_at")
+
+_FINISHED = ("closed", "cancelled")
+
+
+class _Moved(Exception):
+    """Another process advanced the tracked position first; this batch is dropped and redone."""
+
+
+def record_data(record: Record) -> dict[str, Any]:
+    """The record as the `show` query presents it: what the read tables keep as a document."""
+    data: dict[str, Any] = {"id": record.ref, "version": record.version,
+                            "created_at": utc_iso(record.created_on),
+                            "updated_at": utc_iso(record.modified_on), **record.fields()}
+    if isinstance(record, CorrectiveAction):
+        data["root_cause"] = record.root_cause
+    return data
+
+
+def sort_key(ref: str) -> int:
+    """NC-2026-0042 → 20260000042: numeric order, which text order breaks past 9999."""
+    _, year, number = ref.split("-")
+    return int(year) * 10_000_000 + int(number)
+
+
+def _kind(topic: str, cache: dict[str, str | None]) -> str | None:
+    if topic not in cache:
+        try:
+            cls = resolve_topic(topic)
+        except Exception:  # noqa: BLE001 - an event class this release does not know
+            cls = None
+        cache[topic] = ("nc" if isinstance(cls, type) and issubclass(cls, Nonconformity.Event)
+                        else "ca" if isinstance(cls, type)
+                        and issubclass(cls, CorrectiveAction.Event) else None)
+    return cache[topic]
+
+
+class ReadModels:
+    """The read side of one capa application: catch up, rebuild, and query the read tables."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self.sql = Sql(app.recorder)
+        self._ready = False
+        self._topics: dict[str, str | None] = {}
+
+    # -- following the log -------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        if self._ready:
+            return
+        try:
+            rows = self.sql.query("SELECT schema_version FROM rm_tracking WHERE name = ?",
+                                  (TRACKING_NAME,))
+        except Exception:  # noqa: BLE001 - first use on this store: the tables do not exist
+            rows = []
+        if not rows or rows[0]["schema_version"] != SCHEMA_VERSION:
+            self._create(drop=bool(rows))
+        self._ready = True
+
+    def _create(self, *, drop: bool) -> None:
+        with self.sql.transaction(commit=True) as c:
+            if drop:
+                for table in _READ_TABLES:
+                    c.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in (*_TABLES.values(), *_INDEXES):
+                c.execute(statement)
+            c.execute("DELETE FROM rm_tracking WHERE name = ?", (TRACKING_NAME,))
+            c.execute("INSERT INTO rm_tracking (name, position, schema_version) VALUES (?, 0, ?)",
+                      (TRACKING_NAME, SCHEMA_VERSION))
+
+    def position(self) -> int:
+        self.ensure_schema()
+        rows = self.sql.query("SELECT position FROM rm_tracking WHERE name = ?", (TRACKING_NAME,))
+        return int(rows[0]["position"])
+
+    def catch_up(self) -> int:
+        """Project every notification after the tracked position; return the new position."""
+        self.ensure_schema()
+        while True:
+            position = self.position()
+            notifications = self._app.recorder.select_notifications(
+                start=position + 1, limit=_BATCH)
+            if not notifications:
+                return position
+            try:
+                self._apply(position, notifications)
+            except _Moved:
+                continue
+
+    def rebuild(self) -> int:
+        """Drop every read table and project the whole log again."""
+        self._create(drop=True)
+        self._ready = True
+        return self.catch_up()
+
+    def _apply(self, position: int, notifications: Sequence[Any]) -> None:
+        groups: dict[UUID, list[Any]] = {}
+        for n in notifications:
+            if _kind(n.topic, self._topics) is not None:
+                groups.setdefault(n.originator_id, []).append(n)
+        records = [self._fold(originator, items) for originator, items in groups.items()]
+        self._write(records, expected=position, new=int(notifications[-1].id))
+
+    def _fold(self, originator: UUID, notifications: list[Any]) -> Record:
+        first = notifications[0].originator_version
+        record: Any = None
+        if first > 1:
+            record = self._app.repository.get(originator, version=first - 1)
+        for n in notifications:
+            record = self._app.mapper.to_domain_event(n).mutate(record)
+        assert isinstance(record, Record)
+        return record
+
+    def record_saved(self, records: Sequence[Record], recordings: Sequence[Any]) -> None:
+        """Project records this process has just saved without decoding their events again,
+        when nothing else was written since the tracked position; otherwise catch up."""
+        self.ensure_schema()
+        ids = sorted(int(r.notification.id) for r in recordings)
+        if not ids:
+            return
+        position = self.position()
+        if position == ids[0] - 1 and ids[-1] - ids[0] + 1 == len(ids):
+            try:
+                self._write(records, expected=position, new=ids[-1])
+                return
+            except _Moved:
+                pass
+        self.catch_up()
+
+    def _write(self, records: Sequence[Record], *, expected: int, new: int) -> None:
+        with self.sql.transaction(commit=True) as c:
+            # Claiming the position first takes the write lock, so two followers never both
+            # apply the same batch; the loser rolls back and starts again from the new position.
+            moved = c.execute("UPDATE rm_tracking SET position = ? WHERE name = ? AND position = ?",
+                              (new, TRACKING_NAME, expected))
+            if moved != 1:
+                raise _Moved
+            _upsert(c, records)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def ncs(self, *, statuses: Sequence[str] = (), severities: Sequence[str] = (),
+            sources: Sequence[str] = (), overdue_on: str | None = None) -> list[dict[str, Any]]:
+        where, params = _filters("n", statuses=statuses, severities=severities, sources=sources)
+        if overdue_on is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM nc_ca_links l JOIN ca_summary c ON c.id = l.ca "
+                "JOIN action_items a ON a.ca = c.id WHERE l.nc = n.id "
+                "AND c.status NOT IN ('closed', 'cancelled') AND a.state = 'open' AND a.due < ?)")
+            params.append(overdue_on)
+        return self._docs("SELECT n.doc FROM nc_summary n", where, params, "n.sort_key")
+
+    def cas(self, *, statuses: Sequence[str] = (), severities: Sequence[str] = (),
+            sources: Sequence[str] = (), overdue_on: str | None = None) -> list[dict[str, Any]]:
+        where, params = _filters("c", statuses=statuses)
+        for column, values in (("severity", severities), ("source", sources)):
+            if values:
+                where.append("EXISTS (SELECT 1 FROM nc_ca_links l JOIN nc_summary n ON "
+                             f"n.id = l.nc WHERE l.ca = c.id AND n.{column} IN "
+                             f"({_marks(values)}))")
+                params.extend(values)
+        if overdue_on is not None:
+            where.append("c.status NOT IN ('closed', 'cancelled') AND EXISTS (SELECT 1 FROM "
+                         "action_items a WHERE a.ca = c.id AND a.state = 'open' AND a.due < ?)")
+            params.append(overdue_on)
+        return self._docs("SELECT c.doc FROM ca_summary c", where, params, "c.sort_key")
+
+    def _docs(self, select: str, where: list[str], params: list[Any],
+              order: str) -> list[dict[str, Any]]:
+        self.catch_up()
+        statement = select + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self.sql.query(f"{statement} ORDER BY {order}", params)
+        return [json.loads(row["doc"]) for row in rows]
+
+    def overdue(self, today: str) -> list[dict[str, Any]]:
+        """Implemented CAs awaiting verification and open items past due, in CA then item order.
+        """
+        self.catch_up()
+        return self.sql.query(
+            "SELECT c.id AS ca, c.sort_key, 0 AS seq, 'awaiting-verification' AS kind, "
+            "NULL AS action, c.title, c.owner, NULL AS assignee, NULL AS due, c.status "
+            "FROM ca_summary c WHERE c.status = 'implemented' "
+            "UNION ALL "
+            "SELECT c.id, c.sort_key, a.seq, 'action-overdue', a.number, a.text, c.owner, "
+            "a.assignee, a.due, c.status FROM action_items a JOIN ca_summary c ON c.id = a.ca "
+            "WHERE a.state = 'open' AND a.due < ? AND c.status NOT IN ('closed', 'cancelled') "
+            "ORDER BY 2, 3", (today,))
+
+    def external_refs(self) -> set[str]:
+        self.catch_up()
+        rows = self.sql.query(
+            "SELECT external_ref FROM nc_summary WHERE external_ref IS NOT NULL")
+        return {str(row["external_ref"]) for row in rows}
+
+    def table(self, name: str, order: str = "") -> list[dict[str, Any]]:
+        """Every row of one read table (without the documents), for reports and exports."""
+        self.catch_up()
+        columns = {"nc_summary": _NC_COLUMNS[:-1], "ca_summary": _CA_COLUMNS[:-1],
+                   "action_items": _ITEM_COLUMNS, "nc_ca_links": ("nc", "ca")}[name]
+        suffix = f" ORDER BY {order}" if order else ""
+        return self.sql.query(f"SELECT {', '.join(columns)} FROM {name}{suffix}")
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _filters(alias: str, statuses: Sequence[str] = (), severities: Sequence[str] = (),
+             sources: Sequence[str] = ()) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for column, values in (("status", statuses), ("severity", severities), ("source", sources)):
+        if values:
+            where.append(f"{alias}.{column} IN ({_marks(values)})")
+            params.extend(values)
+    return where, params
+
+
+def _upsert(c: Cursor, records: Iterable[Record]) -> None:
+    ncs = [r for r in records if isinstance(r, Nonconformity)]
+    cas = [r for r in records if isinstance(r, CorrectiveAction)]
+    _replace(c, "nc_summary", _NC_COLUMNS, "id", [(r.ref,) for r in ncs],
+             [_nc_row(r) for r in ncs])
+    _replace(c, "ca_summary", _CA_COLUMNS, "id", [(r.ref,) for r in cas],
+             [_ca_row(r) for r in cas])
+    _replace(c, "action_items", _ITEM_COLUMNS, "ca", [(r.ref,) for r in cas],
+             [_item_row(r, item) for r in cas for item in r.items])
+    _replace(c, "nc_ca_links", ("nc", "ca"), "ca", [(r.ref,) for r in cas],
+             [(nc, r.ref) for r in cas for nc in dict.fromkeys(r.linked_ncs)])
+    # An NC's cause category is its latest CA's: refresh every NC whose links may have changed.
+    touched = {r.ref for r in ncs if r.linked_cas} | {nc for r in cas for nc in r.linked_ncs}
+    c.executemany(
+        "UPDATE nc_summary SET cause_category = (SELECT ca.cause_category FROM nc_ca_links l "
+        "JOIN ca_summary ca ON ca.id = l.ca WHERE l.nc = nc_summary.id "
+        "AND ca.cause_category IS NOT NULL ORDER BY ca.sort_key DESC LIMIT 1) WHERE id = ?",
+        [(ref,) for ref in sorted(touched)])
+
+
+def _replace(c: Cursor, table: str, columns: Sequence[str], key: str,
+             keys: list[tuple[str]], rows: list[tuple[Any, ...]]) -> None:
+    c.executemany(f"DELETE FROM {table} WHERE {key} = ?", keys)
+    c.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(columns)})", rows)
+
+
+def _nc_row(nc: Nonconformity) -> tuple[Any, ...]:
+    data = record_data(nc)
+    return (nc.ref, sort_key(nc.ref), nc.status, nc.severity, nc.source, nc.product, nc.lot,
+            nc.title, nc.external_ref, nc.detected_on, data["created_at"],
+            nc.closure["at"] if nc.closure else None, None, json.dumps(nc.linked_cas),
+            nc.version, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
+def _ca_row(ca: CorrectiveAction) -> tuple[Any, ...]:
+    data = record_data(ca)
+    first = ca.verifications[0]["effective"] if ca.verifications else None
+    closed_at = ca.closure["signature"]["signed_at"] if ca.closure else None
+    category = ca.root_cause["category"] if ca.root_cause else None
+    return (ca.ref, sort_key(ca.ref), ca.status, ca.owner, ca.title, ca.iteration,
+            data["created_at"], closed_at, None if first is None else int(first), category,
+            json.dumps(ca.linked_ncs), ca.version,
+            json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
+def _item_row(ca: CorrectiveAction, item: dict[str, Any]) -> tuple[Any, ...]:
+    return (ca.ref, item["number"], int(item["number"][1:]), item["iteration"], item["type"],
+            item["text"], item["assignee"], item["due"], item["state"], item["completed_at"])
+
+
+def today_utc() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()

@@ -1,0 +1,106 @@
+"""Stores with a cast of users for the read-side tests (read models, import, reports)."""
+
+from __future__ import annotations
+
+import inspect
+import sqlite3
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from capa.app.service import CapaApplication
+from capa.app.store import open_store
+
+PASSWORD = "correct-horse-battery-staple"
+QUALITY_MANAGER = "mhernandez"
+QUALITY_ENGINEER = "jchen"
+OWNER = "apatel"
+TECHNICIAN = "lnguyen"
+VERIFIER = "rkowalski"
+REPORTER = "tokafor"
+AUDITOR = "sbauer"
+
+CAST: dict[str, tuple[str, list[str]]] = {
+    QUALITY_MANAGER: ("Maria Hernandez", ["admin", "quality"]),
+    QUALITY_ENGINEER: ("Jun Chen", ["quality"]),
+    OWNER: ("Anil Patel", ["owner"]),
+    TECHNICIAN: ("Linh Nguyen", ["owner"]),
+    VERIFIER: ("Roman Kowalski", ["quality"]),
+    REPORTER: ("Tolu Okafor", ["reporter"]),
+    AUDITOR: ("Sabine Bauer", ["auditor"]),
+}
+
+
+def has_accounts() -> bool:
+    """Whether this build keeps user accounts (SPEC §2); then commands need a password."""
+    return "password" in inspect.signature(CapaApplication.initialise).parameters
+
+
+class Store:
+    """One SQLite store file; `app()` opens it as a fresh process would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._opened: list[CapaApplication] = []
+
+    def create(self) -> CapaApplication:
+        app = open_store(str(self.path), create=True)
+        self._opened.append(app)
+        if has_accounts():
+            with app.acting_as(QUALITY_MANAGER):
+                app.initialise("Northwind Medical Devices", admin=QUALITY_MANAGER,  # type: ignore[call-arg]
+                               full_name=CAST[QUALITY_MANAGER][0], password=PASSWORD)
+            with self.acting(app, QUALITY_MANAGER):
+                for user, (name, roles) in CAST.items():
+                    if user != QUALITY_MANAGER:
+                        app.add_user(user, full_name=name, roles=roles,  # type: ignore[attr-defined]
+                                     password=PASSWORD)
+                app.grant_role(QUALITY_MANAGER, "quality")  # type: ignore[attr-defined]
+        else:
+            with app.acting_as(QUALITY_MANAGER):
+                app.initialise("Northwind Medical Devices")
+        return app
+
+    def app(self) -> CapaApplication:
+        app = open_store(str(self.path))
+        self._opened.append(app)
+        return app
+
+    @staticmethod
+    def acting(app: CapaApplication, user: str) -> AbstractContextManager[None]:
+        if has_accounts():
+            return app.acting_as(user, PASSWORD)  # type: ignore[call-arg]
+        return app.acting_as(user)
+
+    def event_count(self) -> int:
+        with sqlite3.connect(self.path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
+
+    def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.path) as db:
+            return db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        for app in self._opened:
+            app.close()
+        self._opened.clear()
+
+
+def cli_env(store: Store, user: str) -> dict[str, str]:
+    """Environment for a CLI run as `user`."""
+    return {"CAPA_DB": str(store.path), "CAPA_USER": user, "CAPA_PASSWORD": PASSWORD}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    created = Store(tmp_path / "capa.db")
+    yield created
+    created.close()
+
+
+@pytest.fixture
+def app(store: Store) -> CapaApplication:
+    return store.create()
