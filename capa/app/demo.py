@@ -15,6 +15,21 @@ ACTION_OWNER = "apatel"
 TECHNICIAN = "lnguyen"
 VERIFIER = "rkowalski"
 REPORTER = "tokafor"
+ADMINISTRATOR = "sysadmin"
+
+#: Everyone in the story shares one password so that a visitor can log in as any of them.
+DEMO_PASSWORD = "northwind-demo"
+
+#: The accounts the story needs: user id -> printed name (shown on signatures), roles.
+PEOPLE: dict[str, tuple[str, list[str]]] = {
+    ADMINISTRATOR: ("Sam Ortega", ["admin"]),
+    QUALITY_MANAGER: ("Maria Hernandez", ["quality"]),
+    QUALITY_ENGINEER: ("Jia Chen", ["quality"]),
+    ACTION_OWNER: ("Anil Patel", ["owner"]),
+    TECHNICIAN: ("Linh Nguyen", ["owner"]),
+    VERIFIER: ("Roman Kowalski", ["quality"]),
+    REPORTER: ("Tunde Okafor", ["reporter"]),
+}
 
 
 def build_demo(app: CapaApplication) -> dict[str, str]:
@@ -24,10 +39,14 @@ def build_demo(app: CapaApplication) -> dict[str, str]:
     def days(n: int) -> str:
         return (today + dt.timedelta(days=n)).isoformat()
 
-    with app.acting_as(QUALITY_MANAGER):
-        app.initialise("Northwind Medical Devices")
+    app.initialise("Northwind Medical Devices", admin=ADMINISTRATOR,
+                   full_name=PEOPLE[ADMINISTRATOR][0], password=DEMO_PASSWORD)
+    with app.acting_as(ADMINISTRATOR, DEMO_PASSWORD):
+        for user, (full_name, roles) in PEOPLE.items():
+            if user != ADMINISTRATOR:
+                app.add_user(user, full_name=full_name, roles=roles, password=DEMO_PASSWORD)
 
-    with app.acting_as(REPORTER):
+    with app.acting_as(REPORTER, DEMO_PASSWORD):
         crack = app.raise_nc(
             title="Cracked housing on infusion pump IP-200",
             description="Customer reports hairline crack at screw boss B2 after three weeks "
@@ -36,7 +55,7 @@ def build_demo(app: CapaApplication) -> dict[str, str]:
             lot="L2311", external_ref="COMP-2026-0142", detected_on=days(-40)).id
         app.contain_nc(crack, action="Lot L2311 quarantined in finished goods; field units "
                                      "under customer notification", disposition="quarantine")
-    with app.acting_as(QUALITY_ENGINEER):
+    with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
         records = app.raise_nc(
             title="Calibration record missing for torque driver TD-14",
             description="Internal audit found no calibration certificate on file for TD-14 "
@@ -63,7 +82,7 @@ def build_demo(app: CapaApplication) -> dict[str, str]:
             source="regulatory-inspection", severity="major",
             external_ref="FDA 483 obs. 2", detected_on=days(-20)).id
 
-    with app.acting_as(QUALITY_MANAGER):
+    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.assess_nc(crack, impact=4, likelihood=3, capa_required=True)
         app.assess_nc(resin, impact=3, likelihood=3, capa_required=True)
         app.assess_nc(records, impact=2, likelihood=1, capa_required=False,
@@ -81,7 +100,7 @@ def build_demo(app: CapaApplication) -> dict[str, str]:
             problem="Complaint files lack the documented decision required by 820.198.",
             owner=QUALITY_ENGINEER, ncs=[inspection]).id
 
-    with app.acting_as(ACTION_OWNER):
+    with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
         app.investigate_ca(
             housing, method="5-whys", category="machine",
             whys=["The boss cracks under screw torque",
@@ -93,17 +112,17 @@ def build_demo(app: CapaApplication) -> dict[str, str]:
                     due=days(-25), action_type="correction")
         app.plan_ca(housing, action="Replace gate insert on mould M-17", assignee=ACTION_OWNER,
                     due=days(-18), action_type="corrective")
-    with app.acting_as(QUALITY_MANAGER):
+    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.approve_ca(housing)
-    with app.acting_as(TECHNICIAN):
+    with app.acting_as(TECHNICIAN, DEMO_PASSWORD):
         app.complete_action(housing, "A1", note="312 housings sorted, 27 scrapped")
-    with app.acting_as(ACTION_OWNER):
+    with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
         app.complete_action(housing, "A2", note="Insert replaced; first-article wall 1.52 mm")
-    with app.acting_as(VERIFIER):
+    with app.acting_as(VERIFIER, DEMO_PASSWORD):
         app.verify_ca(housing, effective=False,
                       note="Two cracked bosses found in lot L2402 built after the change: "
                            "the root cause was not fully addressed.")
-    with app.acting_as(ACTION_OWNER):
+    with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
         app.investigate_ca(
             housing, method="ishikawa", category="material",
             root_cause="Resin moisture above 0.02 % at moulding weakens the boss; the dryer "
@@ -113,30 +132,30 @@ def build_demo(app: CapaApplication) -> dict[str, str]:
         app.plan_ca(housing, action="Add dryer residence time to the moulding PFMEA and "
                                     "control plan for all moulded parts",
                     assignee=ACTION_OWNER, due=days(-6), action_type="preventive")
-    with app.acting_as(QUALITY_MANAGER):
+    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.approve_ca(housing)
-    with app.acting_as(TECHNICIAN), TemporaryDirectory() as folder:
+    with app.acting_as(TECHNICIAN, DEMO_PASSWORD), TemporaryDirectory() as folder:
         record = Path(folder) / "moisture-check-record.csv"
         record.write_text("run,moisture_pct\n1,0.012\n2,0.011\n3,0.014\n", encoding="utf-8")
         app.complete_action(housing, "A3", note="Moisture check in work instruction WI-220 "
                                                 "rev C; first three runs recorded",
                             evidence=[record])
-    with app.acting_as(ACTION_OWNER):
+    with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
         app.complete_action(housing, "A4", note="PFMEA PF-031 rev F and control plan updated")
-    with app.acting_as(VERIFIER):
+    with app.acting_as(VERIFIER, DEMO_PASSWORD):
         app.verify_ca(housing, effective=True,
                       note="Six lots, 2,400 units since the change: no cracks; boss wall "
                            "thickness Cpk 1.8")
-    with app.acting_as(QUALITY_MANAGER):
+    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.close_ca(housing)
 
-    with app.acting_as(QUALITY_ENGINEER):
+    with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
         app.investigate_ca(
             complaints, method="fault-tree", category="method",
             root_cause="Complaint SOP-12 has no field for the no-investigation decision")
         app.plan_ca(complaints, action="Revise SOP-12 and the complaint form",
                     assignee=QUALITY_ENGINEER, due=days(-3), action_type="corrective")
-    with app.acting_as(QUALITY_MANAGER):
+    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.approve_ca(complaints)
         app.extend_action(complaints, "A1", due=days(-1),
                           reason="Form change needs the document-control board of the 20th")

@@ -6,8 +6,10 @@ import base64
 import datetime as dt
 import hashlib
 import re
+import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -16,14 +18,25 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 import capa
+from capa.app.passwords import hash_password, verify_password
+from capa.app.permissions import allowed_roles, permits
 from capa.app.readside import ReadSide
 from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import Conflict, InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import Record, actor_id, record_uuid, utc_iso
 from capa.domain.store import STORE_REF, EvidenceFile, StoreRecord
+from capa.domain.user import (
+    MAX_FAILED_ATTEMPTS,
+    SESSION_MAX_AGE,
+    User,
+    is_user_id,
+    user_ref,
+    valid_user_id,
+)
 from capa.domain.values import CAStatus, NCStatus, SignatureMeaning, parse_date
 
 if TYPE_CHECKING:
@@ -39,6 +52,14 @@ R = TypeVar("R", bound=Record)
 MAX_EVIDENCE_BYTES = 25 * 1024 * 1024
 _REF = re.compile(r"^(NC|CA)-(\d{4})-(\d{4,})$")
 _CREATE_ATTEMPTS = 20
+_USER_ADDED_TOPIC = get_topic(User.UserAdded)  # type: ignore[attr-defined]
+
+#: The password presented for this command, checked again when a signature is made (R10).
+_signing_password: ContextVar[str | None] = ContextVar("capa_signing_password", default=None)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -69,32 +90,215 @@ class CapaApplication(ReadSide, Application[UUID]):
     # -- acting user -----------------------------------------------------------------------
 
     @contextmanager
-    def acting_as(self, user: str) -> Iterator[None]:
+    def acting_as(self, user: str, password: str | None = None) -> Iterator[None]:
+        """Act as an authenticated user. The password, when given, is what a signing command
+        checks again at the moment of signing (R10); without it no signature can be made."""
         token = actor_id.set(user)
+        secret = _signing_password.set(password)
         try:
             yield
         finally:
+            _signing_password.reset(secret)
             actor_id.reset(token)
 
     def _actor(self) -> str:
         user = actor_id.get()
         if not user:
-            raise NotPermitted("no acting user: set CAPA_USER to the user id who is acting")
+            raise NotPermitted("no acting user: log in (capa login) or set CAPA_USER and "
+                               "CAPA_PASSWORD")
         return user
 
     def full_name(self, user: str) -> str:
+        """The printed name of a user (R9); a user id that is not an account prints as itself.
+        Names never change once added, so they are cached for long histories."""
+        names: dict[str, str] = self.__dict__.setdefault("_full_names", {})
+        if user not in names:
+            found = self._find_user(user) if is_user_id(user) else None
+            if found is None:
+                return user
+            names[user] = found.full_name
+        return names[user]
+
+    # -- identity (SPEC §2) ------------------------------------------------------------------
+
+    def _find_user(self, user: str) -> User | None:
+        try:
+            found: Any = self.repository.get(record_uuid(user_ref(user)))
+        except (AggregateNotFoundError, InvalidInput):
+            return None
+        return found if isinstance(found, User) else None
+
+    def _user(self, user: str) -> User:
+        found = self._find_user(user)
+        if found is None:
+            raise NotFound(f"user {user} not found")
+        return found
+
+    def _authorise(self, command: str) -> str:
+        """The acting user's id, if that account is active and one of its roles may run the
+        command (capa.app.permissions); otherwise NotPermitted before anything is written."""
+        user = self._actor()
+        account = self._find_user(user)
+        if account is None:
+            raise NotPermitted(f"{user} is not a user of this store")
+        account.require_usable()
+        if not permits(account.roles, command):
+            needed = ", ".join(sorted(allowed_roles(command))) or "none"
+            held = ", ".join(account.roles) or "none"
+            raise NotPermitted(f"{user} (roles: {held}) may not {command} (needs: {needed})")
         return user
+
+    def authorise(self, command: str) -> str | None:
+        """Check the acting user against the role table for a command before it runs; used
+        by entry points for reads, which carry no check of their own. Commands the table does
+        not name are left to the write methods, which check themselves."""
+        if not allowed_roles(command):
+            return None
+        return self._authorise(command)
+
+    def _has_role(self, user: str, role: str) -> bool:
+        account = self._find_user(user)
+        return account is not None and role in account.roles
+
+    def authenticate(self, user: str, password: str) -> str:
+        """Check a user id and password. A wrong password is recorded as LoginFailed (the fifth
+        in a row locks the account) and then refused; the message never says which part was
+        wrong, and nothing records the attempted password."""
+        uid = user.strip().lower()
+        account = self._find_user(uid)
+        if account is None:
+            raise NotPermitted("unknown user id or wrong password")
+        account.require_usable()
+        if not verify_password(password, account.password_hash):
+            with self.acting_as(account.user_id):
+                account.login_failed()
+                self._save(account)
+            if account.status == "locked":
+                raise NotPermitted(f"wrong password; {account.user_id} is now locked after "
+                                   f"{MAX_FAILED_ATTEMPTS} failed attempts")
+            raise NotPermitted("unknown user id or wrong password")
+        if account.failed_attempts:
+            with self.acting_as(account.user_id):
+                account.password_verified()
+                self._save(account)
+        return account.user_id
+
+    def login(self, user: str, password: str) -> dict[str, Any]:
+        """Open a session: the store keeps only the SHA-256 of the returned random token."""
+        uid = self.authenticate(user, password)
+        account = self._user(uid)
+        if not account.roles:
+            raise NotPermitted(f"{uid} holds no role")
+        token = secrets.token_urlsafe(32)
+        with self.acting_as(uid):
+            account.log_in(_sha256(token))
+            self._save(account)
+        started = account.session_started(_sha256(token))
+        assert started is not None
+        return {"user": uid, "token": token, "started_at": utc_iso(started)}
+
+    def resume_session(self, user: str, token: str) -> str:
+        """The user of a live session, or NotPermitted when it is unknown, ended or older than
+        the maximum session age (the idle limit is the caller's, who sees the activity)."""
+        account = self._find_user(user)
+        started = account.session_started(_sha256(token)) if account else None
+        if account is None or started is None:
+            raise NotPermitted("the session has ended; log in again (capa login)")
+        account.require_usable()
+        if dt.datetime.now(dt.UTC) - started >= SESSION_MAX_AGE:
+            raise NotPermitted("the session is older than 8 hours; log in again (capa login)")
+        return account.user_id
+
+    def logout(self, user: str, token: str) -> None:
+        account = self._find_user(user)
+        if account is not None and _sha256(token) in account.sessions:
+            with self.acting_as(account.user_id):
+                account.log_out(_sha256(token))
+                self._save(account)
+
+    def whoami(self) -> dict[str, Any]:
+        account = self._user(self._actor())
+        return {"user": account.user_id, "full_name": account.full_name,
+                "roles": list(account.roles), "status": account.status}
+
+    def add_user(self, user: str, *, full_name: str, roles: Sequence[str],
+                 password: str) -> WriteResult:
+        self._authorise("user add")
+        uid = valid_user_id(user)
+        if self._exists(user_ref(uid)):
+            raise InvalidInput(f"user {uid} already exists")
+        account = User.add(user_id=uid, full_name=full_name, roles=list(roles),
+                           password_hash=hash_password(password))
+        self._save(account)
+        return self._user_result(account)
+
+    def grant_role(self, user: str, role: str) -> WriteResult:
+        return self._change_user("user grant", user, lambda u: u.grant(role))
+
+    def revoke_role(self, user: str, role: str) -> WriteResult:
+        return self._change_user("user revoke", user, lambda u: u.revoke(role))
+
+    def unlock_user(self, user: str) -> WriteResult:
+        return self._change_user("user unlock", user, lambda u: u.unlock())
+
+    def deactivate_user(self, user: str) -> WriteResult:
+        if valid_user_id(user) == self._actor():
+            raise InvalidInput("an administrator cannot deactivate their own account")
+        return self._change_user("user deactivate", user, lambda u: u.deactivate())
+
+    def change_password(self, current: str, new: str) -> WriteResult:
+        """The acting user's own password; the current one is checked first."""
+        uid = self._authorise("user passwd")
+        self.authenticate(uid, current)
+        if current == new:
+            raise InvalidInput("the new password must differ from the current one")
+        digest = hash_password(new)
+        return self._change_user("user passwd", uid, lambda u: u.change_password(digest))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every account without its password hash, in user id order."""
+        self._authorise("user list")
+        users = []
+        for item in self.recorder.select_notifications(start=None, limit=1_000_000,
+                                                       topics=[_USER_ADDED_TOPIC]):
+            added: Any = self.mapper.to_domain_event(item)
+            account = self._user(str(added.user_id))
+            users.append({"user": account.user_id, "full_name": account.full_name,
+                          "roles": list(account.roles), "status": account.status,
+                          "failed_attempts": account.failed_attempts})
+        return sorted(users, key=lambda u: str(u["user"]))
+
+    def _change_user(self, command: str, user: str, change: Any) -> WriteResult:
+        self._authorise(command)
+        account = self._user(valid_user_id(user))
+        change(account)
+        self._save(account)
+        return self._user_result(account)
+
+    @staticmethod
+    def _user_result(account: User) -> WriteResult:
+        return WriteResult(account.user_id, account.status, account.version,
+                           {"roles": list(account.roles)})
 
     # -- store -----------------------------------------------------------------------------
 
-    def initialise(self, organisation: str, key_fingerprint: str | None = None) -> WriteResult:
-        self._actor()
+    def initialise(
+        self, organisation: str, key_fingerprint: str | None = None, *,
+        admin: str | None = None, full_name: str | None = None, password: str | None = None,
+    ) -> WriteResult:
+        """Create the store record and its first administrator in one atomic save."""
+        uid = valid_user_id(admin or self._actor())
         if self._exists(STORE_REF):
             raise InvalidInput("this store is already initialised")
-        store = StoreRecord(ref=STORE_REF, organisation=organisation,
-                            tool_version=capa.__version__, key_fingerprint=key_fingerprint)
-        self._save(store)
-        return WriteResult(STORE_REF, store.status, store.version)
+        if password is None:
+            raise InvalidInput("the first administrator needs a password")
+        with self.acting_as(uid):
+            store = StoreRecord(ref=STORE_REF, organisation=organisation,
+                                tool_version=capa.__version__, key_fingerprint=key_fingerprint)
+            account = User.add(user_id=uid, full_name=full_name or uid, roles=["admin"],
+                               password_hash=hash_password(password))
+            self._save(store, account)
+        return WriteResult(STORE_REF, store.status, store.version, {"admin": uid})
 
     def store_info(self) -> dict[str, Any]:
         store = self._load(StoreRecord, STORE_REF)
@@ -108,7 +312,7 @@ class CapaApplication(ReadSide, Application[UUID]):
         product: str | None = None, lot: str | None = None, external_ref: str | None = None,
         detected_on: str | None = None,
     ) -> WriteResult:
-        user = self._actor()
+        user = self._authorise("nc raise")
         today = dt.datetime.now(dt.UTC).date()
         if detected_on is None:
             detected = today
@@ -128,7 +332,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         return WriteResult(nc.ref, nc.status, nc.version)
 
     def contain_nc(self, ref: str, *, action: str, disposition: str = "none") -> WriteResult:
-        return self._update(Nonconformity, ref, lambda nc: nc.contain(action, disposition))
+        return self._update(Nonconformity, ref, lambda nc: nc.contain(action, disposition),
+                            command="nc contain")
 
     def assess_nc(
         self, ref: str, *, impact: int, likelihood: int, capa_required: bool,
@@ -137,10 +342,11 @@ class CapaApplication(ReadSide, Application[UUID]):
         return self._update(
             Nonconformity, ref,
             lambda nc: nc.assess(impact, likelihood, capa_required, rationale),
+            command="nc assess",
         )
 
     def link_nc(self, nc_ref: str, ca_ref: str) -> WriteResult:
-        self._actor()
+        self._authorise("nc link")
         nc = self._load(Nonconformity, nc_ref)
         ca = self._load(CorrectiveAction, ca_ref)
         if ca.status in (CAStatus.CLOSED, CAStatus.CANCELLED):
@@ -151,26 +357,32 @@ class CapaApplication(ReadSide, Application[UUID]):
         return WriteResult(nc.ref, nc.status, nc.version, {"ca": ca.ref})
 
     def close_nc(self, ref: str) -> WriteResult:
+        self._authorise("nc close")
         nc = self._load(Nonconformity, self._canonical(ref, "NC"))
         nc.close(self._signature(nc, SignatureMeaning.APPROVAL))
         self._save(nc)
         return WriteResult(nc.ref, nc.status, nc.version)
 
     def cancel_nc(self, ref: str, *, reason: str) -> WriteResult:
-        return self._update(Nonconformity, ref, lambda nc: nc.cancel(reason))
+        return self._update(Nonconformity, ref, lambda nc: nc.cancel(reason), command="nc cancel")
 
     def reopen_nc(self, ref: str, *, reason: str) -> WriteResult:
-        return self._update(Nonconformity, ref, lambda nc: nc.reopen(reason))
+        return self._update(Nonconformity, ref, lambda nc: nc.reopen(reason), command="nc reopen")
 
     def amend_nc(self, ref: str, *, field: str, value: str, reason: str) -> WriteResult:
-        return self._update(Nonconformity, ref, lambda nc: nc.amend(field, value, reason))
+        return self._update(Nonconformity, ref, lambda nc: nc.amend(field, value, reason),
+                            command="nc amend")
 
     # -- corrective actions ----------------------------------------------------------------
 
     def open_ca(
         self, *, title: str, problem: str, owner: str, ncs: Sequence[str] = ()
     ) -> WriteResult:
-        self._actor()
+        self._authorise("ca open")
+        account = self._find_user(owner) if is_user_id(owner) else None
+        if account is None or not account.active:
+            raise InvalidInput(f"owner {owner!r} is not an active user of this store")
+        owner = account.user_id
         nc_refs = list(dict.fromkeys(self._canonical(r, "NC") for r in ncs))
         linked = [self._load(Nonconformity, r) for r in nc_refs]
         for nc in linked:
@@ -199,33 +411,41 @@ class CapaApplication(ReadSide, Application[UUID]):
         self, ref: str, *, method: str, root_cause: str, category: str,
         whys: Sequence[str] = (),
     ) -> WriteResult:
-        return self._update(
-            CorrectiveAction, ref,
-            lambda ca: ca.investigate(method, root_cause, category, list(whys)),
-        )
+        def change(ca: CorrectiveAction) -> None:
+            self._require_owner_or_quality(ca, "investigate")
+            ca.investigate(method, root_cause, category, list(whys))
+
+        return self._update(CorrectiveAction, ref, change, command="ca investigate")
 
     def plan_ca(
         self, ref: str, *, action: str, assignee: str, due: str, action_type: str
     ) -> WriteResult:
         due_date = parse_date(due, "due").isoformat()
         numbers: list[str] = []
-        result = self._update(
-            CorrectiveAction, ref,
-            lambda ca: numbers.append(ca.plan(action, assignee, due_date, action_type)),
-        )
+
+        def change(ca: CorrectiveAction) -> None:
+            self._require_owner_or_quality(ca, "plan")
+            numbers.append(ca.plan(action, assignee, due_date, action_type))
+
+        result = self._update(CorrectiveAction, ref, change, command="ca plan")
         return WriteResult(result.id, result.status, result.version, {"action": numbers[0]})
 
     def approve_ca(self, ref: str) -> WriteResult:
         return self._update(
             CorrectiveAction, ref,
             lambda ca: ca.approve(self._signature(ca, SignatureMeaning.APPROVAL)),
+            command="ca approve",
         )
 
     def complete_action(
         self, ref: str, action: str, *, note: str, evidence: Sequence[str | Path] = ()
     ) -> WriteResult:
-        self._actor()
+        user = self._authorise("ca complete")
         ca = self._load(CorrectiveAction, self._canonical(ref, "CA"))
+        item = ca.item(action)
+        if user not in (item.get("assignee"), ca.owner):
+            raise NotPermitted(f"{user} may not complete {item['number']} of {ca.ref}: only its "
+                               f"assignee ({item.get('assignee')}) or the CA owner ({ca.owner})")
         files, entries = self._evidence(evidence)
         ca.complete(action, note, entries)
         self._save(ca, *files)
@@ -233,13 +453,14 @@ class CapaApplication(ReadSide, Application[UUID]):
 
     def extend_action(self, ref: str, action: str, *, due: str, reason: str) -> WriteResult:
         due_date = parse_date(due, "due").isoformat()
-        result = self._update(CorrectiveAction, ref, lambda ca: ca.extend(action, due_date, reason))
+        result = self._update(CorrectiveAction, ref, lambda ca: ca.extend(action, due_date, reason),
+                              command="ca extend")
         return WriteResult(result.id, result.status, result.version, {"action": action.upper()})
 
     def verify_ca(
         self, ref: str, *, effective: bool, note: str, evidence: Sequence[str | Path] = ()
     ) -> WriteResult:
-        self._actor()
+        self._authorise("ca verify")
         ca = self._load(CorrectiveAction, self._canonical(ref, "CA"))
         files, entries = self._evidence(evidence)
         ca.verify(effective, note, entries, self._signature(ca, SignatureMeaning.VERIFICATION))
@@ -247,7 +468,7 @@ class CapaApplication(ReadSide, Application[UUID]):
         return WriteResult(ca.ref, ca.status, ca.version, {"iteration": ca.iteration})
 
     def close_ca(self, ref: str) -> WriteResult:
-        self._actor()
+        self._authorise("ca close")
         ca = self._load(CorrectiveAction, self._canonical(ref, "CA"))
         ncs = [self._load(Nonconformity, r) for r in ca.linked_ncs]
         closing = [nc for nc in ncs if nc.status == NCStatus.LINKED and ca.ref in nc.linked_cas]
@@ -259,10 +480,18 @@ class CapaApplication(ReadSide, Application[UUID]):
                            {"closed_ncs": [nc.ref for nc in closing]})
 
     def cancel_ca(self, ref: str, *, reason: str) -> WriteResult:
-        return self._update(CorrectiveAction, ref, lambda ca: ca.cancel(reason))
+        return self._update(CorrectiveAction, ref, lambda ca: ca.cancel(reason),
+                            command="ca cancel")
 
     def reopen_ca(self, ref: str, *, reason: str) -> WriteResult:
-        return self._update(CorrectiveAction, ref, lambda ca: ca.reopen(reason))
+        return self._update(CorrectiveAction, ref, lambda ca: ca.reopen(reason),
+                            command="ca reopen")
+
+    def _require_owner_or_quality(self, ca: CorrectiveAction, what: str) -> None:
+        user = self._actor()
+        if user != ca.owner and not self._has_role(user, "quality"):
+            raise NotPermitted(f"{user} may not {what} {ca.ref}: only its owner ({ca.owner}) "
+                               "or the quality role")
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -293,7 +522,9 @@ class CapaApplication(ReadSide, Application[UUID]):
     def history(self, ref: str) -> list[HistoryEntry]:
         from capa.app.views import HistoryEntry
 
-        canonical = self._canonical(ref)
+        # A user id names the account's own history (SPEC §3: NC, CA or user).
+        is_record = bool(_REF.match(ref.strip().upper()))
+        canonical = user_ref(ref) if not is_record and is_user_id(ref) else self._canonical(ref)
         record_id = record_uuid(canonical)
         stored = self.recorder.select_events(record_id)
         if not stored:
@@ -359,8 +590,8 @@ class CapaApplication(ReadSide, Application[UUID]):
             raise NotFound(f"{canonical} not found")
         return record
 
-    def _update(self, kind: type[R], ref: str, change: Any) -> WriteResult:
-        self._actor()
+    def _update(self, kind: type[R], ref: str, change: Any, *, command: str) -> WriteResult:
+        self._authorise(command)
         record = self._load(kind, ref)
         change(record)
         self._save(record)
@@ -447,6 +678,13 @@ class CapaApplication(ReadSide, Application[UUID]):
 
     def _signature(self, record: Record, meaning: SignatureMeaning) -> dict[str, Any]:
         user = self._actor()
+        # Both components are checked again at the moment of signing, even inside a session
+        # (21 CFR 11.200(a)); a wrong password here counts towards the lockout like any other.
+        password = _signing_password.get()
+        if not password:
+            raise NotPermitted("signing needs your password again (CAPA_PASSWORD or the prompt)",
+                               "R10")
+        self.authenticate(user, password)
         return {"user_id": user, "full_name": self.full_name(user), "meaning": meaning.value,
                 "content_sha256": record.content_digest(), "signed_version": record.version}
 

@@ -54,6 +54,8 @@ class Session:
         self.db = db
         self.json = as_json
         self._app: CapaApplication | None = None
+        #: The password presented for this command, if any (re-checked when signing).
+        self.password: str | None = None
 
     def app(self) -> CapaApplication:
         if self._app is None:
@@ -70,6 +72,7 @@ class Session:
             # kept for the command so that a signature can check it again (R10).
             user, password = authenticate(self._app, self.db, command)
             ctx.with_resource(self._app.acting_as(user, password))
+            self.password = password
             self._app.authorise(command)
         return self._app
 
@@ -96,6 +99,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ca": ("capa.cli.ca", "ca"),
     "history": ("capa.cli.records", "history"),
     "overdue": ("capa.cli.records", "overdue"),
+    "user": ("capa.cli.users", "user"),
+    "login": ("capa.cli.users", "login"),
+    "logout": ("capa.cli.users", "logout"),
+    "whoami": ("capa.cli.users", "whoami"),
     "validate": ("capa.cli.validate", "validate"),
     "readmodels": ("capa.cli.reports", "readmodels"),
     "import": ("capa.cli.reports", "import_"),

@@ -7,26 +7,49 @@ import os
 import click
 
 from capa.cli.main import Session, json_option, pass_session
-from capa.cli.output import emit, written
+from capa.cli.output import emit
 
 
 @click.command()
+@click.option("--admin", default=None, metavar="USER",
+              help="User id of the first administrator (default: CAPA_USER).")
+@click.option("--full-name", default=None, help="The administrator's printed name.")
 @click.option("--org", "organisation", default="", help="Organisation name shown in reports.")
 @json_option
 @pass_session
-def init(session: Session, organisation: str) -> None:
-    """Create a new, empty store (the only command that creates one).
+def init(session: Session, admin: str | None, full_name: str | None, organisation: str) -> None:
+    """Create a new, empty store and its first administrator (the only command that creates
+    a store). The administrator's password comes from CAPA_PASSWORD or the prompt.
 
     \b
     Example:
-      CAPA_USER=mhernandez capa --db quality.db init --org "Northwind Medical Devices"
+      capa --db quality.db init --admin mhernandez --full-name "Maria Hernandez" \\
+          --org "Northwind Medical Devices"
     """
+    from capa.app.passwords import check_strength
     from capa.app.store import open_store
+    from capa.cli.auth import interactive
+    from capa.domain.errors import InvalidInput
+    from capa.domain.user import valid_user_id
 
+    admin_id = (admin or os.environ.get("CAPA_USER", "")).strip().lower()
+    if not admin_id:
+        raise click.UsageError("name the first administrator with --admin USER")
+    password = os.environ.get("CAPA_PASSWORD", "")
+    if not password:
+        if not interactive():
+            raise InvalidInput("the administrator needs a password: set CAPA_PASSWORD or run "
+                               "capa init in a terminal")
+        password = click.prompt("Administrator password", hide_input=True,
+                                confirmation_prompt=True, err=True)
+    # Checked before the store file exists, so a refused value leaves nothing behind.
+    admin_id = valid_user_id(admin_id)
+    check_strength(password)
     app = open_store(session.db, create=True)
-    with app.acting_as(os.environ.get("CAPA_USER", "").strip()):
-        result = app.initialise(organisation)
-    emit(session.json, result, lambda d: f"store created at {session.db}")
+    result = app.initialise(organisation, admin=admin_id, full_name=full_name,
+                            password=password)
+    emit(session.json, result, lambda d: f"store created at {session.db}; "
+                                         f"administrator {d['admin']}")
 
 
 @click.command()
@@ -57,8 +80,11 @@ def demo(session: Session) -> None:
     click.echo(record_text(to_data(ca)))
     click.echo(f"\n== {refs['ca']} audit trail ==")
     click.echo(_history_text(to_data(trail)))
-    click.echo("\nTry next:")
-    for line in (f"capa --db {session.db} nc list",
+    from capa.app.demo import DEMO_PASSWORD, QUALITY_MANAGER
+
+    click.echo(f"\nTry next (every demo user's password is {DEMO_PASSWORD}):")
+    for line in (f"export CAPA_USER={QUALITY_MANAGER} CAPA_PASSWORD={DEMO_PASSWORD}",
+                 f"capa --db {session.db} nc list",
                  f"capa --db {session.db} ca show {refs['ca']} --version 10",
                  f"capa --db {session.db} history {refs['nc_no_ca']}",
                  f"capa --db {session.db} overdue"):

@@ -1,0 +1,76 @@
+"""Who may run which command (SPEC §2): the one table the application consults."""
+
+from __future__ import annotations
+
+from capa.domain.user import Role
+
+ADMIN, QUALITY, OWNER, REPORTER, AUDITOR = (r.value for r in Role)
+EVERYONE = frozenset(r.value for r in Role)
+
+#: Command name -> roles allowed to run it. A command missing here is refused for everyone,
+#: so a new write command cannot slip through unguarded. Record-level checks come on top:
+#: investigate and plan need the CA's owner (or quality), complete the item's assignee or the
+#: CA's owner, and R2/R3 are enforced by the records themselves.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "nc raise": frozenset({REPORTER, QUALITY}),
+    "nc contain": frozenset({REPORTER, QUALITY}),
+    "nc assess": frozenset({QUALITY}),
+    "nc link": frozenset({QUALITY}),
+    "nc close": frozenset({QUALITY}),
+    "nc cancel": frozenset({QUALITY}),
+    "nc reopen": frozenset({QUALITY}),
+    "nc amend": frozenset({QUALITY}),
+    "ca open": frozenset({QUALITY}),
+    "ca investigate": frozenset({OWNER, QUALITY}),
+    "ca plan": frozenset({OWNER, QUALITY}),
+    "ca approve": frozenset({QUALITY}),
+    "ca complete": frozenset({OWNER, QUALITY}),
+    "ca extend": frozenset({QUALITY}),
+    "ca verify": frozenset({QUALITY}),
+    "ca close": frozenset({QUALITY}),
+    "ca cancel": frozenset({QUALITY}),
+    "ca reopen": frozenset({QUALITY}),
+    "import": frozenset({REPORTER, QUALITY}),
+    "user add": frozenset({ADMIN}),
+    "user grant": frozenset({ADMIN}),
+    "user revoke": frozenset({ADMIN}),
+    "user unlock": frozenset({ADMIN}),
+    "user deactivate": frozenset({ADMIN}),
+    "user list": frozenset({ADMIN, AUDITOR}),
+    # Changing one's own password, logging in and out: any account that may log in.
+    "user passwd": EVERYONE,
+    "login": EVERYONE,
+    "logout": EVERYONE,
+    "whoami": EVERYONE,
+    # Reads: every active role, auditors included.
+    "nc show": EVERYONE,
+    "nc list": EVERYONE,
+    "ca show": EVERYONE,
+    "ca list": EVERYONE,
+    "history": EVERYONE,
+    "overdue": EVERYONE,
+    "report": EVERYONE,
+    "dashboard": EVERYONE,
+    "export": EVERYONE,
+    "audit": EVERYONE,
+}
+
+#: Commands that record an electronic signature: the password is checked again (R10).
+SIGNING_COMMANDS = frozenset({"nc close", "ca approve", "ca verify", "ca close"})
+
+#: Commands that run without a logged-in user (SPEC §2 exemptions).
+UNAUTHENTICATED_COMMANDS = frozenset({"init", "demo", "validate", "audit verify-bundle", "login"})
+
+
+def allowed_roles(command: str) -> frozenset[str]:
+    """Roles that may run a command; `audit <anything>` shares the `audit` entry."""
+    if command in PERMISSIONS:
+        return PERMISSIONS[command]
+    head = command.split(" ", 1)[0]
+    if head == "audit":
+        return PERMISSIONS["audit"]
+    return frozenset()
+
+
+def permits(roles: list[str] | frozenset[str], command: str) -> bool:
+    return bool(set(roles) & allowed_roles(command))

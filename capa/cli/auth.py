@@ -1,0 +1,148 @@
+"""Who is acting on the command line: environment variables, a `capa login` session, a prompt.
+
+Session design. `capa login` checks the password, draws a random 256-bit token and records
+only its SHA-256 in the store (a UserLoggedIn event on the user's record). The token itself is
+written to `session.json` under CAPA_SESSION_DIR (default ~/.config/capa), created with mode
+0600, together with the user id, the store it belongs to and the time of last use. A command
+presenting the session is accepted only if the store still holds the token's hash (logout,
+password change, lock and deactivation all remove it), the login is less than 8 hours old (the
+time comes from the store's event, so editing the file cannot extend it) and the file was last
+used less than 15 minutes ago. A stolen store therefore yields no usable token, and a copied
+file is useless against another store or after logout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from capa.app.permissions import SIGNING_COMMANDS
+from capa.domain.errors import InvalidInput, NotPermitted
+
+if TYPE_CHECKING:
+    from capa.app.service import CapaApplication
+
+SESSION_IDLE_LIMIT = dt.timedelta(minutes=15)
+
+#: Commands that ask for the password again even inside a session.
+REAUTHENTICATING_COMMANDS = SIGNING_COMMANDS | {"user passwd"}
+
+NOT_LOGGED_IN = ("not logged in: run `capa login`, or set CAPA_USER and CAPA_PASSWORD "
+                 "(automation)")
+
+
+def session_path() -> Path:
+    folder = os.environ.get("CAPA_SESSION_DIR") or Path.home() / ".config" / "capa"
+    return Path(folder) / "session.json"
+
+
+def store_key(target: str) -> str:
+    """The store a session belongs to: a URI as given, a file by its absolute path."""
+    return target if "://" in target else str(Path(target).resolve())
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def write_session(target: str, user: str, token: str, started_at: str) -> Path:
+    path = session_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = {"user": user, "store": store_key(target), "token": token,
+            "started_at": started_at, "last_used": _now().isoformat()}
+    # Created 0600 from the start: there is no moment at which others could read the token.
+    if path.exists():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    return path
+
+
+def read_session() -> dict[str, Any] | None:
+    path = session_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remove_session() -> None:
+    session_path().unlink(missing_ok=True)
+
+
+def _touch(data: dict[str, Any]) -> None:
+    data["last_used"] = _now().isoformat()
+    path = session_path()
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def prompt_password(label: str = "Password") -> str:
+    return str(click.prompt(label, hide_input=True, err=True))
+
+
+def env_credentials() -> tuple[str, str]:
+    return (os.environ.get("CAPA_USER", "").strip().lower(),
+            os.environ.get("CAPA_PASSWORD", ""))
+
+
+def authenticate(app: CapaApplication, target: str, command: str) -> tuple[str, str | None]:
+    """The acting user's id and the password to check again when signing (None when the
+    command was authenticated by a session and none was presented)."""
+    user, password = env_credentials()
+    if user and password:
+        return app.authenticate(user, password), password
+    session = read_session()
+    if session and session.get("store") == store_key(target) and user in ("", session["user"]):
+        last_used = dt.datetime.fromisoformat(str(session.get("last_used")))
+        if _now() - last_used >= SESSION_IDLE_LIMIT:
+            remove_session()
+            raise NotPermitted("the session was idle for more than 15 minutes; log in again "
+                               "(capa login)")
+        acting = app.resume_session(str(session["user"]), str(session["token"]))
+        _touch(session)
+        again = password or None
+        if again is None and command in REAUTHENTICATING_COMMANDS and interactive():
+            again = prompt_password("Password (to sign)")
+        return acting, again
+    if interactive():
+        user = user or str(click.prompt("User id", err=True)).strip().lower()
+        password = prompt_password()
+        return app.authenticate(user, password), password
+    raise NotPermitted(NOT_LOGGED_IN)
+
+
+def login_credentials() -> tuple[str, str]:
+    """User id and password for `capa login`: the environment, else the prompt."""
+    user, password = env_credentials()
+    if user and password:
+        return user, password
+    if not interactive():
+        raise NotPermitted("no credentials: set CAPA_USER and CAPA_PASSWORD, or run "
+                           "`capa login` in a terminal")
+    user = user or str(click.prompt("User id", err=True)).strip().lower()
+    return user, prompt_password()
+
+
+def new_password(confirm: bool = True) -> str:
+    """A new password from CAPA_NEW_PASSWORD, else typed twice at the prompt."""
+    given = os.environ.get("CAPA_NEW_PASSWORD")
+    if given:
+        return given
+    if not interactive():
+        raise InvalidInput("set CAPA_NEW_PASSWORD, or run this in a terminal to be prompted")
+    return str(click.prompt("New password", hide_input=True, confirmation_prompt=confirm,
+                            err=True))

@@ -1,0 +1,202 @@
+"""`capa user …`, `capa login`, `capa logout`, `capa whoami`: accounts and sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from capa.cli.main import Session, json_option, pass_session
+from capa.cli.output import emit, table, written
+
+
+@click.group()
+def user() -> None:
+    """Manage user accounts and roles (admin), or change your own password.
+
+    \b
+    Roles: admin, quality, owner, reporter, auditor.
+    Example:
+      capa user add jchen --full-name "Jia Chen" --role quality
+    """
+
+
+@user.command("add")
+@click.argument("user_id", metavar="USER")
+@click.option("--full-name", required=True, help="Printed name shown on signatures.")
+@click.option("--role", "roles", multiple=True, required=True, metavar="ROLE",
+              help="admin, quality, owner, reporter or auditor (repeatable).")
+@json_option
+@pass_session
+def add(session: Session, user_id: str, full_name: str, roles: tuple[str, ...]) -> None:
+    """Add a user; the initial password comes from CAPA_NEW_PASSWORD or the prompt.
+
+    \b
+    Example:
+      CAPA_NEW_PASSWORD=... capa user add apatel --full-name "Anil Patel" --role owner
+    """
+    from capa.cli.auth import new_password
+
+    app = session.app()
+    result = app.add_user(user_id, full_name=full_name, roles=roles, password=new_password())
+    emit(session.json, result, written)
+
+
+@user.command("grant")
+@click.argument("user_id", metavar="USER")
+@click.argument("role")
+@json_option
+@pass_session
+def grant(session: Session, user_id: str, role: str) -> None:
+    """Give a user one more role.
+
+    \b
+    Example:
+      capa user grant apatel quality
+    """
+    emit(session.json, session.app().grant_role(user_id, role), written)
+
+
+@user.command("revoke")
+@click.argument("user_id", metavar="USER")
+@click.argument("role")
+@json_option
+@pass_session
+def revoke(session: Session, user_id: str, role: str) -> None:
+    """Take a role away from a user.
+
+    \b
+    Example:
+      capa user revoke apatel quality
+    """
+    emit(session.json, session.app().revoke_role(user_id, role), written)
+
+
+@user.command("passwd")
+@json_option
+@pass_session
+def passwd(session: Session) -> None:
+    """Change your own password: the current one is checked (CAPA_PASSWORD or the prompt),
+    the new one comes from CAPA_NEW_PASSWORD or the prompt.
+
+    \b
+    Example:
+      capa user passwd
+    """
+    from capa.cli.auth import interactive, new_password, prompt_password
+    from capa.domain.errors import NotPermitted
+
+    app = session.app()
+    current = session.password
+    if current is None:
+        if not interactive():
+            raise NotPermitted("your current password is needed: set CAPA_PASSWORD")
+        current = prompt_password("Current password")
+    emit(session.json, app.change_password(current, new_password()), written)
+
+
+@user.command("unlock")
+@click.argument("user_id", metavar="USER")
+@json_option
+@pass_session
+def unlock(session: Session, user_id: str) -> None:
+    """Unlock an account locked after five failed password checks.
+
+    \b
+    Example:
+      capa user unlock apatel
+    """
+    emit(session.json, session.app().unlock_user(user_id), written)
+
+
+@user.command("deactivate")
+@click.argument("user_id", metavar="USER")
+@json_option
+@pass_session
+def deactivate(session: Session, user_id: str) -> None:
+    """Deactivate an account: it keeps its history but can no longer log in or act.
+
+    \b
+    Example:
+      capa user deactivate tokafor
+    """
+    emit(session.json, session.app().deactivate_user(user_id), written)
+
+
+@user.command("list")
+@json_option
+@pass_session
+def list_users(session: Session) -> None:
+    """Every account with its roles and status (never a password hash).
+
+    \b
+    Example:
+      capa user list
+    """
+    emit(session.json, session.app().list_users(), _users_text)
+
+
+def _users_text(rows: list[dict[str, Any]]) -> str:
+    return table([[r["user"], r["full_name"], ", ".join(r["roles"]), r["status"]] for r in rows],
+                 ["user", "full name", "roles", "status"])
+
+
+@click.command()
+@json_option
+@pass_session
+def login(session: Session) -> None:
+    """Open a session for this store (15 minutes idle, 8 hours at most).
+
+    The user id and password come from CAPA_USER and CAPA_PASSWORD, else the prompt.
+
+    \b
+    Example:
+      capa --db quality.db login
+    """
+    from capa.cli.auth import login_credentials, write_session
+
+    app = session.app()
+    user_id, password = login_credentials()
+    opened = app.login(user_id, password)
+    path = write_session(session.db, opened["user"], opened["token"], opened["started_at"])
+    emit(session.json, {"user": opened["user"], "started_at": opened["started_at"],
+                        "session_file": str(path)},
+         lambda d: f"logged in as {d['user']} (session until idle 15 min, at most 8 h)")
+
+
+@click.command()
+@json_option
+@pass_session
+def logout(session: Session) -> None:
+    """End the session of this terminal; the store forgets its token.
+
+    \b
+    Example:
+      capa logout
+    """
+    from capa.app.store import open_store
+    from capa.cli.auth import read_session, remove_session, store_key
+
+    data = read_session()
+    ended = None
+    if data and data.get("store") == store_key(session.db):
+        open_store(session.db).logout(str(data["user"]), str(data["token"]))
+        ended = str(data["user"])
+    if data:
+        remove_session()
+    emit(session.json, {"logged_out": ended},
+         lambda d: f"logged out {d['logged_out']}" if d["logged_out"] else "no session")
+
+
+@click.command()
+@json_option
+@pass_session
+def whoami(session: Session) -> None:
+    """Who is acting: user id, printed name, roles.
+
+    \b
+    Example:
+      capa whoami
+    """
+    emit(session.json, session.app().whoami(),
+         lambda d: f"{d['user']} ({d['full_name']}); roles: {', '.join(d['roles']) or 'none'}")

@@ -1,0 +1,220 @@
+"""The user account as an event-sourced record: account history is part of the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Any
+
+from eventsourcing.domain import event
+
+from capa.domain.errors import InvalidInput, NotPermitted
+from capa.domain.record import Record
+from capa.domain.values import choice, require_text
+
+#: Consecutive failed password checks that lock an account (21 CFR 11.300(d)).
+MAX_FAILED_ATTEMPTS = 5
+
+#: A session is valid for at most this long after login, whatever the activity (SPEC §2).
+SESSION_MAX_AGE = dt.timedelta(hours=8)
+
+_USER_ID = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
+
+#: User records live under their own prefix so that no user id can collide with NC/CA refs.
+USER_REF_PREFIX = "USER-"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    QUALITY = "quality"
+    OWNER = "owner"
+    REPORTER = "reporter"
+    AUDITOR = "auditor"
+
+
+class UserStatus(StrEnum):
+    ACTIVE = "active"
+    LOCKED = "locked"
+    DEACTIVATED = "deactivated"
+
+
+def valid_user_id(value: str) -> str:
+    """The canonical user id (lower case), or InvalidInput naming the expected form."""
+    text = (value or "").strip().lower()
+    if not _USER_ID.match(text):
+        raise InvalidInput(
+            f"{value!r} is not a valid user id (2-32 characters: a letter, then letters, "
+            "digits, '.', '_' or '-')"
+        )
+    return text
+
+
+def is_user_id(value: str) -> bool:
+    return bool(_USER_ID.match((value or "").strip().lower()))
+
+
+def user_ref(user_id: str) -> str:
+    return USER_REF_PREFIX + valid_user_id(user_id)
+
+
+def parse_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
+    if not roles:
+        raise InvalidInput("a user needs at least one role")
+    return sorted({choice(Role, r.strip().lower(), "role").value for r in roles})
+
+
+class User(Record):
+    """A person who may act on the store: roles, password hash, lockout and sessions."""
+
+    @classmethod
+    def add(cls, *, user_id: str, full_name: str, roles: list[str],
+            password_hash: str) -> User:
+        uid = valid_user_id(user_id)
+        return cls(ref=USER_REF_PREFIX + uid, user_id=uid,
+                   full_name=require_text(full_name, "full name"),
+                   roles=parse_roles(roles), password_hash=password_hash)
+
+    @event("UserAdded")
+    def __init__(self, ref: str, user_id: str, full_name: str, roles: list[str],
+                 password_hash: str) -> None:
+        self.ref = ref
+        self.user_id = user_id
+        self.full_name = full_name
+        self.roles = list(roles)
+        self.password_hash = password_hash
+        self.status = UserStatus.ACTIVE.value
+        self.failed_attempts = 0
+        # SHA-256 of each live session token -> its login time; never the token itself.
+        self.sessions: dict[str, str] = {}
+
+    def fields(self) -> dict[str, Any]:
+        # The hash is kept out of every view, diff and digest: history must never show it.
+        return {k: v for k, v in super().fields().items() if k != "password_hash"}
+
+    @property
+    def active(self) -> bool:
+        return self.status != UserStatus.DEACTIVATED
+
+    def require_usable(self) -> None:
+        """Refuse a deactivated or locked account before any password is even checked."""
+        if self.status == UserStatus.DEACTIVATED:
+            raise NotPermitted(f"user {self.user_id} is deactivated")
+        if self.status == UserStatus.LOCKED:
+            raise NotPermitted(
+                f"user {self.user_id} is locked after {MAX_FAILED_ATTEMPTS} failed password "
+                "checks; an administrator must unlock it (capa user unlock)"
+            )
+
+    # -- roles -------------------------------------------------------------------------
+
+    def grant(self, role: str) -> None:
+        chosen = choice(Role, role.strip().lower(), "role").value
+        self._require_not_deactivated("grant a role to")
+        if chosen in self.roles:
+            raise InvalidInput(f"{self.user_id} already has the role {chosen}")
+        self._role_granted(role=chosen)
+
+    @event("RoleGranted")
+    def _role_granted(self, role: str) -> None:
+        self.roles = sorted({*self.roles, role})
+
+    def revoke(self, role: str) -> None:
+        chosen = choice(Role, role.strip().lower(), "role").value
+        self._require_not_deactivated("revoke a role from")
+        if chosen not in self.roles:
+            raise InvalidInput(f"{self.user_id} does not have the role {chosen}")
+        self._role_revoked(role=chosen)
+
+    @event("RoleRevoked")
+    def _role_revoked(self, role: str) -> None:
+        self.roles = [r for r in self.roles if r != role]
+
+    # -- password and lockout ----------------------------------------------------------
+
+    def change_password(self, password_hash: str) -> None:
+        self._require_not_deactivated("change the password of")
+        self._password_changed(password_hash=password_hash)
+
+    @event("PasswordChanged")
+    def _password_changed(self, password_hash: str) -> None:
+        self.password_hash = password_hash
+        # A new password ends every session opened with the old one.
+        self.sessions = {}
+
+    def login_failed(self) -> None:
+        """Count a failed password check; the fifth in a row also locks the account."""
+        self._login_failed()
+        if self.failed_attempts >= MAX_FAILED_ATTEMPTS and self.status == UserStatus.ACTIVE:
+            self._account_locked(failed_attempts=self.failed_attempts)
+
+    @event("LoginFailed")
+    def _login_failed(self) -> None:
+        # Deliberately no payload: the attempt's time and user are the event's own.
+        self.failed_attempts += 1
+
+    @event("AccountLocked")
+    def _account_locked(self, failed_attempts: int) -> None:
+        self.status = UserStatus.LOCKED.value
+        self.sessions = {}
+
+    def password_verified(self) -> None:
+        """A correct password ends a run of failures; nothing is written when there was none."""
+        if self.failed_attempts:
+            self._failures_cleared()
+
+    @event("FailedAttemptsCleared")
+    def _failures_cleared(self) -> None:
+        self.failed_attempts = 0
+
+    def unlock(self) -> None:
+        if self.status != UserStatus.LOCKED:
+            raise InvalidInput(f"user {self.user_id} is not locked (it is {self.status})")
+        self._account_unlocked()
+
+    @event("AccountUnlocked")
+    def _account_unlocked(self) -> None:
+        self.status = UserStatus.ACTIVE.value
+        self.failed_attempts = 0
+
+    def deactivate(self) -> None:
+        self._require_not_deactivated("deactivate")
+        self._deactivated()
+
+    @event("UserDeactivated")
+    def _deactivated(self) -> None:
+        self.status = UserStatus.DEACTIVATED.value
+        self.sessions = {}
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def log_in(self, token_sha256: str) -> None:
+        self._logged_in(token_sha256=token_sha256)
+
+    @event("UserLoggedIn")
+    def _logged_in(self, token_sha256: str) -> None:
+        # Sessions past their maximum age are dropped here so the set stays small.
+        now = dt.datetime.fromisoformat(self.event_time.replace("Z", "+00:00"))
+        self.sessions = {
+            digest: started for digest, started in self.sessions.items()
+            if now - dt.datetime.fromisoformat(started.replace("Z", "+00:00")) < SESSION_MAX_AGE
+        }
+        self.sessions[token_sha256] = self.event_time
+
+    def session_started(self, token_sha256: str) -> dt.datetime | None:
+        started = self.sessions.get(token_sha256)
+        if started is None:
+            return None
+        return dt.datetime.fromisoformat(started.replace("Z", "+00:00"))
+
+    def log_out(self, token_sha256: str) -> None:
+        if token_sha256 in self.sessions:
+            self._logged_out(token_sha256=token_sha256)
+
+    @event("UserLoggedOut")
+    def _logged_out(self, token_sha256: str) -> None:
+        self.sessions.pop(token_sha256, None)
+
+    def _require_not_deactivated(self, what: str) -> None:
+        if self.status == UserStatus.DEACTIVATED:
+            raise InvalidInput(f"cannot {what} {self.user_id}: the account is deactivated")
