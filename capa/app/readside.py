@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from capa.app.intake import Intake
 from capa.domain.errors import InvalidInput
 from capa.readmodels.projection import ReadModels
 
@@ -25,8 +26,8 @@ def authorise(app: Any, command: str) -> str:
     return str(check(command)) if check is not None else str(app._actor())
 
 
-class ReadSide:
-    """Read-model queries of CapaApplication."""
+class ReadSide(Intake):
+    """Read-model queries of CapaApplication, and bulk intake (which reads them for idempotence)."""
 
     _read_models: ReadModels | None = None
 

@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
 from capa.cli.main import Session, json_option, pass_session
-from capa.cli.output import emit
+from capa.cli.output import emit, table
 
 
 @click.group()
@@ -34,20 +41,137 @@ def rebuild(session: Session) -> None:
         f"{d['corrective_actions']} CAs, {d['action_items']} action items"))
 
 
-COMMANDS: tuple[click.Command, ...] = (readmodels,)
 
 
-def _pending(name: str) -> click.Command:
-    @click.command(name, context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def command(args: tuple[str, ...]) -> None:
-        """Not available in this build yet."""
-        raise click.UsageError(f"capa {name} is not available in this build yet")
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD",
+              help="Feed an NC field from a column (repeatable; several columns may feed one "
+                   "field). Columns named like a field map by themselves.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+              help="A value for a field that no column gives, or where the column is empty.")
+@click.option("--dry-run", is_flag=True, help="Validate and count; write nothing.")
+@json_option
+@pass_session
+def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str, ...],
+            dry_run: bool) -> None:
+    """Raise NCs in bulk from a CSV file with a header row.
 
-    return command
+    Every row is validated before anything is written; if any row is invalid the row-level
+    report is printed and nothing is imported (exit 2). Rows whose external_ref is already in
+    the store are skipped, so running the same file again imports nothing twice. Row numbers
+    count the header as row 1.
+
+    \b
+    Example:
+      capa import complaints.csv --map "Complaint No=external_ref" --map Summary=title \\
+          --map Details=description --set source=customer-complaint --set severity=major
+    """
+    from capa.app.intake import ImportRejected, parse_assignments, read_csv
+
+    mapping = dict(parse_assignments(maps, "--map"))
+    constants = dict(parse_assignments(sets, "--set"))
+    header, rows = read_csv(file)
+    app = session.app()
+    show_bar = sys.stderr.isatty() and not dry_run and len(rows) > 1000
+    try:
+        if show_bar:
+            with click.progressbar(length=len(rows), label="importing",
+                                   file=sys.stderr) as bar:
+                report = app.import_ncs(rows, mapping, dry_run, header=header,
+                                        constants=constants, progress=bar.update)
+        else:
+            report = app.import_ncs(rows, mapping, dry_run, header=header, constants=constants)
+    except ImportRejected as rejected:
+        emit(session.json, rejected.report, _errors_text)
+        raise
+    emit(session.json, report, _report_text)
 
 
-import_ = _pending("import")
-export = _pending("export")
-report = _pending("report")
-dashboard = _pending("dashboard")
+def _errors_text(data: dict[str, Any]) -> str:
+    shown = data["errors"][:50]
+    text = table([[e["row"], e["column"], e["reason"]] for e in shown],
+                 ["row", "column", "reason"])
+    more = len(data["errors"]) - len(shown)
+    return text + (f"\n... and {more} more" if more > 0 else "")
+
+
+def _report_text(d: dict[str, Any]) -> str:
+    verb = "would import" if d["dry_run"] else "imported"
+    span = f" ({d['first_id']} .. {d['last_id']})" if d["first_id"] else ""
+    return (f"{d['rows']} rows: {verb} {d['imported']}{span}; skipped {d['skipped_existing']} "
+            f"already in the store and {d['skipped_duplicate']} repeated in the file")
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), required=True,
+              help="jsonl: every event; csv: current records.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: standard output).")
+@pass_session
+def export(session: Session, fmt: str, out: Path | None) -> None:
+    """Export every event as JSON lines, or the current NCs and CAs as CSV.
+
+    \b
+    Example:
+      capa export --format jsonl --out events.jsonl
+      capa export --format csv --out records.csv
+    """
+    app = session.app()
+
+    def write(handle: Any) -> None:
+        if fmt == "jsonl":
+            for event in app.export_events():
+                handle.write(json.dumps(event, ensure_ascii=False) + "\n")
+            return
+        rows = app.export_records()
+        columns = list(rows[0]) if rows else ["id", "kind", "status", "title"]
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    if out is None:
+        buffer = io.StringIO()
+        write(buffer)
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        write(handle)
+    click.echo(f"written {out}", err=True)
+
+
+@click.command()
+@click.argument("record_id", metavar="ID")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "pdf"]), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+@pass_session
+def report(session: Session, record_id: str, fmt: str, out: Path) -> None:
+    """Write the 8D report of an NC or CA (D1 team ... D8 closure), signatures shown with
+    printed name, UTC time and meaning (21 CFR 11.50).
+
+    \b
+    Example:
+      capa report CA-2026-0001 --format pdf --out CA-2026-0001.pdf
+    """
+    content = session.app().render_report(record_id, fmt)
+    out.write_bytes(content)
+    emit(session.json, {"id": record_id.upper(), "format": fmt, "out": str(out),
+                        "bytes": len(content)}, lambda d: f"written {d['out']}")
+
+
+@click.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+@pass_session
+def dashboard(session: Session, out: Path) -> None:
+    """Write the KPI dashboard: one HTML file with its charts inline, which opens offline.
+
+    \b
+    Example:
+      capa dashboard --out dashboard.html
+    """
+    html = session.app().render_dashboard()
+    out.write_text(html, encoding="utf-8")
+    emit(session.json, {"out": str(out), "bytes": len(html.encode())},
+         lambda d: f"written {d['out']}")
