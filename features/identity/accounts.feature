@@ -1,0 +1,46 @@
+Feature: Accounts, lockout and account history
+  People are managed by an administrator. Five wrong passwords in a row lock an account until an
+  administrator unlocks it (21 CFR 11.300(d)); every failed attempt is recorded with its time and
+  the user id, never the attempted password. The history of an account is part of the audit
+  trail (21 CFR 11.10(e)).
+
+  Background:
+    Given a quality records store for "Northwind Medical Devices" with these people:
+      | user       | full name       | roles          |
+      | admin      | Alex Admin      | admin          |
+      | mhernandez | Maria Hernandez | quality        |
+      | jchen      | Jin Chen        | quality, owner |
+      | apatel     | Anil Patel      | owner          |
+      | lnguyen    | Linh Nguyen     | owner          |
+      | rkowalski  | Roza Kowalski   | quality        |
+      | tokafor    | Tobi Okafor     | reporter       |
+      | dbrooks    | Dana Brooks     | auditor        |
+
+  @21cfr11.10g
+  Scenario: Five wrong passwords in a row lock the account until an administrator unlocks it
+    When "apatel" gives a wrong password 5 times
+    Then the account "apatel" is "locked"
+    And "apatel" cannot sign in even with the right password
+    When "admin" unlocks the account "apatel"
+    Then the account "apatel" is "active"
+    And "apatel" can sign in with the right password
+
+  @21cfr11.10g
+  Scenario: Four wrong passwords and then the right one do not lock the account
+    When "apatel" gives a wrong password 4 times
+    Then "apatel" can sign in with the right password
+    And the account "apatel" is "active"
+
+  @21cfr11.10e @annex11-9 @R8
+  Scenario: The history of an account shows who changed it and when
+    Given "admin" granted "tokafor" the role "owner"
+    And "tokafor" gave a wrong password once
+    And "admin" revoked the role "owner" from "tokafor"
+    When the auditor reads the account history of "tokafor"
+    Then the account history lists, oldest first:
+      | event         | by                   |
+      | UserAdded     | Alex Admin (admin)   |
+      | RoleGranted   | Alex Admin (admin)   |
+      | LoginFailed   | Tobi Okafor (tokafor) |
+      | RoleRevoked   | Alex Admin (admin)   |
+    And no event in the store holds a password in clear
