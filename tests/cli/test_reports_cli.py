@@ -129,3 +129,25 @@ def test_rebuild_command(store: Store, app: CapaApplication, csv_file: Path,
     assert code == 0 and result["nonconformities"] == 2
     _, after, _ = run(["nc", "list", "--json"], env, monkeypatch, capsys)
     assert after == before
+
+
+def test_report_and_dashboard_commands(store: Store, app: CapaApplication, csv_file: Path,
+                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    env = cli_env(store, REPORTER)
+    _, stdout, _ = run(["--json", "import", str(csv_file)], env, monkeypatch, capsys)
+    first_nc = json.loads(stdout)["first_id"]
+    out = tmp_path / "r.md"
+    code, stdout, _ = run(["--json", "report", first_nc, "--format", "md", "--out",
+                           str(out)], env, monkeypatch, capsys)
+    assert code == 0 and json.loads(stdout)["out"] == str(out)
+    assert out.read_text(encoding="utf-8").startswith("# 8D report NC-")
+    code, _, _ = run(["report", "NC-2026-9999", "--format", "md", "--out",
+                      str(tmp_path / "x.md")], env, monkeypatch, capsys)
+    assert code == 3 and not (tmp_path / "x.md").exists()
+    code, _, _ = run(["report", first_nc, "--format", "doc", "--out",
+                      str(tmp_path / "x.doc")], env, monkeypatch, capsys)
+    assert code == 2
+    page = tmp_path / "d.html"
+    code, _, _ = run(["dashboard", "--out", str(page)], env, monkeypatch, capsys)
+    assert code == 0 and "Plotly.newPlot" in page.read_text(encoding="utf-8")

@@ -1,0 +1,301 @@
+"""The 8D record report (D1 team ... D8 closure) of an NC or CA, as Markdown, HTML or PDF.
+
+Every electronic signature is shown with its manifestation as 21 CFR 11.50 requires: printed
+name, date and time (UTC) and meaning, plus the record version and content digest it binds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from capa.domain.errors import InvalidInput
+
+Block = tuple[str, Any]
+
+
+@dataclass
+class Section:
+    code: str
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def text(self, value: str) -> None:
+        self.blocks.append(("p", value))
+
+    def table(self, headers: list[str], rows: list[list[Any]]) -> None:
+        if rows:
+            self.blocks.append(("table", (headers, [[_s(c) for c in r] for r in rows])))
+
+    def signature(self, label: str, sig: dict[str, Any] | None) -> None:
+        if sig:
+            self.blocks.append(("sig", (label, sig)))
+
+
+@dataclass
+class Report:
+    record: str
+    title: str
+    status: str
+    version: int
+    organisation: str
+    generated_at: str
+    sections: list[Section]
+
+
+def _s(value: Any) -> str:
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def manifestation(sig: dict[str, Any]) -> str:
+    """The signature as a reader sees it (11.50): printed name, UTC time, meaning."""
+    return (f"{sig['full_name']} ({sig['user_id']}), signed {sig['signed_at']} (UTC), "
+            f"meaning: {sig['meaning']}; bound to version {sig['signed_version']}, "
+            f"content SHA-256 {sig['content_sha256']}")
+
+
+def build_report(app: Any, ref: str) -> Report:
+    """Collect the 8D sections of a record from the application's queries."""
+    view = app.show(ref).model_dump(mode="json", by_alias=True)
+    if view["kind"] == "corrective-action":
+        ca: dict[str, Any] | None = view
+        ncs = [app.show(r).model_dump(mode="json", by_alias=True) for r in view["linked_ncs"]]
+    else:
+        ncs = [view]
+        ca = (app.show(view["linked_cas"][-1]).model_dump(mode="json", by_alias=True)
+              if view["linked_cas"] else None)
+    name = app.full_name
+    sections = [_d1(ca, ncs, name), _d2(ca, ncs), _d3(ncs), _d4(ca, ncs), _d5(ca), _d6(ca),
+                _d7(ca), _d8(ca, ncs)]
+    try:
+        organisation = str(app.store_info().get("organisation") or "")
+    except Exception:  # noqa: BLE001 - a report still renders without the store record
+        organisation = ""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return Report(record=view["id"], title=view["title"], status=view["status"],
+                  version=view["version"], organisation=organisation, generated_at=now,
+                  sections=sections)
+
+
+def _d1(ca: dict[str, Any] | None, ncs: list[dict[str, Any]], name: Any) -> Section:
+    section = Section("D1", "Team")
+    people: dict[str, set[str]] = {}
+
+    def add(user: str | None, role: str) -> None:
+        if user:
+            people.setdefault(user, set()).add(role)
+
+    for nc in ncs:
+        add(nc["reported_by"], "reported the nonconformity")
+        if nc["assessment"]:
+            add(nc["assessment"]["by"], "assessed risk")
+    if ca:
+        add(ca["owner"], "CA owner")
+        for item in ca["items"]:
+            add(item["assignee"], f"action {item['number']}")
+        for approval in ca["approvals"]:
+            add(approval["signature"]["user_id"], "approved the plan")
+        for verification in ca["verifications"]:
+            add(verification["signature"]["user_id"], "verified effectiveness")
+        if ca["closure"]:
+            add(ca["closure"]["signature"]["user_id"], "closed the CA")
+    section.table(["user", "name", "part"],
+                  [[u, name(u), ", ".join(sorted(r))] for u, r in sorted(people.items())])
+    return section
+
+
+def _d2(ca: dict[str, Any] | None, ncs: list[dict[str, Any]]) -> Section:
+    section = Section("D2", "Problem description")
+    if ca:
+        section.text(f"{ca['id']} {ca['title']}: {ca['problem']}")
+    for nc in ncs:
+        section.text(f"{nc['id']} {nc['title']} ({nc['severity']}, {nc['source']}, detected "
+                     f"{nc['detected_on']}): {nc['description']}")
+        details = [["product", nc["product"]], ["lot", nc["lot"]],
+                   ["external reference", nc["external_ref"]]]
+        if nc["assessment"]:
+            a = nc["assessment"]
+            details.append(["risk", f"impact {a['impact']} x likelihood {a['likelihood']} = "
+                                    f"{a['risk']} ({a['risk_level']})"])
+            details.append(["CA required", "yes" if a["capa_required"] else
+                            f"no - {a['rationale']}"])
+        section.table(["field", "value"], [d for d in details if d[1]])
+    return section
+
+
+def _d3(ncs: list[dict[str, Any]]) -> Section:
+    section = Section("D3", "Containment")
+    rows = [[nc["id"], c["action"], c["disposition"], c["by"], c["at"]]
+            for nc in ncs for c in nc["containment"]]
+    section.table(["NC", "action", "disposition", "by", "at (UTC)"], rows)
+    if not rows:
+        section.text("No containment action recorded.")
+    return section
+
+
+def _d4(ca: dict[str, Any] | None, ncs: list[dict[str, Any]]) -> Section:
+    section = Section("D4", "Root cause")
+    if not ca or not ca["analyses"]:
+        section.text("No root-cause analysis recorded.")
+        return section
+    for index, a in enumerate(ca["analyses"]):
+        current = " (current)" if index == len(ca["analyses"]) - 1 else ""
+        section.text(f"Iteration {a['iteration']}, {a['method']}, category {a['category']}"
+                     f"{current}: {a['root_cause']} - by {a['by']} at {a['at']}")
+        if a["whys"]:
+            section.table(["why", "answer"], [[i + 1, w] for i, w in enumerate(a["whys"])])
+    return section
+
+
+def _items(ca: dict[str, Any] | None, kinds: tuple[str, ...]) -> list[list[Any]]:
+    if not ca:
+        return []
+    return [[i["number"], i["type"], i["text"], i["assignee"], i["due"], i["iteration"]]
+            for i in ca["items"] if i["type"] in kinds]
+
+
+def _d5(ca: dict[str, Any] | None) -> Section:
+    section = Section("D5", "Chosen corrective actions")
+    rows = _items(ca, ("correction", "corrective"))
+    section.table(["action", "type", "text", "assignee", "due", "iteration"], rows)
+    if not rows:
+        section.text("No corrective action planned.")
+    for approval in (ca or {}).get("approvals", []):
+        label = f"Plan approval, iteration {approval['iteration']}"
+        section.signature(label + (" (voided: plan changed later)" if approval["voided"]
+                                   else ""), approval["signature"])
+    return section
+
+
+def _d6(ca: dict[str, Any] | None) -> Section:
+    section = Section("D6", "Implementation")
+    items = (ca or {}).get("items", [])
+    section.table(["action", "state", "completed by", "at (UTC)", "note", "evidence"],
+                  [[i["number"], i["state"], i["completed_by"], i["completed_at"], i["note"],
+                    [f"{e['name']} (sha256 {e['sha256'][:12]})" for e in i["evidence"]]]
+                   for i in items])
+    extensions = [[i["number"], e["from"], e["to"], e["reason"], e["by"], e["at"]]
+                  for i in items for e in i["extensions"]]
+    section.table(["action", "due was", "due now", "reason", "by", "at (UTC)"], extensions)
+    if not items:
+        section.text("Nothing implemented yet.")
+    return section
+
+
+def _d7(ca: dict[str, Any] | None) -> Section:
+    section = Section("D7", "Prevention of recurrence")
+    rows = _items(ca, ("preventive",))
+    section.table(["action", "type", "text", "assignee", "due", "iteration"], rows)
+    if not rows:
+        section.text("No preventive action recorded.")
+    return section
+
+
+def _d8(ca: dict[str, Any] | None, ncs: list[dict[str, Any]]) -> Section:
+    section = Section("D8", "Verification and closure")
+    for v in (ca or {}).get("verifications", []):
+        verdict = "effective" if v["effective"] else "NOT effective"
+        section.text(f"Iteration {v['iteration']}: {verdict}. {v['note']}")
+        section.signature(f"Effectiveness verification, iteration {v['iteration']}",
+                          v["signature"])
+    if ca and ca["closure"]:
+        section.text(f"{ca['id']} closed together with "
+                     f"{', '.join(ca['closure']['closed_ncs']) or 'no NC'}.")
+        section.signature(f"Closure of {ca['id']}", ca["closure"]["signature"])
+    for nc in ncs:
+        if nc["closure"] and nc["closure"]["signature"]:
+            section.signature(f"Closure of {nc['id']} (no CA required)",
+                              nc["closure"]["signature"])
+    record = ca or ncs[0]
+    if record.get("cancellation"):
+        c = record["cancellation"]
+        section.text(f"Cancelled by {c['by']} at {c['at']}: {c['reason']}")
+    if not section.blocks:
+        section.text(f"Not closed yet (status {record['status']}).")
+    return section
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def render(report: Report, fmt: str) -> bytes:
+    if fmt == "md":
+        return to_markdown(report).encode("utf-8")
+    if fmt == "html":
+        return to_html(report).encode("utf-8")
+    if fmt == "pdf":
+        from capa.reports.pdf import to_pdf
+
+        return to_pdf(report)
+    raise InvalidInput(f"format must be one of: md, html, pdf (got {fmt!r})")
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def to_markdown(report: Report) -> str:
+    lines = [f"# 8D report {report.record}: {report.title}", "",
+             f"Status **{report.status}**, version {report.version}. "
+             f"{report.organisation + '. ' if report.organisation else ''}"
+             f"Generated {report.generated_at}.", ""]
+    for section in report.sections:
+        lines += [f"## {section.code} {section.title}", ""]
+        for kind, body in section.blocks:
+            if kind == "p":
+                lines += [body, ""]
+            elif kind == "table":
+                headers, rows = body
+                lines.append("| " + " | ".join(headers) + " |")
+                lines.append("|" + "---|" * len(headers))
+                lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+                lines.append("")
+            else:
+                label, sig = body
+                lines += [f"> **Signature - {label}:** {manifestation(sig)}", ""]
+    return "\n".join(lines)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.15rem;border-bottom:1px solid #ccc;margin-top:1.6rem}
+table{border-collapse:collapse;margin:.5rem 0;width:100%}td,th{border:1px solid #ccc;
+padding:.25rem .4rem;text-align:left;vertical-align:top;white-space:pre-wrap}
+th{background:#f3f3f3}.sig{border-left:4px solid #2a6;padding:.4rem .8rem;background:#f4fbf6}
+"""
+
+
+def to_html(report: Report) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+           f"<title>8D report {e(report.record)}</title><style>{_CSS}</style></head><body>",
+           f"<h1>8D report {e(report.record)}: {e(report.title)}</h1>",
+           f"<p>Status <b>{e(report.status)}</b>, version {report.version}. "
+           f"{e(report.organisation)} Generated {e(report.generated_at)}.</p>"]
+    for section in report.sections:
+        out.append(f"<h2 id=\"{section.code.lower()}\">{section.code} {e(section.title)}</h2>")
+        for kind, body in section.blocks:
+            if kind == "p":
+                out.append(f"<p>{e(body)}</p>")
+            elif kind == "table":
+                headers, rows = body
+                out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in headers)
+                           + "</tr>")
+                out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
+                        for row in rows]
+                out.append("</table>")
+            else:
+                label, sig = body
+                out.append(f"<div class=\"sig\"><b>Signature - {e(label)}</b><br>"
+                           f"Printed name: {e(sig['full_name'])} ({e(sig['user_id'])})<br>"
+                           f"Date and time (UTC): {e(sig['signed_at'])}<br>"
+                           f"Meaning: {e(sig['meaning'])}<br>"
+                           f"Bound to version {sig['signed_version']}, content SHA-256 "
+                           f"<code>{e(sig['content_sha256'])}</code></div>")
+    out.append("</body></html>")
+    return "\n".join(out)
