@@ -1,0 +1,425 @@
+"""Authentication and the role x command matrix through the real command line.
+
+A store holding one user per role and a record in every state a command needs is built once,
+then copied for each test. Every refused attempt must exit 4 and write no event at all; wrong
+passwords are the one exception, and they write exactly one LoginFailed event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from capa.app.permissions import allowed_roles
+from capa.app.service import CapaApplication
+from capa.app.store import open_store
+from capa.cli.main import main
+from capa.domain.errors import NotPermitted
+
+PASSWORD = "matrix-password-123"
+NEW_PASSWORD = "another-password-456"
+WRONG = "not-the-password-789"
+ROLES = ("admin", "quality", "owner", "reporter", "auditor")
+USER = {role: f"{role}1" for role in ROLES}
+OWNER = USER["owner"]
+
+
+def in_days(days: int) -> str:
+    return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=days)).isoformat()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+
+class Store:
+    """A copy of the template store, and a way to run `capa` against it as someone."""
+
+    def __init__(self, folder: Path, template: Path, refs: dict[str, str]) -> None:
+        self.folder = folder
+        self.db = folder / "capa.db"
+        self.sessions = folder / "sessions"
+        self.refs = refs
+        for suffix in ("", "-wal", "-shm"):
+            source = template.with_name(template.name + suffix)
+            if source.exists():
+                shutil.copyfile(source, self.db.with_name(self.db.name + suffix))
+
+    def run(self, *args: str, user: str | None = None, password: str | None = PASSWORD,
+            **extra: str) -> Outcome:
+        env: dict[str, str | None] = {
+            "CAPA_DB": str(self.db), "CAPA_USER": user, "CAPA_PASSWORD": password if user
+            else None, "CAPA_SESSION_DIR": str(self.sessions), "CAPA_NEW_PASSWORD": None,
+            "CAPA_DEBUG": None, **extra,
+        }
+        runner = CliRunner()
+        with runner.isolation(env=env) as (out, err, _):
+            try:
+                main(list(args))
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 1
+            else:
+                code = 0
+            outcome = Outcome(code, out.getvalue().decode(), err.getvalue().decode())
+        assert "Traceback" not in outcome.stdout + outcome.stderr
+        return outcome
+
+    def events(self) -> list[tuple[str, str]]:
+        """(topic, state) of every stored event, in order."""
+        with sqlite3.connect(self.db) as db:
+            rows = db.execute("SELECT topic, state FROM stored_events "
+                              "ORDER BY rowid").fetchall()
+        return [(str(t), bytes(s).decode("utf-8", "replace")) for t, s in rows]
+
+    def raw_bytes(self) -> bytes:
+        return b"".join(p.read_bytes() for p in self.folder.glob("capa.db*"))
+
+
+def _build(path: Path) -> dict[str, str]:
+    app = open_store(str(path), create=True)
+    try:
+        return _records(app)
+    finally:
+        app.close()
+
+
+def _records(app: CapaApplication) -> dict[str, str]:
+    app.initialise("Matrix Medical", admin=USER["admin"], full_name="Ada Admin",
+                   password=PASSWORD)
+
+    with app.acting_as(USER["admin"], PASSWORD):
+        for role in ROLES[1:]:
+            app.add_user(USER[role], full_name=f"{role.title()} One", roles=[role],
+                         password=PASSWORD)
+        app.add_user("spare1", full_name="Spare One", roles=["reporter"], password=PASSWORD)
+        app.add_user("locked1", full_name="Locked One", roles=["reporter"], password=PASSWORD)
+    for _ in range(5):
+        with contextlib.suppress(NotPermitted):
+            app.authenticate("locked1", WRONG)
+    refs: dict[str, str] = {}
+
+    def raise_nc() -> str:
+        with app.acting_as(USER["reporter"], PASSWORD):
+            return app.raise_nc(title="Cracked housing", description="Crack at boss B2",
+                                source="process", severity="major").id
+
+    with app.acting_as(USER["quality"], PASSWORD):
+        refs["NC_OPEN"] = raise_nc()
+        refs["NC_NOCA"] = raise_nc()
+        app.assess_nc(refs["NC_NOCA"], impact=1, likelihood=1, capa_required=False,
+                      rationale="Isolated")
+        refs["NC_CA"] = raise_nc()
+        app.assess_nc(refs["NC_CA"], impact=3, likelihood=3, capa_required=True)
+        refs["NC_CANCELLED"] = raise_nc()
+        app.cancel_nc(refs["NC_CANCELLED"], reason="Duplicate")
+        for name in ("CA_OPEN", "CA_INVESTIGATED", "CA_PLANNED", "CA_APPROVED",
+                     "CA_IMPLEMENTED", "CA_VERIFIED", "CA_CANCELLED"):
+            refs[name] = app.open_ca(title=name, problem="Boss cracks", owner=OWNER).id
+        app.cancel_ca(refs["CA_CANCELLED"], reason="Superseded")
+    steps = ("CA_INVESTIGATED", "CA_PLANNED", "CA_APPROVED", "CA_IMPLEMENTED", "CA_VERIFIED")
+    with app.acting_as(OWNER, PASSWORD):
+        for name in steps:
+            app.investigate_ca(refs[name], method="other", category="man", root_cause="Worn")
+        for name in steps[1:]:
+            app.plan_ca(refs[name], action="Replace insert", assignee=OWNER, due=in_days(10),
+                        action_type="corrective")
+    with app.acting_as(USER["quality"], PASSWORD):
+        for name in steps[2:]:
+            app.approve_ca(refs[name])
+    with app.acting_as(OWNER, PASSWORD):
+        for name in steps[3:]:
+            app.complete_action(refs[name], "A1", note="Done")
+    with app.acting_as(USER["quality"], PASSWORD):
+        app.verify_ca(refs["CA_VERIFIED"], effective=True, note="No recurrence")
+    return refs
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    path = tmp_path_factory.mktemp("matrix") / "capa.db"
+    refs = _build(path)
+    return path, refs
+
+
+@pytest.fixture
+def store(tmp_path: Path, template: tuple[Path, dict[str, str]]) -> Iterator[Store]:
+    path, refs = template
+    yield Store(tmp_path, path, refs)
+
+
+# -- the matrix -------------------------------------------------------------------------------
+
+#: command name -> arguments (record placeholders in braces) and extra environment.
+COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "nc raise": (["nc", "raise", "--title", "T", "--description", "D", "--source", "process",
+                  "--severity", "minor"], {}),
+    "nc contain": (["nc", "contain", "{NC_OPEN}", "--action", "Lot held"], {}),
+    "nc assess": (["nc", "assess", "{NC_OPEN}", "--impact", "2", "--likelihood", "2",
+                   "--capa-required"], {}),
+    "nc link": (["nc", "link", "{NC_CA}", "{CA_OPEN}"], {}),
+    "nc close": (["nc", "close", "{NC_NOCA}"], {}),
+    "nc cancel": (["nc", "cancel", "{NC_OPEN}", "--reason", "Duplicate"], {}),
+    "nc reopen": (["nc", "reopen", "{NC_CANCELLED}", "--reason", "Recurred"], {}),
+    "nc amend": (["nc", "amend", "{NC_OPEN}", "--field", "lot", "--value", "L9",
+                  "--reason", "Misread"], {}),
+    "nc show": (["nc", "show", "{NC_OPEN}"], {}),
+    "nc list": (["nc", "list"], {}),
+    "ca open": (["ca", "open", "--title", "T", "--problem", "P", "--owner", OWNER], {}),
+    "ca investigate": (["ca", "investigate", "{CA_OPEN}", "--method", "other", "--root-cause",
+                        "Worn", "--category", "man"], {}),
+    "ca plan": (["ca", "plan", "{CA_INVESTIGATED}", "--action", "A", "--assignee", OWNER,
+                 "--due", in_days(9), "--type", "corrective"], {}),
+    "ca approve": (["ca", "approve", "{CA_PLANNED}"], {}),
+    "ca complete": (["ca", "complete", "{CA_APPROVED}", "A1", "--note", "Done"], {}),
+    "ca extend": (["ca", "extend", "{CA_APPROVED}", "A1", "--due", in_days(30), "--reason",
+                   "Supplier delay"], {}),
+    "ca verify": (["ca", "verify", "{CA_IMPLEMENTED}", "--effective", "--note", "OK"], {}),
+    "ca close": (["ca", "close", "{CA_VERIFIED}"], {}),
+    "ca cancel": (["ca", "cancel", "{CA_OPEN}", "--reason", "Superseded"], {}),
+    "ca reopen": (["ca", "reopen", "{CA_CANCELLED}", "--reason", "Recurred"], {}),
+    "ca show": (["ca", "show", "{CA_OPEN}"], {}),
+    "ca list": (["ca", "list"], {}),
+    "history": (["history", "{NC_OPEN}"], {}),
+    "overdue": (["overdue"], {}),
+    "user add": (["user", "add", "newbie", "--full-name", "New Bie", "--role", "reporter"],
+                 {"CAPA_NEW_PASSWORD": NEW_PASSWORD}),
+    "user grant": (["user", "grant", "spare1", "owner"], {}),
+    "user revoke": (["user", "revoke", "spare1", "reporter"], {}),
+    "user unlock": (["user", "unlock", "locked1"], {}),
+    "user deactivate": (["user", "deactivate", "spare1"], {}),
+    "user list": (["user", "list"], {}),
+    "user passwd": (["user", "passwd"], {"CAPA_NEW_PASSWORD": NEW_PASSWORD}),
+    "whoami": (["whoami"], {}),
+}
+
+#: Where the record itself narrows the role table: only the item's assignee or the CA's
+#: owner completes an action, so quality (neither here) is refused.
+RECORD_LEVEL_REFUSALS = {("ca complete", "quality")}
+
+READS = {"nc show", "nc list", "ca show", "ca list", "history", "overdue", "user list",
+         "whoami", "user passwd"}
+
+
+def expected_allowed(command: str, role: str) -> bool:
+    if command == "whoami":
+        return True
+    return role in allowed_roles(command) and (command, role) not in RECORD_LEVEL_REFUSALS
+
+
+def args_of(command: str, refs: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    args, env = COMMANDS[command]
+    return [a.format(**refs) for a in args], env
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_role_matrix(store: Store, command: str, role: str) -> None:
+    args, env = args_of(command, store.refs)
+    before = store.events()
+    outcome = store.run(*args, user=USER[role], **env)
+    after = store.events()
+    if expected_allowed(command, role):
+        assert outcome.code == 0, outcome.stderr
+        if command not in READS:
+            assert len(after) > len(before)
+    else:
+        assert outcome.code == 4, (outcome.code, outcome.stderr)
+        assert after == before, "a refused command wrote an event"
+        assert "may not" in outcome.stderr
+
+
+def test_the_matrix_covers_every_command_of_the_role_table() -> None:
+    from capa.app.permissions import PERMISSIONS
+
+    others = {"import", "login", "logout", "report", "dashboard", "export", "audit"}
+    assert set(PERMISSIONS) - others <= set(COMMANDS)
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+def test_no_credentials_and_no_terminal_is_refused_with_a_hint(store: Store) -> None:
+    outcome = store.run("nc", "list")
+    assert outcome.code == 4
+    assert "capa login" in outcome.stderr and "CAPA_USER" in outcome.stderr
+
+
+def test_a_user_without_a_password_is_refused(store: Store) -> None:
+    before = store.events()
+    outcome = store.run("nc", "list", user=USER["quality"], password=None)
+    assert outcome.code == 4
+    assert store.events() == before
+
+
+def test_a_wrong_password_is_refused_and_recorded_without_the_password(store: Store) -> None:
+    before = store.events()
+    outcome = store.run("nc", "raise", "--title", "T", "--description", "D", "--source",
+                        "process", "--severity", "minor", user=USER["reporter"],
+                        password=WRONG)
+    assert outcome.code == 4
+    assert WRONG not in outcome.stderr
+    added = store.events()[len(before):]
+    assert [topic.rsplit(".", 1)[-1] for topic, _ in added] == ["LoginFailed"]
+    assert WRONG not in added[0][1]
+    assert WRONG.encode() not in store.raw_bytes()
+
+
+def test_a_locked_account_is_refused_even_with_the_right_password(store: Store) -> None:
+    before = store.events()
+    outcome = store.run("nc", "list", user="locked1")
+    assert outcome.code == 4 and "locked" in outcome.stderr
+    assert store.events() == before
+    assert store.run("user", "unlock", "locked1", user=USER["admin"]).code == 0
+    assert store.run("nc", "list", user="locked1").code == 0
+
+
+def test_a_deactivated_account_is_refused(store: Store) -> None:
+    assert store.run("user", "deactivate", "spare1", user=USER["admin"]).code == 0
+    outcome = store.run("nc", "list", user="spare1")
+    assert outcome.code == 4 and "deactivated" in outcome.stderr
+
+
+def test_help_and_version_need_no_credentials(store: Store) -> None:
+    assert store.run("--help").code == 0
+    assert store.run("--version").code == 0
+    assert store.run("user", "--help").code == 0
+
+
+def test_passwords_never_reach_the_store_in_clear(store: Store) -> None:
+    store.run("user", "add", "newbie", "--full-name", "New Bie", "--role", "reporter",
+              user=USER["admin"], CAPA_NEW_PASSWORD=NEW_PASSWORD)
+    store.run("user", "passwd", user="spare1", CAPA_NEW_PASSWORD=NEW_PASSWORD + "x")
+    store.run("nc", "list", user="newbie", password=WRONG)
+    listing = store.run("--json", "user", "list", user=USER["admin"])
+    assert "scrypt" not in listing.stdout
+    raw = store.raw_bytes()
+    for secret in (PASSWORD, NEW_PASSWORD, NEW_PASSWORD + "x", WRONG):
+        assert secret.encode() not in raw
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+def login(store: Store, role: str = "quality") -> Path:
+    outcome = store.run("login", user=USER[role])
+    assert outcome.code == 0, outcome.stderr
+    return store.sessions / "session.json"
+
+
+def test_login_writes_a_private_session_file_without_the_password(store: Store) -> None:
+    path = login(store)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text())
+    assert data["user"] == USER["quality"]
+    assert PASSWORD not in path.read_text()
+    assert data["token"] not in "".join(state for _, state in store.events())
+    outcome = store.run("whoami")
+    assert outcome.code == 0 and USER["quality"] in outcome.stdout
+
+
+def test_a_session_signature_needs_the_password_again(store: Store) -> None:
+    login(store)
+    approve = ["ca", "approve", store.refs["CA_PLANNED"]]
+    before = store.events()
+    refused = store.run(*approve)
+    assert refused.code == 4 and "R10" in refused.stderr
+    assert store.events() == before
+    assert store.run(*approve, CAPA_PASSWORD=PASSWORD).code == 0
+
+
+def test_a_session_idle_for_more_than_15_minutes_is_refused(store: Store) -> None:
+    path = login(store)
+    data = json.loads(path.read_text())
+    data["last_used"] = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16)).isoformat()
+    path.write_text(json.dumps(data))
+    outcome = store.run("nc", "list")
+    assert outcome.code == 4 and "idle" in outcome.stderr
+    assert not path.exists()
+
+
+def test_a_session_in_use_stays_alive(store: Store) -> None:
+    path = login(store)
+    data = json.loads(path.read_text())
+    data["last_used"] = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=14)).isoformat()
+    path.write_text(json.dumps(data))
+    assert store.run("nc", "list").code == 0
+    refreshed = json.loads(path.read_text())["last_used"]
+    assert dt.datetime.fromisoformat(refreshed) > dt.datetime.now(dt.UTC) - dt.timedelta(
+        minutes=1)
+
+
+def test_a_session_older_than_8_hours_is_refused(store: Store,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    login(store)
+    # The login time comes from the store's event, so no edit of the file can extend it.
+    monkeypatch.setattr("capa.app.service.SESSION_MAX_AGE", dt.timedelta(0))
+    outcome = store.run("nc", "list")
+    assert outcome.code == 4 and "8 hours" in outcome.stderr
+
+
+def test_logout_ends_the_session_in_the_store(store: Store) -> None:
+    path = login(store)
+    saved = path.read_bytes()
+    outcome = store.run("logout")
+    assert outcome.code == 0 and not path.exists()
+    # A copy of the file made before logout is worthless afterwards.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(saved)
+    refused = store.run("nc", "list")
+    assert refused.code == 4 and "ended" in refused.stderr
+
+
+def test_a_session_does_not_open_another_store(store: Store, tmp_path: Path) -> None:
+    login(store)
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copyfile(store.db, other / "capa.db")
+    outcome = store.run("--db", str(other / "capa.db"), "nc", "list")
+    assert outcome.code == 4
+
+
+def test_login_with_a_wrong_password_is_refused(store: Store) -> None:
+    outcome = store.run("login", user=USER["quality"], password=WRONG)
+    assert outcome.code == 4
+    assert not (store.sessions / "session.json").exists()
+
+
+# -- init -------------------------------------------------------------------------------------
+
+
+def test_init_creates_the_first_administrator(tmp_path: Path) -> None:
+    fresh = Store(tmp_path, tmp_path / "absent.db", {})
+    outcome = fresh.run("init", "--admin", "boss", "--full-name", "Bo Boss", "--org", "Acme",
+                        user=None, CAPA_PASSWORD=PASSWORD)
+    assert outcome.code == 0, outcome.stderr
+    whoami = fresh.run("--json", "whoami", user="boss")
+    assert json.loads(whoami.stdout)["roles"] == ["admin"]
+    history = fresh.run("--json", "history", "boss", user="boss")
+    assert [e["event_type"] for e in json.loads(history.stdout)] == ["UserAdded"]
+    assert PASSWORD.encode() not in fresh.raw_bytes()
+
+
+@pytest.mark.parametrize("password, code", [(None, 2), ("short", 2)])
+def test_init_needs_a_good_password_and_leaves_nothing_otherwise(
+    tmp_path: Path, password: str | None, code: int
+) -> None:
+    fresh = Store(tmp_path, tmp_path / "absent.db", {})
+    extra = {"CAPA_PASSWORD": password} if password else {}
+    outcome = fresh.run("init", "--admin", "boss", user=None, **extra)
+    assert outcome.code == code
+    assert not fresh.db.exists()
