@@ -1,0 +1,116 @@
+Feature: The rules refuse what they forbid, and a refusal records nothing
+  Each workflow rule R1 to R8 is enforced by the system itself. A refused step says which rule
+  refused it and leaves no trace in the records: the store holds exactly what it held before.
+
+  Background:
+    Given a quality records store for "Northwind Medical Devices" with these people:
+      | user       | full name       | roles          |
+      | admin      | Alex Admin      | admin          |
+      | mhernandez | Maria Hernandez | quality        |
+      | jchen      | Jin Chen        | quality, owner |
+      | apatel     | Anil Patel      | owner          |
+      | lnguyen    | Linh Nguyen     | owner          |
+      | rkowalski  | Roza Kowalski   | quality        |
+      | tokafor    | Tobi Okafor     | reporter       |
+      | dbrooks    | Dana Brooks     | auditor        |
+
+  @R1 @iso9001-10.2.1b @qsit-capa-7
+  Scenario: R1 - no corrective action without a written rationale
+    Given the nonconformity "records" was raised
+    When "mhernandez" assesses "records" at impact 2 and likelihood 1, needing no corrective action and giving no rationale
+    Then the command is refused under rule "R1"
+    And nothing was recorded
+    And the nonconformity "records" is "open"
+
+  @R2 @21cfr11.10g
+  Scenario: R2 - the owner of a corrective action may not approve its plan
+    Given the corrective action "complaints" owned by "jchen" has reached "planned"
+    When "jchen" approves the plan of "complaints"
+    Then the command is refused under rule "R2"
+    And nothing was recorded
+    And the corrective action "complaints" is "planned"
+
+  @R2 @21cfr11.10g
+  Scenario: R2 - the owner of a corrective action may not close it
+    Given the corrective action "complaints" owned by "jchen" has reached "verified"
+    When "jchen" closes the corrective action "complaints"
+    Then the command is refused under rule "R2"
+    And nothing was recorded
+    And the corrective action "complaints" is "verified"
+    And the nonconformity "complaints-nonconformity" is "linked"
+
+  @R3 @iso9001-10.2.1d @qsit-capa-8
+  Scenario: R3 - someone who completed an action may not verify effectiveness
+    Given the corrective action "housing" owned by "apatel" has reached "investigated"
+    And "apatel" planned the "correction" action "Sort and scrap housings from lot L2311" for "housing", assigned to "lnguyen" and due in 7 days
+    And "apatel" planned the "corrective" action "Revise the torque setting in WI-118" for "housing", assigned to "jchen" and due in 14 days
+    And "mhernandez" approved the plan of "housing"
+    And "lnguyen" completed action "A1" of "housing" noting "312 housings sorted, 27 scrapped"
+    And "jchen" completed action "A2" of "housing" noting "WI-118 rev D released"
+    When "jchen" verifies "housing" as effective: "Looks fine to me"
+    Then the command is refused under rule "R3"
+    And nothing was recorded
+    And the corrective action "housing" is "implemented"
+
+  @R4 @iso9001-10.2.1d @iso9001-10.2.2b
+  Scenario: R4 - a corrective action closes only after its effectiveness was verified
+    Given the corrective action "housing" owned by "apatel" has reached "implemented"
+    When "mhernandez" closes the corrective action "housing"
+    Then the command is refused under rule "R4"
+    And nothing was recorded
+    And the corrective action "housing" is "implemented"
+    And the nonconformity "housing-nonconformity" is "linked"
+
+  @R5
+  Scenario: R5 - a due date moves only with a stated reason
+    Given the corrective action "housing" owned by "apatel" has reached "approved"
+    When "mhernandez" extends action "A1" of "housing" by 14 days without a reason
+    Then the command is refused under rule "R5"
+    And nothing was recorded
+    And action "A1" of "housing" is due in 14 days
+
+  @R6 @annex11-9 @21cfr11.10e
+  Scenario: R6 - a correction states its reason
+    Given a "minor" nonconformity "label" was raised
+    When "mhernandez" corrects the "severity" of "label" to "major" without a reason
+    Then the command is refused under rule "R6"
+    And nothing was recorded
+    And the nonconformity "label" records:
+      | severity | minor |
+
+  @R7 @21cfr11.10f
+  Scenario: R7 - a plan that was never made cannot be approved
+    Given the corrective action "housing" owned by "apatel" has reached "investigated"
+    When "mhernandez" approves the plan of "housing"
+    Then the command is refused under rule "R7"
+    And nothing was recorded
+    And the corrective action "housing" is "investigated"
+
+  @R8 @21cfr11.10e
+  Scenario: R8 - nothing is recorded without knowing who does it
+    When a nonconformity is raised with nobody identified as acting
+    Then the command is refused because nobody is identified as acting
+    And nothing was recorded
+
+  @R8 @21cfr11.10e @iso9001-10.2.2a
+  Scenario: R8 - every event in the history names who and when, in UTC
+    Given the corrective action "housing" owned by "apatel" has reached "closed"
+    When the auditor reads the history of "housing"
+    Then every event in the history names who acted and when, in UTC
+    And the history lists, oldest first:
+      | version | event                | by         | reason |
+      | 1       | Opened               | mhernandez |        |
+      | 2       | RootCauseAnalysed    | apatel     |        |
+      | 3       | ActionItemPlanned    | apatel     |        |
+      | 4       | PlanApproved         | mhernandez |        |
+      | 5       | ActionItemCompleted  | lnguyen    |        |
+      | 6       | EffectivenessVerified | rkowalski |        |
+      | 7       | Closed               | mhernandez |        |
+    When the auditor reads the history of "housing-nonconformity"
+    Then every event in the history names who acted and when, in UTC
+    And the history lists, oldest first:
+      | version | event                      | by         | reason |
+      | 1       | Raised                     | tokafor    |        |
+      | 2       | Assessed                   | mhernandez |        |
+      | 3       | LinkedToCorrectiveAction   | mhernandez |        |
+      | 4       | ClosedWithCorrectiveAction | mhernandez |        |
