@@ -329,21 +329,42 @@ def _amend(store: Store, app: CapaApplication, ref: str) -> None:
 
 
 def interfere_once(monkeypatch: pytest.MonkeyPatch, app: CapaApplication, ref: str,
-                   write: Any) -> None:
-    """Let another writer change `ref` right after `app` has loaded it."""
+                   write: Any, after: int = 1) -> list[int]:
+    """Let another writer change `ref` right after `app` has loaded it `after` times."""
     repository = app.repository
     original = repository.get
     target = record_uuid(ref)
-    done: list[bool] = []
+    loads: list[int] = []
 
     def get(aggregate_id: Any, *args: Any, **kwargs: Any) -> Any:
         loaded = original(aggregate_id, *args, **kwargs)
-        if aggregate_id == target and not done:
-            done.append(True)
-            write()
+        if aggregate_id == target:
+            loads.append(1)
+            if len(loads) == after:
+                write()
         return loaded
 
     monkeypatch.setattr(repository, "get", get)
+    return loads
+
+
+def test_opening_a_ca_for_an_nc_that_changes_meanwhile_is_a_conflict(
+        store: Store, app: CapaApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    nc = nc_needing_ca(store, app)
+    other = store.app()
+    # Loaded once to check it, once more to link it: the other writer slips in between the
+    # second load and the save.
+    loads = interfere_once(monkeypatch, app, nc, lambda: _amend(store, other, nc), after=2)
+    before = store.event_count()
+    with pytest.raises(Conflict):
+        open_ca(store, app, [nc])
+    assert len(loads) >= 2
+    assert store.event_count() == before + 1  # only the other writer's amendment
+    fresh = store.app()
+    assert fresh.show(nc).status == "assessed"
+    assert fresh.list_records("ca") == []
+    monkeypatch.undo()
+    assert open_ca(store, fresh, [nc]) == f"CA-{YEAR}-0001"
 
 
 # -- concurrency -----------------------------------------------------------------------------
