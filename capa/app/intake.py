@@ -160,13 +160,18 @@ def clean(value: str | None, *, multiline: bool = False) -> str:
     if _THOUSANDS.match(text):
         number = text.replace(",", "")
         return number[:-3] if number.endswith(".00") else number
-    if multiline:
+    if multiline and "\n" in text:
         lines = [" ".join(line.split()) for line in text.splitlines()]
         return "\n".join(line for line in lines if line)
     return " ".join(text.split())
 
 
 def parse_day(text: str) -> dt.date:
+    if len(text) == 10 and text[4] == "-":
+        try:
+            return dt.date.fromisoformat(text)  # the common case, and far cheaper than strptime
+        except ValueError:
+            pass
     for fmt in _DATE_FORMATS:
         try:
             return dt.datetime.strptime(text, fmt).date()
@@ -305,8 +310,11 @@ def _save_batch(app: CapaApplication, batch: list[dict[str, str | None]],
         ncs = [Nonconformity.raise_new(ref=format_ref("NC", year, first + i),
                                        reported_by=user, **_fields(values))
                for i, values in enumerate(batch)]
+        # New records at version 1 need no snapshot or cache, so their events go straight to
+        # the event store: the same insert as Application.save without its per-object checks.
+        events = [event for nc in ncs for event in nc.collect_events()]
         try:
-            recordings = app.save(*ncs)
+            recordings = app.events.put(events)
         except IntegrityError:
             continue
         app.read_models.record_saved(ncs, recordings)

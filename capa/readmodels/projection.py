@@ -310,8 +310,20 @@ def _replace(c: Cursor, table: str, columns: Sequence[str], key: str,
     c.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(columns)})", rows)
 
 
+def _fast_data(record: Record) -> dict[str, Any]:
+    """record_data without the defensive deep copy: the dict is serialised at once and dropped,
+    and copying every field was the largest cost of projecting a bulk import."""
+    data: dict[str, Any] = {"id": record.ref, "version": record.version,
+                            "created_at": utc_iso(record.created_on),
+                            "updated_at": utc_iso(record.modified_on)}
+    data.update((k, v) for k, v in record.__dict__.items() if not k.startswith("_"))
+    if isinstance(record, CorrectiveAction):
+        data["root_cause"] = record.root_cause
+    return data
+
+
 def _nc_row(nc: Nonconformity) -> tuple[Any, ...]:
-    data = record_data(nc)
+    data = _fast_data(nc)
     return (nc.ref, sort_key(nc.ref), nc.status, nc.severity, nc.source, nc.product, nc.lot,
             nc.title, nc.external_ref, nc.detected_on, data["created_at"],
             nc.closure["at"] if nc.closure else None, None, json.dumps(nc.linked_cas),
@@ -319,7 +331,7 @@ def _nc_row(nc: Nonconformity) -> tuple[Any, ...]:
 
 
 def _ca_row(ca: CorrectiveAction) -> tuple[Any, ...]:
-    data = record_data(ca)
+    data = _fast_data(ca)
     first = ca.verifications[0]["effective"] if ca.verifications else None
     closed_at = ca.closure["signature"]["signed_at"] if ca.closure else None
     category = ca.root_cause["category"] if ca.root_cause else None
