@@ -1,8 +1,7 @@
-"""Fixtures for the application on a real SQLite file: a store factory and a cast of users."""
+"""Fixtures for the application on a real SQLite file: a store factory and its users."""
 
 from __future__ import annotations
 
-import inspect
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -20,12 +19,6 @@ PASSWORD = "correct-horse-battery-staple"
 Cast = dict[str, tuple[str, list[str]]]
 
 
-def _has_accounts() -> bool:
-    """Whether the application keeps user accounts (SPEC §2): then the store is set up with
-    them and commands run with a password, as a real user would."""
-    return "password" in inspect.signature(CapaApplication.initialise).parameters
-
-
 class Store:
     """One SQLite store file; `app()` opens it, as a fresh process would."""
 
@@ -38,13 +31,8 @@ class Store:
         app = open_store(str(self.path), create=True)
         self._opened.append(app)
         admin = next(iter(cast))
-        if not _has_accounts():
-            with app.acting_as(admin):
-                app.initialise("Northwind Medical Devices")
-            return app
-        with app.acting_as(admin):
-            app.initialise("Northwind Medical Devices", admin=admin,
-                           full_name=cast[admin][0], password=PASSWORD)
+        app.initialise("Northwind Medical Devices", admin=admin, full_name=cast[admin][0],
+                       password=PASSWORD)
         with self.acting(app, admin):
             for user, (name, roles) in cast.items():
                 if user == admin:
@@ -61,9 +49,8 @@ class Store:
 
     @staticmethod
     def acting(app: CapaApplication, user: str) -> AbstractContextManager[None]:
-        if _has_accounts():
-            return app.acting_as(user, PASSWORD)  # type: ignore[call-arg]
-        return app.acting_as(user)
+        """Act as `user`, password at hand for signing (R10)."""
+        return app.acting_as(user, PASSWORD)
 
     def event_count(self) -> int:
         with sqlite3.connect(self.path) as db:
