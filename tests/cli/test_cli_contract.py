@@ -141,6 +141,8 @@ def test_without_a_user_writes_are_not_authenticated(capa: Capa) -> None:
                          "process", "--severity", "minor", code=4, user=None)
     assert "CAPA_USER" in error["message"]
     assert error["rule"] is None
+    capa.refused("nc", "raise", "--title", "t", "--description", "d", "--source", "process",
+                 "--severity", "minor", code=4, user=capa.reporter, CAPA_PASSWORD=None)
 
 
 def test_a_wrong_password_is_refused_and_only_the_failed_attempt_is_recorded(
