@@ -9,16 +9,19 @@ from capa.app.store import open_store
 
 QUALITY = "bench-quality"
 OWNER = "bench-owner"
+PASSWORD = "bench-password"
 
 
 def auth_env() -> dict[str, str]:
-    return {"CAPA_USER": QUALITY}
+    return {"CAPA_USER": QUALITY, "CAPA_PASSWORD": PASSWORD}
 
 
 def make_store(path: Path) -> Path:
     app = open_store(str(path), create=True)
-    with app.acting_as(QUALITY):
-        app.initialise("Bench")
+    app.initialise("Bench", admin=QUALITY, full_name="Bench Quality", password=PASSWORD)
+    with app.acting_as(QUALITY, PASSWORD):
+        app.grant_role(QUALITY, "quality")
+        app.add_user(OWNER, full_name="Bench Owner", roles=["owner"], password=PASSWORD)
     return path
 
 
@@ -26,9 +29,9 @@ def long_ca(path: Path, events: int) -> tuple[Any, str, int]:
     """A CA whose history has `events` events (repeated root-cause analyses)."""
     make_store(path)
     app = open_store(str(path))
-    with app.acting_as(QUALITY):
+    with app.acting_as(QUALITY, PASSWORD):
         ref = app.open_ca(title="Long history", problem="Bench", owner=OWNER).id
-    with app.acting_as(OWNER):
+    with app.acting_as(OWNER, PASSWORD):
         for n in range(events - 1):
             app.investigate_ca(ref, method="other", category="method",
                                root_cause=f"Analysis number {n}")
