@@ -160,4 +160,10 @@ def build_demo(app: CapaApplication) -> dict[str, str]:
         app.extend_action(complaints, "A1", due=days(-1),
                           reason="Form change needs the document-control board of the 20th")
 
+    # A year of history behind the story, so lists and the dashboard have something to show.
+    from capa.app.demo_data import grow_demo
+
+    grow_demo(app, {"reporter": QUALITY_ENGINEER, "quality": QUALITY_MANAGER,
+                    "owner": ACTION_OWNER, "technician": TECHNICIAN, "verifier": VERIFIER},
+              DEMO_PASSWORD)
     return {"ca": housing, "nc_no_ca": records, "open_nc": seal, "overdue_ca": complaints}

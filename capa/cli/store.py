@@ -71,11 +71,21 @@ def demo(session: Session) -> None:
     refs = build_demo(app)
     ca = app.show(refs["ca"])
     trail = app.history(refs["ca"])
+    # The dashboard and one 8D report go next to the store, for a first look without commands.
+    from pathlib import Path
+
+    folder = Path(session.db).resolve().parent
+    outputs = {"dashboard": folder / "dashboard.html", "report": folder / f"{refs['ca']}.pdf"}
+    outputs["dashboard"].write_text(app.render_dashboard(), encoding="utf-8")
+    outputs["report"].write_bytes(app.render_report(refs["ca"], "pdf"))
     if session.json:
         emit(True, {"store": session.db, "records": refs, "ca": to_data(ca),
-                    "history": to_data(trail)}, lambda d: "")
+                    "history": to_data(trail),
+                    "files": {k: str(v) for k, v in outputs.items()}}, lambda d: "")
         return
-    click.echo(f"Demo store written to {session.db}\n")
+    click.echo(f"Demo store written to {session.db}")
+    click.echo(f"Dashboard: {outputs['dashboard']}")
+    click.echo(f"8D report of {refs['ca']}: {outputs['report']}\n")
     click.echo(f"== {refs['ca']} as it stands now ==")
     click.echo(record_text(to_data(ca)))
     click.echo(f"\n== {refs['ca']} audit trail ==")
