@@ -138,13 +138,13 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, db: str, as_json: bool) -> None:
     """capa: nonconformities and corrective actions with a verifiable audit trail.
 
-    Every change is an immutable event: the history is the audit trail. The acting user is
-    taken from CAPA_USER.
+    Every change is an immutable event: the history is the audit trail. The acting user logs
+    in with `capa login`, or gives CAPA_USER and CAPA_PASSWORD, or is prompted.
 
     \b
     Example:
-      capa init --org "Acme Medical"
-      CAPA_USER=jchen capa nc raise --title "Cracked housing" \\
+      capa init --admin mhernandez --full-name "Maria Hernandez" --org "Acme Medical"
+      CAPA_USER=jchen CAPA_PASSWORD=... capa nc raise --title "Cracked housing" \\
           --description "Found at final inspection" --source process --severity major
     """
     ctx.obj = Session(db, as_json)
