@@ -1,0 +1,16 @@
+Feature: The quality dashboard
+  Management review needs the state of the CAPA system at a glance, from data of every source, in
+  one file that opens on any computer without a network.
+
+  Background:
+    Given a records store with nonconformities from several sources and one recurring problem
+
+  @qsit-capa-2
+  Scenario: Nonconformities are counted by the source they came from
+    When the quality manager produces the dashboard
+    Then the dashboard counts 3 nonconformities from "customer-complaint" and 1 from "supplier"
+    And the dashboard is a single file that loads nothing from the network
+
+  Scenario: A problem that comes back on the same product for the same cause is shown as recurring
+    When the quality manager produces the dashboard
+    Then the dashboard shows 2 nonconformities on "IP-200 housing" recurring for the cause "machine"

@@ -1,0 +1,226 @@
+"""Steps of features/reports: the 8D record report, bulk intake and the dashboard.
+
+The fixtures live here (not in conftest) so these scenarios read the application the same way
+whatever the shared steps become; step texts are distinct from the shared ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from capa.app.intake import ImportRejected, read_csv
+from capa.app.service import CapaApplication
+from capa.reports.dashboard import collect
+from tests.integration.readside_fixtures import (
+    OWNER,
+    QUALITY_MANAGER,
+    REPORTER,
+    TECHNICIAN,
+    VERIFIER,
+    Store,
+)
+
+scenarios("reports/record_report.feature", "reports/bulk_intake.feature",
+          "reports/dashboard.feature")
+
+
+@dataclass
+class Desk:
+    """What a scenario has made so far."""
+
+    store: Store
+    app: CapaApplication
+    folder: Path
+    refs: dict[str, str] = field(default_factory=dict)
+    report: str = ""
+    dashboard: str = ""
+    refusal: ImportRejected | None = None
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    store = Store(tmp_path / "capa.db")
+    yield Desk(store, store.create(), tmp_path)
+    store.close()
+
+
+def _day(n: int) -> str:
+    return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=n)).isoformat()
+
+
+def _raise(desk: Desk, source: str, product: str = "IP-200 housing") -> str:
+    with desk.store.acting(desk.app, REPORTER):
+        return desk.app.raise_nc(title=f"Problem from {source}", description="Seen in use",
+                                 source=source, severity="major", product=product).id
+
+
+def _corrected(desk: Desk, ncs: list[str], category: str) -> str:
+    app = desk.app
+    with desk.store.acting(app, QUALITY_MANAGER):
+        for nc in ncs:
+            app.assess_nc(nc, impact=4, likelihood=3, capa_required=True)
+        ca = app.open_ca(title="Housing cracks", problem="Bosses crack in use", owner=OWNER,
+                         ncs=ncs).id
+    with desk.store.acting(app, OWNER):
+        app.investigate_ca(ca, method="ishikawa", root_cause="Worn gate insert on mould M-17",
+                           category=category)
+    return ca
+
+
+# -- record report ---------------------------------------------------------------------------
+
+
+@given("a records store where a housing crack was corrected, verified and closed")
+def closed_correction(desk: Desk) -> None:
+    app = desk.app
+    nc = _raise(desk, "customer-complaint")
+    with desk.store.acting(app, REPORTER):
+        app.contain_nc(nc, action="Lot L2311 quarantined", disposition="quarantine")
+    ca = _corrected(desk, [nc], "machine")
+    with desk.store.acting(app, OWNER):
+        app.plan_ca(ca, action="Replace the gate insert", assignee=TECHNICIAN, due=_day(5),
+                    action_type="corrective")
+        app.plan_ca(ca, action="Add insert wear to the maintenance plan", assignee=TECHNICIAN,
+                    due=_day(9), action_type="preventive")
+    with desk.store.acting(app, QUALITY_MANAGER):
+        app.approve_ca(ca)
+    with desk.store.acting(app, TECHNICIAN):
+        app.complete_action(ca, "A1", note="Insert replaced")
+        app.complete_action(ca, "A2", note="Maintenance plan revised")
+    with desk.store.acting(app, VERIFIER):
+        app.verify_ca(ca, effective=True, note="No cracks in six lots")
+    with desk.store.acting(app, QUALITY_MANAGER):
+        app.close_ca(ca)
+    desk.refs = {"nc": nc, "ca": ca}
+
+
+@when("the quality manager prints the 8D report of the corrective action")
+def print_report(desk: Desk) -> None:
+    with desk.store.acting(desk.app, QUALITY_MANAGER):
+        desk.report = desk.app.render_report(desk.refs["ca"], "md").decode("utf-8")
+
+
+@then("the report has the sections D1 to D8 in order")
+def sections_in_order(desk: Desk) -> None:
+    found = re.findall(r"^## (D\d) ", desk.report, re.M)
+    assert found == [f"D{n}" for n in range(1, 9)]
+
+
+@then("the report shows every signature of the corrective action with printed name, UTC time "
+      "and meaning")
+def every_signature(desk: Desk) -> None:
+    signed = [e.signature for e in desk.app.history(desk.refs["ca"]) if e.signature]
+    assert [s.meaning for s in signed] == ["approval", "verification", "approval"]
+    for sig in signed:
+        assert f"{sig.full_name} ({sig.user_id}), signed {sig.signed_at} (UTC), meaning: " \
+               f"{sig.meaning}" in desk.report
+        assert sig.signed_at.endswith("Z")
+
+
+@then(parsers.parse('the report names the {part} "{text}"'))
+def report_names(desk: Desk, part: str, text: str) -> None:
+    assert text in desk.report, part
+
+
+# -- bulk intake ------------------------------------------------------------------------------
+
+
+@given("an empty records store for bulk intake")
+def empty_store(desk: Desk) -> None:
+    assert desk.app.list_records("nc") == []
+
+
+def _take_in(desk: Desk, text: str) -> None:
+    path = desk.folder / "complaints.csv"
+    path.write_text(text, encoding="utf-8")
+    header, rows = read_csv(path)
+    with desk.store.acting(desk.app, REPORTER):
+        try:
+            desk.app.import_ncs(rows, {"Complaint": "external_ref"}, header=header)
+        except ImportRejected as refused:
+            desk.refusal = refused
+
+
+def _complaints(bad_source_row: int | None = None) -> str:
+    lines = ["Complaint,title,description,source,severity"]
+    for row in range(2, 5):
+        source = "canteen" if row == bad_source_row else "customer-complaint"
+        lines.append(f"COMP-{row},Alarm not audible,Case {row},{source},major")
+    return "\n".join(lines) + "\n"
+
+
+@when("the reporter takes in a file of 3 complaints with their complaint numbers")
+@when("the reporter takes in the same file again")
+def take_in_complaints(desk: Desk) -> None:
+    _take_in(desk, _complaints())
+
+
+@when(parsers.parse('the reporter takes in a file of 3 complaints where row {row:d} names the '
+                    'source "{source}"'))
+def take_in_bad(desk: Desk, row: int, source: str) -> None:
+    assert source == "canteen"
+    _take_in(desk, _complaints(bad_source_row=row))
+
+
+@then("the store holds 3 nonconformities, one for each complaint number")
+def one_per_complaint(desk: Desk) -> None:
+    refs = [v.external_ref for v in desk.app.list_records("nc")]
+    assert refs == ["COMP-2", "COMP-3", "COMP-4"]
+
+
+@then(parsers.parse("the intake is refused, naming row {row:d} and its source column"))
+def refused(desk: Desk, row: int) -> None:
+    assert desk.refusal is not None
+    assert [(e.row, e.column) for e in desk.refusal.report.errors] == [(row, "source")]
+
+
+@then("the store holds no nonconformity")
+def nothing_held(desk: Desk) -> None:
+    assert desk.app.list_records("nc") == []
+
+
+# -- dashboard --------------------------------------------------------------------------------
+
+
+@given("a records store with nonconformities from several sources and one recurring problem")
+def several_sources(desk: Desk) -> None:
+    complaints = [_raise(desk, "customer-complaint") for _ in range(3)]
+    _raise(desk, "supplier", product="PC resin RX-40")
+    _corrected(desk, complaints[:2], "machine")
+
+
+@when("the quality manager produces the dashboard")
+def produce_dashboard(desk: Desk) -> None:
+    with desk.store.acting(desk.app, QUALITY_MANAGER):
+        desk.dashboard = desk.app.render_dashboard()
+
+
+@then(parsers.parse('the dashboard counts {many:d} nonconformities from "{first}" and {few:d} '
+                    'from "{second}"'))
+def counts_by_source(desk: Desk, many: int, first: str, few: int, second: str) -> None:
+    figures = collect(desk.app.read_models, _day(0))
+    assert dict(figures.pareto_source) == {first: many, second: few}
+    assert "Pareto of NCs by source" in desk.dashboard
+
+
+@then("the dashboard is a single file that loads nothing from the network")
+def self_contained(desk: Desk) -> None:
+    assert not re.search(r"<(script|img|iframe)[^>]+src=", desk.dashboard)
+    assert not re.search(r"<link[^>]+href=", desk.dashboard)
+
+
+@then(parsers.parse('the dashboard shows {count:d} nonconformities on "{product}" recurring for '
+                    'the cause "{cause}"'))
+def recurring(desk: Desk, count: int, product: str, cause: str) -> None:
+    figures = collect(desk.app.read_models, _day(0))
+    assert figures.recurrence == [(product, cause, count)]
+    assert f"<td>{product}</td><td>{cause}</td><td>{count}</td>" in desk.dashboard
+
+
