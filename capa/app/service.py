@@ -53,6 +53,7 @@ MAX_EVIDENCE_BYTES = 25 * 1024 * 1024
 _REF = re.compile(r"^(NC|CA)-(\d{4})-(\d{4,})$")
 _CREATE_ATTEMPTS = 20
 _USER_ADDED_TOPIC = get_topic(User.UserAdded)  # type: ignore[attr-defined]
+_NO_SUCH_USER_HASH = "scrypt$16384$8$1$" + "A" * 22 + "==$" + "A" * 43 + "="
 
 #: The password presented for this command, checked again when a signature is made (R10).
 _signing_password: ContextVar[str | None] = ContextVar("capa_signing_password", default=None)
@@ -167,6 +168,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         uid = user.strip().lower()
         account = self._find_user(uid)
         if account is None:
+            # The same scrypt work as for a real account, so timing does not reveal user ids.
+            verify_password(password, _NO_SUCH_USER_HASH)
             raise NotPermitted("unknown user id or wrong password")
         account.require_usable()
         if not verify_password(password, account.password_hash):

@@ -313,3 +313,17 @@ def test_the_user_list_holds_no_hash(app: CapaApplication) -> None:
     assert all("scrypt" not in str(u) and "password_hash" not in u for u in users)
     with as_(app, "tokafor"), pytest.raises(NotPermitted):
         app.list_users()
+
+
+def test_an_unknown_user_costs_the_same_password_work(app: CapaApplication,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import capa.app.service as service
+
+    checked: list[str] = []
+    real = service.verify_password
+    monkeypatch.setattr(service, "verify_password",
+                        lambda password, encoded: checked.append(encoded) or real(password,
+                                                                                   encoded))
+    with pytest.raises(NotPermitted):
+        app.authenticate("ghost", PASSWORD)
+    assert len(checked) == 1 and checked[0].startswith("scrypt$")
