@@ -423,3 +423,46 @@ def test_init_needs_a_good_password_and_leaves_nothing_otherwise(
     outcome = fresh.run("init", "--admin", "boss", user=None, **extra)
     assert outcome.code == code
     assert not fresh.db.exists()
+
+
+# -- the prompt -------------------------------------------------------------------------------
+
+
+def run_at_terminal(store: Store, monkeypatch: pytest.MonkeyPatch, typed: str,
+                    *args: str, **extra: str) -> Outcome:
+    """`capa ARGS` as if typed at a terminal: the prompts read `typed`."""
+    monkeypatch.setattr("capa.cli.auth.interactive", lambda: True)
+    env = {"CAPA_DB": str(store.db), "CAPA_USER": None, "CAPA_PASSWORD": None,
+           "CAPA_SESSION_DIR": str(store.sessions), "CAPA_NEW_PASSWORD": None, **extra}
+    runner = CliRunner()
+    with runner.isolation(input=typed, env=env) as (out, err, _):
+        try:
+            main(list(args))
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        else:
+            code = 0
+        return Outcome(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+def test_at_a_terminal_the_user_id_and_password_are_prompted_for(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcome = run_at_terminal(store, monkeypatch, f"{USER['auditor']}\n{PASSWORD}\n",
+                              "whoami")
+    assert outcome.code == 0, outcome.stderr
+    assert USER["auditor"] in outcome.stdout
+    assert PASSWORD not in outcome.stdout + outcome.stderr
+
+
+def test_at_a_terminal_a_session_signature_prompts_for_the_password(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(store)
+    approve = ["ca", "approve", store.refs["CA_PLANNED"]]
+    wrong = run_at_terminal(store, monkeypatch, f"{WRONG}\n", *approve)
+    assert wrong.code == 4
+    assert store.events()[-1][0].endswith("LoginFailed")
+    right = run_at_terminal(store, monkeypatch, f"{PASSWORD}\n", *approve)
+    assert right.code == 0, right.stderr
+    assert "Password (to sign)" in right.stderr
