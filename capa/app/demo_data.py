@@ -67,7 +67,7 @@ def grow_demo(app: CapaApplication, people: dict[str, str], password: str | None
     def acting(role: str) -> Any:
         user = people[role]
         return app.acting_as(user, password) if password is not None \
-            else app.acting_as(user)  # type: ignore[call-arg]
+            else app.acting_as(user)
 
     def due(days: int) -> str:
         return (today + dt.timedelta(days=days)).isoformat()

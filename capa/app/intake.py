@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from eventsourcing.persistence import IntegrityError
 
@@ -246,7 +246,7 @@ class Intake:
     """`import_ncs` of CapaApplication."""
 
     def import_ncs(
-        self: CapaApplication, rows: Sequence[Mapping[str, str | None]],
+        self, rows: Sequence[Mapping[str, str | None]],
         mapping: Mapping[str, str], dry_run: bool = False, *,
         header: Sequence[str] | None = None, constants: Mapping[str, str] | None = None,
         progress: Callable[[int], None] | None = None,
@@ -259,7 +259,8 @@ class Intake:
         """
         from capa.app.readside import authorise
 
-        user = authorise(self, "import")
+        app = cast("CapaApplication", self)
+        user = authorise(app, "import")
         fixed = dict(constants or {})
         names = list(header) if header is not None else list(rows[0]) if rows else []
         columns = resolve_columns(names, mapping, fixed)
@@ -268,7 +269,7 @@ class Intake:
         report = ImportReport(rows=len(rows), dry_run=dry_run, errors=errors)
         if errors:
             raise ImportRejected(report)
-        existing = self.read_models.external_refs()
+        existing = app.read_models.external_refs()
         seen: set[str] = set()
         fresh: list[dict[str, str | None]] = []
         for values in valid:
@@ -289,7 +290,7 @@ class Intake:
             return report
         for start in range(0, len(fresh), BATCH_SIZE):
             batch = fresh[start:start + BATCH_SIZE]
-            saved = _save_batch(self, batch, user)
+            saved = _save_batch(app, batch, user)
             report.imported += len(saved)
             report.first_id = report.first_id or saved[0].ref
             report.last_id = saved[-1].ref

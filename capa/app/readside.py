@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from capa.app.intake import Intake
 from capa.domain.errors import InvalidInput
@@ -37,7 +37,7 @@ class ReadSide(Intake):
             self._read_models = ReadModels(self)
         return self._read_models
 
-    def rebuild_read_models(self: CapaApplication) -> dict[str, int]:
+    def rebuild_read_models(self) -> dict[str, int]:
         """Drop the read tables and project the whole event log again."""
         position = self.read_models.rebuild()
         counts = {name: len(self.read_models.table(name))
@@ -47,17 +47,18 @@ class ReadSide(Intake):
 
     # -- export ------------------------------------------------------------------------------
 
-    def export_events(self: CapaApplication) -> Iterator[dict[str, Any]]:
+    def export_events(self) -> Iterator[dict[str, Any]]:
         """Every stored event in log order, decoded: position, record, version, type, time,
         actor and the event's own attributes."""
+        app = cast("CapaApplication", self)
         refs: dict[Any, str] = {}
         position = 0
         while True:
-            batch = self.recorder.select_notifications(start=position + 1, limit=2000)
+            batch = app.recorder.select_notifications(start=position + 1, limit=2000)
             if not batch:
                 return
             for n in batch:
-                event: Any = self.mapper.to_domain_event(n)
+                event: Any = app.mapper.to_domain_event(n)
                 state = {k: v for k, v in vars(event).items()
                          if k not in ("originator_id", "originator_version", "timestamp")}
                 if "ref" in state:
@@ -69,7 +70,7 @@ class ReadSide(Intake):
                        "state": json.loads(json.dumps(state, default=_json_default))}
             position = batch[-1].id
 
-    def export_records(self: CapaApplication) -> list[dict[str, Any]]:
+    def export_records(self) -> list[dict[str, Any]]:
         """Current NCs then CAs, one flat row each, from the read models."""
         rm = self.read_models
         rows: list[dict[str, Any]] = []
@@ -94,15 +95,15 @@ class ReadSide(Intake):
 
     # -- reports -----------------------------------------------------------------------------
 
-    def render_report(self: CapaApplication, ref: str, fmt: str) -> bytes:
+    def render_report(self, ref: str, fmt: str) -> bytes:
         """The 8D report of one NC or CA as Markdown, HTML or PDF bytes."""
         from capa.reports.eightd import build_report, render
 
         if fmt not in ("md", "html", "pdf"):
             raise InvalidInput(f"format must be one of: md, html, pdf (got {fmt!r})")
-        return render(build_report(self, ref), fmt)
+        return render(build_report(cast("CapaApplication", self), ref), fmt)
 
-    def render_dashboard(self: CapaApplication, today: str | None = None) -> str:
+    def render_dashboard(self, today: str | None = None) -> str:
         """The KPI dashboard as one self-contained HTML document."""
         from capa.reports.dashboard import collect, render_html
 

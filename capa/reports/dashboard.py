@@ -94,8 +94,15 @@ def collect(rm: ReadModels, today: str) -> Dashboard:
     )
 
 
+def _go() -> Any:
+    # Imported when a dashboard is drawn: plotly is large and no other command needs it.
+    import plotly.graph_objects as go  # type: ignore[import-untyped]
+
+    return go
+
+
 def _pareto(title: str, counts: list[tuple[str, int]]) -> Any:
-    import plotly.graph_objects as go
+    go = _go()
 
     labels = [c[0] for c in counts]
     values = [c[1] for c in counts]
@@ -114,7 +121,7 @@ def _pareto(title: str, counts: list[tuple[str, int]]) -> Any:
 
 
 def _figures(d: Dashboard) -> list[Any]:
-    import plotly.graph_objects as go
+    go = _go()
 
     ages = go.Figure()
     ages.add_bar(x=list(d.open_nc_ages), y=list(d.open_nc_ages.values()), name="open NCs")
