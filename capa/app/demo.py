@@ -74,7 +74,8 @@ def build_demo(app: CapaApplication) -> dict[str, str]:
             description="12 of 50 sampled pouches below 8 N peel strength at start of shift.",
             source="process", severity="critical", product="Sterile pouch P-10", lot="L2407",
             detected_on=days(-2)).id
-        app.contain_nc(seal, action="Line 3 stopped; shift output on hold", disposition="quarantine")
+        app.contain_nc(seal, action="Line 3 stopped; shift output on hold",
+                       disposition="quarantine")
         inspection = app.raise_nc(
             title="Complaint files lack documented investigation decision",
             description="FDA Form 483 observation 2: complaint files do not document the "
