@@ -189,5 +189,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
         if os.environ.get("CAPA_DEBUG"):
             raise
+        from capa.app.store import storage_failure
+
+        # A busy, lost or refused store: a conflict (5) or an unavailable store (3).
+        failure = storage_failure(exc)
+        if failure is not None:
+            status = next(c for cls, c in EXIT_CODES.items() if isinstance(failure, cls))
+            error(as_json, status, str(failure))
+            sys.exit(status)
         error(as_json, 1, f"unexpected error ({type(exc).__name__}): {exc}")
         sys.exit(1)
