@@ -99,8 +99,13 @@ def _errors_text(data: dict[str, Any]) -> str:
 def _report_text(d: dict[str, Any]) -> str:
     verb = "would import" if d["dry_run"] else "imported"
     span = f" ({d['first_id']} .. {d['last_id']})" if d["first_id"] else ""
-    return (f"{d['rows']} rows: {verb} {d['imported']}{span}; skipped {d['skipped_existing']} "
+    text = (f"{d['rows']} rows: {verb} {d['imported']}{span}; skipped {d['skipped_existing']} "
             f"already in the store and {d['skipped_duplicate']} repeated in the file")
+    if d["without_external_ref"]:
+        # Without a reference a row cannot be recognised next time: say so before it bites.
+        text += (f"\nnote: {d['without_external_ref']} rows have no external_ref; running the "
+                 "file again would import them again")
+    return text
 
 
 @click.command()
