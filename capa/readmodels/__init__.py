@@ -1,0 +1,1 @@
+"""Read models: projections of the event log that lists, overdue and the dashboard read."""
