@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sqlite3
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -149,12 +150,14 @@ def storage_failure(exc: BaseException) -> CapaError | None:
     """The user-facing error for a failure of the store during a command, or None when `exc`
     is not one. A busy store or a lost race is a conflict (exit 5: nothing was written, retry is
     safe); a lost or refused connection is an unavailable store (exit 3)."""
-    import psycopg
-
     if isinstance(exc, IntegrityError):
         return Conflict("the record changed while this command ran; nothing was written, "
                         "retry is safe")
-    if not isinstance(exc, PersistenceError | psycopg.Error):
+    # psycopg is only loaded by PostgreSQL stores; importing it here would cost SQLite ones.
+    psycopg = sys.modules.get("psycopg")
+    if not isinstance(exc, PersistenceError) and not (
+        psycopg is not None and isinstance(exc, psycopg.Error)
+    ):
         return None
     reason = _first_line(exc)
     if any(word in reason.lower() for word in _BUSY):

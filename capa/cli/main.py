@@ -95,6 +95,7 @@ pass_session = click.make_pass_decorator(Session)
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("capa.cli.store", "init"),
     "demo": ("capa.cli.store", "demo"),
+    "store": ("capa.cli.storecmd", "store"),
     "nc": ("capa.cli.nc", "nc"),
     "ca": ("capa.cli.ca", "ca"),
     "history": ("capa.cli.records", "history"),

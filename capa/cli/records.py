@@ -13,16 +13,53 @@ from capa.cli.output import emit, table
 
 @click.command()
 @click.argument("record_id", metavar="ID")
+@click.option("--diff", "diff", is_flag=True,
+              help="Only what changed: one line per event, each field as old -> new.")
 @json_option
 @pass_session
-def history(session: Session, record_id: str) -> None:
+def history(session: Session, record_id: str, diff: bool) -> None:
     """The audit trail of one record: every event, who, when (UTC), what changed and why.
 
     \b
     Example:
       capa history CA-2026-0001
+      capa history NC-2026-0001 --diff
     """
-    emit(session.json, session.app().history(record_id), _history_text)
+    entries = session.app().history(record_id)
+    if diff and session.json:
+        emit(True, [{"position": e["position"], "version": e["version"], "time": e["time"],
+                     "actor": e["actor"], "event_type": e["event_type"],
+                     "changes": e["changes"], "reason": e["reason"]}
+                    for e in _as_data(entries)], str)
+        return
+    emit(session.json, entries, _diff_text if diff else _history_text)
+
+
+def _as_data(entries: Any) -> list[dict[str, Any]]:
+    from capa.cli.output import to_data
+
+    data: list[dict[str, Any]] = to_data(entries)
+    return data
+
+
+def _diff_text(entries: list[dict[str, Any]]) -> str:
+    """One line per event: who, what type, and only the fields that changed (old -> new)."""
+    lines: list[str] = []
+    for e in entries:
+        changes = []
+        for change in e["changes"]:
+            if change["old"] is None and isinstance(change["new"], list):
+                changes += [f"{change['field']} + {_short(added)}" for added in change["new"]]
+            elif change["old"] is None:
+                changes.append(f"{change['field']}={_short(change['new'])}")
+            else:
+                changes.append(f"{change['field']}: {_short(change['old'])} -> "
+                               f"{_short(change['new'])}")
+        reason = f"  (reason: {e['reason']})" if e["reason"] else ""
+        signed = f"  [signed: {e['signature']['meaning']}]" if e["signature"] else ""
+        lines.append(f"v{e['version']} {e['time']} {e['actor']} {e['event_type']}: "
+                     f"{'; '.join(changes) or 'no field changed'}{reason}{signed}")
+    return "\n".join(lines)
 
 
 def _history_text(entries: list[dict[str, Any]]) -> str:

@@ -15,9 +15,13 @@ from capa.cli.output import emit
               help="User id of the first administrator (default: CAPA_USER).")
 @click.option("--full-name", default=None, help="The administrator's printed name.")
 @click.option("--org", "organisation", default="", help="Organisation name shown in reports.")
+@click.option("--key", "key", default=None, metavar="PATH",
+              help="Where to create the store's signing key (env CAPA_KEY; default "
+                   "<store>.key, or ./capa-audit.key for a PostgreSQL store).")
 @json_option
 @pass_session
-def init(session: Session, admin: str | None, full_name: str | None, organisation: str) -> None:
+def init(session: Session, admin: str | None, full_name: str | None, organisation: str,
+         key: str | None) -> None:
     """Create a new, empty store and its first administrator (the only command that creates
     a store). The administrator's password comes from CAPA_PASSWORD or the prompt.
 
@@ -45,11 +49,24 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
     # Checked before the store file exists, so a refused value leaves nothing behind.
     admin_id = valid_user_id(admin_id)
     check_strength(password)
+    from dataclasses import replace
+    from pathlib import Path
+
+    from capa.audit.verify import create_store_key, default_key_path
+
+    key_path = Path(key) if key else default_key_path(session.db)
+    if key_path.exists():
+        raise InvalidInput(f"a key already exists at {key_path}; give another path with --key")
     app = open_store(session.db, create=True)
-    result = app.initialise(organisation, admin=admin_id, full_name=full_name,
+    # The key lives outside the store; its fingerprint goes into the store's first event so a
+    # replaced key is noticed (SPEC §5).
+    fingerprint = create_store_key(key_path)
+    result = app.initialise(organisation, fingerprint, admin=admin_id, full_name=full_name,
                             password=password)
+    result = replace(result, detail={**(result.detail or {}), "key": str(key_path),
+                                     "key_fingerprint": fingerprint})
     emit(session.json, result, lambda d: f"store created at {session.db}; "
-                                         f"administrator {d['admin']}")
+                                         f"administrator {d['admin']}; signing key {d['key']}")
 
 
 @click.command()

@@ -1,0 +1,335 @@
+"""Audit bundles: the evidence an auditor takes away, and its offline verification (SPEC §5).
+
+A bundle is a directory, or a ``.zip`` by extension, holding:
+
+- ``events.jsonl``: one event per line in position order: ``position``, ``record_id`` (stored
+  hex id), ``version``, ``event_type`` (stored topic), ``state_b64`` (the exact stored bytes),
+  ``leaf_hash`` (hex, so a changed byte is pinned to its line), and decoded for reading:
+  ``record`` (human ref), ``type``, ``time``, ``actor`` and ``data``;
+- ``checkpoint.txt``: a signed checkpoint over exactly the exported events;
+- ``public_key.pem``: the store's public key;
+- ``manifest.json``: ``event_count``, ``tool_version``, and the SHA-256 of the other files.
+
+``verify_bundle`` makes the same checks as the standalone ``scripts/verify_bundle.py``, with
+capa's own hashing and signature code, so the two are independent implementations.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+import capa
+from capa.audit.ledger import Ledger, leaf_of
+from capa.audit.merkle import EMPTY_ROOT, TreeBuilder
+from capa.audit.signing import (
+    Checkpoint,
+    SigningError,
+    create_checkpoint,
+    fingerprint,
+    load_private_key,
+    public_key_from_pem,
+    public_key_pem,
+    sign_checkpoint,
+    verify_checkpoint,
+)
+from capa.audit.verify import (
+    CheckpointLog,
+    TamperDetected,
+    describe_record,
+    origin_of,
+    verify_store,
+)
+from capa.domain.errors import InvalidInput, NotFound
+
+__all__ = ["export_bundle", "verify_bundle"]
+
+EVENTS, CHECKPOINT, PUBLIC_KEY, MANIFEST = (
+    "events.jsonl", "checkpoint.txt", "public_key.pem", "manifest.json")
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+class _Writer:
+    """Files of a bundle, written into a directory or a zip file."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.zip: zipfile.ZipFile | None = None
+        if out.suffix.lower() == ".zip":
+            if out.exists():
+                raise InvalidInput(f"{out} already exists; choose a new bundle path")
+            if not out.parent.is_dir():
+                raise NotFound(f"folder {str(out.parent)!r} does not exist")
+            self.zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
+        else:
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                raise InvalidInput(f"{out} exists and is not an empty folder")
+            out.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[IO[bytes]]:
+        if self.zip is not None:
+            with self.zip.open(name, "w", force_zip64=True) as stream:
+                yield stream
+        else:
+            with (self.out / name).open("wb") as stream:
+                yield stream
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _decoded(app: Any, position: int, event: tuple[int, str, int, str, bytes]) -> dict[str, Any]:
+    from uuid import UUID
+
+    from eventsourcing.persistence import StoredEvent
+
+    try:
+        domain: Any = app.mapper.to_domain_event(StoredEvent(
+            originator_id=UUID(hex=event[1]), originator_version=event[2], topic=event[3],
+            state=event[4]))
+        data = {k: v for k, v in vars(domain).items()
+                if k not in ("originator_id", "originator_version", "timestamp")}
+        data.pop("password_hash", None)  # a salted hash still has no place in evidence
+        return {"record": describe_record(app, event[1]), "type": type(domain).__qualname__,
+                "time": _json_default(domain.timestamp), "actor": getattr(domain, "actor", None),
+                "data": json.loads(json.dumps(data, default=_json_default))}
+    except Exception:  # noqa: BLE001 - the stored bytes are the evidence; decoding is a courtesy
+        return {"record": event[1], "type": None, "time": None, "actor": None, "data": None}
+
+
+def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
+                  public_key: Ed25519PublicKey) -> dict[str, Any]:
+    """Verify the store, then write a bundle of every event and a checkpoint over exactly them.
+
+    With the private key the checkpoint is fresh; without it (an auditor's export) the bundle
+    ends at the latest checkpoint of the log, which the store's owner signed earlier.
+    """
+    summary = verify_store(app, public_key, log_path)
+    note: str | None = None
+    size = int(summary["events"])
+    try:
+        private = load_private_key(key_path) if key_path.is_file() else None
+    except SigningError:
+        private = None
+    if private is None:
+        notes = CheckpointLog(log_path).notes()
+        if not notes:
+            raise NotFound(f"no private key at {key_path} and no checkpoint in {log_path} to "
+                           "export under; run capa audit checkpoint with the store key")
+        note = notes[-1].note
+        size = verify_checkpoint(note, public_key).size
+    writer = _Writer(out)
+    try:
+        tree, digest = TreeBuilder(), hashlib.sha256()
+        with writer.open(EVENTS) as stream:
+            for chunk in Ledger(app).events():
+                for event in chunk:
+                    position = tree.size + 1
+                    if position > size:
+                        break
+                    leaf = leaf_of(position, event)
+                    tree.append(leaf)
+                    line = json.dumps({
+                        "position": position, "record_id": event[1], "version": event[2],
+                        "event_type": event[3],
+                        "state_b64": base64.b64encode(event[4]).decode("ascii"),
+                        "leaf_hash": leaf.hex(), **_decoded(app, position, event),
+                    }, ensure_ascii=False).encode("utf-8") + b"\n"
+                    digest.update(line)
+                    stream.write(line)
+        if tree.size != size:
+            raise TamperDetected(f"the store changed during the export ({tree.size} events "
+                                 f"read, {size} verified)")
+        if note is None:
+            assert private is not None
+            note = sign_checkpoint(create_checkpoint(origin_of(private), size, tree.root()),
+                                   private)
+        elif verify_checkpoint(note, public_key).root_hash != tree.root():
+            raise TamperDetected("the exported events do not have the checkpoint's root")
+        files = {CHECKPOINT: note.encode("utf-8"), PUBLIC_KEY: public_key_pem(public_key)}
+        for name, data in files.items():
+            with writer.open(name) as stream:
+                stream.write(data)
+        manifest = {"event_count": size, "tool_version": capa.__version__,
+                    "created_at": _json_default(dt.datetime.now(dt.UTC)),
+                    "key_fingerprint": fingerprint(public_key), "root": tree.root().hex(),
+                    "sha256": {EVENTS: digest.hexdigest(),
+                               **{n: hashlib.sha256(d).hexdigest() for n, d in files.items()}}}
+        with writer.open(MANIFEST) as stream:
+            stream.write(json.dumps(manifest, indent=2).encode("utf-8") + b"\n")
+    finally:
+        writer.close()
+    return {"out": str(out), "events": size, "root": tree.root().hex(),
+            "key_fingerprint": fingerprint(public_key)}
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+class _Bundle:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        self.prefix = ""
+        if path.is_dir():
+            return
+        if not path.is_file():
+            raise NotFound(f"{path}: no such bundle")
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise InvalidInput(f"{path}: not a folder or a readable zip file ({exc})") from None
+        names = set(self.zip.namelist())
+        if EVENTS not in names:
+            folders = {n.split("/", 1)[0] + "/" for n in names if n.endswith("/" + EVENTS)}
+            if len(folders) == 1:
+                self.prefix = folders.pop()
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[IO[bytes]]:
+        try:
+            stream: IO[bytes] = (self.zip.open(self.prefix + name) if self.zip is not None
+                                 else (self.path / name).open("rb"))
+        except (KeyError, OSError):
+            raise InvalidInput(f"{self.path}: missing or unreadable {name}") from None
+        with stream:
+            yield stream
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as stream:
+            return stream.read()
+
+
+def _load_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise InvalidInput(f"{what}: not valid JSON") from None
+
+
+def _signed(note: bytes, key: Ed25519PublicKey, name: str) -> Checkpoint:
+    try:
+        return verify_checkpoint(note, key)
+    except SigningError as exc:
+        raise TamperDetected(f"{name}: {exc}") from None
+
+
+def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict[str, Any]:
+    """Check a bundle offline; raise TamperDetected (exit 6) or InvalidInput (exit 2)."""
+    bundle = _Bundle(path)
+    manifest = _load_json(bundle.read(MANIFEST), MANIFEST)
+    if not (isinstance(manifest, dict) and type(manifest.get("event_count")) is int
+            and isinstance(manifest.get("sha256"), dict)
+            and {EVENTS, CHECKPOINT, PUBLIC_KEY} <= manifest["sha256"].keys()):
+        raise InvalidInput(f"{MANIFEST}: needs event_count and sha256 of the bundle files")
+    try:
+        key = public_key_from_pem(bundle.read(PUBLIC_KEY))
+        if pinned_key is not None:
+            pinned = public_key_from_pem(pinned_key.read_bytes())
+            if fingerprint(pinned) != fingerprint(key):
+                raise TamperDetected(f"{PUBLIC_KEY}: not the key given with --public-key")
+    except (SigningError, OSError) as exc:
+        raise InvalidInput(f"public key: {exc}") from None
+    checkpoint = _signed(bundle.read(CHECKPOINT), key, CHECKPOINT)
+    older: list[tuple[str, Checkpoint]] = []
+    for kept_path in kept:
+        try:
+            data = kept_path.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"{kept_path}: {exc.strerror}") from None
+        old = _signed(data, key, str(kept_path))
+        if old.origin != checkpoint.origin:
+            raise TamperDetected(f"{kept_path}: checkpoint of log {old.origin!r}, not "
+                                 f"{checkpoint.origin!r}")
+        older.append((str(kept_path), old))
+
+    sizes = {checkpoint.size} | {cp.size for _, cp in older}
+    tree, digest = TreeBuilder(), hashlib.sha256()
+    roots: dict[int, bytes] = {0: EMPTY_ROOT}
+    last_version: dict[str, int] = {}
+    with bundle.open(EVENTS) as stream:
+        for line_no, line in enumerate(stream, start=1):
+            digest.update(line)
+            event = _load_json(line, f"{EVENTS} line {line_no}")
+            fields = [event.get(k) if isinstance(event, dict) else None
+                      for k in ("position", "record_id", "version", "event_type", "state_b64")]
+            position, record_id, version, event_type, state_b64 = fields
+            if not (type(position) is int and type(version) is int
+                    and isinstance(record_id, str) and isinstance(event_type, str)
+                    and isinstance(state_b64, str)):
+                raise InvalidInput(f"{EVENTS} line {line_no}: missing or mistyped event fields")
+            record = str(event.get("record") or record_id)
+
+            def failed(message: str, p: Any = position, r: str = record,
+                       v: Any = version) -> TamperDetected:
+                return TamperDetected(message, position=p, record=r, version=v)
+
+            if position != line_no:
+                raise failed(f"found at line {line_no}; events are missing, inserted or out of "
+                             "order")
+            previous = last_version.get(record_id)
+            if previous is not None and version != previous + 1:
+                raise failed(f"follows version {previous} of the same record")
+            last_version[record_id] = version
+            if "\n" in record_id or "\n" in event_type:
+                raise failed("record id or event type contains a newline")
+            try:
+                state = base64.b64decode(state_b64, validate=True)
+            except (binascii.Error, ValueError):
+                raise failed("the stored bytes are not valid base64") from None
+            leaf = leaf_of(position, (0, record_id, version, event_type, state))
+            if "leaf_hash" in event and event["leaf_hash"] != leaf.hex():
+                raise failed("the event's bytes do not match its leaf hash")
+            tree.append(leaf)
+            if tree.size in sizes:
+                roots[tree.size] = tree.root()
+    total = tree.size
+    for name, cp in [(CHECKPOINT, checkpoint), *older]:
+        if total < cp.size:
+            raise TamperDetected(f"missing; {name} covers {cp.size} events, the bundle has "
+                                 f"{total}", position=total + 1)
+    if total > checkpoint.size:
+        raise TamperDetected(f"not covered by {CHECKPOINT} ({checkpoint.size} events)",
+                             position=checkpoint.size + 1)
+    if roots[checkpoint.size] != checkpoint.root_hash:
+        raise TamperDetected(f"{CHECKPOINT}: the root of events 1..{checkpoint.size} is not the "
+                             "signed root; an event was changed, inserted, removed or reordered")
+    for name, old in older:
+        if roots[old.size] != old.root_hash:
+            raise TamperDetected(f"{name}: events 1..{old.size} no longer have the kept root; "
+                                 "the history it covers was rewritten")
+    if manifest["event_count"] != total:
+        raise TamperDetected(f"{MANIFEST}: event_count {manifest['event_count']}, bundle has "
+                             f"{total}")
+    for name, expected in sorted(manifest["sha256"].items()):
+        if not isinstance(name, str) or name.startswith("/") or ".." in name.split("/"):
+            raise InvalidInput(f"{MANIFEST}: {name!r} is not a file inside the bundle")
+        actual = digest.hexdigest() if name == EVENTS else hashlib.sha256(
+            bundle.read(name)).hexdigest()
+        if actual != expected:
+            raise TamperDetected(f"{MANIFEST}: the SHA-256 of {name} does not match")
+    return {"status": "verified", "events": total, "root": checkpoint.root_hash.hex(),
+            "signed_at": checkpoint.time, "key_fingerprint": fingerprint(key),
+            "kept_checkpoints": [{"file": n, "size": cp.size} for n, cp in older]}

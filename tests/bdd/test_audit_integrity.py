@@ -1,0 +1,313 @@
+"""Scenarios of features/audit/integrity.feature: an auditor verifies the audit trail."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from capa.app.store import open_store
+from capa.cli.main import main
+from capa.domain.nonconformity import Nonconformity
+
+scenarios("audit/integrity.feature")
+
+PASSWORD = "correct-horse-battery-staple"
+OWNER, QUALITY, AUDITOR = "mhernandez", "jchen", "dbrooks"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_bundle.py"
+
+
+@dataclass
+class AuditScene:
+    """One store made by `capa init`, its key and checkpoint log, and the last outcome."""
+
+    folder: Path
+    code: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    refs: dict[str, str] = field(default_factory=dict)
+    bundle: Path | None = None
+
+    @property
+    def db(self) -> Path:
+        return self.folder / "capa.db"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "capa.db.checkpoints"
+
+    def run(self, *args: str, user: str | None = AUDITOR) -> int:
+        env = {"CAPA_DB": str(self.db), "CAPA_USER": user,
+               "CAPA_PASSWORD": PASSWORD if user else None, "CAPA_KEY": None,
+               "CAPA_CHECKPOINTS": None, "CAPA_SESSION_DIR": str(self.folder / "sessions")}
+        with CliRunner().isolation(env=env) as (out, err, _):
+            try:
+                main(list(args))
+                self.code = 0
+            except SystemExit as stop:
+                self.code = stop.code if isinstance(stop.code, int) else 1
+            self.stdout, self.stderr = out.getvalue().decode(), err.getvalue().decode()
+        assert "Traceback" not in self.stdout + self.stderr
+        return self.code
+
+    def raise_ncs(self, count: int, start: int) -> None:
+        app = open_store(str(self.db))
+        try:
+            with app.acting_as(QUALITY, PASSWORD):
+                for n in range(start, start + count):
+                    ref = app.raise_nc(title=f"Finding {n}", description="Seen at inspection",
+                                       source="process", severity="minor").id
+                    app.contain_nc(ref, action="Segregated", disposition="quarantine")
+        finally:
+            app.close()
+
+    def rows(self) -> list[tuple[int, bytes]]:
+        with sqlite3.connect(self.db) as db:
+            return db.execute("SELECT rowid, state FROM stored_events ORDER BY rowid").fetchall()
+
+    def sql(self, statement: str, *params: object) -> None:
+        with sqlite3.connect(self.db) as db:
+            db.execute(statement, params)
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Iterator[AuditScene]:
+    yield AuditScene(tmp_path)
+
+
+@given(parsers.parse('an audited store for "{organisation}" with some quality records'))
+def an_audited_store(scene: AuditScene, organisation: str) -> None:
+    assert scene.run("init", "--admin", OWNER, "--full-name", "Maria Hernandez", "--org",
+                     organisation, user=OWNER) == 0, scene.stderr
+    app = open_store(str(scene.db))
+    try:
+        with app.acting_as(OWNER, PASSWORD):
+            app.add_user(QUALITY, full_name="Jin Chen", roles=["quality", "reporter"],
+                         password=PASSWORD)
+            app.add_user(AUDITOR, full_name="Dana Brooks", roles=["auditor"], password=PASSWORD)
+    finally:
+        app.close()
+    scene.raise_ncs(3, 1)
+
+
+@given("the store's owner has signed a checkpoint")
+def owner_signs(scene: AuditScene) -> None:
+    assert scene.run("audit", "checkpoint", user=OWNER) == 0, scene.stderr
+
+
+@given("more nonconformities were raised since")
+def more_ncs(scene: AuditScene) -> None:
+    scene.raise_ncs(2, 10)
+
+
+def _ordinal(text: str) -> int:
+    return int(text.rstrip("stndrh"))
+
+
+@given(parsers.re(r"someone with database access changed one byte of the (?P<n>\w+) event"))
+def change_byte(scene: AuditScene, n: str) -> None:
+    rowid, state = scene.rows()[_ordinal(n) - 1]
+    changed = bytearray(state)
+    changed[len(changed) // 2] ^= 0x01
+    scene.sql("UPDATE stored_events SET state = ? WHERE rowid = ?", bytes(changed), rowid)
+
+
+@given(parsers.re(r"someone with database access deleted the (?P<n>\d+\w\w) event"))
+def delete_event(scene: AuditScene, n: str) -> None:
+    scene.sql("DELETE FROM stored_events WHERE rowid = ?", _ordinal(n))
+
+
+@given("someone with database access deleted the last event")
+def delete_last(scene: AuditScene) -> None:
+    scene.sql("DELETE FROM stored_events WHERE rowid = ?", len(scene.rows()))
+
+
+@given(parsers.re(r"someone with database access inserted an event before the (?P<n>\w+) "
+                  r"event"))
+def insert_event(scene: AuditScene, n: str) -> None:
+    at, total = _ordinal(n), len(scene.rows())
+    with sqlite3.connect(scene.db) as db:
+        for rowid in range(total, at - 1, -1):
+            db.execute("UPDATE stored_events SET rowid = ? WHERE rowid = ?", (rowid + 1, rowid))
+        db.execute("INSERT INTO stored_events (rowid, originator_id, originator_version, topic, "
+                   "state) VALUES (?, ?, 1, 'capa.domain.nonconformity:Nonconformity.Raised', "
+                   "?)", (at, "ab" * 16, b'{"forged":true}'))
+
+
+@given(parsers.re(r"someone with database access swapped the (?P<a>\w+) and the (?P<b>\w+) "
+                  r"events"))
+def swap_events(scene: AuditScene, a: str, b: str) -> None:
+    first, second = _ordinal(a), _ordinal(b)
+    with sqlite3.connect(scene.db) as db:
+        db.execute("UPDATE stored_events SET rowid = -1 WHERE rowid = ?", (first,))
+        db.execute("UPDATE stored_events SET rowid = ? WHERE rowid = ?", (first, second))
+        db.execute("UPDATE stored_events SET rowid = ? WHERE rowid = -1", (second,))
+
+
+@given("someone edited the size of the signed checkpoint")
+def forge_checkpoint(scene: AuditScene) -> None:
+    lines = scene.log.read_text(encoding="utf-8").split("\n")
+    lines[1] = str(int(lines[1]) - 1)
+    scene.log.write_text("\n".join(lines), encoding="utf-8")
+
+
+@given("the auditor kept a copy of the latest checkpoint")
+def keep_checkpoint(scene: AuditScene) -> None:
+    assert scene.run("audit", "checkpoint") == 0, scene.stderr
+    (scene.folder / "kept.checkpoint").write_text(scene.stdout, encoding="utf-8")
+
+
+@given("someone rewrote an early event, rebuilt the ledger and signed a new checkpoint")
+def rewrite_history(scene: AuditScene) -> None:
+    rowid, state = scene.rows()[4]  # the first nonconformity raised
+    assert b"minor" in state
+    scene.sql("UPDATE stored_events SET state = ? WHERE rowid = ?",
+              state.replace(b"minor", b"major"), rowid)
+    scene.sql("DROP TABLE capa_ledger")
+    scene.sql("DROP TABLE capa_ledger_state")
+    scene.log.unlink()
+    assert scene.run("audit", "checkpoint", user=OWNER) == 0, scene.stderr
+    assert scene.run("audit", "verify") == 0, "a rewrite consistent in itself passes alone"
+
+
+@given(parsers.parse('the nonconformity "{alias}" was closed with a signature'))
+def closed_with_signature(scene: AuditScene, alias: str) -> None:
+    app = open_store(str(scene.db))
+    try:
+        with app.acting_as(QUALITY, PASSWORD):
+            ref = app.raise_nc(title="Burr on flange", description="Goods-in",
+                               source="supplier", severity="minor").id
+            app.assess_nc(ref, impact=1, likelihood=1, capa_required=False,
+                          rationale="Cosmetic only")
+            app.close_nc(ref)
+    finally:
+        app.close()
+    scene.refs[alias] = ref
+
+
+@given("someone changed one byte of an event in the bundle")
+def tamper_bundle(scene: AuditScene) -> None:
+    assert scene.bundle is not None
+    events = (scene.bundle / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    event = json.loads(events[1])
+    state = bytearray(base64.b64decode(event["state_b64"]))
+    state[3] ^= 0x01
+    event["state_b64"] = base64.b64encode(bytes(state)).decode()
+    events[1] = json.dumps(event)
+    (scene.bundle / "events.jsonl").write_text("\n".join(events) + "\n", encoding="utf-8")
+
+
+@when("the auditor verifies the store")
+def verify(scene: AuditScene) -> None:
+    scene.run("audit", "verify")
+
+
+@when("the auditor verifies the store against the kept checkpoint")
+def verify_against(scene: AuditScene) -> None:
+    scene.run("audit", "verify", "--against", str(scene.folder / "kept.checkpoint"))
+
+
+@when("the auditor exports an evidence bundle")
+def export(scene: AuditScene) -> None:
+    scene.bundle = scene.folder / "evidence"
+    assert scene.run("audit", "export", "--out", str(scene.bundle)) == 0, scene.stderr
+
+
+@when(parsers.parse('the auditor views "{alias}" as it stood just before its signature'),
+      target_fixture="seen")
+def view_before_signature(scene: AuditScene, alias: str) -> dict[str, object]:
+    ref = scene.refs[alias]
+    assert scene.run("--json", "history", ref) == 0, scene.stderr
+    signature = next(e["signature"] for e in json.loads(scene.stdout) if e["signature"])
+    signed_at = dt.datetime.fromisoformat(signature["signed_at"].replace("Z", "+00:00"))
+    before = (signed_at - dt.timedelta(microseconds=1)).isoformat().replace("+00:00", "Z")
+    assert scene.run("--json", "nc", "show", ref, "--as-of", before) == 0, scene.stderr
+    return {"ref": ref, "signature": signature, "view": json.loads(scene.stdout)}
+
+
+@then("the audit trail is intact")
+def intact(scene: AuditScene) -> None:
+    assert scene.code == 0, scene.stderr
+    assert scene.stdout.startswith("verified:")
+
+
+@then(parsers.parse("the verification fails and names position {position} as the first "
+                    "damaged event"))
+def fails_at(scene: AuditScene, position: str) -> None:
+    assert scene.code == 6, (scene.stdout, scene.stderr)
+    expected = len(scene.rows()) + 1 if position == "last" else int(position)
+    assert f"position {expected} (" in scene.stderr, scene.stderr
+    assert " version " in scene.stderr
+
+
+@then("the verification fails because a checkpoint is forged")
+def fails_forged(scene: AuditScene) -> None:
+    assert scene.code == 6
+    assert "forged or damaged" in scene.stderr
+
+
+@then("the verification fails because the history before the kept checkpoint was rewritten")
+def fails_rewritten(scene: AuditScene) -> None:
+    assert scene.code == 6
+    assert "history before it was rewritten" in scene.stderr
+
+
+@then("the bundle verifies without the store")
+def bundle_verifies(scene: AuditScene) -> None:
+    assert scene.bundle is not None
+    scene.db.rename(scene.folder / "moved-away.db")
+    try:
+        assert scene.run("audit", "verify-bundle", str(scene.bundle), user=None) == 0, \
+            scene.stderr
+    finally:
+        (scene.folder / "moved-away.db").rename(scene.db)
+
+
+@then("the standalone verifier accepts the bundle")
+def script_accepts(scene: AuditScene) -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), str(scene.bundle)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@then("the bundle no longer verifies")
+def bundle_fails(scene: AuditScene) -> None:
+    assert scene.run("audit", "verify-bundle", str(scene.bundle), user=None) == 6
+    assert "position 2 (" in scene.stderr
+    done = subprocess.run([sys.executable, str(SCRIPT), str(scene.bundle)], capture_output=True,
+                          text=True)
+    assert done.returncode == 6
+
+
+@then("the view is the version the signature names")
+def view_is_signed_version(seen: dict[str, object]) -> None:
+    view, signature = seen["view"], seen["signature"]
+    assert isinstance(view, dict) and isinstance(signature, dict)
+    assert view["version"] == signature["signed_version"]
+
+
+@then("the signature's content digest is that of the view")
+def digest_matches(scene: AuditScene, seen: dict[str, object]) -> None:
+    view, signature = seen["view"], seen["signature"]
+    assert isinstance(view, dict) and isinstance(signature, dict)
+    app = open_store(str(scene.db))
+    try:
+        record = app.repository.get(Nonconformity.create_id(str(seen["ref"])),
+                                    version=int(view["version"]))
+        state = {"id": record.ref, "version": record.version, **record.fields()}
+        canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert hashlib.sha256(canonical.encode()).hexdigest() == signature["content_sha256"]
+        assert record.title == view["title"] and record.status == view["status"]
+    finally:
+        app.close()
