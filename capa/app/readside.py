@@ -40,7 +40,7 @@ class ReadSide(Intake):
     def rebuild_read_models(self) -> dict[str, int]:
         """Drop the read tables and project the whole event log again."""
         position = self.read_models.rebuild()
-        counts = {name: len(self.read_models.table(name))
+        counts = {name: self.read_models.count(name)
                   for name in ("nc_summary", "ca_summary", "action_items")}
         return {"position": position, "nonconformities": counts["nc_summary"],
                 "corrective_actions": counts["ca_summary"], "action_items": counts["action_items"]}

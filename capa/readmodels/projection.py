@@ -260,6 +260,13 @@ class ReadModels:
             "SELECT external_ref FROM nc_summary WHERE external_ref IS NOT NULL")
         return {str(row["external_ref"]) for row in rows}
 
+    def count(self, name: str) -> int:
+        """Rows in one read table (caught up first)."""
+        if name not in _READ_TABLES:
+            raise ValueError(f"not a read table: {name}")
+        self.catch_up()
+        return int(self.sql.query(f"SELECT COUNT(*) AS n FROM {name}")[0]["n"])
+
     def table(self, name: str, order: str = "") -> list[dict[str, Any]]:
         """Every row of one read table (without the documents), for reports and exports."""
         self.catch_up()
