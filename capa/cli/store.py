@@ -55,7 +55,9 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
     from capa.audit.verify import create_store_key, default_key_path
 
     key_path = Path(key) if key else default_key_path(session.db)
-    if key_path.exists():
+    # An existing store is reported as such by open_store; a key in the way of a new store
+    # is refused before the store file is made.
+    if key_path.exists() and not Path(session.db).exists():
         raise InvalidInput(f"a key already exists at {key_path}; give another path with --key")
     app = open_store(session.db, create=True)
     # The key lives outside the store; its fingerprint goes into the store's first event so a
