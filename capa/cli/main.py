@@ -110,6 +110,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("capa.cli.reports", "export"),
     "report": ("capa.cli.reports", "report"),
     "dashboard": ("capa.cli.reports", "dashboard"),
+    "audit": ("capa.cli.audit", "audit"),
 }
 
 
