@@ -30,10 +30,11 @@ from typing import Any
 
 from capa.audit.merkle import HASH_SIZE, TreeBuilder
 
-__all__ = ["Ledger", "LedgerRow", "StoredEvent", "leaf_of"]
+__all__ = ["LEAF_HASH_PREFIX", "Ledger", "LedgerRow", "StoredEvent", "leaf_of"]
 
 _BATCH = 5000
-_LEAF_PREFIX = b"\x00capa-leaf-v1\n"
+#: What every leaf hash starts with: RFC 6962's 0x00 and merkle.LEAF_PREFIX.
+LEAF_HASH_PREFIX = b"\x00capa-leaf-v1\n"
 _sha256 = hashlib.sha256
 
 #: (notification id, record id as 32 hex chars, version, topic, stored state bytes)
@@ -49,7 +50,7 @@ def leaf_of(position: int, event: StoredEvent) -> bytes:
     a forged one still changes the hash, which is all a verification needs.
     """
     _, record_id, version, topic, state = event
-    return _sha256(b"".join((_LEAF_PREFIX, f"{position}\n{record_id}\n{version}\n{topic}\n"
+    return _sha256(b"".join((LEAF_HASH_PREFIX, f"{position}\n{record_id}\n{version}\n{topic}\n"
                              .encode(), state))).digest()
 
 
