@@ -139,3 +139,13 @@ def close_all(apps: Sequence[Any]) -> None:
     for app in apps:
         with contextlib.suppress(Exception):
             app.close()
+
+
+def audit_verify(target: str, cwd: Path) -> subprocess.CompletedProcess[str] | None:
+    """`capa audit verify` on the store, or None when this build has no such command."""
+    probe = subprocess.run([sys.executable, "-m", "capa", "audit", "verify", "--help"],
+                           env=cli_env(ADMIN), capture_output=True, text=True, check=False,
+                           cwd=cwd)
+    if probe.returncode != 0:
+        return None
+    return run_cli(target, ADMIN, ["audit", "verify"], cwd=cwd)
