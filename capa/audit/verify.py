@@ -510,11 +510,14 @@ def prove_record(app: Any, ref: str, log_path: Path,
     """Inclusion proofs of every event of one record, against the latest logged checkpoint
     that covers them all (else against the current root, unsigned)."""
     from capa.domain.record import record_uuid
+    from capa.domain.user import is_user_id, user_ref
 
     canonical = ref.strip()
     upper = canonical.upper()
     if upper.startswith(("NC-", "CA-")):
         canonical = upper
+    elif not upper.startswith(("USER-", "EVIDENCE-")) and is_user_id(canonical):
+        canonical = user_ref(canonical)  # a user id names the account's own record
     record_hex = record_uuid(canonical).hex
     ledger = Ledger(app)
     tree = ledger.catch_up()

@@ -303,7 +303,7 @@ def digest_matches(scene: AuditScene, seen: dict[str, object]) -> None:
     assert isinstance(view, dict) and isinstance(signature, dict)
     app = open_store(str(scene.db))
     try:
-        record = app.repository.get(Nonconformity.create_id(str(seen["ref"])),
+        record: Nonconformity = app.repository.get(Nonconformity.create_id(str(seen["ref"])),
                                     version=int(view["version"]))
         state = {"id": record.ref, "version": record.version, **record.fields()}
         canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def test_the_audit_commands_exist() -> None:
     audit = cli.get_command(None, "audit")  # type: ignore[arg-type]
     assert audit is not None
-    assert sorted(audit.list_commands(None)) == [  # type: ignore[attr-defined, arg-type]
+    assert sorted(audit.list_commands(None)) == [  # type: ignore[attr-defined]
         "checkpoint", "export", "prove", "verify", "verify-bundle"]
 
 
