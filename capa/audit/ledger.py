@@ -211,7 +211,7 @@ class Ledger:
         """
         if self.postgres or self._sqlite_path() is None:
             after = 0
-            while batch := self._read_batch(after, _BATCH):
+            while batch := self._read_batch(after, chunk):
                 yield batch
                 after = batch[-1][0]
             return

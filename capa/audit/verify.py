@@ -308,7 +308,13 @@ def _recompute(ledger: Ledger, sizes: set[int], ranges: Sequence[tuple[int, int]
             tree = _append_subtree(tree, block_root, _BLOCK_HEIGHT)
             for (start, stop), builder in builders.items():
                 if start <= base and end <= stop:
-                    builders[(start, stop)] = _append_subtree(builder, block_root, _BLOCK_HEIGHT)
+                    # A tree node that holds a whole block starts on a block boundary, so the
+                    # graft is exact; the leaf-by-leaf branch is only a safety net.
+                    if builder.size % _BLOCK == 0:
+                        builders[(start, stop)] = _append_subtree(builder, block_root,
+                                                                  _BLOCK_HEIGHT)
+                    else:
+                        builder.extend(leaves)
             if end in sizes:
                 result.roots[end] = tree.root()
         else:
@@ -373,7 +379,8 @@ def _proof_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
 
 def _read_note(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        # A copy kept by hand may have gained or lost blank lines at the end; nothing signed.
+        return path.read_text(encoding="utf-8").rstrip("\n") + "\n"
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read checkpoint {path}: {exc}") from None
 
