@@ -114,9 +114,10 @@ def _pareto(title: str, counts: list[tuple[str, int]]) -> Any:
     fig = go.Figure()
     fig.add_bar(x=labels, y=values, name="NCs")
     fig.add_scatter(x=labels, y=cumulative, name="cumulative %", yaxis="y2", mode="lines+markers")
-    fig.update_layout(title=title, yaxis={"title": "NCs"},
-                      yaxis2={"title": "%", "overlaying": "y", "side": "right",
-                              "range": [0, 105]})
+    fig.update_layout(title=title, yaxis={"title": "NCs"}, xaxis={"type": "category"},
+                      yaxis2={"title": "cumulative %", "overlaying": "y", "side": "right",
+                              "range": [0, 105], "tickvals": [0, 25, 50, 75, 100]},
+                      legend={"orientation": "h", "y": -0.3})
     return fig
 
 
@@ -126,7 +127,9 @@ def _figures(d: Dashboard) -> list[Any]:
     ages = go.Figure()
     ages.add_bar(x=list(d.open_nc_ages), y=list(d.open_nc_ages.values()), name="open NCs")
     ages.add_bar(x=list(d.open_ca_ages), y=list(d.open_ca_ages.values()), name="open CAs")
-    ages.update_layout(title="Open NCs and CAs by age", barmode="group")
+    # Labels such as "0-30 days" would otherwise be auto-typed as dates or numbers.
+    ages.update_layout(title="Open NCs and CAs by age", barmode="group",
+                       xaxis={"type": "category"})
     trend = go.Figure()
     trend.add_scatter(x=[t[0] for t in d.trend], y=[t[1] for t in d.trend], name="raised",
                       mode="lines+markers")
@@ -140,7 +143,8 @@ def _figures(d: Dashboard) -> list[Any]:
 _CSS = """body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
 .kpis{display:flex;flex-wrap:wrap;gap:1rem}.kpi{border:1px solid #ddd;border-radius:6px;
 padding:.6rem 1rem;min-width:11rem}.kpi b{display:block;font-size:1.6rem}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(36rem,1fr));gap:1rem}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(32rem,1fr));gap:1rem}
+.charts>div{min-width:0}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
 """
 
@@ -153,7 +157,8 @@ def render_html(d: Dashboard, organisation: str = "") -> str:
     """The dashboard as one HTML document; plotly.js is embedded once, in the first chart."""
     e = html.escape
     charts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"responsive": True},
-                          default_height="420px", div_id=f"chart-{i}")
+                          default_height="420px", default_width="100%",
+                          div_id=f"chart-{i}")
               for i, fig in enumerate(_figures(d))]
     kpis = [("Open NCs", str(d.totals["open_ncs"])), ("Open CAs", str(d.totals["open_cas"])),
             ("Overdue items", str(len(d.overdue))),
