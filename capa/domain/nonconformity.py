@@ -86,19 +86,38 @@ class Nonconformity(Record):
 
     # -- containment and assessment ------------------------------------------------------
 
-    def contain(self, action: str, disposition: str = "none") -> None:
+    def contain(
+        self, action: str, disposition: str = "none", location: str | None = None
+    ) -> None:
         self._require_status("contain", NCStatus.OPEN, NCStatus.CONTAINED)
         self._contained(
             action=require_text(action, "containment action"),
             disposition=choice(Disposition, disposition, "disposition").value,
+            location=_optional(location),
         )
 
-    @event("Contained")
-    def _contained(self, action: str, disposition: str) -> None:
-        self.containment.append(
-            {"action": action, "disposition": disposition, "by": self.event_actor,
-             "at": self.event_time}
-        )
+    class Contained(Record.Event):
+        """Containment recorded. Version 2 adds where it was done (`location`); events stored
+        before it are read with no location."""
+
+        class_version = 2
+        action: str
+        disposition: str
+        location: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["location"] = None
+
+    @event(Contained)
+    def _contained(self, action: str, disposition: str, location: str | None) -> None:
+        entry = {"action": action, "disposition": disposition, "by": self.event_actor,
+                 "at": self.event_time}
+        # Only when given, so that a record's content, and the digest a signature binds (R9),
+        # stays what it was for containment recorded before locations existed.
+        if location is not None:
+            entry["location"] = location
+        self.containment.append(entry)
         self.status = NCStatus.CONTAINED.value
 
     def assess(

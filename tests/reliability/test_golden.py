@@ -92,3 +92,62 @@ def test_the_command_line_reads_and_verifies_the_golden_store(copy: Path,
     verified = capa("audit", "verify")
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["events"] == FACTS["events"]
+
+
+# -- schema evolution: Nonconformity.Contained v1 → v2 (location) ----------------------------
+
+
+def contained_events(app: CapaApplication) -> list[Any]:
+    return [n for n in app.recorder.select_notifications(start=1, limit=FACTS["events"] + 10)
+            if n.topic.endswith(":Nonconformity.Contained")]
+
+
+def test_golden_containment_events_are_version_1_and_read_upcast(app: CapaApplication) -> None:
+    from capa.domain.nonconformity import Nonconformity
+
+    stored = contained_events(app)
+    assert len(stored) == 3
+    for notification in stored:
+        # Written before the class had a version: no class_version, no location.
+        assert b"class_version" not in notification.state
+        assert b"location" not in notification.state
+        event: Any = app.mapper.to_domain_event(notification)
+        assert isinstance(event, Nonconformity.Contained)
+        assert Nonconformity.Contained.class_version == 2
+        assert event.location is None
+        assert event.action
+
+
+def test_signatures_over_upcast_records_still_match_their_content(app: CapaApplication) -> None:
+    signed = 0
+    for fact in RECORDS:
+        for entry in app.history(fact["id"]):
+            if entry.signature is None:
+                continue
+            before: Any = app.repository.get(record_uuid(fact["id"]),
+                                             version=entry.signature.signed_version)
+            assert before.content_digest() == entry.signature.content_sha256
+            signed += 1
+    assert signed >= 4
+
+
+def test_new_containment_is_written_as_version_2(app: CapaApplication, copy: Path) -> None:
+    from capa.domain.nonconformity import Nonconformity
+
+    with app.acting_as("tokafor", FACTS["password"]):
+        nc = app.raise_nc(title="Scratched lens", description="Found at packing",
+                          source="process", severity="minor").id
+        record: Any = app.repository.get(record_uuid(nc))
+        assert isinstance(record, Nonconformity)
+        record.contain("Moved to bay 4", "quarantine", "Bay 4")
+        app.save(record)
+    newest = contained_events(app)[-1]
+    assert b'"class_version":2' in newest.state.replace(b" ", b"")
+    reopened = open_store(str(copy))
+    try:
+        loaded: Any = reopened.repository.get(record_uuid(nc))
+        assert loaded.containment[-1]["location"] == "Bay 4"
+        old: Any = reopened.repository.get(record_uuid(RECORDS[0]["id"]))
+        assert old.containment and all("location" not in c for c in old.containment)
+    finally:
+        reopened.close()
