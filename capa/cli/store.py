@@ -67,7 +67,11 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
                             password=password)
     result = replace(result, detail={**(result.detail or {}), "key": str(key_path),
                                      "key_fingerprint": fingerprint})
-    emit(session.json, result, lambda d: f"store created at {session.db}; "
+    from capa.app.storecopy import target_display
+
+    # A URI's password is never printed.
+    shown = target_display(session.db)
+    emit(session.json, result, lambda d: f"store created at {shown}; "
                                          f"administrator {d['admin']}; signing key {d['key']}")
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from capa.app.service import CapaApplication
-from capa.app.store import StoreUnavailable, open_store
+from capa.app.store import StoreUnavailable, open_store, storage_failure
 from capa.domain.errors import Conflict, InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.record import record_uuid
 from tests.support.backends import (
@@ -22,6 +26,7 @@ from tests.support.backends import (
     OWNER,
     PASSWORD,
     REPORTER,
+    cli_env,
     close_all,
     create_store,
     event_count,
@@ -220,3 +225,37 @@ def test_the_command_line_on_a_missing_or_unreachable_store(target: str) -> None
                 expect=3)["error"]
     assert "secret" not in error["message"]
     assert "Connection refused" in error["message"] or "port 1" in error["message"]
+
+
+def test_init_creates_the_store_and_never_prints_a_password(target: str, tmp_path: Path) -> None:
+    env = cli_env(ADMIN)
+    done = subprocess.run(
+        [sys.executable, "-m", "capa", "--db", target, "init", "--admin", ADMIN,
+         "--full-name", "Maria Hernandez"],
+        env=env, capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "store created at" in done.stdout
+    if target.startswith("postgres"):
+        secret = target.split("@")[0].rsplit(":", 1)[1]
+        assert secret not in done.stdout + done.stderr
+        with psycopg.connect(target) as conn:
+            tables = {row[0] for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert {"capa_events", "capa_snapshots"} <= tables
+    assert event_count(target) >= 2
+    again = subprocess.run(
+        [sys.executable, "-m", "capa", "--db", target, "--json", "init", "--admin", ADMIN],
+        env=env, capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert again.returncode in (2, 3) and "Traceback" not in again.stderr
+
+
+def test_store_failures_during_a_command_become_clean_errors() -> None:
+    busy = storage_failure(OperationalError("canceling statement due to lock timeout"))
+    assert isinstance(busy, Conflict) and "retry is safe" in str(busy)
+    assert isinstance(storage_failure(OperationalError("database is locked")), Conflict)
+    assert isinstance(storage_failure(OperationalError("deadlock detected\nDETAIL: ...")),
+                      Conflict)
+    assert isinstance(storage_failure(IntegrityError("duplicate key")), Conflict)
+    lost = storage_failure(OperationalError("server closed the connection unexpectedly\n..."))
+    assert isinstance(lost, StoreUnavailable) and "\n" not in str(lost)
+    assert storage_failure(ValueError("not a store failure")) is None
