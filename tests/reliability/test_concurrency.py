@@ -60,18 +60,24 @@ print(json.dumps(results), flush=True)
 SPRINTER = """
 import sys, time
 from capa.app.store import open_store
+from capa.domain.errors import Conflict
 app = open_store(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()
 deadline = time.monotonic() + float(sys.argv[2])
-count = 0
+count = conflicts = 0
 with app.acting_as(sys.argv[3], sys.argv[4]):
     while time.monotonic() < deadline:
-        app.raise_nc(title=f"Throughput {count}", description="measured", source="process",
-                     severity="minor")
+        try:
+            app.raise_nc(title=f"Throughput {count}", description="measured",
+                         source="process", severity="minor")
+        except Conflict:
+            # Lost the race for a number too many times in a row: nothing written, go again.
+            conflicts += 1
+            continue
         count += 1
 app.close()
-print(count, flush=True)
+print(count, conflicts, flush=True)
 """
 
 
@@ -146,7 +152,6 @@ def test_eight_writers_lose_nothing_and_losers_write_nothing(target: str, tmp_pa
                     assert run["code"] == 5, run
                     assert json.loads(run["err"])["error"]["code"] == 5
                     assert "nothing was written" in run["err"]
-                    assert kind == "contain", "a raise never loses: it takes the next number"
                 outcomes[f"{kind} {run['code']}"] += 1
         # Every success wrote exactly one event, and nothing else was written.
         assert len(event_rows(target)) == before + written
@@ -169,7 +174,9 @@ def test_eight_writers_lose_nothing_and_losers_write_nothing(target: str, tmp_pa
     assert versions == list(range(2, len(versions) + 2))
     assert [v for _, o, v, _, _ in rows if o == record_uuid(shared)] == \
         list(range(1, len(versions) + 2))
-    assert outcomes["raise 0"] == ROUNDS * WRITERS // 2 * COMMANDS_PER_WRITER
+    # A raise that loses the race for a number takes the next one; only a long losing streak
+    # (20 in a row) gives up, with exit 5 like any loser.
+    assert outcomes["raise 0"] >= ROUNDS * WRITERS // 2 * COMMANDS_PER_WRITER // 2
 
     verified = audit_verify(target, tmp_path)
     if verified is None:
@@ -183,10 +190,12 @@ def test_writes_per_second_with_eight_writers(target: str, tmp_path: Path) -> No
     scripts = [[SPRINTER, target, str(THROUGHPUT_SECONDS), REPORTER, PASSWORD]
                for _ in range(WRITERS)]
     before = len(event_rows(target))
-    counts = [int(out.strip()) for out in start_together(scripts, tmp_path)]
+    results = [[int(n) for n in out.split()] for out in start_together(scripts, tmp_path)]
+    counts = [written for written, _ in results]
+    conflicts = sum(lost for _, lost in results)
     total = sum(counts)
     assert len(event_rows(target)) == before + total
     print(f"\n{backend_of(target)}: {WRITERS} writers, {total} NCs raised in "
           f"{THROUGHPUT_SECONDS:.0f}s: {total / THROUGHPUT_SECONDS:.0f} writes/s "
-          f"(per writer: {counts})")
+          f"(per writer: {counts}; {conflicts} raises gave up on a number and wrote nothing)")
     assert total > 0
