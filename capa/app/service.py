@@ -584,7 +584,10 @@ class CapaApplication(ReadSide, Application[UUID]):
         return text
 
     def _load(self, kind: type[R], ref: str, version: int | None = None) -> R:
-        canonical = ref if ref == STORE_REF else self._canonical(ref)
+        # NC and CA ids are checked against the kind asked for, so a CA id given where an NC
+        # is expected is invalid input, not a missing record; other records have internal refs.
+        prefix = {Nonconformity: "NC", CorrectiveAction: "CA"}.get(kind)  # type: ignore[call-overload]
+        canonical = self._canonical(ref, prefix) if prefix else ref
         try:
             record = self.repository.get(record_uuid(canonical), version=version)
         except AggregateNotFoundError:

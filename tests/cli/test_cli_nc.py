@@ -268,9 +268,6 @@ def test_missing_records_exit_3(capa: Capa) -> None:
     capa.refused("nc", "link", nc, f"CA-{capa.year}-0042", code=3)
 
 
-@pytest.mark.xfail(strict=True, reason="nc commands other than show accept a CA id as the NC "
-                   "and report that existing record as 'not found' (exit 3) instead of "
-                   "refusing the id as invalid (exit 2), as nc show does")
 def test_a_ca_id_given_as_an_nc_is_invalid_input(capa: Capa) -> None:
     ca = capa.ca()
     assert capa.run("--json", "ca", "show", ca).code == 0

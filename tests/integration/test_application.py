@@ -690,9 +690,6 @@ def test_evidence_is_stored_once_per_content(store: Store, app: CapaApplication,
     assert [e.sha256 for e in items[1].evidence] == [digest]
 
 
-@pytest.mark.xfail(strict=True, raises=InvalidInput,
-                   reason="evidence_content() loads 'EVIDENCE-<sha256>' through _load, whose "
-                   "_canonical() accepts only NC/CA ids, so stored evidence cannot be read back")
 def test_stored_evidence_can_be_read_back(store: Store, app: CapaApplication,
                                           tmp_path: Path) -> None:
     ca = open_ca(store, app, [nc_needing_ca(store, app)])
