@@ -130,7 +130,8 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES_HELP)
 @click.option("--db", envvar="CAPA_DB", default="capa.db", show_default=True, metavar="TARGET",
               help="Store: a SQLite file path or a postgresql:// URI (env CAPA_DB).")
