@@ -27,6 +27,8 @@ lint: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_readmodels.py
+	$(BIN)/python scripts/bench_audit.py
 
 validate: setup
 	$(BIN)/capa validate
