@@ -426,9 +426,13 @@ class CapaApplication(ReadSide, Application[UUID]):
         due_date = parse_date(due, "due").isoformat()
         numbers: list[str] = []
 
+        account = self._find_user(assignee) if is_user_id(assignee) else None
+        if account is None or not account.active:
+            raise InvalidInput(f"assignee {assignee!r} is not an active user of this store")
+
         def change(ca: CorrectiveAction) -> None:
             self._require_owner_or_quality(ca, "plan")
-            numbers.append(ca.plan(action, assignee, due_date, action_type))
+            numbers.append(ca.plan(action, account.user_id, due_date, action_type))
 
         result = self._update(CorrectiveAction, ref, change, command="ca plan")
         return WriteResult(result.id, result.status, result.version, {"action": numbers[0]})
@@ -655,14 +659,6 @@ class CapaApplication(ReadSide, Application[UUID]):
                 high = mid
         return high
 
-    def _refs(self, prefix: str) -> list[str]:
-        year_now = dt.datetime.now(dt.UTC).year
-        refs: list[str] = []
-        for year in range(2000, year_now + 1):
-            n = self._next_number(prefix, year)
-            refs.extend(format_ref(prefix, year, i) for i in range(1, n))
-        return refs
-
     def _version_at(self, ref: str, moment: dt.datetime) -> int:
         found = 0
         for item in self.recorder.select_events(record_uuid(ref)):
@@ -780,10 +776,3 @@ def _diff(before: dict[str, Any], after: dict[str, Any], path: str = "") -> list
         else:
             changes.append({"field": name, "old": old, "new": new})
     return changes
-
-
-def _is_overdue(view: Any, today: str) -> bool:
-    items = getattr(view, "items", None)
-    if items is None or view.status in ("closed", "cancelled"):
-        return False
-    return any(i.state == "open" and i.due < today for i in items)
