@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from capa.app.intake import Intake
 from capa.domain.errors import InvalidInput
-from capa.readmodels.projection import ReadModels
 
 if TYPE_CHECKING:
     from capa.app.service import CapaApplication
     from capa.app.views import OverdueItem
+    from capa.readmodels.projection import ReadModels
 
 
 def authorise(app: Any, command: str) -> str:
@@ -34,6 +34,9 @@ class ReadSide(Intake):
     @property
     def read_models(self) -> ReadModels:
         if self._read_models is None:
+            # Imported on first use: a command that writes one record never reads the models.
+            from capa.readmodels.projection import ReadModels
+
             self._read_models = ReadModels(self)
         return self._read_models
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import re
-import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,11 +22,9 @@ import capa
 from capa.app.passwords import hash_password, verify_password
 from capa.app.permissions import allowed_roles, permits
 from capa.app.readside import ReadSide
-from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import Conflict, InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import Record, actor_id, record_uuid, utc_iso
-from capa.domain.store import STORE_REF, EvidenceFile, StoreRecord
 from capa.domain.user import (
     MAX_FAILED_ATTEMPTS,
     SESSION_MAX_AGE,
@@ -46,12 +42,17 @@ if TYPE_CHECKING:
         NonconformityView,
         OverdueItem,
     )
+    from capa.domain.corrective_action import CorrectiveAction
+    from capa.domain.store import EvidenceFile
 
 R = TypeVar("R", bound=Record)
 
 MAX_EVIDENCE_BYTES = 25 * 1024 * 1024
 _REF = re.compile(r"^(NC|CA)-(\d{4})-(\d{4,})$")
 _CREATE_ATTEMPTS = 20
+#: The kinds of record whose ids are NC-… and CA-… (named by topic: see _SnapshotIntervals).
+_REF_PREFIXES = {"capa.domain.nonconformity:Nonconformity": "NC",
+                 "capa.domain.corrective_action:CorrectiveAction": "CA"}
 _USER_ADDED_TOPIC = get_topic(User.UserAdded)  # type: ignore[attr-defined]
 _NO_SUCH_USER_HASH = "scrypt$16384$8$1$" + "A" * 22 + "==$" + "A" * 43 + "="
 
@@ -61,6 +62,14 @@ _signing_password: ContextVar[str | None] = ContextVar("capa_signing_password", 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class _SnapshotIntervals(dict[str, int]):
+    """Snapshot intervals of record classes, named by topic: a command imports only the record
+    classes it works with (start-up time, SPEC §7 P1), and eventsourcing looks classes up here."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return super().get(key if isinstance(key, str) else get_topic(key), default)
 
 
 @dataclass(frozen=True)
@@ -83,10 +92,10 @@ class CapaApplication(ReadSide, Application[UUID]):
     its NCs' closures are one atomic save (R4)."""
 
     name = "capa"
-    snapshotting_intervals: ClassVar[dict[type[Aggregate], int]] = {  # type: ignore[misc]
-        Nonconformity: 50,
-        CorrectiveAction: 50,
-    }
+    snapshotting_intervals: ClassVar[dict[Any, int]] = _SnapshotIntervals({  # type: ignore[misc]
+        "capa.domain.nonconformity:Nonconformity": 50,
+        "capa.domain.corrective_action:CorrectiveAction": 50,
+    })
 
     # -- acting user -----------------------------------------------------------------------
 
@@ -192,6 +201,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         account = self._user(uid)
         if not account.roles:
             raise NotPermitted(f"{uid} holds no role")
+        import secrets
+
         token = secrets.token_urlsafe(32)
         with self.acting_as(uid):
             account.log_in(_sha256(token))
@@ -290,6 +301,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         admin: str | None = None, full_name: str | None = None, password: str | None = None,
     ) -> WriteResult:
         """Create the store record and its first administrator in one atomic save."""
+        from capa.domain.store import STORE_REF, StoreRecord
+
         uid = valid_user_id(admin or self._actor())
         if self._exists(STORE_REF):
             raise InvalidInput("this store is already initialised")
@@ -304,6 +317,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         return WriteResult(STORE_REF, store.status, store.version, {"admin": uid})
 
     def store_info(self) -> dict[str, Any]:
+        from capa.domain.store import STORE_REF, StoreRecord
+
         store = self._load(StoreRecord, STORE_REF)
         return {"organisation": store.organisation, "tool_version": store.tool_version,
                 "key_fingerprint": store.key_fingerprint, "created_at": utc_iso(store.created_on)}
@@ -349,6 +364,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         )
 
     def link_nc(self, nc_ref: str, ca_ref: str) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         self._authorise("nc link")
         nc = self._load(Nonconformity, nc_ref)
         ca = self._load(CorrectiveAction, ca_ref)
@@ -381,6 +398,8 @@ class CapaApplication(ReadSide, Application[UUID]):
     def open_ca(
         self, *, title: str, problem: str, owner: str, ncs: Sequence[str] = ()
     ) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         self._authorise("ca open")
         account = self._find_user(owner) if is_user_id(owner) else None
         if account is None or not account.active:
@@ -414,6 +433,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         self, ref: str, *, method: str, root_cause: str, category: str,
         whys: Sequence[str] = (),
     ) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         def change(ca: CorrectiveAction) -> None:
             self._require_owner_or_quality(ca, "investigate")
             ca.investigate(method, root_cause, category, list(whys))
@@ -423,6 +444,8 @@ class CapaApplication(ReadSide, Application[UUID]):
     def plan_ca(
         self, ref: str, *, action: str, assignee: str, due: str, action_type: str
     ) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         due_date = parse_date(due, "due").isoformat()
         numbers: list[str] = []
 
@@ -438,6 +461,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         return WriteResult(result.id, result.status, result.version, {"action": numbers[0]})
 
     def approve_ca(self, ref: str) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         return self._update(
             CorrectiveAction, ref,
             lambda ca: ca.approve(self._signature(ca, SignatureMeaning.APPROVAL)),
@@ -447,6 +472,8 @@ class CapaApplication(ReadSide, Application[UUID]):
     def complete_action(
         self, ref: str, action: str, *, note: str, evidence: Sequence[str | Path] = ()
     ) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         user = self._authorise("ca complete")
         ca = self._load(CorrectiveAction, self._canonical(ref, "CA"))
         item = ca.item(action)
@@ -459,6 +486,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         return WriteResult(ca.ref, ca.status, ca.version, {"action": action.upper()})
 
     def extend_action(self, ref: str, action: str, *, due: str, reason: str) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         due_date = parse_date(due, "due").isoformat()
         result = self._update(CorrectiveAction, ref, lambda ca: ca.extend(action, due_date, reason),
                               command="ca extend")
@@ -467,6 +496,8 @@ class CapaApplication(ReadSide, Application[UUID]):
     def verify_ca(
         self, ref: str, *, effective: bool, note: str, evidence: Sequence[str | Path] = ()
     ) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         self._authorise("ca verify")
         ca = self._load(CorrectiveAction, self._canonical(ref, "CA"))
         files, entries = self._evidence(evidence)
@@ -475,6 +506,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         return WriteResult(ca.ref, ca.status, ca.version, {"iteration": ca.iteration})
 
     def close_ca(self, ref: str) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         self._authorise("ca close")
         ca = self._load(CorrectiveAction, self._canonical(ref, "CA"))
         ncs = [self._load(Nonconformity, r) for r in ca.linked_ncs]
@@ -487,10 +520,14 @@ class CapaApplication(ReadSide, Application[UUID]):
                            {"closed_ncs": [nc.ref for nc in closing]})
 
     def cancel_ca(self, ref: str, *, reason: str) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         return self._update(CorrectiveAction, ref, lambda ca: ca.cancel(reason),
                             command="ca cancel")
 
     def reopen_ca(self, ref: str, *, reason: str) -> WriteResult:
+        from capa.domain.corrective_action import CorrectiveAction
+
         return self._update(CorrectiveAction, ref, lambda ca: ca.reopen(reason),
                             command="ca reopen")
 
@@ -508,7 +545,11 @@ class CapaApplication(ReadSide, Application[UUID]):
         from capa.app.views import CorrectiveActionView, NonconformityView
 
         canonical = self._canonical(ref)
-        kind: type[Record] = Nonconformity if canonical.startswith("NC") else CorrectiveAction
+        kind: type[Record] = Nonconformity
+        if not canonical.startswith("NC"):
+            from capa.domain.corrective_action import CorrectiveAction
+
+            kind = CorrectiveAction
         if version is not None and as_of is not None:
             raise InvalidInput("give either a version or an as-of time, not both")
         if as_of is not None:
@@ -521,7 +562,7 @@ class CapaApplication(ReadSide, Application[UUID]):
         data = {"id": record.ref, "version": record.version,
                 "created_at": utc_iso(record.created_on),
                 "updated_at": utc_iso(record.modified_on), **record.fields()}
-        if isinstance(record, CorrectiveAction):
+        if kind is not Nonconformity:
             data["root_cause"] = record.root_cause
             return CorrectiveActionView.model_validate(data)
         return NonconformityView.model_validate(data)
@@ -590,7 +631,7 @@ class CapaApplication(ReadSide, Application[UUID]):
     def _load(self, kind: type[R], ref: str, version: int | None = None) -> R:
         # NC and CA ids are checked against the kind asked for, so a CA id given where an NC
         # is expected is invalid input, not a missing record; other records have internal refs.
-        prefix = {Nonconformity: "NC", CorrectiveAction: "CA"}.get(kind)  # type: ignore[call-overload]
+        prefix = _REF_PREFIXES.get(get_topic(kind))
         canonical = self._canonical(ref, prefix) if prefix else ref
         try:
             record = self.repository.get(record_uuid(canonical), version=version)
@@ -706,6 +747,10 @@ class CapaApplication(ReadSide, Application[UUID]):
             digest = hashlib.sha256(content).hexdigest()
             ref = f"EVIDENCE-{digest}"
             if not self._exists(ref) and all(f.ref != ref for f in files):
+                import base64
+
+                from capa.domain.store import EvidenceFile
+
                 files.append(EvidenceFile(ref=ref, sha256=digest, size=size,
                                           content_b64=base64.b64encode(content).decode()))
             import mimetypes
@@ -716,6 +761,10 @@ class CapaApplication(ReadSide, Application[UUID]):
         return files, entries
 
     def evidence_content(self, sha256: str) -> bytes:
+        import base64
+
+        from capa.domain.store import EvidenceFile
+
         record = self._load(EvidenceFile, f"EVIDENCE-{sha256.lower()}")
         return base64.b64decode(record.content_b64)
 
