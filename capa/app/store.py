@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sqlite3
 import sys
 from pathlib import Path
@@ -77,6 +76,8 @@ def open_store(target: str, *, create: bool = False) -> CapaApplication:
 
 
 def _quoted(target: str, parsed: StoreTarget) -> str:
+    import shlex
+
     # The hint repeats the target as given, except that a password is never printed.
     shown = parsed.display if parsed.kind == "postgres" else target
     return shlex.quote(shown)
@@ -109,6 +110,8 @@ def _postgres_has_store(target: StoreTarget) -> bool:
     """Whether the database holds capa's event table. One short connection, separate from the
     application's pool, so that a wrong host, port, password or database name fails at once with
     libpq's own reason instead of after the pool's wait."""
+    import shlex
+
     import psycopg
 
     env = target.env
