@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -92,7 +92,7 @@ class CapaApplication(ReadSide, Application[UUID]):
     its NCs' closures are one atomic save (R4)."""
 
     name = "capa"
-    snapshotting_intervals: ClassVar[dict[Any, int]] = _SnapshotIntervals({  # type: ignore[misc]
+    snapshotting_intervals: ClassVar[dict[Any, int]] = _SnapshotIntervals({
         "capa.domain.nonconformity:Nonconformity": 50,
         "capa.domain.corrective_action:CorrectiveAction": 50,
     })
@@ -562,10 +562,10 @@ class CapaApplication(ReadSide, Application[UUID]):
         data = {"id": record.ref, "version": record.version,
                 "created_at": utc_iso(record.created_on),
                 "updated_at": utc_iso(record.modified_on), **record.fields()}
-        if kind is not Nonconformity:
-            data["root_cause"] = record.root_cause
-            return CorrectiveActionView.model_validate(data)
-        return NonconformityView.model_validate(data)
+        if isinstance(record, Nonconformity):
+            return NonconformityView.model_validate(data)
+        data["root_cause"] = cast("CorrectiveAction", record).root_cause
+        return CorrectiveActionView.model_validate(data)
 
     def history(self, ref: str) -> list[HistoryEntry]:
         from capa.app.views import HistoryEntry
@@ -634,7 +634,7 @@ class CapaApplication(ReadSide, Application[UUID]):
         prefix = _REF_PREFIXES.get(get_topic(kind))
         canonical = self._canonical(ref, prefix) if prefix else ref
         try:
-            record = self.repository.get(record_uuid(canonical), version=version)
+            record: Any = self.repository.get(record_uuid(canonical), version=version)
         except AggregateNotFoundError:
             raise NotFound(f"{canonical} not found") from None
         if not isinstance(record, kind):
