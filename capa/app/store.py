@@ -36,11 +36,16 @@ _NEUTRAL_SETTINGS = {
 }
 #: The event table each back end keeps (eventsourcing names PostgreSQL's after the application).
 EVENTS_TABLE = {"sqlite": "stored_events", "postgres": f"{CapaApplication.name}_events"}
+#: PostgreSQL stores save through eventsourcing's recorder, except that large saves (evidence
+#: files) avoid psycopg's pipeline mode, which deadlocks on them (capa.adapters.pgrecorder).
+_POSTGRES_RECORDER = "capa.adapters.pgrecorder:CapaPostgresRecorder"
 
 
 def store_env(target: StoreTarget, *, create: bool) -> dict[str, str]:
     """The eventsourcing environment of a store: only `create` lets eventsourcing make tables."""
     env = {**_NEUTRAL_SETTINGS, **target.env, "CREATE_TABLE": "yes" if create else "no"}
+    if target.kind == "postgres":
+        env["APPLICATION_RECORDER_TOPIC"] = _POSTGRES_RECORDER
     prefix = CapaApplication.name.upper() + "_"
     return {**env, **{prefix + key: value for key, value in env.items()}}
 
