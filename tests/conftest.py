@@ -1,6 +1,13 @@
 """Shared pytest configuration for every suite."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+
+from tests.support.backends import BACKENDS, discard_target, new_target
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -12,3 +19,33 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{requirement.id}: evidence for {requirement.source}")
     for tag in catalogue.extra_tags:
         config.addinivalue_line("markers", f"{tag}: feature tag that names no requirement")
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): runs on SQLite alone; the reason says why")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test whose store needs a back end (it uses `backend`, usually through a store fixture)
+    runs once on SQLite and once on PostgreSQL, ids `[sqlite]` and `[postgres]`; one marked
+    `sqlite_only("why")` runs on SQLite alone."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    only = metafunc.definition.get_closest_marker("sqlite_only")
+    if only is not None and not (only.args or only.kwargs.get("reason")):
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs a reason")
+    metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS), scope="function")
+
+
+@pytest.fixture
+def backend() -> str:
+    """The test's back end; pytest_generate_tests gives every test that needs it its value."""
+    raise pytest.UsageError("the back end is set by pytest_generate_tests")
+
+
+@pytest.fixture
+def store_target(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty place for a store on the test's back end: a file path, or a fresh database that
+    is dropped afterwards. On a machine where no PostgreSQL server can start, the postgres run
+    skips and says why."""
+    target = new_target(backend, tmp_path)
+    yield target
+    discard_target(target)

@@ -1,8 +1,8 @@
-"""Fixtures for the application on a real SQLite file: a store factory and its users."""
+"""Fixtures for the application on a real store, on SQLite and on PostgreSQL: a store factory
+and its users. Every test using `store` runs once per back end (see tests/conftest.py)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from capa.adapters.target import parse_target
 from capa.app.service import CapaApplication
 from capa.app.store import open_store
+from tests.support.backends import query
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -20,15 +22,23 @@ Cast = dict[str, tuple[str, list[str]]]
 
 
 class Store:
-    """One SQLite store file; `app()` opens it, as a fresh process would."""
+    """One store (a SQLite file or a PostgreSQL database); `app()` opens it, as a fresh process
+    would."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.backend = parse_target(target).kind
         self._opened: list[CapaApplication] = []
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file of the store (for the tests that are about the file itself)."""
+        assert self.backend == "sqlite", "a PostgreSQL store has no file"
+        return Path(self.target)
 
     def create(self, cast: Cast) -> CapaApplication:
         """Initialise the store and add every user of the cast with their roles."""
-        app = open_store(str(self.path), create=True)
+        app = open_store(self.target, create=True)
         self._opened.append(app)
         admin = next(iter(cast))
         app.initialise("Northwind Medical Devices", admin=admin, full_name=cast[admin][0],
@@ -43,7 +53,7 @@ class Store:
         return app
 
     def app(self) -> CapaApplication:
-        app = open_store(str(self.path))
+        app = open_store(self.target)
         self._opened.append(app)
         return app
 
@@ -53,12 +63,11 @@ class Store:
         return app.acting_as(user, PASSWORD)
 
     def event_count(self) -> int:
-        with sqlite3.connect(self.path) as db:
-            return int(db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
+        return int(self.rows("SELECT COUNT(*) FROM stored_events")[0][0])
 
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.path) as db:
-            return db.execute(sql, args).fetchall()
+        """A statement in SQLite's words, run on either back end (tests.support.backends.query)."""
+        return query(self.target, sql, *args)
 
     def close(self) -> None:
         for app in self._opened:
@@ -67,7 +76,7 @@ class Store:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    created = Store(tmp_path / "capa.db")
+def store(store_target: str) -> Iterator[Store]:
+    created = Store(store_target)
     yield created
     created.close()

@@ -1,9 +1,9 @@
-"""Stores with a cast of users for the read-side tests (read models, import, reports)."""
+"""Stores with a cast of users for the read-side tests (read models, import, reports), on SQLite
+and on PostgreSQL: every test using `store` runs once per back end (see tests/conftest.py)."""
 
 from __future__ import annotations
 
 import inspect
-import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from capa.adapters.target import parse_target
 from capa.app.service import CapaApplication
 from capa.app.store import open_store
+from tests.support.backends import query
 
 PASSWORD = "correct-horse-battery-staple"
 QUALITY_MANAGER = "mhernandez"
@@ -40,14 +42,22 @@ def has_accounts() -> bool:
 
 
 class Store:
-    """One SQLite store file; `app()` opens it as a fresh process would."""
+    """One store (a SQLite file or a PostgreSQL database); `app()` opens it as a fresh process
+    would."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, target: str | Path) -> None:
+        self.target = str(target)
+        self.backend = parse_target(self.target).kind
         self._opened: list[CapaApplication] = []
 
+    @property
+    def path(self) -> Path:
+        """The SQLite file of the store (for the tests that are about the file itself)."""
+        assert self.backend == "sqlite", "a PostgreSQL store has no file"
+        return Path(self.target)
+
     def create(self) -> CapaApplication:
-        app = open_store(str(self.path), create=True)
+        app = open_store(self.target, create=True)
         self._opened.append(app)
         if has_accounts():
             with app.acting_as(QUALITY_MANAGER):
@@ -65,7 +75,7 @@ class Store:
         return app
 
     def app(self) -> CapaApplication:
-        app = open_store(str(self.path))
+        app = open_store(self.target)
         self._opened.append(app)
         return app
 
@@ -76,12 +86,11 @@ class Store:
         return app.acting_as(user)
 
     def event_count(self) -> int:
-        with sqlite3.connect(self.path) as db:
-            return int(db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
+        return int(self.rows("SELECT COUNT(*) FROM stored_events")[0][0])
 
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.path) as db:
-            return db.execute(sql, args).fetchall()
+        """A statement in SQLite's words, run on either back end (tests.support.backends.query)."""
+        return query(self.target, sql, *args)
 
     def close(self) -> None:
         for app in self._opened:
@@ -91,12 +100,12 @@ class Store:
 
 def cli_env(store: Store, user: str) -> dict[str, str]:
     """Environment for a CLI run as `user`."""
-    return {"CAPA_DB": str(store.path), "CAPA_USER": user, "CAPA_PASSWORD": PASSWORD}
+    return {"CAPA_DB": store.target, "CAPA_USER": user, "CAPA_PASSWORD": PASSWORD}
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    created = Store(tmp_path / "capa.db")
+def store(store_target: str) -> Iterator[Store]:
+    created = Store(store_target)
     yield created
     created.close()
 

@@ -1,5 +1,6 @@
-"""The application service on a real SQLite file: lifecycle, ids, history, time travel,
-snapshots, evidence and concurrency, each checked again after the store is closed and reopened."""
+"""The application service on a real store, SQLite and PostgreSQL: lifecycle, ids, history, time
+travel, snapshots, evidence and concurrency, each checked again after the store is closed and
+reopened."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
+from capa.adapters.target import parse_target
 from capa.app.service import MAX_EVIDENCE_BYTES, CapaApplication
+from capa.app.store import store_env
 from capa.domain.errors import Conflict, InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.record import record_uuid
 
@@ -438,7 +441,7 @@ def test_ids_are_unique_and_contiguous_under_concurrent_processes(
     start = time.time() + 2.0
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     running = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(store.path), REPORTER,
+        subprocess.Popen([sys.executable, "-c", WRITER, store.target, REPORTER,
                           str(per_process), str(start)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for _ in range(processes)
@@ -621,6 +624,7 @@ def test_unknown_records(store: Store, app: CapaApplication) -> None:
 class Replaying(CapaApplication):
     """The same application without snapshots: every version rebuilt from events alone."""
 
+    name = CapaApplication.name  # the same tables, on PostgreSQL named after the application
     snapshotting_intervals: ClassVar[dict[Any, int]] = {}  # type: ignore[misc]
 
 
@@ -640,8 +644,7 @@ def test_a_long_ca_loads_through_snapshots_with_correct_old_versions(
     assert events_of(store, ca) == latest
 
     reopened = store.app()
-    replaying = Replaying(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                               "SQLITE_DBNAME": str(store.path),
+    replaying = Replaying(env={**store_env(parse_target(store.target), create=False),
                                "IS_SNAPSHOTTING_ENABLED": "no"})
     try:
         assert replaying.snapshots is None

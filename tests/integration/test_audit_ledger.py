@@ -1,6 +1,10 @@
 """The ledger and the streaming verification on a store large enough to take the fast path
 (whole 4096-leaf blocks) as well as the leaf-by-leaf path, checked against the reference
-Merkle code of capa.audit.merkle."""
+Merkle code of capa.audit.merkle.
+
+SQLite only, on purpose: the 9,000 synthetic events are written straight into the SQLite file and
+the reference leaves read back from it (Ledger.sqlite_path). Block-sized verification on
+PostgreSQL is covered by test_audit_backends.py and the reliability suites."""
 
 from __future__ import annotations
 

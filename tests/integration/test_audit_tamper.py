@@ -1,6 +1,10 @@
 """Every tamper kind of SPEC §5, made by editing the SQLite file directly, is detected by
 `capa audit verify` with exit 6 and the first bad position, record and version; a clean store
-verifies after reopening and after concurrent writes, and exported bundles verify offline."""
+verifies after reopening and after concurrent writes, and exported bundles verify offline.
+
+SQLite only, on purpose: these tests edit the SQLite file (rowids, pages) as someone with access
+to the file would. The same kinds of edit made to the PostgreSQL event table are in
+test_audit_backends.py and in tests/bdd/test_audit_integrity.py, which run on both back ends."""
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ event log, agree with the records themselves, and rebuild to the same answers.""
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from typing import Any
 
 from capa.app.service import CapaApplication
@@ -97,13 +96,11 @@ def test_rebuild_gives_identical_answers(store: Store, app: CapaApplication) -> 
 def test_tracked_position_commits_with_the_tables(store: Store, app: CapaApplication) -> None:
     _story(store, app)
     app.list_records("nc")
-    with sqlite3.connect(store.path) as db:
-        position = db.execute("SELECT position FROM rm_tracking").fetchone()[0]
-        latest = db.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
+    position = store.rows("SELECT position FROM rm_tracking")[0][0]
+    latest = store.rows("SELECT MAX(rowid) FROM stored_events")[0][0]
     assert position == latest
     # A follower that lost its place (as after a crash before commit) simply catches up again.
-    with sqlite3.connect(store.path) as db:
-        db.execute("UPDATE rm_tracking SET position = 0")
+    store.rows("UPDATE rm_tracking SET position = 0")
     again = store.app()
     assert len(again.list_records("nc")) == 3
     assert store.rows("SELECT COUNT(*) FROM nc_summary") == [(3,)]

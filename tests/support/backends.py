@@ -4,6 +4,11 @@ PostgreSQL server shared by the whole test session.
     target = new_target("postgres", tmp_path)   # a URI (or skips, saying why no server runs)
     app = create_store(target)                  # initialised, with the people of CAST
     rows = event_rows(target)                   # (position, record uuid, version, topic, state)
+    query(target, "SELECT COUNT(*) FROM stored_events WHERE rowid > ?", 3)   # either back end
+
+The suites' `backend` fixture (tests/conftest.py) runs a test once per back end, with the back
+end in the test's id (`test_x[sqlite]`, `test_x[postgres]`); `store_target` gives such a test an
+empty place for its store and drops the PostgreSQL database afterwards.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +32,13 @@ import pytest
 from capa.adapters.target import parse_target
 from capa.app.service import CapaApplication
 from capa.app.store import EVENTS_TABLE, open_store
-from tests.support.postgres import PostgresUnavailable, create_database, embedded_postgres
+from tests.support.postgres import (
+    PostgresUnavailable,
+    clone_database,
+    create_database,
+    drop_database,
+    embedded_postgres,
+)
 
 BACKENDS = ("sqlite", "postgres")
 PASSWORD = "correct-horse-battery-staple"
@@ -72,6 +85,28 @@ def new_target(backend: str, folder: Path, name: str = "capa.db") -> str:
         pytest.skip(f"no PostgreSQL server: {exc}")
 
 
+def clone_target(backend: str, template: str, folder: Path, name: str = "capa.db") -> str:
+    """A copy of the store at `template` (closed, nobody connected) as a new, separate store."""
+    if backend == "sqlite":
+        copy = folder / name
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(template + suffix)
+            if source.exists():
+                shutil.copyfile(source, Path(str(copy) + suffix))
+        return str(copy)
+    try:
+        postgres_server()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    return clone_database(template)
+
+
+def discard_target(target: str) -> None:
+    """Drop a PostgreSQL store's database (a SQLite file goes with the test's folder)."""
+    if parse_target(target).kind == "postgres":
+        drop_database(target)
+
+
 def create_store(target: str, cast: dict[str, tuple[str, list[str]]] | None = None
                  ) -> CapaApplication:
     """Initialise a store at `target` and add every user of the cast (all share PASSWORD)."""
@@ -105,6 +140,49 @@ def event_rows(target: str) -> list[tuple[int, UUID, int, str, bytes]]:
             f"FROM {EVENTS_TABLE['postgres']} ORDER BY notification_id"
         ).fetchall()
     return [(int(p), o, int(v), str(t), bytes(s)) for p, o, v, t, s in pg_rows]
+
+
+#: SQLite names of the event log, and what PostgreSQL calls them.
+_POSTGRES_WORDS = {
+    "stored_events": EVENTS_TABLE["postgres"],
+    "stored_snapshots": f"{CapaApplication.name}_snapshots",
+    "rowid": "notification_id",
+}
+_WORD = re.compile(r"\b(" + "|".join(_POSTGRES_WORDS) + r")\b")
+
+
+def query(target: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of a statement written for SQLite (`?` placeholders, stored_events, rowid) on
+    either back end; on PostgreSQL the event tables, positions and placeholders are renamed."""
+    if parse_target(target).kind == "sqlite":
+        with contextlib.closing(sqlite3.connect(target)) as db, db:
+            return [tuple(row) for row in db.execute(sql, args).fetchall()]
+    statement = _WORD.sub(lambda m: _POSTGRES_WORDS[m.group(1)], sql)
+    statement = statement.replace("%", "%%").replace("?", "%s")
+    with psycopg.connect(target) as conn:
+        cursor = conn.execute(statement, args)  # type: ignore[arg-type]
+        rows = cursor.fetchall() if cursor.description else []
+    return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
+
+
+def stored_bytes(target: str) -> bytes:
+    """Everything the store holds: the SQLite file with its journal, or every value of every
+    table of the PostgreSQL database (binary values as they are, others as text)."""
+    if parse_target(target).kind == "sqlite":
+        path = Path(target)
+        return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
+    chunks: list[bytes] = []
+    with psycopg.connect(target) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):  # type: ignore[arg-type]
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        chunks.append(bytes(value))
+                    else:
+                        chunks.append(str(value).encode())
+    return b"\n".join(chunks)
 
 
 def event_count(target: str) -> int:
