@@ -73,11 +73,13 @@ def _closed_ca(store: Store, app: CapaApplication) -> dict[str, str]:
 
 
 def _pdf_text(content: bytes) -> str:
-    """The text drawn on the pages: fpdf2 deflates each content stream."""
+    """The text drawn on the pages: fpdf2 deflates each content stream. The end-of-line before
+    `endstream` is left to the decompressor (as unused data): deflated bytes may themselves end
+    in a carriage return, which a pattern for the end-of-line would eat."""
     out = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", content, re.S):
+    for stream in re.findall(rb"stream\r?\n(.*?)endstream", content, re.S):
         try:
-            out.append(zlib.decompress(stream).decode("latin-1"))
+            out.append(zlib.decompressobj().decompress(stream).decode("latin-1"))
         except zlib.error:
             out.append(stream.decode("latin-1"))
     return "".join(out)
