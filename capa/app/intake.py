@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,7 +31,7 @@ NC_FIELDS = ("title", "description", "source", "severity", "product", "lot", "ex
 REQUIRED = ("title", "description", "source", "severity")
 #: One atomic save per batch: a killed import loses at most the batch in flight, and a re-run
 #: skips every external reference already saved.
-BATCH_SIZE = 10_000
+BATCH_SIZE = 20_000
 
 #: Words regulators use for severity, mapped onto capa's three levels.
 SEVERITY_SYNONYMS = {
@@ -86,9 +87,14 @@ class ImportRejected(InvalidInput):
         self.report = report
 
 
-def read_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+#: A row of input: cells by column name, or cells in the order of the header.
+Row = Mapping[str, str | None] | Sequence[str | None]
+
+
+def read_csv(path: str | Path) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a UTF-8 CSV file (a byte-order mark is ignored; cells may span lines).
-    """
+    Rows are lists of cells in header order; a short row's missing cells read as empty and
+    cells beyond the header are ignored."""
     source = Path(path)
     if not source.is_file():
         raise InvalidInput(f"no such file: {str(source)!r}")
@@ -97,9 +103,7 @@ def read_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
         with source.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = next(reader, [])
-            # A short row leaves its last fields missing (read as empty); extra cells are
-            # dropped, as they name no column.
-            rows = [dict(zip(header, row, strict=False)) for row in reader if row]
+            rows = [row for row in reader if row]
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{source.name} is not UTF-8 text ({exc.reason} at byte "
                            f"{exc.start})") from None
@@ -193,16 +197,32 @@ def _choice(value: str, allowed: Iterable[str], synonyms: Mapping[str, str]) -> 
     return word if word in allowed else None
 
 
-def validate_rows(rows: Sequence[Mapping[str, str | None]], columns: Mapping[str, list[str]],
+#: NC field -> its value in each row, rows in file order.
+Columns = dict[str, list[str | None]]
+
+
+def validate_rows(rows: Sequence[Row], columns: Mapping[str, list[str]],
                   constants: Mapping[str, str], today: dt.date,
+                  header: Sequence[str] | None = None,
                   ) -> tuple[list[dict[str, str | None]], list[RowError]]:
-    """Every row as NC fields, or the reasons it cannot be one (column named for each).
+    """Every valid row as NC fields, and the reasons the others cannot be NCs."""
+    fields, errors = validate_columns(rows, columns, constants, today, header)
+    values = zip(*(fields[name] for name in NC_FIELDS), strict=True)
+    return [dict(zip(NC_FIELDS, row, strict=True)) for row in values], errors
+
+
+def validate_columns(rows: Sequence[Row], columns: Mapping[str, list[str]],
+                     constants: Mapping[str, str], today: dt.date,
+                     header: Sequence[str] | None = None) -> tuple[Columns, list[RowError]]:
+    """The NC fields of every valid row, a column each, or the reasons a row cannot be an NC
+    (column named for each).
 
     Works a column at a time and cleans, parses and checks each distinct cell value once:
     sources, severities, dates, products and lots repeat across a file, and a large import
     spends most of its time here otherwise.
     """
     count = len(rows)
+    cells_of = _column_reader(rows, header)
     fixed = {_normal(k): v for k, v in constants.items()}
     fields: dict[str, list[str]] = {}
     origin: dict[str, str] = {}
@@ -212,7 +232,7 @@ def validate_rows(rows: Sequence[Mapping[str, str | None]], columns: Mapping[str
         texts = [""] * count
         if name in columns:
             origin[name] = "+".join(columns[name])
-            cells = [_cleaned([row.get(c) for row in rows], multiline) for c in columns[name]]
+            cells = [_cleaned(cells_of(c), multiline) for c in columns[name]]
             if len(cells) == 1:
                 texts = cells[0]
             else:
@@ -270,14 +290,33 @@ def validate_rows(rows: Sequence[Mapping[str, str | None]], columns: Mapping[str
         else:
             texts[index] = day_or_error
     errors = [error for index in sorted(problems) for error in problems[index]]
-    optional = [[text or None for text in fields[name]] for name in NC_FIELDS]
-    valid: list[dict[str, str | None]] = [
-        dict(zip(NC_FIELDS, values, strict=True))
-        for index, values in enumerate(zip(*optional, strict=True)) if index not in problems]
+    valid: Columns = {}
+    for name in NC_FIELDS:
+        texts = fields[name]
+        if problems:
+            texts = [text for index, text in enumerate(texts) if index not in problems]
+        valid[name] = [text or None for text in texts]
     return valid, errors
 
 
-def _cleaned(cells: list[str | None], multiline: bool) -> list[str]:
+def _column_reader(rows: Sequence[Row], header: Sequence[str] | None,
+                   ) -> Callable[[str], Sequence[str | None]]:
+    """A function giving one column's cells, for rows keyed by column name or in header order
+    (transposed once: a large file is read a column at a time)."""
+    if not rows or isinstance(rows[0], Mapping):
+        keyed = cast("Sequence[Mapping[str, str | None]]", rows)
+        return lambda column: [row.get(column) for row in keyed]
+    if header is None:
+        raise ValueError("rows given as lists need the header")
+    width = len(header)
+    listed = cast("Sequence[Sequence[str | None]]", rows)
+    if any(len(row) < width for row in listed):
+        listed = [[*row, *[None] * (width - len(row))] for row in listed]
+    index = {name: i for i, name in enumerate(header)}  # a repeated name: the last wins
+    return lambda column: list(map(itemgetter(index[column]), listed))
+
+
+def _cleaned(cells: Sequence[str | None], multiline: bool) -> list[str]:
     """`clean` of every cell, computed once per distinct value."""
     texts = {cell: clean(cell, multiline=multiline) for cell in set(cells)}
     return list(map(texts.__getitem__, cells))
@@ -287,7 +326,7 @@ class Intake:
     """`import_ncs` of CapaApplication."""
 
     def import_ncs(
-        self, rows: Sequence[Mapping[str, str | None]],
+        self, rows: Sequence[Row],
         mapping: Mapping[str, str], dry_run: bool = False, *,
         header: Sequence[str] | None = None, constants: Mapping[str, str] | None = None,
         progress: Callable[[int], None] | None = None,
@@ -303,18 +342,19 @@ class Intake:
         app = cast("CapaApplication", self)
         user = authorise(app, "import")
         fixed = dict(constants or {})
+        if header is None and rows and not isinstance(rows[0], Mapping):
+            raise InvalidInput("rows given as lists need the header")
         names = list(header) if header is not None else list(rows[0]) if rows else []
         columns = resolve_columns(names, mapping, fixed)
         today = dt.datetime.now(dt.UTC).date()
-        valid, errors = validate_rows(rows, columns, fixed, today)
+        valid, errors = validate_columns(rows, columns, fixed, today, header=names)
         report = ImportReport(rows=len(rows), dry_run=dry_run, errors=errors)
         if errors:
             raise ImportRejected(report)
         existing = app.read_models.external_refs()
         seen: set[str] = set()
-        fresh: list[dict[str, str | None]] = []
-        for values in valid:
-            ref = values["external_ref"]
+        keep: list[int] = []
+        for index, ref in enumerate(valid["external_ref"]):
             if ref is None:
                 report.without_external_ref += 1
             elif ref in existing:
@@ -325,23 +365,25 @@ class Intake:
                 continue
             else:
                 seen.add(ref)
-            fresh.append(values)
+            keep.append(index)
+        fresh = valid
+        if len(keep) < len(valid["external_ref"]):
+            fresh = {name: [cells[i] for i in keep] for name, cells in valid.items()}
         if dry_run:
-            report.imported = len(fresh)
+            report.imported = len(keep)
             return report
-        for start in range(0, len(fresh), BATCH_SIZE):
-            batch = fresh[start:start + BATCH_SIZE]
+        for start in range(0, len(keep), BATCH_SIZE):
+            batch = {name: cells[start:start + BATCH_SIZE] for name, cells in fresh.items()}
             saved = _save_batch(app, batch, user)
             report.imported += len(saved)
             report.first_id = report.first_id or saved[0]
             report.last_id = saved[-1]
             if progress is not None:
-                progress(len(batch))
+                progress(len(saved))
         return report
 
 
-def _save_batch(app: CapaApplication, batch: list[dict[str, str | None]],
-                user: str) -> list[str]:
+def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
     """One atomic insert of a batch's Raised events; the refs saved, in order.
 
     Numbers are allocated once per batch; if a concurrent writer took one of them, nothing of
@@ -353,7 +395,7 @@ def _save_batch(app: CapaApplication, batch: list[dict[str, str | None]],
     year = dt.datetime.now(dt.UTC).year
     for _ in range(20):
         first = app._next_number("NC", year)
-        refs = [format_ref("NC", year, first + i) for i in range(len(batch))]
+        refs = [format_ref("NC", year, first + i) for i in range(len(batch["title"]))]
         try:
             _insert(app, raised_events(app, refs, batch, user))
         except IntegrityError:
@@ -386,7 +428,7 @@ def _on_sqlite(app: CapaApplication) -> bool:
 
 
 def raised_events(app: CapaApplication, refs: Sequence[str],
-                  rows: Sequence[Mapping[str, str | None]], user: str) -> list[EventRow]:
+                  fields: Mapping[str, Sequence[str | None]], user: str) -> list[EventRow]:
     """The stored Raised events of new NCs, built straight from validated rows, as rows of the
     events table: (record id, version, topic, state).
 
@@ -409,18 +451,20 @@ def raised_events(app: CapaApplication, refs: Sequence[str],
                 f'"originator_topic":{q(originator_topic)},"actor":{q(user)},"ref":')
         tail = f',"reported_by":{q(user)}}}'
         states = [
-            (f'{head}{q(ref)},"title":{q(v["title"])},"description":{q(v["description"])},'
-             f'"source":{q(v["source"])},"severity":{q(v["severity"])},'
-             f'"product":{q(v["product"]) if v["product"] else "null"},'
-             f'"lot":{q(v["lot"]) if v["lot"] else "null"},'
-             f'"external_ref":{q(v["external_ref"]) if v["external_ref"] else "null"},'
-             f'"detected_on":{q(v["detected_on"])}{tail}').encode()
-            for ref, v in zip(refs, rows, strict=True)]
+            (f'{head}{q(ref)},"title":{q(title)},"description":{q(description)},'
+             f'"source":{q(source)},"severity":{q(severity)},'
+             f'"product":{q(product) if product else "null"},'
+             f'"lot":{q(lot) if lot else "null"},'
+             f'"external_ref":{q(external) if external else "null"},'
+             f'"detected_on":{q(detected_on)}{tail}').encode()
+            for ref, title, description, source, severity, product, lot, external, detected_on
+            in zip(refs, *(fields[name] for name in _RAISED_VALUES), strict=True)]
     else:
         states = [mapper.transcoder.encode(
             {"timestamp": stamp, "originator_topic": originator_topic, "actor": user, "ref": ref,
-             **{name: v[name] for name in _RAISED_VALUES}, "reported_by": user})
-            for ref, v in zip(refs, rows, strict=True)]
+             **dict(zip(_RAISED_VALUES, values, strict=True)), "reported_by": user})
+            for ref, *values in zip(refs, *(fields[name] for name in _RAISED_VALUES),
+                                    strict=True)]
     if mapper.compressor:
         states = [mapper.compressor.compress(state) for state in states]
     if mapper.cipher:

@@ -42,7 +42,7 @@ def _rows(tmp_path: Path) -> list[dict[str, str | None]]:
     columns = intake.resolve_columns(header, {}, {})
     import datetime as dt
 
-    valid, errors = validate_rows(rows, columns, {}, dt.date(2026, 6, 1))
+    valid, errors = validate_rows(rows, columns, {}, dt.date(2026, 6, 1), header=header)
     assert errors == []
     return valid
 
@@ -57,7 +57,8 @@ def test_bulk_events_are_the_events_raising_each_nc_records(
         store: Store, app: CapaApplication, tmp_path: Path) -> None:
     valid = _rows(tmp_path)
     refs = [f"NC-2026-{n:04d}" for n in range(1, len(valid) + 1)]
-    bulk = intake.raised_events(app, refs, valid, REPORTER)
+    columns = {name: [row[name] for row in valid] for name in intake.NC_FIELDS}
+    bulk = intake.raised_events(app, refs, columns, REPORTER)
     token = actor_id.set(REPORTER)
     try:
         for ref, values, stored in zip(refs, valid, bulk, strict=True):
