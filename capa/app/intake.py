@@ -34,6 +34,9 @@ REQUIRED = ("title", "description", "source", "severity")
 #: One atomic save per batch: a killed import loses at most the batch in flight, and a re-run
 #: skips every external reference already saved.
 BATCH_SIZE = 20_000
+#: On PostgreSQL a batch is one pipelined statement sequence; psycopg stalls when several MB are
+#: in flight at once, so batches there stay small.
+SERVER_BATCH_SIZE = 1000
 
 #: Words regulators use for severity, mapped onto capa's three levels.
 SEVERITY_SYNONYMS = {
@@ -388,8 +391,9 @@ class Intake:
         if dry_run:
             report.imported = len(keep)
             return report
-        for start in range(0, len(keep), BATCH_SIZE):
-            batch = {name: cells[start:start + BATCH_SIZE] for name, cells in fresh.items()}
+        size = BATCH_SIZE if _on_sqlite(app) else min(BATCH_SIZE, SERVER_BATCH_SIZE)
+        for start in range(0, len(keep), size):
+            batch = {name: cells[start:start + size] for name, cells in fresh.items()}
             saved = _save_batch(app, batch, user)
             report.imported += len(saved)
             report.first_id = report.first_id or saved[0]
