@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
+import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent
+from eventsourcing.utils import get_topic
 
 from capa.domain.errors import Conflict, InvalidInput
 from capa.domain.nonconformity import Nonconformity
+from capa.domain.record import record_hex, record_uuid
 from capa.domain.values import Severity, Source
 
 if TYPE_CHECKING:
@@ -26,7 +33,10 @@ NC_FIELDS = ("title", "description", "source", "severity", "product", "lot", "ex
 REQUIRED = ("title", "description", "source", "severity")
 #: One atomic save per batch: a killed import loses at most the batch in flight, and a re-run
 #: skips every external reference already saved.
-BATCH_SIZE = 1000
+BATCH_SIZE = 20_000
+#: On PostgreSQL a batch is one pipelined statement sequence; psycopg stalls when several MB are
+#: in flight at once, so batches there stay small.
+SERVER_BATCH_SIZE = 1000
 
 #: Words regulators use for severity, mapped onto capa's three levels.
 SEVERITY_SYNONYMS = {
@@ -82,18 +92,37 @@ class ImportRejected(InvalidInput):
         self.report = report
 
 
-def read_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+#: A row of input: cells by column name, or cells in the order of the header.
+Row = Mapping[str, str | None] | Sequence[str | None]
+
+
+@contextmanager
+def bulk_work() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a file is read and imported: the rows make
+    hundreds of thousands of containers that it would otherwise traverse again and again, and
+    nothing here makes cycles (reference counting still frees everything as it goes)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def read_csv(path: str | Path) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a UTF-8 CSV file (a byte-order mark is ignored; cells may span lines).
-    """
+    Rows are lists of cells in header order; a short row's missing cells read as empty and
+    cells beyond the header are ignored."""
     source = Path(path)
     if not source.is_file():
         raise InvalidInput(f"no such file: {str(source)!r}")
     csv.field_size_limit(sys.maxsize)
     try:
         with source.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = list(reader.fieldnames or [])
-            rows = [dict(row) for row in reader]
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            rows = [row for row in reader if row]
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{source.name} is not UTF-8 text ({exc.reason} at byte "
                            f"{exc.start})") from None
@@ -155,9 +184,9 @@ def clean(value: str | None, *, multiline: bool = False) -> str:
     """A cell without its placeholders and noise: `None` and `, ` mean empty, `40,915.00` is
     40915, and whitespace runs collapse (line breaks kept in multi-line fields)."""
     text = (value or "").strip()
-    if text.lower() in _EMPTY or not text.strip(" ,;.\t\r\n"):
+    if not text or (len(text) <= 4 and text.lower() in _EMPTY) or not text.strip(" ,;.\t\r\n"):
         return ""
-    if _THOUSANDS.match(text):
+    if "," in text and _THOUSANDS.match(text):
         number = text.replace(",", "")
         return number[:-3] if number.endswith(".00") else number
     if multiline and "\n" in text:
@@ -187,66 +216,136 @@ def _choice(value: str, allowed: Iterable[str], synonyms: Mapping[str, str]) -> 
     return word if word in allowed else None
 
 
-def validate_rows(rows: Sequence[Mapping[str, str | None]], columns: Mapping[str, list[str]],
+#: NC field -> its value in each row, rows in file order.
+Columns = dict[str, list[str | None]]
+
+
+def validate_rows(rows: Sequence[Row], columns: Mapping[str, list[str]],
                   constants: Mapping[str, str], today: dt.date,
+                  header: Sequence[str] | None = None,
                   ) -> tuple[list[dict[str, str | None]], list[RowError]]:
-    """Every row as NC fields, or the reasons it cannot be one (column named for each)."""
-    sources = [s.value for s in Source]
-    severities = [s.value for s in Severity]
+    """Every valid row as NC fields, and the reasons the others cannot be NCs."""
+    fields, errors = validate_columns(rows, columns, constants, today, header)
+    values = zip(*(fields[name] for name in NC_FIELDS), strict=True)
+    return [dict(zip(NC_FIELDS, row, strict=True)) for row in values], errors
+
+
+def validate_columns(rows: Sequence[Row], columns: Mapping[str, list[str]],
+                     constants: Mapping[str, str], today: dt.date,
+                     header: Sequence[str] | None = None) -> tuple[Columns, list[RowError]]:
+    """The NC fields of every valid row, a column each, or the reasons a row cannot be an NC
+    (column named for each).
+
+    Works a column at a time and cleans, parses and checks each distinct cell value once:
+    sources, severities, dates, products and lots repeat across a file, and a large import
+    spends most of its time here otherwise.
+    """
+    count = len(rows)
+    cells_of = _column_reader(rows, header)
     fixed = {_normal(k): v for k, v in constants.items()}
-    valid: list[dict[str, str | None]] = []
-    errors: list[RowError] = []
-    for index, row in enumerate(rows, start=2):
-        values: dict[str, str | None] = {}
-        origin: dict[str, str] = {}
-        for name in NC_FIELDS:
-            multiline = name == "description"
-            if name in columns:
-                parts = [clean(row.get(c), multiline=multiline) for c in columns[name]]
-                text = ("\n\n" if multiline else " - ").join(p for p in parts if p)
-                origin[name] = "+".join(columns[name])
+    fields: dict[str, list[str]] = {}
+    origin: dict[str, str] = {}
+    from_constant: dict[str, list[bool]] = {}
+    for name in NC_FIELDS:
+        multiline = name == "description"
+        texts = [""] * count
+        if name in columns:
+            origin[name] = "+".join(columns[name])
+            cells = [_cleaned(cells_of(c), multiline) for c in columns[name]]
+            if len(cells) == 1:
+                texts = cells[0]
             else:
-                text = ""
-            if not text and name in fixed:
-                text, origin[name] = clean(fixed[name], multiline=multiline), f"--set {name}"
-            values[name] = text or None
-        problems: list[RowError] = []
-        for name in REQUIRED:
-            if not values[name]:
-                problems.append(RowError(index, origin.get(name, name), f"{name} is empty"))
-        for name, allowed, synonyms in (("source", sources, {}),
-                                        ("severity", severities, SEVERITY_SYNONYMS)):
-            raw = values[name]
-            if raw:
-                word = _choice(raw, allowed, synonyms)
+                glue = "\n\n" if multiline else " - "
+                texts = [glue.join(p for p in parts if p) for parts in zip(*cells, strict=True)]
+        if name in fixed:
+            constant = clean(fixed[name], multiline=multiline)
+            from_constant[name] = [not t for t in texts]
+            texts = [t or constant for t in texts]
+        fields[name] = texts
+
+    def where(name: str, index: int) -> str:
+        if name in from_constant and from_constant[name][index]:
+            return f"--set {name}"
+        return origin.get(name, name)
+
+    problems: dict[int, list[RowError]] = {}
+
+    def refuse(index: int, name: str, reason: str) -> None:
+        problems.setdefault(index, []).append(RowError(index + 2, where(name, index), reason))
+
+    for name in REQUIRED:
+        for index, text in enumerate(fields[name]):
+            if not text:
+                refuse(index, name, f"{name} is empty")
+    for name, vocabulary, synonyms in (("source", Source, {}),
+                                       ("severity", Severity, SEVERITY_SYNONYMS)):
+        allowed = [member.value for member in vocabulary]
+        words = {text: _choice(text, allowed, synonyms) for text in set(fields[name]) if text}
+        texts = fields[name]
+        for index, text in enumerate(texts):
+            if text:
+                word = words[text]
                 if word is None:
-                    problems.append(RowError(index, origin[name], f"{name} {raw!r} is not one "
-                                             f"of: {', '.join(allowed)}"))
-                values[name] = word
-        if values["detected_on"]:
-            try:
-                day = parse_day(str(values["detected_on"]))
-            except ValueError as exc:
-                problems.append(RowError(index, origin["detected_on"], str(exc)))
-            else:
-                if day > today:
-                    problems.append(RowError(index, origin["detected_on"],
-                                             f"detected-on {day} is in the future"))
-                values["detected_on"] = day.isoformat()
+                    refuse(index, name, f"{name} {text!r} is not one of: {', '.join(allowed)}")
+                    continue
+                texts[index] = word
+    days: dict[str, str | ValueError] = {}
+    for text in set(fields["detected_on"]):
+        if not text:
+            days[text] = today.isoformat()
+            continue
+        try:
+            day = parse_day(text)
+        except ValueError as exc:
+            days[text] = exc
         else:
-            values["detected_on"] = today.isoformat()
+            days[text] = (ValueError(f"detected-on {day} is in the future") if day > today
+                          else day.isoformat())
+    texts = fields["detected_on"]
+    for index, text in enumerate(texts):
+        day_or_error = days[text]
+        if isinstance(day_or_error, ValueError):
+            refuse(index, "detected_on", str(day_or_error))
+        else:
+            texts[index] = day_or_error
+    errors = [error for index in sorted(problems) for error in problems[index]]
+    valid: Columns = {}
+    for name in NC_FIELDS:
+        texts = fields[name]
         if problems:
-            errors.extend(problems)
-        else:
-            valid.append(values)
+            texts = [text for index, text in enumerate(texts) if index not in problems]
+        valid[name] = [text or None for text in texts]
     return valid, errors
+
+
+def _column_reader(rows: Sequence[Row], header: Sequence[str] | None,
+                   ) -> Callable[[str], Sequence[str | None]]:
+    """A function giving one column's cells, for rows keyed by column name or in header order
+    (transposed once: a large file is read a column at a time)."""
+    if not rows or isinstance(rows[0], Mapping):
+        keyed = cast("Sequence[Mapping[str, str | None]]", rows)
+        return lambda column: [row.get(column) for row in keyed]
+    if header is None:
+        raise ValueError("rows given as lists need the header")
+    width = len(header)
+    listed = cast("Sequence[Sequence[str | None]]", rows)
+    if any(len(row) < width for row in listed):
+        listed = [[*row, *[None] * (width - len(row))] for row in listed]
+    index = {name: i for i, name in enumerate(header)}  # a repeated name: the last wins
+    return lambda column: list(map(itemgetter(index[column]), listed))
+
+
+def _cleaned(cells: Sequence[str | None], multiline: bool) -> list[str]:
+    """`clean` of every cell, computed once per distinct value."""
+    texts = {cell: clean(cell, multiline=multiline) for cell in set(cells)}
+    return list(map(texts.__getitem__, cells))
 
 
 class Intake:
     """`import_ncs` of CapaApplication."""
 
     def import_ncs(
-        self, rows: Sequence[Mapping[str, str | None]],
+        self, rows: Sequence[Row],
         mapping: Mapping[str, str], dry_run: bool = False, *,
         header: Sequence[str] | None = None, constants: Mapping[str, str] | None = None,
         progress: Callable[[int], None] | None = None,
@@ -262,18 +361,19 @@ class Intake:
         app = cast("CapaApplication", self)
         user = authorise(app, "import")
         fixed = dict(constants or {})
+        if header is None and rows and not isinstance(rows[0], Mapping):
+            raise InvalidInput("rows given as lists need the header")
         names = list(header) if header is not None else list(rows[0]) if rows else []
         columns = resolve_columns(names, mapping, fixed)
         today = dt.datetime.now(dt.UTC).date()
-        valid, errors = validate_rows(rows, columns, fixed, today)
+        valid, errors = validate_columns(rows, columns, fixed, today, header=names)
         report = ImportReport(rows=len(rows), dry_run=dry_run, errors=errors)
         if errors:
             raise ImportRejected(report)
         existing = app.read_models.external_refs()
         seen: set[str] = set()
-        fresh: list[dict[str, str | None]] = []
-        for values in valid:
-            ref = values["external_ref"]
+        keep: list[int] = []
+        for index, ref in enumerate(valid["external_ref"]):
             if ref is None:
                 report.without_external_ref += 1
             elif ref in existing:
@@ -284,48 +384,113 @@ class Intake:
                 continue
             else:
                 seen.add(ref)
-            fresh.append(values)
+            keep.append(index)
+        fresh = valid
+        if len(keep) < len(valid["external_ref"]):
+            fresh = {name: [cells[i] for i in keep] for name, cells in valid.items()}
         if dry_run:
-            report.imported = len(fresh)
+            report.imported = len(keep)
             return report
-        for start in range(0, len(fresh), BATCH_SIZE):
-            batch = fresh[start:start + BATCH_SIZE]
+        size = BATCH_SIZE if _on_sqlite(app) else min(BATCH_SIZE, SERVER_BATCH_SIZE)
+        for start in range(0, len(keep), size):
+            batch = {name: cells[start:start + size] for name, cells in fresh.items()}
             saved = _save_batch(app, batch, user)
             report.imported += len(saved)
-            report.first_id = report.first_id or saved[0].ref
-            report.last_id = saved[-1].ref
+            report.first_id = report.first_id or saved[0]
+            report.last_id = saved[-1]
             if progress is not None:
-                progress(len(batch))
+                progress(len(saved))
         return report
 
 
-def _save_batch(app: CapaApplication, batch: list[dict[str, str | None]],
-                user: str) -> list[Nonconformity]:
-    """One atomic save of a batch: its numbers are allocated once; if a concurrent writer took
-    one of them, nothing of the batch was written and it is numbered again."""
+def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
+    """One atomic insert of a batch's Raised events; the refs saved, in order.
+
+    Numbers are allocated once per batch; if a concurrent writer took one of them, nothing of
+    the batch was written and it is numbered again. The read tables and the audit ledger follow
+    the event log and catch up before their next query, as they do after any other write.
+    """
     from capa.app.service import format_ref
 
     year = dt.datetime.now(dt.UTC).year
     for _ in range(20):
         first = app._next_number("NC", year)
-        ncs = [Nonconformity.raise_new(ref=format_ref("NC", year, first + i),
-                                       reported_by=user, **_fields(values))
-               for i, values in enumerate(batch)]
-        # New records at version 1 need no snapshot or cache, so their events go straight to
-        # the event store: the same insert as Application.save without its per-object checks.
-        events = [event for nc in ncs for event in nc.collect_events()]
+        refs = [format_ref("NC", year, first + i) for i in range(len(batch["title"]))]
         try:
-            recordings = app.events.put(events)
+            _insert(app, raised_events(app, refs, batch, user))
         except IntegrityError:
             continue
-        app.read_models.record_saved(ncs, recordings)
-        return ncs
+        return refs
     raise Conflict("could not allocate record numbers for the import; the batches saved so far "
                    "stay, and a re-run skips them")
 
 
-def _fields(values: Mapping[str, str | None]) -> dict[str, Any]:
-    return {"title": values["title"] or "", "description": values["description"] or "",
-            "source": values["source"] or "", "severity": values["severity"] or "",
-            "product": values["product"], "lot": values["lot"],
-            "external_ref": values["external_ref"], "detected_on": values["detected_on"] or ""}
+#: A stored event as a row of the events table: record id, version, topic, state bytes.
+EventRow = tuple[Any, int, str, bytes]
+
+
+def _insert(app: CapaApplication, events: list[EventRow]) -> None:
+    """Insert new events in one transaction. On SQLite, one `executemany` of the recorder's own
+    statement: its `insert_events` runs a statement per event to learn each new row's position,
+    which nothing here needs."""
+    recorder = app.recorder
+    if not _on_sqlite(app):
+        recorder.insert_events([StoredEvent(*row) for row in events])
+        return
+    with recorder.datastore.transaction(commit=True) as cursor:
+        cursor.executemany(recorder.insert_events_statement, events)
+
+
+def _on_sqlite(app: CapaApplication) -> bool:
+    from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+    return isinstance(app.recorder, SQLiteAggregateRecorder)
+
+
+def raised_events(app: CapaApplication, refs: Sequence[str],
+                  fields: Mapping[str, Sequence[str | None]], user: str) -> list[EventRow]:
+    """The stored Raised events of new NCs, built straight from validated rows, as rows of the
+    events table: (record id, version, topic, state).
+
+    The same events `Nonconformity.raise_new` would record (a test holds the two paths to the
+    same decoded state), without creating an aggregate per row: for new records at version 1
+    there is nothing to load, check or snapshot. Rows come from `validate_rows`, so every text
+    is already trimmed and every vocabulary word already checked.
+    """
+    mapper = app.mapper
+    topic, originator_topic = get_topic(Nonconformity.Raised), get_topic(Nonconformity)
+    stamp = {"_type_": "datetime_iso", "_data_": dt.datetime.now(dt.UTC).isoformat()}
+    # SQLite keeps record ids as hex text; other stores take UUIDs.
+    identify: Callable[[str], Any] = record_hex if _on_sqlite(app) else record_uuid
+    if isinstance(mapper.transcoder, JSONTranscoder):
+        # The JSON the transcoder writes for this state (keys in the event's order, compact,
+        # UTF-8), assembled from escaped strings: the batch shares one timestamp and every
+        # other value is text, so there is nothing for a general encoder to decide per row.
+        q = encode_basestring
+        head = (f'{{"timestamp":{json.dumps(stamp, separators=(",", ":"))},'
+                f'"originator_topic":{q(originator_topic)},"actor":{q(user)},"ref":')
+        tail = f',"reported_by":{q(user)}}}'
+        states = [
+            (f'{head}{q(ref)},"title":{q(title)},"description":{q(description)},'
+             f'"source":{q(source)},"severity":{q(severity)},'
+             f'"product":{q(product) if product else "null"},'
+             f'"lot":{q(lot) if lot else "null"},'
+             f'"external_ref":{q(external) if external else "null"},'
+             f'"detected_on":{q(detected_on)}{tail}').encode()
+            for ref, title, description, source, severity, product, lot, external, detected_on
+            in zip(refs, *(fields[name] for name in _RAISED_VALUES), strict=True)]
+    else:
+        states = [mapper.transcoder.encode(
+            {"timestamp": stamp, "originator_topic": originator_topic, "actor": user, "ref": ref,
+             **dict(zip(_RAISED_VALUES, values, strict=True)), "reported_by": user})
+            for ref, *values in zip(refs, *(fields[name] for name in _RAISED_VALUES),
+                                    strict=True)]
+    if mapper.compressor:
+        states = [mapper.compressor.compress(state) for state in states]
+    if mapper.cipher:
+        states = [mapper.cipher.encrypt(state) for state in states]
+    return [(identify(ref), 1, topic, state) for ref, state in zip(refs, states, strict=True)]
+
+
+_RAISED_VALUES = ("title", "description", "source", "severity", "product", "lot", "external_ref",
+                  "detected_on")

@@ -67,21 +67,23 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
       capa import complaints.csv --map "Complaint No=external_ref" --map Summary=title \\
           --map Details=description --set source=customer-complaint --set severity=major
     """
-    from capa.app.intake import ImportRejected, parse_assignments, read_csv
+    from capa.app.intake import ImportRejected, bulk_work, parse_assignments, read_csv
 
     mapping = dict(parse_assignments(maps, "--map"))
     constants = dict(parse_assignments(sets, "--set"))
-    header, rows = read_csv(file)
-    app = session.app()
-    show_bar = sys.stderr.isatty() and not dry_run and len(rows) > 1000
     try:
-        if show_bar:
-            with click.progressbar(length=len(rows), label="importing",
-                                   file=sys.stderr) as bar:
+        with bulk_work():
+            header, rows = read_csv(file)
+            app = session.app()
+            show_bar = sys.stderr.isatty() and not dry_run and len(rows) > 1000
+            if show_bar:
+                with click.progressbar(length=len(rows), label="importing",
+                                       file=sys.stderr) as bar:
+                    report = app.import_ncs(rows, mapping, dry_run, header=header,
+                                            constants=constants, progress=bar.update)
+            else:
                 report = app.import_ncs(rows, mapping, dry_run, header=header,
-                                        constants=constants, progress=bar.update)
-        else:
-            report = app.import_ncs(rows, mapping, dry_run, header=header, constants=constants)
+                                        constants=constants)
     except ImportRejected as rejected:
         emit(session.json, rejected.report, _errors_text)
         raise

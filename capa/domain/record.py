@@ -27,6 +27,17 @@ def record_uuid(ref: str) -> UUID:
     return uuid5(_NAMESPACE, ref)
 
 
+def record_hex(ref: str) -> str:
+    """`record_uuid(ref).hex`, without building a UUID object (bulk import makes thousands)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + ref.encode("utf-8")).digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x50  # version 5
+    digest[8] = digest[8] & 0x3F | 0x80  # RFC 4122 variant
+    return digest.hex()
+
+
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+
 def utc_iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 

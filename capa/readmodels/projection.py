@@ -84,6 +84,18 @@ def record_data(record: Record) -> dict[str, Any]:
     return data
 
 
+#: What a Raised event of this release stores, and the record fields it sets, in order.
+_RAISED_FIELDS = ("ref", "title", "description", "source", "severity", "product", "lot",
+                  "external_ref", "detected_on", "reported_by")
+_RAISED_KEYS = {"timestamp", "originator_topic", "actor", *_RAISED_FIELDS}
+
+
+def _raised_topic() -> str:
+    from eventsourcing.utils import get_topic
+
+    return get_topic(Nonconformity.Raised)
+
+
 def sort_key(ref: str) -> int:
     """NC-2026-0042 → 20260000042: numeric order, which text order breaks past 9999."""
     _, year, number = ref.split("-")
@@ -166,8 +178,44 @@ class ReadModels:
         for n in notifications:
             if _kind(n.topic, self._topics) is not None:
                 groups.setdefault(n.originator_id, []).append(n)
-        records = [self._fold(originator, items) for originator, items in groups.items()]
-        self._write(records, expected=position, new=int(notifications[-1].id))
+        raised = _raised_topic()
+        records: list[Record] = []
+        new_ncs: list[tuple[Any, ...]] = []
+        for originator, items in groups.items():
+            first = items[0]
+            if len(items) == 1 and first.originator_version == 1 and first.topic == raised:
+                # An NC raised and not yet changed (a bulk import is made of these): its row
+                # comes straight from the event's state, with no aggregate to build.
+                row = self._raised_row(first)
+                if row is not None:
+                    new_ncs.append(row)
+                    continue
+            records.append(self._fold(originator, items))
+        self._write(records, expected=position, new=int(notifications[-1].id), nc_rows=new_ncs)
+
+    def _raised_row(self, notification: Any) -> tuple[Any, ...] | None:
+        """The nc_summary row of a record whose only event is `Raised`, as `_nc_row` would make
+        it from the folded record; None when the state is not the shape this release records
+        (an older or newer class version), which is then folded the ordinary way."""
+        mapper = self._app.mapper
+        data = notification.state
+        if mapper.cipher:
+            data = mapper.cipher.decrypt(data)
+        if mapper.compressor:
+            data = mapper.compressor.decompress(data)
+        state = mapper.transcoder.decode(data)
+        if "class_version" in state or set(state) != _RAISED_KEYS:
+            return None
+        at = utc_iso(state["timestamp"])
+        doc = {"id": state["ref"], "version": 1, "created_at": at, "updated_at": at}
+        doc.update((k, state[k]) for k in _RAISED_FIELDS)
+        doc.update(status="open", containment=[], assessment=None, linked_cas=[], closure=None,
+                   cancellation=None)
+        ref = state["ref"]
+        return (ref, sort_key(ref), "open", state["severity"], state["source"],
+                state["product"], state["lot"], state["title"], state["external_ref"],
+                state["detected_on"], at, None, None, "[]", 1,
+                json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
     def _fold(self, originator: UUID, notifications: list[Any]) -> Record:
         first = notifications[0].originator_version
@@ -195,7 +243,8 @@ class ReadModels:
                 pass
         self.catch_up()
 
-    def _write(self, records: Sequence[Record], *, expected: int, new: int) -> None:
+    def _write(self, records: Sequence[Record], *, expected: int, new: int,
+               nc_rows: Sequence[tuple[Any, ...]] = ()) -> None:
         with self.sql.transaction(commit=True) as c:
             # Claiming the position first takes the write lock, so two followers never both
             # apply the same batch; the loser rolls back and starts again from the new position.
@@ -203,7 +252,7 @@ class ReadModels:
                               (new, TRACKING_NAME, expected))
             if moved != 1:
                 raise _Moved
-            _upsert(c, records)
+            _upsert(c, records, nc_rows)
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -291,11 +340,13 @@ def _filters(alias: str, statuses: Sequence[str] = (), severities: Sequence[str]
     return where, params
 
 
-def _upsert(c: Cursor, records: Iterable[Record]) -> None:
+def _upsert(c: Cursor, records: Iterable[Record],
+            nc_rows: Sequence[tuple[Any, ...]] = ()) -> None:
     ncs = [r for r in records if isinstance(r, Nonconformity)]
     cas = [r for r in records if isinstance(r, CorrectiveAction)]
-    _replace(c, "nc_summary", _NC_COLUMNS, "id", [(r.ref,) for r in ncs],
-             [_nc_row(r) for r in ncs])
+    rows = [_nc_row(r) for r in ncs]
+    rows.extend(nc_rows)
+    _replace(c, "nc_summary", _NC_COLUMNS, "id", [(row[0],) for row in rows], rows)
     _replace(c, "ca_summary", _CA_COLUMNS, "id", [(r.ref,) for r in cas],
              [_ca_row(r) for r in cas])
     _replace(c, "action_items", _ITEM_COLUMNS, "ca", [(r.ref,) for r in cas],

@@ -1,0 +1,148 @@
+"""The bulk import path writes the very events the aggregate path writes, and the read tables it
+leads to are the ones folding those events gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from capa.app import intake
+from capa.app.intake import read_csv, validate_rows
+from capa.app.service import CapaApplication
+from capa.domain.nonconformity import Nonconformity
+from capa.domain.record import actor_id, record_hex, record_uuid
+from capa.readmodels import projection
+from tests.integration.readside_fixtures import (
+    QUALITY_ENGINEER,
+    REPORTER,
+    Store,
+    app,
+    store,
+)
+
+__all__ = ["app", "store"]
+
+CSV = """\
+external_ref,title,description,source,severity,product,lot,detected_on
+E-1,Cracked housing,"Boss cracked
+after three weeks, café customer",customer-complaint,Class II,P-7,L00012,1/28/2024 0:00:00
+E-2,Seal weak,Peel below 8 N,process,critical,None,,03/02/2024
+E-3,Label smudged,Print head dirty,supplier,low,P-9,"40,915.00",
+E-4,"Gauge ""GX-2"" reads C:\\temp\\x","Tab\there, bell\a, \U0001f527 </script>",product,minor,,,
+"""
+
+
+def _rows(tmp_path: Path) -> list[dict[str, str | None]]:
+    path = tmp_path / "in.csv"
+    path.write_text(CSV, encoding="utf-8")
+    header, rows = read_csv(path)
+    columns = intake.resolve_columns(header, {}, {})
+    import datetime as dt
+
+    valid, errors = validate_rows(rows, columns, {}, dt.date(2026, 6, 1), header=header)
+    assert errors == []
+    return valid
+
+
+def _decoded(app: CapaApplication, state: bytes) -> dict[str, Any]:
+    decoded: dict[str, Any] = app.mapper.transcoder.decode(state)
+    decoded.pop("timestamp")
+    return decoded
+
+
+def test_bulk_events_are_the_events_raising_each_nc_records(
+        store: Store, app: CapaApplication, tmp_path: Path) -> None:
+    valid = _rows(tmp_path)
+    refs = [f"NC-2026-{n:04d}" for n in range(1, len(valid) + 1)]
+    columns = {name: [row[name] for row in valid] for name in intake.NC_FIELDS}
+    bulk = intake.raised_events(app, refs, columns, REPORTER)
+    token = actor_id.set(REPORTER)
+    try:
+        for ref, values, stored in zip(refs, valid, bulk, strict=True):
+            nc = Nonconformity.raise_new(
+                ref=ref, reported_by=REPORTER, title=values["title"] or "",
+                description=values["description"] or "", source=values["source"] or "",
+                severity=values["severity"] or "", detected_on=values["detected_on"] or "",
+                product=values["product"], lot=values["lot"],
+                external_ref=values["external_ref"])
+            (expected,) = [app.mapper.to_stored_event(e) for e in nc.collect_events()]
+            record_id, version, topic, state = stored
+            assert (UUID(str(record_id)), version, topic) == (
+                expected.originator_id, expected.originator_version, expected.topic)
+            assert _decoded(app, state) == _decoded(app, expected.state)
+    finally:
+        actor_id.reset(token)
+
+
+def test_imported_ncs_read_and_change_like_any_other(store: Store, app: CapaApplication,
+                                                      tmp_path: Path) -> None:
+    valid = _rows(tmp_path)
+    with store.acting(app, REPORTER):
+        report = app.import_ncs(valid, {})
+    assert (report.imported, report.first_id, report.last_id) == (4, "NC-2026-0001",
+                                                                   "NC-2026-0004")
+    fourth = store.app().show("NC-2026-0004").model_dump()
+    assert fourth["title"] == 'Gauge "GX-2" reads C:\\temp\\x'
+    assert fourth["description"] == "Tab here, bell\a, \U0001f527 </script>"
+    reopened = store.app()
+    first = reopened.show("NC-2026-0001").model_dump()
+    assert (first["description"], first["severity"], first["reported_by"], first["status"]) == (
+        "Boss cracked\nafter three weeks, café customer", "major", REPORTER, "open")
+    with store.acting(reopened, QUALITY_ENGINEER):
+        reopened.contain_nc("NC-2026-0002", action="Quarantined lot", disposition="none")
+    assert reopened.show("NC-2026-0002").model_dump()["status"] == "contained"
+    steps = reopened.history("NC-2026-0002")
+    assert [s.actor for s in steps] == [REPORTER, QUALITY_ENGINEER]
+
+
+@pytest.mark.parametrize("ref", ["NC-2026-0001", "NC-2031-123456", "Überprüfung-ü"])
+def test_record_hex_is_the_record_uuid_in_hex(ref: str) -> None:
+    assert record_hex(ref) == record_uuid(ref).hex
+
+
+def test_read_rows_from_raised_events_equal_the_rows_folding_gives(
+        store: Store, app: CapaApplication, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    valid = _rows(tmp_path)
+    with store.acting(app, REPORTER):
+        app.import_ncs(valid, {})
+        app.raise_nc(title="Burr on edge", description="Found at deburr", source="process",
+                     severity="minor")
+    query = "SELECT * FROM nc_summary ORDER BY sort_key"
+    app.read_models.catch_up()
+    direct = store.rows(query)
+    assert len(direct) == 5
+    monkeypatch.setattr(projection, "_raised_topic", lambda: "no topic takes the short way")
+    app.read_models.rebuild()
+    folded = store.rows(query)
+    assert direct == folded
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_large_import_lands_whole_on_each_back_end(backend: str, tmp_path: Path) -> None:
+    from tests.support.backends import ADMIN, PASSWORD, create_store, event_count, new_target
+
+    target = new_target(backend, tmp_path)
+    app = create_store(target)
+    try:
+        before = event_count(target)
+        lines = ["external_ref,title,description,source,severity"]
+        lines += [f"L-{i},Burr {i},\"Edge \"\"B\"\" rough, lot {i}\",process,minor"
+                  for i in range(2500)]
+        path = tmp_path / "large.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        header, rows = read_csv(path)
+        with app.acting_as(ADMIN, PASSWORD):
+            report = app.import_ncs(rows, {}, header=header)
+            again = app.import_ncs(rows, {}, header=header)
+            listed = app.list_records("nc")
+            last = app.show(report.last_id or "").model_dump()
+        assert (report.imported, again.imported, again.skipped_existing) == (2500, 0, 2500)
+        assert event_count(target) == before + 2500
+        assert len(listed) == 2500
+        assert (last["external_ref"], last["description"]) == ("L-2499", 'Edge "B" rough, lot 2499')
+    finally:
+        app.close()
