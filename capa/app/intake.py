@@ -34,8 +34,8 @@ REQUIRED = ("title", "description", "source", "severity")
 #: One atomic save per batch: a killed import loses at most the batch in flight, and a re-run
 #: skips every external reference already saved.
 BATCH_SIZE = 20_000
-#: On PostgreSQL a batch is one pipelined statement sequence; psycopg stalls when several MB are
-#: in flight at once, so batches there stay small.
+#: On PostgreSQL, smaller batches: they keep to the recorder's pipelined path (see
+#: capa.adapters.pgrecorder) and hold the table lock other writers wait on only briefly.
 SERVER_BATCH_SIZE = 1000
 
 #: Words regulators use for severity, mapped onto capa's three levels.

@@ -121,28 +121,21 @@ def test_read_rows_from_raised_events_equal_the_rows_folding_gives(
     assert direct == folded
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_a_large_import_lands_whole_on_each_back_end(backend: str, tmp_path: Path) -> None:
-    from tests.support.backends import ADMIN, PASSWORD, create_store, event_count, new_target
-
-    target = new_target(backend, tmp_path)
-    app = create_store(target)
-    try:
-        before = event_count(target)
-        lines = ["external_ref,title,description,source,severity"]
-        lines += [f"L-{i},Burr {i},\"Edge \"\"B\"\" rough, lot {i}\",process,minor"
-                  for i in range(2500)]
-        path = tmp_path / "large.csv"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        header, rows = read_csv(path)
-        with app.acting_as(ADMIN, PASSWORD):
-            report = app.import_ncs(rows, {}, header=header)
-            again = app.import_ncs(rows, {}, header=header)
-            listed = app.list_records("nc")
-            last = app.show(report.last_id or "").model_dump()
-        assert (report.imported, again.imported, again.skipped_existing) == (2500, 0, 2500)
-        assert event_count(target) == before + 2500
-        assert len(listed) == 2500
-        assert (last["external_ref"], last["description"]) == ("L-2499", 'Edge "B" rough, lot 2499')
-    finally:
-        app.close()
+def test_a_large_import_lands_whole(store: Store, app: CapaApplication,
+                                    tmp_path: Path) -> None:
+    before = store.event_count()
+    lines = ["external_ref,title,description,source,severity"]
+    lines += [f"L-{i},Burr {i},\"Edge \"\"B\"\" rough, lot {i}\",process,minor"
+              for i in range(2500)]
+    path = tmp_path / "large.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    header, rows = read_csv(path)
+    with store.acting(app, REPORTER):
+        report = app.import_ncs(rows, {}, header=header)
+        again = app.import_ncs(rows, {}, header=header)
+    assert (report.imported, again.imported, again.skipped_existing) == (2500, 0, 2500)
+    assert store.event_count() == before + 2500
+    reopened = store.app()
+    assert len(reopened.list_records("nc")) == 2500
+    last = reopened.show(report.last_id or "").model_dump()
+    assert (last["external_ref"], last["description"]) == ("L-2499", 'Edge "B" rough, lot 2499')
