@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
+    from benchsupport import compile_capa
+
+    compile_capa()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
             print(BENCHES[name.strip().upper()](Path(tmp), args.runs), flush=True)

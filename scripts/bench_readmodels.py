@@ -153,6 +153,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=1_000)
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    from benchsupport import compile_capa
+
+    compile_capa()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         imported, raw, caught_up = bench_p2(folder, args.rows)
