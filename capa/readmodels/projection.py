@@ -227,22 +227,6 @@ class ReadModels:
         assert isinstance(record, Record)
         return record
 
-    def record_saved(self, records: Sequence[Record], recordings: Sequence[Any]) -> None:
-        """Project records this process has just saved without decoding their events again,
-        when nothing else was written since the tracked position; otherwise catch up."""
-        self.ensure_schema()
-        ids = sorted(int(r.notification.id) for r in recordings)
-        if not ids:
-            return
-        position = self.position()
-        if position == ids[0] - 1 and ids[-1] - ids[0] + 1 == len(ids):
-            try:
-                self._write(records, expected=position, new=ids[-1])
-                return
-            except _Moved:
-                pass
-        self.catch_up()
-
     def _write(self, records: Sequence[Record], *, expected: int, new: int,
                nc_rows: Sequence[tuple[Any, ...]] = ()) -> None:
         with self.sql.transaction(commit=True) as c:
