@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -363,7 +363,8 @@ class Intake:
         fixed = dict(constants or {})
         if header is None and rows and not isinstance(rows[0], Mapping):
             raise InvalidInput("rows given as lists need the header")
-        names = list(header) if header is not None else list(rows[0]) if rows else []
+        names: list[str] = (list(header) if header is not None
+                            else list(cast("Mapping[str, str | None]", rows[0])) if rows else [])
         columns = resolve_columns(names, mapping, fixed)
         today = dt.datetime.now(dt.UTC).date()
         valid, errors = validate_columns(rows, columns, fixed, today, header=names)
@@ -433,7 +434,7 @@ def _insert(app: CapaApplication, events: list[EventRow]) -> None:
     """Insert new events in one transaction. On SQLite, one `executemany` of the recorder's own
     statement: its `insert_events` runs a statement per event to learn each new row's position,
     which nothing here needs."""
-    recorder = app.recorder
+    recorder: Any = app.recorder
     if not _on_sqlite(app):
         recorder.insert_events([StoredEvent(*row) for row in events])
         return
@@ -458,7 +459,7 @@ def raised_events(app: CapaApplication, refs: Sequence[str],
     is already trimmed and every vocabulary word already checked.
     """
     mapper = app.mapper
-    topic, originator_topic = get_topic(Nonconformity.Raised), get_topic(Nonconformity)
+    topic, originator_topic = get_topic(Nonconformity.Raised), get_topic(Nonconformity)  # type: ignore[attr-defined]
     stamp = {"_type_": "datetime_iso", "_data_": dt.datetime.now(dt.UTC).isoformat()}
     # SQLite keeps record ids as hex text; other stores take UUIDs.
     identify: Callable[[str], Any] = record_hex if _on_sqlite(app) else record_uuid

@@ -38,7 +38,7 @@ def nc() -> None:
 @click.option("--detected-on", metavar="YYYY-MM-DD", help="Date detected (default: today).")
 @json_option
 @pass_session
-def raise_(session: Session, **options: Any) -> None:
+def raise_(session: Session, /, **options: Any) -> None:
     """Raise a new nonconformity (status open).
 
     \b

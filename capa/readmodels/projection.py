@@ -93,7 +93,7 @@ _RAISED_KEYS = {"timestamp", "originator_topic", "actor", *_RAISED_FIELDS}
 def _raised_topic() -> str:
     from eventsourcing.utils import get_topic
 
-    return get_topic(Nonconformity.Raised)
+    return get_topic(Nonconformity.Raised)  # type: ignore[attr-defined]
 
 
 def sort_key(ref: str) -> int:
