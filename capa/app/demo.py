@@ -32,14 +32,15 @@ PEOPLE: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def build_demo(app: CapaApplication) -> dict[str, str]:
-    """Tell the story; return the ids of the records a tour should show."""
+def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict[str, str]:
+    """Tell the story; return the ids of the records a tour should show. With the fingerprint
+    of a signing key, the store is bound to that key as `capa init` binds it."""
     today = dt.datetime.now(dt.UTC).date()
 
     def days(n: int) -> str:
         return (today + dt.timedelta(days=n)).isoformat()
 
-    app.initialise("Northwind Medical Devices", admin=ADMINISTRATOR,
+    app.initialise("Northwind Medical Devices", key_fingerprint, admin=ADMINISTRATOR,
                    full_name=PEOPLE[ADMINISTRATOR][0], password=DEMO_PASSWORD)
     with app.acting_as(ADMINISTRATOR, DEMO_PASSWORD):
         for user, (full_name, roles) in PEOPLE.items():

@@ -85,24 +85,33 @@ def demo(session: Session) -> None:
     Example:
       capa --db demo.db demo
     """
+    from pathlib import Path
+
     from capa.app.demo import build_demo
     from capa.app.store import open_store
+    from capa.audit.verify import create_store_key, default_key_path
     from capa.cli.output import record_text, to_data
     from capa.cli.records import _history_text
+    from capa.domain.errors import InvalidInput
 
+    # Like `capa init`, the demo makes the store's signing key beside it, so the auditor's
+    # commands (checkpoint, export, verify-bundle) work on the demo store too.
+    key_path = default_key_path(session.db)
+    if key_path.exists() and not Path(session.db).exists():
+        raise InvalidInput(f"a key already exists at {key_path}; remove it or choose another "
+                           "--db for the demo")
     app = open_store(session.db, create=True)
-    refs = build_demo(app)
+    refs = build_demo(app, create_store_key(key_path))
     ca = app.show(refs["ca"])
     trail = app.history(refs["ca"])
     # The dashboard and one 8D report go next to the store, for a first look without commands.
-    from pathlib import Path
-
     folder = Path(session.db).resolve().parent
     outputs = {"dashboard": folder / "dashboard.html", "report": folder / f"{refs['ca']}.pdf"}
     outputs["dashboard"].write_text(app.render_dashboard(), encoding="utf-8")
     outputs["report"].write_bytes(app.render_report(refs["ca"], "pdf"))
     if session.json:
-        emit(True, {"store": session.db, "records": refs, "ca": to_data(ca),
+        emit(True, {"store": session.db, "key": str(key_path), "records": refs,
+                    "ca": to_data(ca),
                     "history": to_data(trail),
                     "files": {k: str(v) for k, v in outputs.items()}}, lambda d: "")
         return
@@ -120,6 +129,8 @@ def demo(session: Session) -> None:
                  f"capa --db {session.db} nc list",
                  f"capa --db {session.db} ca show {refs['ca']} --version 10",
                  f"capa --db {session.db} history {refs['nc_no_ca']}",
-                 f"capa --db {session.db} overdue"):
+                 f"capa --db {session.db} overdue",
+                 f"capa --db {session.db} audit checkpoint",
+                 f"capa --db {session.db} audit verify"):
         click.echo(f"  {line}")
 

@@ -41,3 +41,40 @@ def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.Monke
             "closed"} <= {v.status for v in cas}
     assert {o.kind for o in overdue} == {"action-overdue", "awaiting-verification"}
     app.close()
+
+
+def test_the_demo_store_has_its_signing_key_for_the_auditors_commands(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from capa.app import demo
+
+    db = tmp_path / "demo.db"
+    monkeypatch.delenv("CAPA_DB", raising=False)
+    monkeypatch.delenv("CAPA_KEY", raising=False)
+    with pytest.raises(SystemExit) as built:
+        main(["--db", str(db), "--json", "demo"])
+    key = Path(json.loads(capsys.readouterr().out)["key"])
+    assert built.value.code == 0
+    assert key == tmp_path / "demo.db.key"
+    assert key.stat().st_mode & 0o077 == 0
+    monkeypatch.setenv("CAPA_USER", demo.QUALITY_MANAGER)
+    monkeypatch.setenv("CAPA_PASSWORD", demo.DEMO_PASSWORD)
+    for command in (["audit", "checkpoint"], ["audit", "verify"]):
+        with pytest.raises(SystemExit) as done:
+            main(["--db", str(db), "--json", *command])
+        out, err = capsys.readouterr()
+        assert done.value.code == 0, err
+    assert json.loads(out)["checkpoints"] == 1
+
+
+def test_a_stale_key_where_the_demo_would_put_its_own_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "demo.db"
+    (tmp_path / "demo.db.key").write_text("somebody's key\n", encoding="utf-8")
+    monkeypatch.delenv("CAPA_DB", raising=False)
+    with pytest.raises(SystemExit) as done:
+        main(["--db", str(db), "demo"])
+    assert done.value.code == 2
+    assert "a key already exists" in capsys.readouterr().err
+    assert not db.exists()
