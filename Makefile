@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	rm -f demo.db demo.db-wal demo.db-shm
+	rm -f demo.db demo.db-wal demo.db-shm demo.db.key demo.db.key.pub demo.db.checkpoints
 	$(BIN)/capa --db demo.db demo
 
 test: setup
