@@ -1,23 +1,31 @@
 """Fixtures for the command line: run `capa` in-process (as `main()` does, with its exit codes)
-or as a real process, against a store file made fresh for each test."""
+or as a real process, against a store made fresh for each test: a SQLite file, or a PostgreSQL
+database given by its URI in CAPA_DB or --db. Every test using `fresh` or `capa` runs once per
+back end (see tests/conftest.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
-import sqlite3
+import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from click.testing import CliRunner
 
+from capa.adapters.target import parse_target
+from capa.app.store import EVENTS_TABLE
 from capa.cli.main import main
+from tests.support.backends import clone_target, discard_target, new_target, query
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -63,7 +71,9 @@ class Outcome:
 
 
 class Capa:
-    """A store file and the environment of the person at the keyboard."""
+    """A store (SQLite file or PostgreSQL database) and the environment of the person at the
+    keyboard. Commands run in the test's folder, where a PostgreSQL store keeps its default
+    key (./capa-audit.key) and checkpoint log."""
 
     password = PASSWORD
     root = ROOT
@@ -74,9 +84,10 @@ class Capa:
     verifier = VERIFIER
     reporter = REPORTER
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, target: str) -> None:
         self.folder = folder
-        self.db = folder / "capa.db"
+        self.target = target
+        self.backend = parse_target(target).kind
         self.sessions = folder / "sessions"
         self.today = dt.datetime.now(dt.UTC).date()
         self.year = dt.datetime.now(dt.UTC).year
@@ -85,7 +96,7 @@ class Capa:
 
     def env(self, user: str | None, **extra: str | None) -> dict[str, str | None]:
         env: dict[str, str | None] = {
-            "CAPA_DB": str(self.db), "CAPA_USER": user, "CAPA_PASSWORD": PASSWORD,
+            "CAPA_DB": self.target, "CAPA_USER": user, "CAPA_PASSWORD": PASSWORD,
             "CAPA_SESSION_DIR": str(self.sessions), "CAPA_DEBUG": None,
             "CAPA_NEW_PASSWORD": None,
         }
@@ -98,7 +109,8 @@ class Capa:
             **env: str | None) -> Outcome:
         """`capa ARGS` in-process through `main()`, which maps errors to exit codes."""
         runner = CliRunner()
-        with runner.isolation(env=self.env(user, **env)) as (out, err, _):
+        with contextlib.chdir(self.folder), \
+                runner.isolation(env=self.env(user, **env)) as (out, err, _):
             try:
                 main(list(args))
             except SystemExit as stop:
@@ -152,15 +164,46 @@ class Capa:
 
     # -- the store -------------------------------------------------------------------------
 
+    @property
+    def db(self) -> Path:
+        """The SQLite file of the store (for the tests that are about the file itself)."""
+        assert self.backend == "sqlite", "a PostgreSQL store has no file"
+        return Path(self.target)
+
+    @property
+    def key(self) -> Path:
+        """Where `capa init` puts the store's key by default."""
+        if self.backend == "sqlite":
+            return Path(f"{self.target}.key")
+        return self.folder / "capa-audit.key"
+
+    def exists(self, target: str | None = None) -> bool:
+        """Whether a capa store exists at `target` (default: this one)."""
+        return store_exists(target or self.target)
+
+    def elsewhere(self, name: str) -> str:
+        """A place on this back end where no store is: a file path in the folder, or the URI
+        of a database the server does not have."""
+        if self.backend == "sqlite":
+            return str(self.folder / name)
+        parts = urlsplit(self.target)
+        return urlunsplit(parts._replace(path=f"/nowhere_{secrets.token_hex(4)}"))
+
+    def remove(self) -> None:
+        """Delete the store (the file, or the database)."""
+        if self.backend == "sqlite":
+            self.db.unlink()
+        else:
+            discard_target(self.target)
+
     def events(self) -> int:
-        if not self.db.exists():
+        if not self.exists():
             return 0
-        with sqlite3.connect(self.db) as db:
-            return int(db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
+        return int(query(self.target, "SELECT COUNT(*) FROM stored_events")[0][0])
 
     def topics(self) -> list[str]:
-        with sqlite3.connect(self.db) as db:
-            return [row[0] for row in db.execute("SELECT topic FROM stored_events ORDER BY rowid")]
+        return [row[0] for row in query(self.target,
+                                        "SELECT topic FROM stored_events ORDER BY rowid")]
 
     def init(self) -> None:
         admin = next(iter(CAST))
@@ -230,14 +273,50 @@ class Capa:
         return ref
 
 
-@pytest.fixture
-def fresh(tmp_path: Path) -> Capa:
-    """A folder without a store yet."""
-    return Capa(tmp_path)
+def store_exists(target: str) -> bool:
+    """Whether a capa store (its event table) exists at a SQLite path or PostgreSQL URI."""
+    if parse_target(target).kind == "sqlite":
+        return Path(target).exists()
+    import psycopg
+
+    try:
+        with psycopg.connect(target, connect_timeout=10) as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (EVENTS_TABLE["postgres"],)).fetchone()
+    except psycopg.OperationalError as exc:
+        if "does not exist" in str(exc):
+            return False
+        raise
+    return row is not None and row[0] is not None
 
 
 @pytest.fixture
-def capa(fresh: Capa) -> Iterator[Capa]:
-    """A store made with `capa init`, with every user of the cast added."""
-    fresh.init()
-    yield fresh
+def fresh(tmp_path: Path, store_target: str) -> Capa:
+    """A folder, and a place on the test's back end, without a store yet."""
+    return Capa(tmp_path, store_target)
+
+
+@pytest.fixture(scope="session")
+def cli_templates() -> dict[str, Capa]:
+    """Per back end, a store made once by `capa init` with the cast added (adding people hashes
+    their passwords, slow on purpose); each test gets its own copy."""
+    return {}
+
+
+@pytest.fixture
+def capa(fresh: Capa, cli_templates: dict[str, Capa],
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capa]:
+    """A store made with `capa init`, with every user of the cast added: a copy of the store,
+    key and checkpoint log made that way once per back end."""
+    template = cli_templates.get(fresh.backend)
+    if template is None:
+        folder = tmp_path_factory.mktemp(f"cli-template-{fresh.backend}")
+        template = Capa(folder, new_target(fresh.backend, folder))
+        template.init()
+        cli_templates[fresh.backend] = template
+    store = Capa(fresh.folder, clone_target(fresh.backend, template.target, fresh.folder))
+    database = {Path(template.target).name + suffix for suffix in ("", "-wal", "-shm")}
+    for source in template.folder.iterdir():
+        if source.is_file() and (store.backend != "sqlite" or source.name not in database):
+            shutil.copy2(source, store.folder / source.name)  # the key keeps its mode 0600
+    yield store
+    discard_target(store.target)

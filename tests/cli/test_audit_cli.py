@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from capa.cli.main import cli
+from tests.support.backends import new_target, query
 
 if TYPE_CHECKING:
     from conftest import Capa
@@ -24,16 +25,17 @@ def test_init_reports_the_key_and_its_fingerprint(fresh: Capa) -> None:
                      "Maria Hernandez", user=None, CAPA_PASSWORD=fresh.password)
     assert done.code == 0, done.stderr
     result = done.json()
-    assert result["key"] == f"{fresh.db}.key"
+    assert (fresh.folder / result["key"]).resolve() == fresh.key.resolve()
+    assert fresh.key.is_file()
     assert len(result["key_fingerprint"]) == 64
     # A key already in the way of a new store is refused before any store is made.
-    other = fresh.folder / "other.db"
-    blocked = fresh.run("--db", str(other), "init", "--admin", "mhernandez", "--full-name",
-                        "Maria Hernandez", "--key", f"{fresh.db}.key", user=None,
+    other = new_target(fresh.backend, fresh.folder, "other.db")
+    blocked = fresh.run("--db", other, "init", "--admin", "mhernandez", "--full-name",
+                        "Maria Hernandez", "--key", str(fresh.key), user=None,
                         CAPA_PASSWORD=fresh.password)
     assert blocked.code == 2
     assert "already exists" in blocked.stderr
-    assert not other.exists()
+    assert not fresh.exists(other)
 
 
 def test_checkpoint_verify_and_prove_with_json(capa: Capa) -> None:
@@ -73,11 +75,11 @@ def test_verify_bundle_needs_no_store_and_no_login(capa: Capa) -> None:
     capa.nc()
     bundle = capa.folder / "evidence.zip"
     assert capa.run("audit", "export", "--out", str(bundle)).code == 0
-    capa.db.unlink()
+    capa.remove()
     done = capa.process("--json", "audit", "verify-bundle", str(bundle), user=None)
     assert done.code == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "verified"
-    assert not capa.db.exists()
+    assert not capa.exists()
     missing = capa.process("audit", "verify-bundle", str(capa.folder / "nothing.zip"), user=None)
     assert missing.code == 3
 
@@ -86,17 +88,14 @@ def test_audit_commands_on_a_missing_store_exit_3(fresh: Capa) -> None:
     for args in (("audit", "verify"), ("audit", "checkpoint"), ("audit", "prove", "NC-2026-0001")):
         done = fresh.run(*args)
         assert done.code == 3, (args, done.stderr)
-        assert not fresh.db.exists()
+        assert not fresh.exists()
 
 
 def test_verification_failure_is_one_line_with_exit_6(capa: Capa) -> None:
-    import sqlite3
-
     capa.nc()
     assert capa.run("audit", "checkpoint").code == 0
-    with sqlite3.connect(capa.db) as db:
-        last = db.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
-        db.execute("UPDATE stored_events SET topic = topic || 'x' WHERE rowid = ?", (last,))
+    last = query(capa.target, "SELECT MAX(rowid) FROM stored_events")[0][0]
+    query(capa.target, "UPDATE stored_events SET topic = topic || 'x' WHERE rowid = ?", last)
     done = capa.run("--json", "audit", "verify")
     assert done.code == 6
     error = done.error()

@@ -17,6 +17,7 @@ import pytest
 from eventsourcing.application import Repository
 
 import capa as capa_package
+from capa.adapters.target import parse_target
 from capa.app.service import CapaApplication
 from capa.app.store import open_store
 from capa.cli.main import cli
@@ -55,7 +56,7 @@ def test_every_command_has_help_with_an_example(fresh: Capa, path: tuple[str, ..
     assert outcome.code == 0, outcome.stderr
     assert "Example" in outcome.stdout
     assert outcome.stdout.startswith("Usage: capa")
-    assert not fresh.db.exists()
+    assert not fresh.exists()
 
 
 def test_top_level_help_documents_the_exit_codes(fresh: Capa) -> None:
@@ -87,7 +88,7 @@ def test_init_creates_the_store_and_only_once(fresh: Capa) -> None:
                         "Maria Hernandez", user=None, CAPA_PASSWORD=fresh.password)
     assert created.code == 0, created.stderr
     assert {"id", "status", "version"} <= set(created.json())
-    assert fresh.db.is_file()
+    assert fresh.exists()
     before = fresh.events()
     assert before >= 1
     again = fresh.run("--json", "init", "--admin", "jchen", "--full-name", "Jun Chen",
@@ -103,7 +104,7 @@ def test_init_without_a_password_creates_nothing(fresh: Capa) -> None:
                         user=None)
     assert outcome.code == 2
     assert "password" in outcome.stderr.lower()
-    assert not fresh.db.exists()
+    assert not fresh.exists()
 
 
 # -- missing store and missing user ----------------------------------------------------------
@@ -122,18 +123,18 @@ def test_a_missing_store_is_not_found_with_a_hint_and_is_not_created(
     assert outcome.stdout == ""
     message = outcome.error()["message"]
     assert re.search(r"capa\b.*\binit\b", message), message
-    assert not fresh.db.exists()
+    assert not fresh.exists()
     plain = fresh.run(*args)
     assert plain.code == 3 and "init" in plain.stderr
     assert 1 <= len(plain.stderr.strip().splitlines()) <= 2
 
 
 def test_a_missing_store_given_by_option_is_named_in_the_hint(fresh: Capa) -> None:
-    elsewhere = fresh.folder / "elsewhere.db"
-    outcome = fresh.run("--db", str(elsewhere), "nc", "list")
+    elsewhere = fresh.elsewhere("elsewhere.db")
+    outcome = fresh.run("--db", elsewhere, "nc", "list")
     assert outcome.code == 3
-    assert str(elsewhere) in outcome.stderr
-    assert not elsewhere.exists()
+    assert parse_target(elsewhere).display in outcome.stderr
+    assert not fresh.exists(elsewhere)
 
 
 def test_without_a_user_writes_are_not_authenticated(capa: Capa) -> None:
@@ -228,7 +229,7 @@ class Interference:
         monkeypatch.setattr(Repository, "get", get)
 
     def write(self) -> None:
-        other: CapaApplication = open_store(str(self.capa.db))
+        other: CapaApplication = open_store(self.capa.target)
         try:
             with other.acting_as(self.capa.reporter, self.capa.password):
                 other.contain_nc(self.ref, action="Held by the other writer",
@@ -274,7 +275,7 @@ def test_exit_codes_of_real_processes(capa: Capa) -> None:
         (2, ("nc", "raise", "--title", "t", "--description", "d", "--source", "process",
              "--severity", "minor", "--detected-on", "2026-02-30"), capa.reporter),
         (3, ("nc", "show", f"NC-{capa.year}-0099"), "jchen"),
-        (3, ("--db", str(capa.folder / "nowhere.db"), "nc", "list"), "jchen"),
+        (3, ("--db", capa.elsewhere("nowhere.db"), "nc", "list"), "jchen"),
         (4, RAISE, None),
     ]
     for code, args, user in cases:

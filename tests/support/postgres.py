@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PostgresUnavailable",
-    "clone_database",
     "create_database",
     "drop_database",
     "embedded_postgres",
@@ -139,16 +138,6 @@ def create_database(server_uri: str, prefix: str = "capa") -> str:
     with _connect(server_uri) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return _with_database(server_uri, name)
-
-
-def clone_database(template_uri: str, prefix: str = "capa") -> str:
-    """A new database `<prefix>_<random>` made as a copy of the one `template_uri` names (which
-    nobody may be connected to); its URI."""
-    template = urlsplit(template_uri).path.lstrip("/")
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    with _connect(_with_database(template_uri, "postgres")) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    return _with_database(template_uri, name)
 
 
 def drop_database(database_uri: str) -> None:
