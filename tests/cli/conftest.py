@@ -23,9 +23,14 @@ import pytest
 from click.testing import CliRunner
 
 from capa.adapters.target import parse_target
-from capa.app.store import EVENTS_TABLE
 from capa.cli.main import main
-from tests.support.backends import clone_target, discard_target, new_target, query
+from tests.support.backends import (
+    clone_target,
+    discard_target,
+    new_target,
+    query,
+    store_exists,
+)
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -271,22 +276,6 @@ class Capa:
         self.write("ca", "verify", ref, "--effective", "--note", "No cracks in 3 lots",
                    user=VERIFIER)
         return ref
-
-
-def store_exists(target: str) -> bool:
-    """Whether a capa store (its event table) exists at a SQLite path or PostgreSQL URI."""
-    if parse_target(target).kind == "sqlite":
-        return Path(target).exists()
-    import psycopg
-
-    try:
-        with psycopg.connect(target, connect_timeout=10) as conn:
-            row = conn.execute("SELECT to_regclass(%s)", (EVENTS_TABLE["postgres"],)).fetchone()
-    except psycopg.OperationalError as exc:
-        if "does not exist" in str(exc):
-            return False
-        raise
-    return row is not None and row[0] is not None
 
 
 @pytest.fixture

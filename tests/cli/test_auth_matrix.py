@@ -1,7 +1,7 @@
 """Authentication and the role x command matrix through the real command line.
 
-A store holding one user per role and a record in every state a command needs is built once,
-then copied for each test. Every refused attempt must exit 4 and write no event at all; wrong
+A store holding one user per role and a record in every state a command needs is built once
+per back end (SQLite and PostgreSQL), then copied for each test. Every refused attempt must exit 4 and write no event at all; wrong
 passwords are the one exception, and they write exactly one LoginFailed event.
 """
 
@@ -11,8 +11,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
-import sqlite3
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +19,20 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from capa.adapters.target import parse_target
 from capa.app.permissions import allowed_roles
 from capa.app.service import CapaApplication
 from capa.app.store import open_store
 from capa.cli.main import main
 from capa.domain.errors import NotPermitted
+from tests.support.backends import (
+    clone_target,
+    discard_target,
+    new_target,
+    query,
+    store_exists,
+    stored_bytes,
+)
 
 PASSWORD = "matrix-password-123"
 NEW_PASSWORD = "another-password-456"
@@ -47,27 +54,24 @@ class Outcome:
 
 
 class Store:
-    """A copy of the template store, and a way to run `capa` against it as someone."""
+    """A store (SQLite file or PostgreSQL database; a copy of the template or empty), and a way
+    to run `capa` against it as someone, in the test's folder."""
 
-    def __init__(self, folder: Path, template: Path, refs: dict[str, str]) -> None:
+    def __init__(self, folder: Path, target: str, refs: dict[str, str]) -> None:
         self.folder = folder
-        self.db = folder / "capa.db"
+        self.target = target
         self.sessions = folder / "sessions"
         self.refs = refs
-        for suffix in ("", "-wal", "-shm"):
-            source = template.with_name(template.name + suffix)
-            if source.exists():
-                shutil.copyfile(source, self.db.with_name(self.db.name + suffix))
 
     def run(self, *args: str, user: str | None = None, password: str | None = PASSWORD,
             **extra: str) -> Outcome:
         env: dict[str, str | None] = {
-            "CAPA_DB": str(self.db), "CAPA_USER": user, "CAPA_PASSWORD": password if user
+            "CAPA_DB": self.target, "CAPA_USER": user, "CAPA_PASSWORD": password if user
             else None, "CAPA_SESSION_DIR": str(self.sessions), "CAPA_NEW_PASSWORD": None,
             "CAPA_DEBUG": None, **extra,
         }
         runner = CliRunner()
-        with runner.isolation(env=env) as (out, err, _):
+        with contextlib.chdir(self.folder), runner.isolation(env=env) as (out, err, _):
             try:
                 main(list(args))
             except SystemExit as stop:
@@ -80,17 +84,15 @@ class Store:
 
     def events(self) -> list[tuple[str, str]]:
         """(topic, state) of every stored event, in order."""
-        with sqlite3.connect(self.db) as db:
-            rows = db.execute("SELECT topic, state FROM stored_events "
-                              "ORDER BY rowid").fetchall()
+        rows = query(self.target, "SELECT topic, state FROM stored_events ORDER BY rowid")
         return [(str(t), bytes(s).decode("utf-8", "replace")) for t, s in rows]
 
     def raw_bytes(self) -> bytes:
-        return b"".join(p.read_bytes() for p in self.folder.glob("capa.db*"))
+        return stored_bytes(self.target)
 
 
-def _build(path: Path) -> dict[str, str]:
-    app = open_store(str(path), create=True)
+def _build(target: str) -> dict[str, str]:
+    app = open_store(target, create=True)
     try:
         return _records(app)
     finally:
@@ -149,16 +151,22 @@ def _records(app: CapaApplication) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    path = tmp_path_factory.mktemp("matrix") / "capa.db"
-    refs = _build(path)
-    return path, refs
+def templates() -> dict[str, tuple[str, dict[str, str]]]:
+    """Per back end, the store every test of the matrix starts from, and its record ids."""
+    return {}
 
 
 @pytest.fixture
-def store(tmp_path: Path, template: tuple[Path, dict[str, str]]) -> Iterator[Store]:
-    path, refs = template
-    yield Store(tmp_path, path, refs)
+def store(tmp_path: Path, backend: str, templates: dict[str, tuple[str, dict[str, str]]],
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A copy of the template store, on the test's back end."""
+    if backend not in templates:
+        target = new_target(backend, tmp_path_factory.mktemp(f"matrix-{backend}"))
+        templates[backend] = (target, _build(target))
+    template, refs = templates[backend]
+    copy = Store(tmp_path, clone_target(backend, template, tmp_path), refs)
+    yield copy
+    discard_target(copy.target)
 
 
 # -- the matrix -------------------------------------------------------------------------------
@@ -388,8 +396,8 @@ def test_a_session_does_not_open_another_store(store: Store, tmp_path: Path) -> 
     login(store)
     other = tmp_path / "other"
     other.mkdir()
-    shutil.copyfile(store.db, other / "capa.db")
-    outcome = store.run("--db", str(other / "capa.db"), "nc", "list")
+    copy = clone_target(parse_target(store.target).kind, store.target, other)
+    outcome = store.run("--db", copy, "nc", "list")
     assert outcome.code == 4
 
 
@@ -402,8 +410,8 @@ def test_login_with_a_wrong_password_is_refused(store: Store) -> None:
 # -- init -------------------------------------------------------------------------------------
 
 
-def test_init_creates_the_first_administrator(tmp_path: Path) -> None:
-    fresh = Store(tmp_path, tmp_path / "absent.db", {})
+def test_init_creates_the_first_administrator(tmp_path: Path, store_target: str) -> None:
+    fresh = Store(tmp_path, store_target, {})
     outcome = fresh.run("init", "--admin", "boss", "--full-name", "Bo Boss", "--org", "Acme",
                         user=None, CAPA_PASSWORD=PASSWORD)
     assert outcome.code == 0, outcome.stderr
@@ -416,13 +424,13 @@ def test_init_creates_the_first_administrator(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("password, code", [(None, 2), ("short", 2)])
 def test_init_needs_a_good_password_and_leaves_nothing_otherwise(
-    tmp_path: Path, password: str | None, code: int
+    tmp_path: Path, store_target: str, password: str | None, code: int
 ) -> None:
-    fresh = Store(tmp_path, tmp_path / "absent.db", {})
+    fresh = Store(tmp_path, store_target, {})
     extra = {"CAPA_PASSWORD": password} if password else {}
     outcome = fresh.run("init", "--admin", "boss", user=None, **extra)
     assert outcome.code == code
-    assert not fresh.db.exists()
+    assert not store_exists(fresh.target)
 
 
 # -- the prompt -------------------------------------------------------------------------------
@@ -432,7 +440,7 @@ def run_at_terminal(store: Store, monkeypatch: pytest.MonkeyPatch, typed: str,
                     *args: str, **extra: str) -> Outcome:
     """`capa ARGS` as if typed at a terminal: the prompts read `typed`."""
     monkeypatch.setattr("capa.cli.auth.interactive", lambda: True)
-    env = {"CAPA_DB": str(store.db), "CAPA_USER": None, "CAPA_PASSWORD": None,
+    env = {"CAPA_DB": store.target, "CAPA_USER": None, "CAPA_PASSWORD": None,
            "CAPA_SESSION_DIR": str(store.sessions), "CAPA_NEW_PASSWORD": None, **extra}
     runner = CliRunner()
     with runner.isolation(input=typed, env=env) as (out, err, _):

@@ -195,6 +195,20 @@ def query(target: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
 
 
+def store_exists(target: str) -> bool:
+    """Whether a capa store (its event table) exists at a SQLite path or PostgreSQL URI."""
+    if parse_target(target).kind == "sqlite":
+        return Path(target).exists()
+    try:
+        with psycopg.connect(target, connect_timeout=10) as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (EVENTS_TABLE["postgres"],)).fetchone()
+    except psycopg.OperationalError as exc:
+        if "does not exist" in str(exc):
+            return False
+        raise
+    return row is not None and row[0] is not None
+
+
 def stored_bytes(target: str) -> bytes:
     """Everything the store holds: the SQLite file with its journal, or every value of every
     table of the PostgreSQL database (binary values as they are, others as text)."""
