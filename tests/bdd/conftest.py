@@ -5,9 +5,13 @@ the real command line). Records are named by an alias in the scenario (the NC "c
 `World` keeps what an alias stands for. A When step that is refused keeps the refusal for the
 Then steps to examine; a refusal that no Then step examined fails the scenario.
 
+Every scenario runs twice, on a SQLite store and on a PostgreSQL one (test ids `[sqlite]` and
+`[postgres]`; see tests/conftest.py), and `capa validate` counts a scenario as passed only when
+it passed on every back end it ran on.
+
 Every person acts with their own password, so that signatures check it again as they would in
 use. Adding people hashes passwords, which is slow on purpose; a store with the same people is
-therefore built once per test session and copied for each scenario.
+therefore built once per back end and test session, and copied for each scenario.
 
 Defaults used where a Given step does not name the person:
   mhernandez  quality manager: assesses, opens CAs, approves, closes
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,12 @@ from capa.app.service import CapaApplication
 from capa.app.store import open_store
 from capa.app.views import CorrectiveActionView, HistoryEntry, NonconformityView
 from capa.domain.errors import CapaError, InvalidInput, NotFound, NotPermitted, RuleViolation
+from tests.support.backends import (
+    clone_target,
+    discard_target,
+    new_target,
+    store_exists,
+)
 
 QUALITY_MANAGER = "mhernandez"
 REPORTER = "tokafor"
@@ -137,29 +146,41 @@ def rows(datatable: list[list[str]]) -> list[dict[str, str]]:
 
 @dataclass
 class World:
-    """What one scenario has built so far."""
+    """What one scenario has built so far: its store (`target`, a SQLite path or PostgreSQL URI
+    on the scenario's `backend`) in its own folder."""
 
-    store_path: Path
+    backend: str
+    folder: Path
+    target: str
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     people: dict[str, str] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
-    paths: dict[str, Path] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
     moments: dict[str, dt.datetime] = field(default_factory=dict)
     refusal: CapaError | None = None
     events_before: int | None = None
+    targets: list[str] = field(default_factory=list)
     _app: CapaApplication | None = None
 
     @property
     def app(self) -> CapaApplication:
         """The store of this scenario, created on first use unless the command line made it."""
         if self._app is None:
-            self._app = open_store(str(self.store_path), create=not self.store_path.exists())
+            self._app = open_store(self.target, create=not store_exists(self.target))
         return self._app
+
+    def place(self, name: str) -> str:
+        """Another empty place for a store on this scenario's back end."""
+        target = new_target(self.backend, self.folder, name)
+        self.targets.append(target)
+        return target
 
     def close(self) -> None:
         if self._app is not None:
             self._app.close()
+        for target in {self.target, *self.targets}:
+            discard_target(target)
 
     def password_of(self, user: str) -> str:
         return password_of(user)
@@ -219,9 +240,17 @@ class World:
         return view
 
 
+@pytest.fixture(autouse=True)
+def scenario_backend(backend: str) -> str:
+    """Every scenario runs on each back end. Steps ask for their fixtures while the scenario
+    runs, too late for pytest to parametrise on them; asking for `backend` here, for every
+    scenario, is what gives each one its `[sqlite]` and `[postgres]` run."""
+    return backend
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    scene = World(store_path=tmp_path / "capa.db")
+def world(backend: str, tmp_path: Path) -> Iterator[World]:
+    scene = World(backend=backend, folder=tmp_path, target=new_target(backend, tmp_path))
     yield scene
     scene.close()
     if scene.refusal is not None:
@@ -296,14 +325,15 @@ def advance_ca(world: World, alias: str, target: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def store_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, Path]:
-    """Stores already holding a given organisation and people, by (organisation, people)."""
+def store_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, str]:
+    """Stores already holding a given organisation and people, by (back end, organisation,
+    people)."""
     return {}
 
 
-def build_store(path: Path, organisation: str, people: list[dict[str, str]]) -> None:
+def build_store(target: str, organisation: str, people: list[dict[str, str]]) -> None:
     admin = next(p for p in people if "admin" in roles_of(p))
-    app = open_store(str(path), create=True)
+    app = open_store(target, create=True)
     try:
         with app.acting_as(admin["user"]):
             app.initialise(organisation, admin=admin["user"], full_name=admin["full name"],
@@ -323,27 +353,25 @@ def roles_of(person: dict[str, str]) -> list[str]:
 
 @given(parsers.parse('a quality records store for "{organisation}" with these people:'))
 def a_store(
-    world: World, store_templates: dict[Any, Path], tmp_path_factory: pytest.TempPathFactory,
+    world: World, store_templates: dict[Any, str], tmp_path_factory: pytest.TempPathFactory,
     organisation: str, datatable: list[list[str]],
 ) -> None:
     people = rows(datatable)
-    key = (organisation, tuple(tuple(row) for row in datatable))
+    key = (world.backend, organisation, tuple(tuple(row) for row in datatable))
     if key not in store_templates:
-        template = tmp_path_factory.mktemp("store") / "capa.db"
+        template = new_target(world.backend, tmp_path_factory.mktemp("store"))
         build_store(template, organisation, people)
         store_templates[key] = template
-    template = store_templates[key]
-    for suffix in ("", "-wal", "-shm"):
-        source = template.with_name(template.name + suffix)
-        if source.exists():
-            shutil.copyfile(source, world.store_path.with_name(world.store_path.name + suffix))
+    assert world._app is None and not store_exists(world.target)
+    world.targets.append(world.target)
+    world.target = clone_target(world.backend, store_templates[key], world.folder)
     world.people = {p["user"]: p["full name"] for p in people}
     assert world.app.store_info()["organisation"] == organisation
 
 
 @given(parsers.parse('the evidence file "{name}" containing "{content}"'))
 def an_evidence_file(world: World, name: str, content: str) -> None:
-    folder = world.store_path.parent / "evidence"
+    folder = world.folder / "evidence"
     folder.mkdir(exist_ok=True)
     path = folder / name
     path.write_text(content, encoding="utf-8")

@@ -1,12 +1,15 @@
-"""Scenarios of features/audit/integrity.feature: an auditor verifies the audit trail."""
+"""Scenarios of features/audit/integrity.feature: an auditor verifies the audit trail.
+
+On both back ends: someone with database access edits the SQLite file's event table, or the
+PostgreSQL one (positions are SQLite rowids and PostgreSQL notification ids), directly in SQL."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,9 +20,11 @@ import pytest
 from click.testing import CliRunner
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from capa.adapters.target import parse_target
 from capa.app.store import open_store
 from capa.cli.main import main
 from capa.domain.nonconformity import Nonconformity
+from tests.support.backends import query
 
 scenarios("audit/integrity.feature")
 
@@ -33,6 +38,7 @@ class AuditScene:
     """One store made by `capa init`, its key and checkpoint log, and the last outcome."""
 
     folder: Path
+    target: str
     code: int = 0
     stdout: str = ""
     stderr: str = ""
@@ -40,18 +46,18 @@ class AuditScene:
     bundle: Path | None = None
 
     @property
-    def db(self) -> Path:
-        return self.folder / "capa.db"
-
-    @property
     def log(self) -> Path:
-        return self.folder / "capa.db.checkpoints"
+        """The default checkpoint log: next to a SQLite file, in the working folder for a
+        server store."""
+        if parse_target(self.target).kind == "sqlite":
+            return Path(f"{self.target}.checkpoints")
+        return self.folder / "capa-audit.checkpoints"
 
-    def run(self, *args: str, user: str | None = AUDITOR) -> int:
-        env = {"CAPA_DB": str(self.db), "CAPA_USER": user,
+    def run(self, *args: str, user: str | None = AUDITOR, db: str | None = None) -> int:
+        env = {"CAPA_DB": db or self.target, "CAPA_USER": user,
                "CAPA_PASSWORD": PASSWORD if user else None, "CAPA_KEY": None,
                "CAPA_CHECKPOINTS": None, "CAPA_SESSION_DIR": str(self.folder / "sessions")}
-        with CliRunner().isolation(env=env) as (out, err, _):
+        with contextlib.chdir(self.folder), CliRunner().isolation(env=env) as (out, err, _):
             try:
                 main(list(args))
                 self.code = 0
@@ -62,7 +68,7 @@ class AuditScene:
         return self.code
 
     def raise_ncs(self, count: int, start: int) -> None:
-        app = open_store(str(self.db))
+        app = open_store(self.target)
         try:
             with app.acting_as(QUALITY, PASSWORD):
                 for n in range(start, start + count):
@@ -73,24 +79,24 @@ class AuditScene:
             app.close()
 
     def rows(self) -> list[tuple[int, bytes]]:
-        with sqlite3.connect(self.db) as db:
-            return db.execute("SELECT rowid, state FROM stored_events ORDER BY rowid").fetchall()
+        return [(int(p), bytes(s)) for p, s in
+                query(self.target, "SELECT rowid, state FROM stored_events ORDER BY rowid")]
 
     def sql(self, statement: str, *params: object) -> None:
-        with sqlite3.connect(self.db) as db:
-            db.execute(statement, params)
+        """One statement in SQLite's words, on either back end (tests.support.backends.query)."""
+        query(self.target, statement, *params)
 
 
 @pytest.fixture
-def scene(tmp_path: Path) -> Iterator[AuditScene]:
-    yield AuditScene(tmp_path)
+def scene(tmp_path: Path, store_target: str) -> Iterator[AuditScene]:
+    yield AuditScene(tmp_path, store_target)
 
 
 @given(parsers.parse('an audited store for "{organisation}" with some quality records'))
 def an_audited_store(scene: AuditScene, organisation: str) -> None:
     assert scene.run("init", "--admin", OWNER, "--full-name", "Maria Hernandez", "--org",
                      organisation, user=OWNER) == 0, scene.stderr
-    app = open_store(str(scene.db))
+    app = open_store(scene.target)
     try:
         with app.acting_as(OWNER, PASSWORD):
             app.add_user(QUALITY, full_name="Jin Chen", roles=["quality", "reporter"],
@@ -137,22 +143,20 @@ def delete_last(scene: AuditScene) -> None:
                   r"event"))
 def insert_event(scene: AuditScene, n: str) -> None:
     at, total = _ordinal(n), len(scene.rows())
-    with sqlite3.connect(scene.db) as db:
-        for rowid in range(total, at - 1, -1):
-            db.execute("UPDATE stored_events SET rowid = ? WHERE rowid = ?", (rowid + 1, rowid))
-        db.execute("INSERT INTO stored_events (rowid, originator_id, originator_version, topic, "
-                   "state) VALUES (?, ?, 1, 'capa.domain.nonconformity:Nonconformity.Raised', "
-                   "?)", (at, "ab" * 16, b'{"forged":true}'))
+    for rowid in range(total, at - 1, -1):
+        scene.sql("UPDATE stored_events SET rowid = ? WHERE rowid = ?", rowid + 1, rowid)
+    scene.sql("INSERT INTO stored_events (rowid, originator_id, originator_version, topic, "
+              "state) VALUES (?, ?, 1, 'capa.domain.nonconformity:Nonconformity.Raised', ?)",
+              at, "ab" * 16, b'{"forged":true}')
 
 
 @given(parsers.re(r"someone with database access swapped the (?P<a>\w+) and the (?P<b>\w+) "
                   r"events"))
 def swap_events(scene: AuditScene, a: str, b: str) -> None:
     first, second = _ordinal(a), _ordinal(b)
-    with sqlite3.connect(scene.db) as db:
-        db.execute("UPDATE stored_events SET rowid = -1 WHERE rowid = ?", (first,))
-        db.execute("UPDATE stored_events SET rowid = ? WHERE rowid = ?", (first, second))
-        db.execute("UPDATE stored_events SET rowid = ? WHERE rowid = -1", (second,))
+    scene.sql("UPDATE stored_events SET rowid = -1 WHERE rowid = ?", first)
+    scene.sql("UPDATE stored_events SET rowid = ? WHERE rowid = ?", first, second)
+    scene.sql("UPDATE stored_events SET rowid = ? WHERE rowid = -1", second)
 
 
 @given("someone edited the size of the signed checkpoint")
@@ -183,7 +187,7 @@ def rewrite_history(scene: AuditScene) -> None:
 
 @given(parsers.parse('the nonconformity "{alias}" was closed with a signature'))
 def closed_with_signature(scene: AuditScene, alias: str) -> None:
-    app = open_store(str(scene.db))
+    app = open_store(scene.target)
     try:
         with app.acting_as(QUALITY, PASSWORD):
             ref = app.raise_nc(title="Burr on flange", description="Goods-in",
@@ -266,12 +270,11 @@ def fails_rewritten(scene: AuditScene) -> None:
 @then("the bundle verifies without the store")
 def bundle_verifies(scene: AuditScene) -> None:
     assert scene.bundle is not None
-    scene.db.rename(scene.folder / "moved-away.db")
-    try:
-        assert scene.run("audit", "verify-bundle", str(scene.bundle), user=None) == 0, \
-            scene.stderr
-    finally:
-        (scene.folder / "moved-away.db").rename(scene.db)
+    # CAPA_DB names a place where no store is (and no server database), as on an auditor's desk.
+    nowhere = str(scene.folder / "no-store-here" / "capa.db")
+    assert scene.run("audit", "verify-bundle", str(scene.bundle), user=None, db=nowhere) == 0, \
+        scene.stderr
+    assert not Path(nowhere).parent.exists()
 
 
 @then("the standalone verifier accepts the bundle")
@@ -301,7 +304,7 @@ def view_is_signed_version(seen: dict[str, object]) -> None:
 def digest_matches(scene: AuditScene, seen: dict[str, object]) -> None:
     view, signature = seen["view"], seen["signature"]
     assert isinstance(view, dict) and isinstance(signature, dict)
-    app = open_store(str(scene.db))
+    app = open_store(scene.target)
     try:
         record: Nonconformity = app.repository.get(Nonconformity.create_id(str(seen["ref"])),
                                     version=int(view["version"]))

@@ -13,30 +13,33 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pytest_bdd import parsers, scenarios, then, when
 
 from capa.app.store import open_store
+from tests.support.backends import query, store_exists
 
 scenarios("cli/command_line.feature")
 
 _NC_REF = re.compile(r"\b(NC-\d{4}-\d{4,})\b")
 
 
-def run_capa(world: Any, user: str | None, *args: str, db: Path | None = None,
+def run_capa(world: Any, user: str | None, *args: str, db: str | None = None,
              password: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `capa --db STORE ARGS…` as `user`, noting how many events the store held before."""
+    """Run `capa --db STORE ARGS…` as `user` in the scenario's folder, noting how many events
+    the store held before. STORE is a SQLite path or a PostgreSQL URI."""
     world.expect_no_refusal()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAPA_")}
-    env["CAPA_SESSION_DIR"] = str(world.store_path.parent / "sessions")
+    env["CAPA_SESSION_DIR"] = str(world.folder / "sessions")
     if user:
         env["CAPA_USER"] = user
         env["CAPA_PASSWORD"] = password or world.password_of(user)
-    if world.store_path.exists():
+    if store_exists(world.target):
         world.events_before = world.events()
     return subprocess.run(
-        [sys.executable, "-m", "capa", "--db", str(db or world.store_path), *args],
-        env=env, cwd=world.store_path.parent, stdin=subprocess.DEVNULL, capture_output=True,
+        [sys.executable, "-m", "capa", "--db", db or world.target, *args],
+        env=env, cwd=world.folder, stdin=subprocess.DEVNULL, capture_output=True,
         text=True, timeout=120, check=False,
     )
 
@@ -78,11 +81,16 @@ def raises_anonymously_at_cli(world: Any) -> subprocess.CompletedProcess[str]:
 @when(parsers.parse('"{user}" raises at the command line a nonconformity in a store that does '
                     'not exist'), target_fixture="cli")
 def raises_without_store(world: Any, user: str) -> subprocess.CompletedProcess[str]:
-    missing = world.paths["missing store"] = world.store_path.parent / "elsewhere" / "quality.db"
-    missing.parent.mkdir()
+    if world.backend == "sqlite":
+        missing = world.folder / "elsewhere" / "quality.db"
+        missing.parent.mkdir()
+        where = str(missing)
+    else:  # a database the server does not have
+        where = urlunsplit(urlsplit(world.target)._replace(path="/quality_nowhere"))
+    world.paths["missing store"] = where
     return run_capa(world, user, "nc", "raise", "--title", "Loose screw", "--description",
                     "Found on the floor of cell 2", "--source", "process", "--severity", "minor",
-                    db=missing)
+                    db=where)
 
 
 @when(parsers.parse('"{user}" shows at the command line the nonconformity "{nc}"'),
@@ -116,7 +124,7 @@ def approves_at_cli(world: Any, user: str, ca: str) -> subprocess.CompletedProce
 @when(parsers.parse('"{user}" sets up at the command line a new store for "{organisation}"'),
       target_fixture="cli")
 def sets_up_store(world: Any, user: str, organisation: str) -> subprocess.CompletedProcess[str]:
-    new_store = world.paths["new store"] = world.store_path.parent / "new-store.db"
+    new_store = world.paths["new store"] = world.place("new-store.db")
     full_name = world.people.get(user, user)
     return run_capa(world, user, "init", "--admin", user, "--full-name", full_name,
                     "--org", organisation, db=new_store)
@@ -168,13 +176,17 @@ def cli_says_how_to_create(cli: subprocess.CompletedProcess[str]) -> None:
 @then("no store was created there")
 def no_store_created(world: Any) -> None:
     missing = world.paths["missing store"]
-    assert not missing.exists()
-    assert list(missing.parent.iterdir()) == []
+    assert not store_exists(missing)
+    if world.backend == "sqlite":
+        assert list(Path(missing).parent.iterdir()) == []
+    else:  # not even the database
+        name = urlsplit(missing).path.lstrip("/")
+        assert query(world.target, "SELECT 1 FROM pg_database WHERE datname = ?", name) == []
 
 
 @then(parsers.parse('the new store belongs to "{organisation}" and is administered by "{user}"'))
 def new_store_belongs(world: Any, organisation: str, user: str) -> None:
-    app = open_store(str(world.paths["new store"]))
+    app = open_store(world.paths["new store"])
     try:
         assert app.store_info()["organisation"] == organisation
         with app.acting_as(user, world.password_of(user)):

@@ -45,8 +45,8 @@ class Desk:
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> Iterator[Desk]:
-    store = Store(tmp_path / "capa.db")
+def desk(tmp_path: Path, store_target: str) -> Iterator[Desk]:
+    store = Store(store_target)
     yield Desk(store, store.create(), tmp_path)
     store.close()
 

@@ -1,8 +1,9 @@
 """Authentication and the role x command matrix through the real command line.
 
 A store holding one user per role and a record in every state a command needs is built once
-per back end (SQLite and PostgreSQL), then copied for each test. Every refused attempt must exit 4 and write no event at all; wrong
-passwords are the one exception, and they write exactly one LoginFailed event.
+per back end (SQLite and PostgreSQL), then copied for each test. Every refused attempt must exit
+4 and write no event at all; wrong passwords are the one exception, and they write exactly one
+LoginFailed event.
 """
 
 from __future__ import annotations
