@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -46,7 +47,12 @@ class Verdict(StrEnum):
 
 
 class ScenarioResult(BaseModel):
-    """One executed (or expected but unexecuted) scenario."""
+    """One executed (or expected but unexecuted) scenario.
+
+    A scenario the suite runs once per back end (test ids ending in `[sqlite]`, `[postgres]`)
+    is one result: failed if it failed on any back end, passed if it passed on every back end
+    it ran on (`back_ends`), skipped if it ran on none. `skipped_on` names the back ends it
+    was skipped on, with the reason in `message` when nothing failed."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -56,10 +62,26 @@ class ScenarioResult(BaseModel):
     tags: frozenset[str]
     outcome: Outcome
     message: str | None = None
+    back_ends: tuple[str, ...] = ()
+    skipped_on: tuple[str, ...] = ()
+    #: The test id without its back end (`test_x[tokafor-allowed]`): the runs of one scenario,
+    #: or of one example of an outline, on the different back ends share it. Empty when the
+    #: test id names no back end.
+    run_of: str = ""
 
     @property
     def location(self) -> str:
         return f"{self.path}:{self.line}"
+
+    @property
+    def title(self) -> str:
+        """The name, and the back ends it ran (and did not run) on when the suite said."""
+        notes = []
+        if self.back_ends:
+            notes.append("on " + ", ".join(self.back_ends))
+        if self.skipped_on:
+            notes.append("skipped on " + ", ".join(self.skipped_on))
+        return f"{self.name} ({'; '.join(notes)})" if notes else self.name
 
 
 class RequirementRow(BaseModel):
@@ -140,6 +162,7 @@ class _CucumberStep(BaseModel):
 
 
 class _CucumberElement(BaseModel):
+    id: str = ""
     name: str
     line: int
     tags: list[_CucumberTag] = []
@@ -153,6 +176,24 @@ class _CucumberFeature(BaseModel):
 
 
 _CUCUMBER = TypeAdapter(list[_CucumberFeature])
+#: The store back ends a scenario may run on; its test id names one among its parameters
+#: (`test_x[sqlite]`, `test_x[postgres-tokafor-allowed]`).
+BACK_ENDS = ("sqlite", "postgres")
+_PARAMETERS = re.compile(r"\[([^\[\]]+)\]$")
+
+
+def _back_end(test_id: str) -> tuple[str | None, str]:
+    """The back end a test id names, and the id without it."""
+    found = _PARAMETERS.search(test_id)
+    if found is None:
+        return None, test_id
+    parts = found.group(1).split("-")
+    named = [part for part in parts if part in BACK_ENDS]
+    if len(named) != 1:
+        return None, test_id
+    rest = "-".join(part for part in parts if part not in BACK_ENDS)
+    base = test_id[: found.start()]
+    return named[0], f"{base}[{rest}]" if rest else base
 
 
 def _tail(message: str) -> str:
@@ -180,6 +221,8 @@ def parse_cucumber(text: str) -> tuple[ScenarioResult, ...]:
         feature_tags = {tag.name.lstrip("@") for tag in feature.tags}
         for element in feature.elements:
             outcome, message = _outcome(element.steps)
+            named, run_of = _back_end(element.id)
+            back_end = (named,) if named else ()
             results.append(
                 ScenarioResult(
                     path=feature.uri,
@@ -188,9 +231,42 @@ def parse_cucumber(text: str) -> tuple[ScenarioResult, ...]:
                     tags=frozenset(feature_tags | {tag.name.lstrip("@") for tag in element.tags}),
                     outcome=outcome,
                     message=message,
+                    back_ends=back_end if outcome is not Outcome.SKIPPED else (),
+                    skipped_on=back_end if outcome is Outcome.SKIPPED else (),
+                    run_of=run_of if named else "",
                 )
             )
     return tuple(results)
+
+
+def _combine(runs: Sequence[ScenarioResult]) -> ScenarioResult:
+    """One scenario's runs on several back ends as one result: failed if any run failed, passed
+    if every run that was not skipped passed, skipped if all were."""
+    if len(runs) == 1:
+        return runs[0]
+    outcomes = [run.outcome for run in runs]
+    failed = [run for run in runs if run.outcome is Outcome.FAILED]
+    if failed:
+        outcome = Outcome.FAILED
+        message = "\n\n".join(
+            f"[{', '.join(run.back_ends) or 'run'}] {run.message or '(no message)'}"
+            for run in failed
+        )
+    elif Outcome.PASSED in outcomes and all(
+        o in (Outcome.PASSED, Outcome.SKIPPED) for o in outcomes
+    ):
+        outcome, message = Outcome.PASSED, None
+    else:
+        outcome, message = Outcome.SKIPPED, None
+    return runs[0].model_copy(
+        update={
+            "outcome": outcome,
+            "message": message,
+            "tags": frozenset().union(*(run.tags for run in runs)),
+            "back_ends": tuple(b for run in runs for b in run.back_ends),
+            "skipped_on": tuple(b for run in runs for b in run.skipped_on),
+        }
+    )
 
 
 # --- building the report ------------------------------------------------------------------------
@@ -213,17 +289,18 @@ def _merge(
 ) -> list[ScenarioResult]:
     """Results joined to the scenarios as written: full tags, and scenarios that never ran."""
     if features is None:
-        return list(results)
+        return _by_scenario(results)
     written = {(s.path, s.line): s for f in features for s in f.scenarios}
     paths = {f.path for f in features}
-    merged = []
+    located = []
     ran: set[tuple[str, int]] = set()
     for result in results:
         path = _match_path(result.path, paths)
         spec = written.get((path, result.line))
         tags = result.tags | spec.tags if spec else result.tags
-        merged.append(result.model_copy(update={"path": path, "tags": tags}))
+        located.append(result.model_copy(update={"path": path, "tags": tags}))
         ran.add((path, result.line))
+    merged = _by_scenario(located)
     for key, spec in written.items():
         if key not in ran:
             merged.append(
@@ -236,6 +313,15 @@ def _merge(
                 )
             )
     return merged
+
+
+def _by_scenario(results: Sequence[ScenarioResult]) -> list[ScenarioResult]:
+    """The runs of each scenario (each example of an outline) on every back end, combined."""
+    runs: dict[object, list[ScenarioResult]] = {}
+    for index, result in enumerate(results):
+        key = (result.path, result.line, result.run_of) if result.run_of else index
+        runs.setdefault(key, []).append(result)
+    return [_combine(each) for each in runs.values()]
 
 
 def _row(requirement: Requirement, scenarios: Sequence[ScenarioResult]) -> RequirementRow:
@@ -394,7 +480,7 @@ def render_markdown(report: ValidationReport) -> str:
         req = row.requirement
         statement = _md(req.statement) + (f"<br>*Firm:* {_md(req.note)}" if req.note else "")
         evidence = "<br>".join(
-            f"{s.outcome.value}: `{_md(s.location)}` {_md(s.name)}" for s in row.scenarios
+            f"{s.outcome.value}: `{_md(s.location)}` {_md(s.title)}" for s in row.scenarios
         )
         out.append(
             f"| {_md(req.id)} | {_md(req.source)} | {statement} | {evidence or 'none'} "
@@ -419,14 +505,14 @@ def render_markdown(report: ValidationReport) -> str:
 
     if report.untraced:
         out += ["## Scenarios not traced to a requirement", ""]
-        out += [f"- {s.outcome.value}: `{_md(s.location)}` {_md(s.name)}" for s in report.untraced]
+        out += [f"- {s.outcome.value}: `{_md(s.location)}` {_md(s.title)}" for s in report.untraced]
         out.append("")
 
     failures = [s for s in report.scenarios if s.outcome is Outcome.FAILED]
     if failures:
         out += ["## Failures", ""]
         for scenario in failures:
-            out += [f"### `{_md(scenario.location)}` {_md(scenario.name)}", ""]
+            out += [f"### `{_md(scenario.location)}` {_md(scenario.title)}", ""]
             # A fence longer than any backtick run inside keeps the message verbatim.
             fence = "`" * max(3, _longest_backtick_run(scenario.message or "") + 1)
             out += [fence, scenario.message or "(no message)", fence, ""]
@@ -509,7 +595,7 @@ def _badge(value: str) -> str:
 def _scenario_html(scenario: ScenarioResult) -> str:
     return (
         f"<li>{_badge(scenario.outcome.value)} <code>{_h(scenario.location)}</code> "
-        f"{_h(scenario.name)}</li>"
+        f"{_h(scenario.title)}</li>"
     )
 
 
@@ -594,7 +680,7 @@ def render_html(report: ValidationReport) -> str:
         out.append("<h2>Failures</h2>")
         for scenario in failures:
             out += [
-                f"<h3><code>{_h(scenario.location)}</code> {_h(scenario.name)}</h3>",
+                f"<h3><code>{_h(scenario.location)}</code> {_h(scenario.title)}</h3>",
                 f"<pre>{_h(scenario.message or '(no message)')}</pre>",
             ]
 

@@ -205,6 +205,53 @@ def test_each_example_of_an_outline_counts() -> None:
     assert len(next(row for row in report.rows if row.requirement.id == "R2").scenarios) == 2
 
 
+def _run(test_id: str, name: str, line: int, status: str) -> dict[str, object]:
+    element = _element(name, line, ["R2"], _step("passed"),
+                       _step(status, "AssertionError: on this back end" if status == "failed"
+                             else None))
+    return {**element, "id": test_id}
+
+
+def test_a_scenario_run_on_each_back_end_is_one_result_that_passes_only_on_both() -> None:
+    both = [_run("test_a[sqlite]", "A", 5, "passed"), _run("test_a[postgres]", "A", 5, "passed")]
+    report = _report(json.dumps([_feature("o.feature", [], *both)]), exit_code=0)
+    [scenario] = report.scenarios
+    assert (scenario.outcome, scenario.back_ends) == (Outcome.PASSED, ("sqlite", "postgres"))
+    assert scenario.title == "A (on sqlite, postgres)"
+    assert _results(report)["R2"] is Result.PASS
+
+    one_fails = [_run("test_a[sqlite]", "A", 5, "passed"),
+                 _run("test_a[postgres]", "A", 5, "failed")]
+    report = _report(json.dumps([_feature("o.feature", [], *one_fails)]), exit_code=1)
+    [scenario] = report.scenarios
+    assert scenario.outcome is Outcome.FAILED
+    assert scenario.message is not None and scenario.message.startswith("[postgres] ")
+    assert _results(report)["R2"] is Result.FAIL
+    assert report.count_outcome(Outcome.FAILED) == 1
+
+
+def test_a_back_end_that_could_not_run_is_named_and_the_others_decide() -> None:
+    runs = [_run("test_a[sqlite]", "A", 5, "passed"), _run("test_a[postgres]", "A", 5, "skipped")]
+    report = _report(json.dumps([_feature("o.feature", [], *runs)]), exit_code=0)
+    [scenario] = report.scenarios
+    assert (scenario.outcome, scenario.back_ends, scenario.skipped_on) == (
+        Outcome.PASSED, ("sqlite",), ("postgres",))
+    assert scenario.title == "A (on sqlite; skipped on postgres)"
+    nowhere = [_run("test_a[sqlite]", "A", 5, "skipped"),
+               _run("test_a[postgres]", "A", 5, "skipped")]
+    report = _report(json.dumps([_feature("o.feature", [], *nowhere)]), exit_code=0)
+    assert [s.outcome for s in report.scenarios] == [Outcome.SKIPPED]
+    assert _results(report)["R2"] is Result.GAP
+
+
+def test_examples_of_an_outline_stay_apart_across_back_ends() -> None:
+    runs = [_run(f"test_o[{back_end}-{user}]", f"O {user}", 5, "passed")
+            for back_end in ("sqlite", "postgres") for user in ("tokafor", "apatel")]
+    report = _report(json.dumps([_feature("o.feature", [], *runs)]), exit_code=0)
+    assert sorted((s.name, s.back_ends) for s in report.scenarios) == [
+        ("O apatel", ("sqlite", "postgres")), ("O tokafor", ("sqlite", "postgres"))]
+
+
 def test_an_empty_run_has_no_results() -> None:
     assert parse_cucumber("[]") == ()
 
