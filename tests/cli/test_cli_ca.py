@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -185,6 +186,23 @@ def test_evidence_over_25_mib_or_missing_exits_2(capa: Capa, tmp_path: Path) -> 
     assert "25 MiB" in error["message"]
     capa.refused("ca", "complete", ca, "A1", "--note", "Sorted", "--evidence",
                  str(tmp_path / "missing.pdf"), code=2, user=capa.technician)
+
+
+def test_evidence_of_exactly_25_mib_is_saved_by_a_real_process(capa: Capa,
+                                                              tmp_path: Path) -> None:
+    # On PostgreSQL a save this large once hung for good inside psycopg's pipeline mode.
+    ca = capa.approved_ca()
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(os.urandom(25 * 1024 * 1024))
+    before = capa.events()
+    done = capa.process("--json", "ca", "complete", ca, "A1", "--note", "Sorted", "--evidence",
+                        str(scan), user=capa.technician)
+    assert done.code == 0, done.stderr
+    assert capa.events() == before + 2  # the action item, and the file stored once
+    shown = capa.run("--json", "ca", "show", ca).json()
+    [evidence] = shown["items"][0]["evidence"]
+    assert (evidence["name"], evidence["size"]) == ("scan.pdf", 25 * 1024 * 1024)
+    assert evidence["sha256"] == hashlib.sha256(scan.read_bytes()).hexdigest()
 
 
 # -- refusals: exit code, and not one event written ------------------------------------------
