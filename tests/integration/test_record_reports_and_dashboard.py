@@ -6,7 +6,6 @@ import datetime as dt
 import re
 import shutil
 import subprocess
-import zlib
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from capa.reports.dashboard import collect
 from tests.integration.readside_fixtures import (
     CAST,
     OWNER,
+    PASSWORD,
     QUALITY_ENGINEER,
     QUALITY_MANAGER,
     REPORTER,
@@ -27,6 +27,7 @@ from tests.integration.readside_fixtures import (
     has_accounts,
     store,
 )
+from tests.support.pdftext import base_fonts, pdf_text
 
 __all__ = ["app", "store"]
 
@@ -35,7 +36,8 @@ def _day(n: int) -> str:
     return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=n)).isoformat()
 
 
-def _closed_ca(store: Store, app: CapaApplication) -> dict[str, str]:
+def _closed_ca(store: Store, app: CapaApplication, *, approver: str = QUALITY_MANAGER,
+               verifier: str = VERIFIER) -> dict[str, str]:
     with store.acting(app, REPORTER):
         nc = app.raise_nc(title="Cracked housing", description="Boss B2 cracked",
                           source="customer-complaint", severity="major", product="IP-200",
@@ -60,29 +62,16 @@ def _closed_ca(store: Store, app: CapaApplication) -> dict[str, str]:
                     action_type="corrective")
         app.plan_ca(ca, action="Add insert wear to PM plan", assignee=TECHNICIAN, due=_day(9),
                     action_type="preventive")
-    with store.acting(app, QUALITY_MANAGER):
+    with store.acting(app, approver):
         app.approve_ca(ca)
     with store.acting(app, TECHNICIAN):
         app.complete_action(ca, "A1", note="Insert replaced")
         app.complete_action(ca, "A2", note="PM plan rev D")
-    with store.acting(app, VERIFIER):
+    with store.acting(app, verifier):
         app.verify_ca(ca, effective=True, note="No cracks in 6 lots")
-    with store.acting(app, QUALITY_MANAGER):
+    with store.acting(app, approver):
         app.close_ca(ca)
     return {"nc": nc, "again": again, "minor": minor, "ca": ca}
-
-
-def _pdf_text(content: bytes) -> str:
-    """The text drawn on the pages: fpdf2 deflates each content stream. The end-of-line before
-    `endstream` is left to the decompressor (as unused data): deflated bytes may themselves end
-    in a carriage return, which a pattern for the end-of-line would eat."""
-    out = []
-    for stream in re.findall(rb"stream\r?\n(.*?)endstream", content, re.S):
-        try:
-            out.append(zlib.decompressobj().decompress(stream).decode("latin-1"))
-        except zlib.error:
-            out.append(stream.decode("latin-1"))
-    return "".join(out)
 
 
 def _signatures(app: CapaApplication, ref: str) -> list[dict[str, object]]:
@@ -114,10 +103,55 @@ def test_pdf_report(store: Store, app: CapaApplication) -> None:
     refs = _closed_ca(store, app)
     content = app.render_report(refs["ca"], "pdf")
     assert content.startswith(b"%PDF-")
-    text = _pdf_text(content)
+    text = pdf_text(content)
     assert "D8 Verification and closure" in text
     for sig in _signatures(app, refs["ca"]):
         assert str(sig["signed_at"]) in text
+
+
+# Printed names (21 CFR 11.50) outside Latin-1: Polish, Czech, Vietnamese, Japanese romaji.
+UNICODE_SIGNERS = {"lwroblewski": "Łukasz Wróblewski", "advorak": "Antonín Dvořák",
+                   "nthu": "Nguyễn Thị Thu", "kota": "Kenji Ōta"}
+
+
+@pytest.mark.skipif(not has_accounts(), reason="printed names come from user accounts")
+def test_pdf_report_prints_signers_names_as_written(store: Store,
+                                                   app: CapaApplication) -> None:
+    with store.acting(app, QUALITY_MANAGER):
+        for user, name in UNICODE_SIGNERS.items():
+            app.add_user(user, full_name=name, roles=["quality"],  # type: ignore[attr-defined]
+                         password=PASSWORD)
+    refs = _closed_ca(store, app, approver="advorak", verifier="lwroblewski")
+    with store.acting(app, REPORTER):
+        minor = app.raise_nc(title="Scuffed label", description="Roller", source="process",
+                             severity="minor").id
+    with store.acting(app, "kota"):
+        app.assess_nc(minor, impact=1, likelihood=1, capa_required=False,
+                      rationale="Cosmetic, caught at packing")
+    with store.acting(app, "nthu"):
+        app.close_nc(minor)
+    signed = {str(s["full_name"]) for s in _signatures(app, refs["ca"])}
+    assert signed == {"Antonín Dvořák", "Łukasz Wróblewski"}
+
+    content = app.render_report(refs["ca"], "pdf")
+    assert {f.split("+")[-1] for f in base_fonts(content)} == {"DejaVuSansBook",
+                                                              "DejaVuSansBold"}
+    assert all(re.fullmatch(r"[A-Z]{6}\+DejaVuSans\w+", f) for f in base_fonts(content)), \
+        "the fonts are embedded as subsets"
+    assert b"Helvetica" not in content
+    text = pdf_text(content)
+    words = " ".join(text.split())
+    for sig in _signatures(app, refs["ca"]):
+        assert f"{sig['full_name']} ({sig['user_id']}), signed {sig['signed_at']}" in words
+    assert "Łukasz Wróblewski" in words and "Antonín Dvořák" in words
+    assert "?" not in text and "\ufffd" not in text
+    assert len(content) < 80_000, "only the glyphs used are embedded"
+
+    nc_text = " ".join(pdf_text(app.render_report(minor, "pdf")).split())
+    (closure,) = _signatures(app, minor)
+    assert closure["full_name"] == "Nguyễn Thị Thu"
+    assert f"Nguyễn Thị Thu (nthu), signed {closure['signed_at']}" in nc_text
+    assert "kota Kenji Ōta" in nc_text, "the D1 team table prints every name as written"
 
 
 def test_nc_report_without_ca_shows_its_closure_signature(store: Store,
