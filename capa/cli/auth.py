@@ -43,8 +43,13 @@ def session_path() -> Path:
 
 
 def store_key(target: str) -> str:
-    """The store a session belongs to: a URI as given, a file by its absolute path."""
-    return target if "://" in target else str(Path(target).resolve())
+    """The store a session belongs to: a file by its absolute path, a server store by its URI
+    without the password (the session file never holds a database password)."""
+    if "://" not in target:
+        return str(Path(target).resolve())
+    from capa.app.storecopy import target_display
+
+    return target_display(target)
 
 
 def _now() -> dt.datetime:

@@ -16,6 +16,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -338,6 +339,16 @@ def test_login_writes_a_private_session_file_without_the_password(store: Store) 
     assert data["token"] not in "".join(state for _, state in store.events())
     outcome = store.run("whoami")
     assert outcome.code == 0 and USER["quality"] in outcome.stdout
+
+
+def test_the_session_file_holds_no_database_password(store: Store) -> None:
+    path = login(store)
+    text = path.read_text()
+    secret = urlsplit(store.target).password
+    if secret:  # a server store: its URI's password stays out of the session file
+        assert secret not in text and unquote(secret) not in text
+    assert json.loads(text)["store"] != store.target or not secret
+    assert store.run("whoami").code == 0  # and the session still opens that store
 
 
 def test_a_session_signature_needs_the_password_again(store: Store) -> None:
