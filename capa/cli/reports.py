@@ -59,8 +59,10 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
 
     Every row is validated before anything is written; if any row is invalid the row-level
     report is printed and nothing is imported (exit 2). Rows whose external_ref is already in
-    the store are skipped, so running the same file again imports nothing twice. Row numbers
-    count the header as row 1.
+    the store are skipped, so running the same file again imports nothing twice. NCs are saved
+    in batches (20,000 on SQLite, 1,000 on PostgreSQL), each in one transaction: a run stopped
+    midway keeps the batches it saved, and running it again completes it. Row numbers count the
+    header as row 1.
 
     \b
     Example:
