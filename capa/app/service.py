@@ -349,8 +349,10 @@ class CapaApplication(ReadSide, Application[UUID]):
         nc = self._create("NC", build)
         return WriteResult(nc.ref, nc.status, nc.version)
 
-    def contain_nc(self, ref: str, *, action: str, disposition: str = "none") -> WriteResult:
-        return self._update(Nonconformity, ref, lambda nc: nc.contain(action, disposition),
+    def contain_nc(self, ref: str, *, action: str, disposition: str = "none",
+                   location: str | None = None) -> WriteResult:
+        return self._update(Nonconformity, ref,
+                            lambda nc: nc.contain(action, disposition, location),
                             command="nc contain")
 
     def assess_nc(

@@ -23,6 +23,7 @@ class Signature(View):
 class Containment(View):
     action: str
     disposition: str
+    location: str | None = None
     by: str
     at: str
 

@@ -54,17 +54,22 @@ def raise_(session: Session, /, **options: Any) -> None:
 @click.argument("nc_id", metavar="NC")
 @click.option("--action", required=True, help="What was done to contain it.")
 @click.option("--disposition", type=DISPOSITIONS, default="none", show_default=True)
+@click.option("--location", metavar="WHERE",
+              help="Where it was done: warehouse, line, customer site, supplier.")
 @json_option
 @pass_session
-def contain(session: Session, nc_id: str, action: str, disposition: str) -> None:
+def contain(session: Session, nc_id: str, action: str, disposition: str,
+            location: str | None) -> None:
     """Record a containment action (status contained).
 
     \b
     Example:
-      capa nc contain NC-2026-0001 --action "Lot L2407 quarantined" --disposition quarantine
+      capa nc contain NC-2026-0001 --action "Lot L2407 quarantined" --disposition quarantine \\
+          --location "Finished goods warehouse, bay 4"
     """
-    emit(session.json, session.app().contain_nc(nc_id, action=action, disposition=disposition),
-         written)
+    result = session.app().contain_nc(nc_id, action=action, disposition=disposition,
+                                      location=location)
+    emit(session.json, result, written)
 
 
 @nc.command()

@@ -131,9 +131,9 @@ def _d2(ca: dict[str, Any] | None, ncs: list[dict[str, Any]]) -> Section:
 
 def _d3(ncs: list[dict[str, Any]]) -> Section:
     section = Section("D3", "Containment")
-    rows = [[nc["id"], c["action"], c["disposition"], c["by"], c["at"]]
+    rows = [[nc["id"], c["action"], c["disposition"], c.get("location") or "", c["by"], c["at"]]
             for nc in ncs for c in nc["containment"]]
-    section.table(["NC", "action", "disposition", "by", "at (UTC)"], rows)
+    section.table(["NC", "action", "disposition", "where", "by", "at (UTC)"], rows)
     if not rows:
         section.text("No containment action recorded.")
     return section

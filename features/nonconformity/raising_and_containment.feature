@@ -111,6 +111,15 @@ Feature: Raising and containing a nonconformity
       | action                                  | disposition | by         |
       | Lot L2311 quarantined in finished goods | quarantine  | mhernandez |
 
+  @iso9001-10.2.1a @qsit-capa-6
+  Scenario: Containment records where it was done
+    Given the nonconformity "crack" was raised
+    When "mhernandez" records the containment of "crack": "Stock on hand sorted", disposition "quarantine", at "Finished goods warehouse, bay 4"
+    Then the nonconformity "crack" is "contained"
+    And the containment of "crack" lists, each entry time-stamped in UTC:
+      | action               | disposition | location                        | by         |
+      | Stock on hand sorted | quarantine  | Finished goods warehouse, bay 4 | mhernandez |
+
   @iso9001-10.2.1a
   Scenario: Further containment adds to what was done before
     Given the nonconformity "crack" was raised

@@ -462,6 +462,16 @@ def contains_nc(world: World, user: str, nc: str, action: str, disposition: str)
                                                    disposition=word(disposition)))
 
 
+@when(parsers.parse('"{user}" records the containment of "{nc}": "{action}", disposition '
+                    '"{disposition}", at "{location}"'))
+def contains_nc_at(world: World, user: str, nc: str, action: str, disposition: str,
+                   location: str) -> None:
+    ref = world.ref(nc)
+    world.attempt(user, lambda app: app.contain_nc(ref, action=action,
+                                                   disposition=word(disposition),
+                                                   location=location))
+
+
 @when(parsers.parse('"{user}" records a containment of "{nc}" without saying what was done'))
 def contains_nc_without_action(world: World, user: str, nc: str) -> None:
     ref = world.ref(nc)
@@ -587,6 +597,8 @@ def containment_lists(world: World, nc: str, datatable: list[list[str]]) -> None
     expected = rows(datatable)
     assert [(e.action, e.disposition, e.by) for e in entries] == [
         (r["action"], word(r["disposition"]), r["by"]) for r in expected]
+    if expected and "location" in expected[0]:
+        assert [e.location for e in entries] == [r["location"] or None for r in expected]
     for entry in entries:
         assert world.started - SLACK <= parse_utc(entry.at) <= dt.datetime.now(dt.UTC)
 

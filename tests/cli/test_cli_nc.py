@@ -72,6 +72,20 @@ def test_nc_lifecycle_writes_report_id_status_and_version(capa: Capa) -> None:
     assert_utc(record)
 
 
+def test_containment_records_where_it_was_done(capa: Capa) -> None:
+    nc = capa.write("nc", "raise", "--title", "Cracked housing", "--description", "Boss cracked",
+                    "--source", "customer-complaint", "--severity", "major",
+                    user=capa.reporter)["id"]
+    capa.write("nc", "contain", nc, "--action", "Stock on hand sorted", "--disposition",
+               "quarantine", "--location", "Finished goods warehouse, bay 4")
+    capa.write("nc", "contain", nc, "--action", "Customer informed")
+    entries = capa.run("--json", "nc", "show", nc).json()["containment"]
+    assert [(e["action"], e["location"]) for e in entries] == [
+        ("Stock on hand sorted", "Finished goods warehouse, bay 4"), ("Customer informed", None)]
+    history = capa.run("--json", "history", nc).json()
+    assert "Finished goods warehouse, bay 4" in str(history[1]["changes"])
+
+
 def test_nc_without_ca_closes_reopens_and_cancels(capa: Capa) -> None:
     nc = capa.assessed_nc(capa_required=False)
     assert capa.write("nc", "close", nc)["status"] == "closed"
