@@ -11,6 +11,7 @@ Feature: The quality dashboard
     Then the dashboard counts 3 nonconformities from "customer-complaint" and 1 from "supplier"
     And the dashboard is a single file that loads nothing from the network
 
+  @qsit-capa-5
   Scenario: A problem that comes back on the same product for the same cause is shown as recurring
     When the quality manager produces the dashboard
     Then the dashboard shows 2 nonconformities on "IP-200 housing" recurring for the cause "machine"

@@ -28,7 +28,7 @@ from tests.integration.readside_fixtures import (
 )
 
 scenarios("reports/record_report.feature", "reports/bulk_intake.feature",
-          "reports/dashboard.feature")
+          "reports/dashboard.feature", "reports/trends.feature")
 
 
 @dataclass
@@ -223,4 +223,85 @@ def recurring(desk: Desk, count: int, product: str, cause: str) -> None:
     assert figures.recurrence == [(product, cause, count)]
     assert f"<td>{product}</td><td>{cause}</td><td>{count}</td>" in desk.dashboard
 
+
+# -- trends and recurrence ---------------------------------------------------------------------
+
+
+def _months_ago(months: int) -> dt.date:
+    """A day in the calendar month `months` before this one (31-day steps always change month).
+    """
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=31 * months)
+
+
+_MONTH_WORDS = {"2 months ago": 2, "1 month ago": 1, "this month": 0}
+
+
+@given(parsers.parse("nonconformities detected 2 months ago, 1 month ago and this month: "
+                     "{older:d}, {last:d} and {this:d} of them"))
+def detected_over_months(desk: Desk, older: int, last: int, this: int) -> None:
+    with desk.store.acting(desk.app, REPORTER):
+        for months, count in ((2, older), (1, last), (0, this)):
+            for i in range(count):
+                day = _months_ago(months) if months else dt.datetime.now(dt.UTC).date()
+                ref = desk.app.raise_nc(title=f"Label smudge {months}-{i}",
+                                        description="Print head dirty", source="process",
+                                        severity="minor", detected_on=day.isoformat()).id
+                desk.refs.setdefault(f"month-{months}", ref)
+
+
+@given("one of this month's nonconformities was closed without a corrective action")
+def closed_without_ca(desk: Desk) -> None:
+    nc = desk.refs["month-0"]
+    with desk.store.acting(desk.app, QUALITY_MANAGER):
+        desk.app.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
+                           rationale="Isolated smudge; print head cleaned at once")
+        desk.app.close_nc(nc)
+
+
+@then("the dashboard's monthly trend reads:")
+def monthly_trend(desk: Desk, datatable: list[list[str]]) -> None:
+    header, *body = datatable
+    expected = []
+    for line in body:
+        row = dict(zip(header, line, strict=True))
+        month = _months_ago(_MONTH_WORDS[row["month"]]).isoformat()[:7]
+        expected.append((month, int(row["raised"]), int(row["closed"])))
+    figures = collect(desk.app.read_models, _day(0))
+    assert figures.trend == expected
+    assert "NCs raised and closed by month" in desk.dashboard
+
+
+@given(parsers.parse('a cracked "{product}" reported by a customer complaint, an internal audit '
+                     'and a supplier'))
+def cracks_from_three_sources(desk: Desk, product: str) -> None:
+    desk.refs["cracks"] = ",".join(
+        _raise(desk, source, product=product)
+        for source in ("customer-complaint", "internal-audit", "supplier"))
+
+
+@given(parsers.parse('a seal failure on "{product}" reported by a customer complaint'))
+def seal_failure(desk: Desk, product: str) -> None:
+    _raise(desk, "customer-complaint", product=product)
+
+
+@given(parsers.parse('the three housing cracks were traced to the cause category "{category}"'))
+def cracks_traced(desk: Desk, category: str) -> None:
+    _corrected(desk, desk.refs["cracks"].split(","), category)
+
+
+@then(parsers.parse('the Pareto by cause category counts {count:d} nonconformities for '
+                    '"{category}"'))
+def pareto_by_cause(desk: Desk, count: int, category: str) -> None:
+    figures = collect(desk.app.read_models, _day(0))
+    assert figures.pareto_cause == [(category, count)]
+    assert "Pareto of NCs by cause category" in desk.dashboard
+
+
+@then(parsers.parse('the Pareto by source counts {a:d} from "{first}", {b:d} from "{second}" and '
+                    '{c:d} from "{third}"'))
+def pareto_by_source(desk: Desk, a: int, first: str, b: int, second: str, c: int,
+                     third: str) -> None:
+    figures = collect(desk.app.read_models, _day(0))
+    assert dict(figures.pareto_source) == {first: a, second: b, third: c}
+    assert figures.pareto_source[0] == (first, a)
 
