@@ -105,7 +105,8 @@ def demo(session: Session) -> None:
     ca = app.show(refs["ca"])
     trail = app.history(refs["ca"])
     # The dashboard and one 8D report go next to the store, for a first look without commands.
-    folder = Path(session.db).resolve().parent
+    # (in the current folder for a PostgreSQL store, which has no file to sit beside)
+    folder = Path.cwd() if "://" in session.db else Path(session.db).resolve().parent
     outputs = {"dashboard": folder / "dashboard.html", "report": folder / f"{refs['ca']}.pdf"}
     outputs["dashboard"].write_text(app.render_dashboard(), encoding="utf-8")
     outputs["report"].write_bytes(app.render_report(refs["ca"], "pdf"))

@@ -78,3 +78,27 @@ def test_a_stale_key_where_the_demo_would_put_its_own_is_refused(
     assert done.value.code == 2
     assert "a key already exists" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_the_demo_runs_on_a_postgresql_store_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from capa.app import demo
+    from tests.support.backends import new_target
+
+    target = new_target("postgres", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CAPA_DB", raising=False)
+    monkeypatch.delenv("CAPA_KEY", raising=False)
+    with pytest.raises(SystemExit) as built:
+        main(["--db", target, "--json", "demo"])
+    out, err = capsys.readouterr()
+    assert built.value.code == 0, err
+    document = json.loads(out)
+    assert Path(document["key"]) == Path("capa-audit.key")
+    assert (tmp_path / "capa-audit.key").exists()
+    assert {Path(f).parent for f in document["files"].values()} == {tmp_path}
+    monkeypatch.setenv("CAPA_USER", demo.QUALITY_MANAGER)
+    monkeypatch.setenv("CAPA_PASSWORD", demo.DEMO_PASSWORD)
+    with pytest.raises(SystemExit) as verified:
+        main(["--db", target, "--json", "audit", "verify"])
+    assert verified.value.code == 0, capsys.readouterr().err
