@@ -30,6 +30,7 @@ from capa.domain.user import (
     SESSION_MAX_AGE,
     User,
     is_user_id,
+    new_user_id,
     user_ref,
     valid_user_id,
 )
@@ -238,7 +239,7 @@ class CapaApplication(ReadSide, Application[UUID]):
     def add_user(self, user: str, *, full_name: str, roles: Sequence[str],
                  password: str) -> WriteResult:
         self._authorise("user add")
-        uid = valid_user_id(user)
+        uid = new_user_id(user)
         if self._exists(user_ref(uid)):
             raise InvalidInput(f"user {uid} already exists")
         account = User.add(user_id=uid, full_name=full_name, roles=list(roles),
@@ -250,13 +251,19 @@ class CapaApplication(ReadSide, Application[UUID]):
         return self._change_user("user grant", user, lambda u: u.grant(role))
 
     def revoke_role(self, user: str, role: str) -> WriteResult:
+        actor = self._authorise("user revoke")
+        if role.strip().lower() == "admin" and valid_user_id(user) == actor:
+            # Another administrator remains whenever one revokes another's role; removing one's
+            # own could leave no one able to manage accounts, unlock them or grant it back.
+            raise InvalidInput("an administrator cannot remove their own admin role; another "
+                               "administrator can")
         return self._change_user("user revoke", user, lambda u: u.revoke(role))
 
     def unlock_user(self, user: str) -> WriteResult:
         return self._change_user("user unlock", user, lambda u: u.unlock())
 
     def deactivate_user(self, user: str) -> WriteResult:
-        if valid_user_id(user) == self._actor():
+        if valid_user_id(user) == self._authorise("user deactivate"):
             raise InvalidInput("an administrator cannot deactivate their own account")
         return self._change_user("user deactivate", user, lambda u: u.deactivate())
 
@@ -303,7 +310,7 @@ class CapaApplication(ReadSide, Application[UUID]):
         """Create the store record and its first administrator in one atomic save."""
         from capa.domain.store import STORE_REF, StoreRecord
 
-        uid = valid_user_id(admin or self._actor())
+        uid = new_user_id(admin or self._actor())
         if self._exists(STORE_REF):
             raise InvalidInput("this store is already initialised")
         if password is None:

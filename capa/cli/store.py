@@ -34,7 +34,7 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
     from capa.app.store import open_store
     from capa.cli.auth import interactive
     from capa.domain.errors import InvalidInput
-    from capa.domain.user import valid_user_id
+    from capa.domain.user import new_user_id
 
     admin_id = (admin or os.environ.get("CAPA_USER", "")).strip().lower()
     if not admin_id:
@@ -47,7 +47,7 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
         password = click.prompt("Administrator password", hide_input=True,
                                 confirmation_prompt=True, err=True)
     # Checked before the store file exists, so a refused value leaves nothing behind.
-    admin_id = valid_user_id(admin_id)
+    admin_id = new_user_id(admin_id)
     check_strength(password)
     from dataclasses import replace
     from pathlib import Path

@@ -50,6 +50,19 @@ def valid_user_id(value: str) -> str:
     return text
 
 
+#: Ids that read as another record's id (`capa history` and `show` take both kinds of id).
+_RECORD_LIKE = re.compile(r"^(nc|ca)-\d{4}-\d+$|^user-")
+
+
+def new_user_id(value: str) -> str:
+    """`valid_user_id` for a new account, which may not look like a record id."""
+    text = valid_user_id(value)
+    if _RECORD_LIKE.match(text):
+        raise InvalidInput(f"{value!r} is not a valid user id: it reads as a record id "
+                           "(NC-…, CA-… or USER-…)")
+    return text
+
+
 def is_user_id(value: str) -> bool:
     return bool(_USER_ID.match((value or "").strip().lower()))
 

@@ -341,6 +341,16 @@ def test_login_writes_a_private_session_file_without_the_password(store: Store) 
     assert outcome.code == 0 and USER["quality"] in outcome.stdout
 
 
+def test_an_administrator_keeps_their_admin_role_and_ids_stay_unambiguous(store: Store) -> None:
+    before = store.events()
+    own = store.run("user", "revoke", USER["admin"], "admin", user=USER["admin"])
+    assert own.code == 2 and "own admin role" in own.stderr and "Traceback" not in own.stderr
+    lookalike = store.run("user", "add", "NC-2026-0001", "--full-name", "Somebody", "--role",
+                          "reporter", user=USER["admin"], CAPA_NEW_PASSWORD=NEW_PASSWORD)
+    assert lookalike.code == 2 and "reads as a record id" in lookalike.stderr
+    assert store.events() == before
+
+
 def test_the_session_file_holds_no_database_password(store: Store) -> None:
     path = login(store)
     text = path.read_text()

@@ -112,6 +112,26 @@ def test_a_deactivated_user_writes_nothing(app: CapaApplication, store: Any) -> 
         app.authenticate("tokafor", PASSWORD)
 
 
+def test_an_administrator_cannot_remove_their_own_admin_role(app: CapaApplication,
+                                                             store: Any) -> None:
+    before = store.event_count()
+    with as_(app, "admin"), pytest.raises(InvalidInput, match="own admin role"):
+        app.revoke_role("admin", "admin")
+    assert store.event_count() == before
+    with as_(app, "admin"):
+        roles = {u["user"]: u["roles"] for u in app.list_users()}
+    assert "admin" in roles["admin"]
+
+
+def test_a_record_like_id_is_refused_for_a_new_account(app: CapaApplication,
+                                                       store: Any) -> None:
+    before = store.event_count()
+    for user in ("NC-2026-0001", "ca-2026-0042", "user-jchen"):
+        with as_(app, "admin"), pytest.raises(InvalidInput, match="reads as a record id"):
+            app.add_user(user, full_name="Somebody", roles=["reporter"], password=PASSWORD)
+    assert store.event_count() == before
+
+
 def test_an_administrator_cannot_deactivate_themselves(app: CapaApplication) -> None:
     with as_(app, "admin"), pytest.raises(InvalidInput):
         app.deactivate_user("admin")
