@@ -94,6 +94,13 @@ class CorrectiveAction(Record):
         self._require_status(
             "plan", CAStatus.INVESTIGATED, CAStatus.PLANNED, CAStatus.APPROVED
         )
+        if self.iteration > 1 and not any(a["iteration"] == self.iteration
+                                          for a in self.analyses):
+            # The actions of the last iteration did not work: their root cause is re-examined
+            # (confirmed or replaced) before anything new is planned (ISO 9001 10.2.1 b, d).
+            raise RuleViolation(
+                "R7", f"{self.ref} iteration {self.iteration} needs a root-cause analysis before "
+                "planning: the actions of the last iteration were not effective")
         number = f"A{len(self.items) + 1}"
         self._action_planned(
             number=number,

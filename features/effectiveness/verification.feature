@@ -90,10 +90,19 @@ Feature: Verifying effectiveness and closing
       | A1     | Sort and rework the affected lot              | lnguyen  | correction | 14          | done  | 1         |
       | A2     | Check resin moisture before each moulding run | lnguyen  | corrective | 10          | open  | 2         |
 
+  @R7 @iso9001-10.2.1b @iso9001-10.2.1d
+  Scenario: A second iteration is not planned before its root cause is examined again
+    Given the corrective action "housing" has since reached "implemented"
+    And "rkowalski" found "housing" not effective: "Two cracked bosses in lot L2402"
+    When "apatel" plans the "corrective" action "Check resin moisture before each moulding run" for "housing", assigned to "lnguyen" and due in 10 days
+    Then the command is refused under rule "R7"
+    And nothing was recorded
+
   @qsit-capa-8 @R7
   Scenario: The plan of the second iteration needs its own approval before anyone acts on it
     Given the corrective action "housing" has since reached "implemented"
     And "rkowalski" found "housing" not effective: "Two cracked bosses in lot L2402"
+    And "apatel" re-examined the root cause of "housing": "Resin moisture above 0.02 % weakens the boss", category "material"
     And "apatel" planned the "corrective" action "Check resin moisture before each moulding run" for "housing", assigned to "lnguyen" and due in 10 days
     When "lnguyen" completes action "A2" of "housing" noting "Moisture check in WI-220 rev C"
     Then the command is refused under rule "R7"
@@ -104,6 +113,7 @@ Feature: Verifying effectiveness and closing
   Scenario: A corrective action cannot close while its second iteration is unverified
     Given the corrective action "housing" has since reached "implemented"
     And "rkowalski" found "housing" not effective: "Two cracked bosses in lot L2402"
+    And "apatel" re-examined the root cause of "housing": "Resin moisture above 0.02 % weakens the boss", category "material"
     And "apatel" planned the "corrective" action "Check resin moisture before each moulding run" for "housing", assigned to "lnguyen" and due in 10 days
     When "mhernandez" closes the corrective action "housing"
     Then the command is refused under rule "R4"

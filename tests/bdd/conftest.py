@@ -295,6 +295,12 @@ def _next_step(world: World, view: CorrectiveActionView) -> None:
         world.act(owner, lambda app: app.investigate_ca(
             ref, method="ishikawa", category="machine",
             root_cause="Worn gate insert on mould M-17 gives thin boss walls"))
+    elif view.status == "investigated" and not any(a.iteration == view.iteration
+                                                   for a in view.analyses):
+        # A later iteration re-examines the root cause before it plans (R7).
+        world.act(owner, lambda app: app.investigate_ca(
+            ref, method="ishikawa", category="material",
+            root_cause="Resin moisture above 0.02 % weakens the boss"))
     elif view.status == "investigated":
         world.act(owner, lambda app: app.plan_ca(
             ref, action="Sort and rework the affected lot", assignee=TECHNICIAN,
@@ -703,6 +709,16 @@ def ca_was_approved(world: World, user: str, ca: str) -> None:
 def action_was_completed(world: World, user: str, number: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
     world.act(user, lambda app: app.complete_action(ref, number, note=note))
+
+
+@given(parsers.parse('"{user}" re-examined the root cause of "{ca}": "{root_cause}", category '
+                     '"{category}"'))
+def ca_was_reinvestigated(world: World, user: str, ca: str, root_cause: str,
+                          category: str) -> None:
+    ref = world.ref(ca)
+    world.act(user, lambda app: app.investigate_ca(ref, method="ishikawa",
+                                                   root_cause=root_cause,
+                                                   category=word(category)))
 
 
 @given(parsers.parse('"{user}" found "{ca}" not effective: "{note}"'))

@@ -453,6 +453,7 @@ def test_verifier_who_completed_an_item_of_an_earlier_iteration_is_refused() -> 
     act(VERIFIER)
     ca.verify(False, "Recurred", [], sign(ca, VERIFIER, "verification"))
     act(OWNER)
+    ca.investigate("ishikawa", "Resin moisture weakens the boss", "material")
     ca.plan("Moisture check", VERIFIER, "2026-08-01", "corrective")
     act(QUALITY)
     ca.approve(sign(ca, QUALITY))
@@ -461,6 +462,18 @@ def test_verifier_who_completed_an_item_of_an_earlier_iteration_is_refused() -> 
     act(TECHNICIAN)
     assert_refused(ca, lambda: ca.verify(True, "ok", [], sign(ca, TECHNICIAN, "verification")),
                    RuleViolation, "R3")
+
+
+def test_a_second_iteration_plans_only_after_a_new_analysis() -> None:
+    ca = implemented()
+    act(VERIFIER)
+    ca.verify(False, "Recurred", [], sign(ca, VERIFIER, "verification"))
+    act(OWNER)
+    assert_refused(ca, lambda: ca.plan("Moisture check", TECHNICIAN, "2026-08-01",
+                                       "corrective"), RuleViolation, "R7")
+    ca.investigate("5-whys", "Resin moisture weakens the boss", "material",
+                   whys=["Boss cracks", "Resin wet"])
+    assert ca.plan("Moisture check", TECHNICIAN, "2026-08-01", "corrective") == "A3"
 
 
 def test_verify_needs_a_note() -> None:
