@@ -8,11 +8,12 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
 from capa.cli.main import Session, json_option, pass_session
+from capa.cli.outfile import atomic_out, check_out, write_out
 from capa.cli.output import emit, table
 
 
@@ -117,36 +118,71 @@ def _report_text(d: dict[str, Any]) -> str:
               help="jsonl: every event; csv: current records.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write (default: standard output).")
+@json_option
 @pass_session
 def export(session: Session, fmt: str, out: Path | None) -> None:
     """Export every event as JSON lines, or the current NCs and CAs as CSV.
+
+    With --json and --out, prints what was written: {"format", "out", "bytes"} and the number
+    of "events" (jsonl) or "rows" (csv). With --json and no --out, prints the data as one JSON
+    document: an array of the events (jsonl) or of the rows as objects (csv).
 
     \b
     Example:
       capa export --format jsonl --out events.jsonl
       capa export --format csv --out records.csv
+      capa --json export --format csv
     """
+    if out is not None:
+        check_out(out)
     app = session.app()
 
-    def write(handle: Any) -> None:
+    if out is None and session.json:
+        data = list(app.export_events()) if fmt == "jsonl" else app.export_records()
+        emit(True, data, str)
+        return
+
+    def write(sink: _Utf8Sink) -> int:
         if fmt == "jsonl":
+            count = 0
             for event in app.export_events():
-                handle.write(json.dumps(event, ensure_ascii=False) + "\n")
-            return
+                sink.write(json.dumps(event, ensure_ascii=False) + "\n")
+                count += 1
+            return count
         rows = app.export_records()
         columns = list(rows[0]) if rows else ["id", "kind", "status", "title"]
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(sink, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+        return len(rows)
 
     if out is None:
-        buffer = io.StringIO()
-        write(buffer)
-        click.echo(buffer.getvalue(), nl=False)
+        buffer = io.BytesIO()
+        write(_Utf8Sink(buffer))
+        click.echo(buffer.getvalue().decode("utf-8"), nl=False)
         return
-    with out.open("w", encoding="utf-8", newline="") as handle:
-        write(handle)
-    click.echo(f"written {out}", err=True)
+    with atomic_out(out) as stream:
+        sink = _Utf8Sink(stream)
+        count = write(sink)
+    if session.json:
+        emit(True, {"format": fmt, "out": str(out), "bytes": sink.bytes,
+                    "events" if fmt == "jsonl" else "rows": count}, str)
+    else:
+        click.echo(f"written {out}", err=True)
+
+
+class _Utf8Sink:
+    """A text sink for json and csv that writes UTF-8 to a binary stream and counts bytes."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.bytes = 0
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        self.stream.write(data)
+        self.bytes += len(data)
+        return len(text)
 
 
 @click.command()
@@ -163,8 +199,9 @@ def report(session: Session, record_id: str, fmt: str, out: Path) -> None:
     Example:
       capa report CA-2026-0001 --format pdf --out CA-2026-0001.pdf
     """
+    check_out(out)
     content = session.app().render_report(record_id, fmt)
-    out.write_bytes(content)
+    write_out(out, content)
     emit(session.json, {"id": record_id.upper(), "format": fmt, "out": str(out),
                         "bytes": len(content)}, lambda d: f"written {d['out']}")
 
@@ -180,7 +217,8 @@ def dashboard(session: Session, out: Path) -> None:
     Example:
       capa dashboard --out dashboard.html
     """
-    html = session.app().render_dashboard()
-    out.write_text(html, encoding="utf-8")
-    emit(session.json, {"out": str(out), "bytes": len(html.encode())},
+    check_out(out)
+    html = session.app().render_dashboard().encode()
+    write_out(out, html)
+    emit(session.json, {"out": str(out), "bytes": len(html)},
          lambda d: f"written {d['out']}")

@@ -1,0 +1,97 @@
+"""The file an `--out` option names: checked before the command does any work, and written
+atomically (a temporary file in the same folder, then os.replace), so that a command that
+fails leaves neither a partial file nor a damaged earlier one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from capa.domain.errors import CapaError, InvalidInput
+
+
+def check_out(path: Path) -> Path:
+    """Refuse (InvalidInput, exit 2) an --out that cannot be written: a folder, a file in a
+    folder that does not exist or cannot be written to, or a file that cannot be replaced."""
+    name = str(path)
+    if path.is_dir():
+        raise InvalidInput(f"{name!r} is a folder; --out needs a file path")
+    parent = path.parent
+    if not parent.exists():
+        raise InvalidInput(f"folder {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise InvalidInput(f"{str(parent)!r} is not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InvalidInput(f"{name!r} is not writable")
+    target = Path(os.path.realpath(path))
+    if _regular_or_new(target) and not os.access(target.parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"folder {str(parent)!r} is not writable")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_out(path: Path) -> Iterator[BinaryIO]:
+    """A binary stream whose bytes become `path` only when the block ends without error.
+
+    A symbolic link is followed (the file it points to is replaced, not the link); a device or
+    pipe (/dev/null, /dev/stdout) is written directly, having no folder entry to replace. A
+    file that already exists keeps its permissions."""
+    check_out(path)
+    target = Path(os.path.realpath(path))
+    if not _regular_or_new(target):
+        with _failing(path):
+            direct = target.open("wb")
+        with direct:
+            yield direct
+        return
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    with _failing(path):
+        # 0o666 less the umask: the mode a plain open() would have given a new file.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            yield stream
+            with _failing(path):
+                stream.flush()
+                os.fsync(stream.fileno())
+        with _failing(path):
+            if target.exists():
+                with contextlib.suppress(OSError):
+                    os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
+            os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def write_out(path: Path, content: bytes) -> int:
+    """Write `content` to `path` atomically; returns the number of bytes written."""
+    with atomic_out(path) as stream, _failing(path):
+        stream.write(content)
+    return len(content)
+
+
+def _regular_or_new(target: Path) -> bool:
+    try:
+        return stat.S_ISREG(target.stat().st_mode)
+    except FileNotFoundError:
+        return True
+
+
+@contextlib.contextmanager
+def _failing(path: Path) -> Iterator[None]:
+    """An operating-system failure while writing, as one clear line: permission problems are
+    invalid input (exit 2), anything else (a full disk) a plain failure (exit 1)."""
+    try:
+        yield
+    except PermissionError as exc:
+        raise InvalidInput(f"cannot write {str(path)!r}: {exc.strerror}") from None
+    except IsADirectoryError as exc:
+        raise InvalidInput(f"cannot write {str(path)!r}: {exc.strerror}") from None
+    except OSError as exc:
+        raise CapaError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
