@@ -413,6 +413,10 @@ class CapaApplication(ReadSide, Application[UUID]):
         account = self._find_user(owner) if is_user_id(owner) else None
         if account is None or not account.active:
             raise InvalidInput(f"owner {owner!r} is not an active user of this store")
+        if not permits(account.roles, "ca investigate"):
+            raise InvalidInput(f"owner {account.user_id} (roles: "
+                               f"{', '.join(account.roles) or 'none'}) could not investigate or "
+                               "plan the CA: an owner needs the owner or quality role")
         owner = account.user_id
         nc_refs = list(dict.fromkeys(self._canonical(r, "NC") for r in ncs))
         linked = [self._load(Nonconformity, r) for r in nc_refs]
@@ -455,12 +459,17 @@ class CapaApplication(ReadSide, Application[UUID]):
     ) -> WriteResult:
         from capa.domain.corrective_action import CorrectiveAction
 
+        self._authorise("ca plan")
         due_date = parse_date(due, "due").isoformat()
         numbers: list[str] = []
 
         account = self._find_user(assignee) if is_user_id(assignee) else None
         if account is None or not account.active:
             raise InvalidInput(f"assignee {assignee!r} is not an active user of this store")
+        if not permits(account.roles, "ca complete"):
+            raise InvalidInput(f"assignee {account.user_id} (roles: "
+                               f"{', '.join(account.roles) or 'none'}) could not complete the "
+                               "action: an assignee needs the owner or quality role")
 
         def change(ca: CorrectiveAction) -> None:
             self._require_owner_or_quality(ca, "plan")

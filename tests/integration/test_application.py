@@ -285,6 +285,25 @@ def test_only_the_assignee_or_owner_completes_an_item(store: Store,
     assert app.show(ca).items[0].completed_by == OWNER
 
 
+def test_owners_and_assignees_hold_a_role_that_can_do_the_work(store: Store,
+                                                              app: CapaApplication) -> None:
+    nc = nc_needing_ca(store, app)
+    before = store.event_count()
+    with store.acting(app, QUALITY_ENGINEER), pytest.raises(InvalidInput, match="owner or quality"):
+        app.open_ca(title="Housing cracks", problem="Cracks at boss B2", owner=REPORTER,
+                    ncs=[nc])
+    assert store.event_count() == before
+    ca = open_ca(store, app, [nc])
+    with store.acting(app, OWNER):
+        app.investigate_ca(ca, method="ishikawa", root_cause="Worn gate insert",
+                           category="machine")
+    before = store.event_count()
+    with store.acting(app, OWNER), pytest.raises(InvalidInput, match="could not complete"):
+        app.plan_ca(ca, action="Sort lot L2311", assignee=REPORTER, due=days(10),
+                    action_type="correction")
+    assert store.event_count() == before
+
+
 # -- CA closure closes its NCs in the same save (R4) -----------------------------------------
 
 
