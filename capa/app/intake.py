@@ -180,6 +180,30 @@ def resolve_columns(header: Sequence[str], mapping: Mapping[str, str],
     return columns
 
 
+def check_constants(constants: Mapping[str, str], today: dt.date) -> None:
+    """Every `--set` value must be valid in itself, whether or not a row ends up using it."""
+    for name, value in constants.items():
+        field = _normal(name)
+        text = clean(value, multiline=field == "description")
+        problem = None
+        if field in REQUIRED and not text:
+            problem = f"{field} is empty"
+        elif field == "source" and _choice(text, [s.value for s in Source], {}) is None:
+            problem = f"not one of: {', '.join(s.value for s in Source)}"
+        elif field == "severity" and _choice(text, [s.value for s in Severity],
+                                             SEVERITY_SYNONYMS) is None:
+            problem = f"not one of: {', '.join(s.value for s in Severity)}"
+        elif field == "detected_on" and text:
+            try:
+                day = parse_day(text)
+            except ValueError as exc:
+                problem = str(exc)
+            else:
+                problem = f"{day} is in the future" if day > today else None
+        if problem:
+            raise InvalidInput(f"--set {name}={value!r}: {problem}")
+
+
 def clean(value: str | None, *, multiline: bool = False) -> str:
     """A cell without its placeholders and noise: `None` and `, ` mean empty, `40,915.00` is
     40915, and whitespace runs collapse (line breaks kept in multi-line fields)."""
@@ -371,6 +395,7 @@ class Intake:
                             else list(cast("Mapping[str, str | None]", rows[0])) if rows else [])
         columns = resolve_columns(names, mapping, fixed)
         today = dt.datetime.now(dt.UTC).date()
+        check_constants(fixed, today)
         valid, errors = validate_columns(rows, columns, fixed, today, header=names)
         report = ImportReport(rows=len(rows), dry_run=dry_run, errors=errors)
         if errors:

@@ -142,12 +142,14 @@ def extend(session: Session, ca_id: str, action: str, due: str, reason: str) -> 
 
 @ca.command()
 @click.argument("ca_id", metavar="CA")
-@click.option("--effective/--not-effective", "effective", required=True, default=None)
+@click.option("--effective", is_flag=True, help="The actions worked: the CA may close.")
+@click.option("--not-effective", is_flag=True,
+              help="They did not: a new iteration starts (status investigated).")
 @click.option("--note", required=True, help="What was checked and found.")
 @click.option("--evidence", multiple=True, type=EVIDENCE, help="File to keep (≤ 25 MiB).")
 @json_option
 @pass_session
-def verify(session: Session, ca_id: str, effective: bool | None, note: str,
+def verify(session: Session, ca_id: str, effective: bool, not_effective: bool, note: str,
            evidence: tuple[str, ...]) -> None:
     """Verify effectiveness (signed: verification; by someone who did none of the actions, R3).
 
@@ -157,8 +159,8 @@ def verify(session: Session, ca_id: str, effective: bool | None, note: str,
     Example:
       capa ca verify CA-2026-0001 --effective --note "No cracks in 3 lots / 1,200 units"
     """
-    if effective is None:
-        raise click.UsageError("give --effective or --not-effective")
+    if effective == not_effective:
+        raise click.UsageError("give exactly one of --effective and --not-effective")
     emit(session.json, session.app().verify_ca(ca_id, effective=effective, note=note,
                                                 evidence=evidence), written)
 

@@ -244,7 +244,8 @@ class Nonconformity(Record):
             new = require_text(value, field_name)
         old = getattr(self, field_name)
         if old == new:
-            raise InvalidInput(f"{field_name} of {self.ref} is already {new!r}")
+            raise InvalidInput(f"{field_name} of {self.ref} is already "
+                               f"{'empty' if new is None else repr(new)}")
         self._amended(field=field_name, old=old, new=new,
                       reason=require_reason(reason, "amending"))
 

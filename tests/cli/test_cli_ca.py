@@ -75,6 +75,22 @@ def test_ca_lifecycle_writes_report_id_status_and_version(capa: Capa, tmp_path: 
         assert moment.endswith("Z")
 
 
+def test_a_verdict_is_exactly_one_of_effective_and_not_effective(capa: Capa) -> None:
+    ca = capa.implemented_ca(capa.assessed_nc())
+    for flags in (["--effective", "--not-effective"], []):
+        error = capa.refused("ca", "verify", ca, *flags, "--note", "Checked", code=2,
+                             user=capa.verifier)
+        assert "exactly one of --effective and --not-effective" in error["message"]
+
+
+def test_a_second_iteration_is_refused_a_plan_before_its_new_analysis(capa: Capa) -> None:
+    ca = capa.implemented_ca(capa.assessed_nc())
+    capa.write("ca", "verify", ca, "--not-effective", "--note", "Recurred", user=capa.verifier)
+    capa.refused("ca", "plan", ca, "--action", "Moisture check", "--assignee", capa.technician,
+                 "--due", capa.day(3), "--type", "corrective", code=1, rule="R7",
+                 user=capa.owner)
+
+
 def test_not_effective_returns_to_investigation(capa: Capa) -> None:
     ca = capa.implemented_ca(capa.assessed_nc())
     result = capa.write("ca", "verify", ca, "--not-effective", "--note", "Recurred",

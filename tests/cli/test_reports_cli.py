@@ -99,6 +99,13 @@ def test_import_refusals_write_nothing(store: Store, app: CapaApplication, tmp_p
                       .encode("latin-1"))
     code, _, err = run(["import", str(latin)], env, monkeypatch, capsys)
     assert code == 2 and "UTF-8" in err
+    good = tmp_path / "good.csv"
+    good.write_text(CSV, encoding="utf-8")
+    for constant, reason in (("severity=huge", "not one of"), ("source=garage", "not one of"),
+                             ("detected_on=2999-01-01", "in the future"),
+                             ("title= ", "title is empty")):
+        code, _, err = run(["import", str(good), "--set", constant], env, monkeypatch, capsys)
+        assert code == 2 and f"--set {constant.split('=')[0]}=" in err and reason in err, err
     if has_accounts():
         code, _, _ = run(["import", str(bad)], cli_env(store, AUDITOR), monkeypatch, capsys)
         assert code == 4

@@ -439,6 +439,12 @@ def test_amend_refuses_unknown_fields_and_invalid_values(field: str, value: str)
     assert_refused(nc, lambda: nc.amend(field, value, "typo"), InvalidInput)
 
 
+def test_amending_an_empty_field_to_empty_says_so_in_words() -> None:
+    nc = raised(product=None)
+    error = assert_refused(nc, lambda: nc.amend("product", "", "typo"), InvalidInput)
+    assert str(error) == "product of NC-2026-0001 is already empty"
+
+
 @pytest.mark.parametrize("start", ["closed", "cancelled"])
 def test_amend_refused_when_closed_or_cancelled(start: str) -> None:
     nc = STATES[start]()
