@@ -8,7 +8,9 @@ BUNDLE is a directory or a .zip (optionally with one top-level folder) holding:
   events.jsonl    one JSON object per line, in position order, with at least "position" (int,
                   1-based, contiguous), "record_id", "version" (int), "event_type" and "state_b64"
                   (base64 of the exact stored bytes); an optional "leaf_hash" (hex) lets a changed
-                  event be pinned to its position.
+                  event be pinned to its position. The fields shown for reading, "record",
+                  "type", "time", "actor" and "data", are all there or all absent, and must be
+                  exactly what the stored bytes give (see readable() below); no other field.
   checkpoint.txt  a C2SP signed note: "<origin>\\n<size>\\n<base64 root>\\ntime <UTC>Z\\n", a blank
                   line, then "— <key name> <base64(4-byte key id || Ed25519 signature)>" lines.
   public_key.pem  the store's Ed25519 public key (use --public-key to pin the one you trust).
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import datetime
 import hashlib
 import json
 import re
@@ -216,6 +219,80 @@ def load_public_key(data: bytes, name: str) -> Ed25519PublicKey:
     return key
 
 
+# --- the readable fields, as capa/audit/bundle.py derives them ------------------------------------
+
+READABLE = ("record", "type", "time", "actor", "data")
+LINE_FIELDS = {"position", "record_id", "version", "event_type", "state_b64", "leaf_hash"}
+LINE_FIELDS.update(READABLE)
+
+
+def utc_text(obj: dict) -> object:
+    """{"_type_": "datetime_iso", "_data_": ISO} (how the store writes a time) as UTC text."""
+    if len(obj) == 2 and obj.get("_type_") == "datetime_iso" and "_data_" in obj:
+        moment = datetime.datetime.fromisoformat(obj["_data_"])
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(datetime.UTC)
+        return moment.isoformat().replace("+00:00", "Z")
+    return obj
+
+
+def readable(record_id: str, version: int, event_type: str, state: bytes, refs: dict) -> dict:
+    """record: the "ref" of the record's version 1, else record_id; type: the event type after
+    its ":"; time, actor: the stored "timestamp" and "actor"; data: every stored key but
+    timestamp, class_version and password_hash. Bytes that are not a JSON object give nulls."""
+    try:
+        fields = json.loads(state.decode("utf-8"), object_hook=utc_text)
+    except Exception:
+        fields = None
+    if not isinstance(fields, dict):
+        fields = None
+    elif version == 1 and isinstance(fields.get("ref"), str) and fields["ref"]:
+        refs[record_id] = fields["ref"]
+    hidden = ("timestamp", "class_version", "password_hash")
+    return {
+        "record": refs.get(record_id, record_id),
+        "type": event_type.partition(":")[2] or event_type,
+        "time": None if fields is None else fields.get("timestamp"),
+        "actor": None if fields is None else fields.get("actor"),
+        "data": None if fields is None else {k: v for k, v in fields.items() if k not in hidden},
+    }
+
+
+def as_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True)  # so that 1, 1.0 and true differ
+
+
+def misread(line: dict, derived: dict) -> str | None:
+    """How the line's readable fields differ from what its stored bytes give, or None."""
+    unknown = sorted(set(line) - LINE_FIELDS)
+    if unknown:
+        return f"the line has a field {unknown[0]!r} that no stored event gives"
+    if not any(name in line for name in READABLE):
+        return None
+    absent = object()
+    for name in READABLE:
+        if name not in line:
+            return f"the readable field {name} is missing"
+        pairs = [(name, line[name], derived[name])]
+        if isinstance(line[name], dict) and isinstance(derived[name], dict):
+            keys = sorted(set(line[name]) | set(derived[name]))
+            pairs = [(f"{name}.{k}", line[name].get(k, absent), derived[name].get(k, absent))
+                     for k in keys]
+        for label, said, stored in pairs:
+            if said is absent or stored is absent or as_json(said) != as_json(stored):
+                reads = "is absent" if said is absent else f"reads {short(as_json(said))}"
+                has = "has none" if stored is absent else f"has {short(as_json(stored))}"
+                return (
+                    f"the readable field {label} {reads}, but the stored event {has}; "
+                    "the line does not show what was stored"
+                )
+    return None
+
+
+def short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 # --- the checks -----------------------------------------------------------------------------------
 
 
@@ -224,6 +301,7 @@ class EventsSummary(NamedTuple):
     roots: dict[int, bytes]  # the root at each size a checkpoint needs
     first_uncovered: str  # the event after the bundle checkpoint's size, if any
     sha256: str
+    misread: str  # the first line whose readable fields are not what its stored bytes give
 
 
 def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSummary:
@@ -231,6 +309,8 @@ def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSumm
     roots = {0: tree.root()} if 0 in sizes else {}
     first_uncovered = ""
     last_version: dict[str, int] = {}
+    refs: dict[str, str] = {}
+    first_misread = ""
     for line_no, line in enumerate(stream, start=1):
         digest.update(line)
         event = read_json(line, f"{EVENTS} line {line_no}")
@@ -263,15 +343,19 @@ def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSumm
         if "\n" in record_id or "\n" in event_type:
             raise Failed(f"{where}: record id or event type contains a newline")
         try:
-            leaf = leaf_hash(position, record_id, version, event_type, b64(state_b64, "state"))
+            state = b64(state_b64, "state")
         except ValueError as exc:
             raise Failed(f"{where}: {exc}") from None
+        leaf = leaf_hash(position, record_id, version, event_type, state)
         if "leaf_hash" in event and event["leaf_hash"] != leaf.hex():
             raise Failed(f"{where}: the event's bytes do not match its leaf hash")
+        wrong = misread(event, readable(record_id, version, event_type, state, refs))
+        if wrong and not first_misread:
+            first_misread = f"{where}: {wrong}"
         tree.append(leaf)
         if tree.size in sizes:
             roots[tree.size] = tree.root()
-    return EventsSummary(tree.size, roots, first_uncovered, digest.hexdigest())
+    return EventsSummary(tree.size, roots, first_uncovered, digest.hexdigest(), first_misread)
 
 
 def verify(path: Path, kept: list[Path], pinned_key: Path | None) -> str:
@@ -346,6 +430,8 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None) -> str:
                 f"{name}: events 1..{old.size} no longer have the kept root; "
                 "the history it covers was rewritten"
             )
+    if events.misread:  # reported once the bytes are proved, so a forged event is named as such
+        raise Failed(events.misread)
 
     if manifest["event_count"] != events.total:
         raise Failed(

@@ -5,7 +5,8 @@ A bundle is a directory, or a ``.zip`` by extension, holding:
 - ``events.jsonl``: one event per line in position order: ``position``, ``record_id`` (stored
   hex id), ``version``, ``event_type`` (stored topic), ``state_b64`` (the exact stored bytes),
   ``leaf_hash`` (hex, so a changed byte is pinned to its line), and decoded for reading:
-  ``record`` (human ref), ``type``, ``time``, ``actor`` and ``data``;
+  ``record`` (human ref), ``type``, ``time``, ``actor`` and ``data``, each derived from the
+  stored bytes alone (``readable_fields``), so that a verifier holds them to the verified bytes;
 - ``checkpoint.txt``: a signed checkpoint over exactly the exported events;
 - ``public_key.pem``: the store's public key;
 - ``manifest.json``: ``event_count``, ``tool_version``, and the SHA-256 of the other files.
@@ -46,7 +47,6 @@ from capa.audit.signing import (
 from capa.audit.verify import (
     CheckpointLog,
     TamperDetected,
-    describe_record,
     origin_of,
     verify_store,
 )
@@ -92,31 +92,87 @@ class _Writer:
             self.zip.close()
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
+# -- the readable fields of a line -----------------------------------------------------------
+
+#: The fields of a line that are there for reading; each is derived from the stored bytes (and
+#: the record's first event) alone, so that a verifier can check it against the verified bytes.
+READABLE = ("record", "type", "time", "actor", "data")
+#: Every field a line may have.
+LINE_FIELDS = frozenset(("position", "record_id", "version", "event_type", "state_b64",
+                         "leaf_hash", *READABLE))
+#: Stored keys left out of `data`: the time is `time`, the class version is bookkeeping, and a
+#: salted password hash has no place in evidence.
+_NOT_DATA = ("timestamp", "class_version", "password_hash")
 
 
-def _decoded(app: Any, position: int, event: tuple[int, str, int, str, bytes]) -> dict[str, Any]:
-    from uuid import UUID
+def _untyped(obj: dict[str, Any]) -> Any:
+    """A time the store's JSON wrote as {"_type_": "datetime_iso", "_data_": ISO}, as UTC text."""
+    if len(obj) == 2 and obj.get("_type_") == "datetime_iso" and "_data_" in obj:
+        moment = dt.datetime.fromisoformat(obj["_data_"])
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.UTC)
+        return moment.isoformat().replace("+00:00", "Z")
+    return obj
 
-    from eventsourcing.persistence import StoredEvent
 
+def readable_fields(record_id: str, version: int, event_type: str, state: bytes,
+                    refs: dict[str, str]) -> dict[str, Any]:
+    """What a line of ``events.jsonl`` says for reading, from the stored event alone.
+
+    ``record``: the ``ref`` of the record's version 1 (``refs`` notes it, in position order),
+    else the stored id; ``type``: the topic after its ``:``; ``time``, ``actor``: the stored
+    ``timestamp`` and ``actor``; ``data``: every stored key but ``timestamp``, ``class_version``
+    and ``password_hash``. Stored times read as UTC ISO text. Bytes that are not a JSON object
+    read as null ``time``, ``actor`` and ``data``. scripts/verify_bundle.py repeats this.
+    """
     try:
-        domain: Any = app.mapper.to_domain_event(StoredEvent(
-            originator_id=UUID(hex=event[1]), originator_version=event[2], topic=event[3],
-            state=event[4]))
-        data = {k: v for k, v in vars(domain).items()
-                if k not in ("originator_id", "originator_version", "timestamp")}
-        data.pop("password_hash", None)  # a salted hash still has no place in evidence
-        return {"record": describe_record(app, event[1]), "type": type(domain).__qualname__,
-                "time": _json_default(domain.timestamp), "actor": getattr(domain, "actor", None),
-                "data": json.loads(json.dumps(data, default=_json_default))}
-    except Exception:  # noqa: BLE001 - the stored bytes are the evidence; decoding is a courtesy
-        return {"record": event[1], "type": None, "time": None, "actor": None, "data": None}
+        fields = json.loads(state.decode("utf-8"), object_hook=_untyped)
+    except Exception:  # noqa: BLE001 - bytes that do not decode are shown as not decoded
+        fields = None
+    if not isinstance(fields, dict):
+        fields = None
+    elif version == 1 and isinstance(fields.get("ref"), str) and fields["ref"]:
+        refs[record_id] = fields["ref"]
+    return {"record": refs.get(record_id, record_id),
+            "type": event_type.partition(":")[2] or event_type,
+            "time": fields.get("timestamp") if fields is not None else None,
+            "actor": fields.get("actor") if fields is not None else None,
+            "data": None if fields is None else {k: v for k, v in fields.items()
+                                                 if k not in _NOT_DATA}}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def misread(line: dict[str, Any], derived: dict[str, Any]) -> str | None:
+    """How a line's readable fields differ from those of its stored event, or None.
+
+    A line may carry none of them (it then only proves); one that carries any carries all,
+    each exactly as derived (compared as JSON, so 1, 1.0 and true differ), and nothing else."""
+    unknown = sorted(set(line) - LINE_FIELDS)
+    if unknown:
+        return f"the line has a field {unknown[0]!r} that no stored event gives"
+    if not any(name in line for name in READABLE):
+        return None
+    absent = object()
+    for name in READABLE:
+        if name not in line:
+            return f"the readable field {name} is missing"
+        said, stored = line[name], derived[name]
+        pairs = [(name, said, stored)]
+        if isinstance(said, dict) and isinstance(stored, dict):
+            pairs = [(f"{name}.{key}", said.get(key, absent), stored.get(key, absent))
+                     for key in sorted(set(said) | set(stored))]
+        for label, a, b in pairs:
+            if a is absent or b is absent or \
+                    json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
+                reads = "is absent" if a is absent else f"reads {_shown(a)}"
+                has = "has none" if b is absent else f"has {_shown(b)}"
+                return (f"the readable field {label} {reads}, but the stored event {has}; the "
+                        "line does not show what was stored")
+    return None
 
 
 def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
@@ -143,6 +199,7 @@ def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
     writer = _Writer(out)
     try:
         tree, digest = TreeBuilder(), hashlib.sha256()
+        refs: dict[str, str] = {}
         with writer.open(EVENTS) as stream:
             for chunk in Ledger(app).events():
                 for event in chunk:
@@ -155,7 +212,8 @@ def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
                         "position": position, "record_id": event[1], "version": event[2],
                         "event_type": event[3],
                         "state_b64": base64.b64encode(event[4]).decode("ascii"),
-                        "leaf_hash": leaf.hex(), **_decoded(app, position, event),
+                        "leaf_hash": leaf.hex(),
+                        **readable_fields(event[1], event[2], event[3], event[4], refs),
                     }, ensure_ascii=False).encode("utf-8") + b"\n"
                     digest.update(line)
                     stream.write(line)
@@ -173,7 +231,7 @@ def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
             with writer.open(name) as stream:
                 stream.write(data)
         manifest = {"event_count": size, "tool_version": capa.__version__,
-                    "created_at": _json_default(dt.datetime.now(dt.UTC)),
+                    "created_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
                     "key_fingerprint": fingerprint(public_key), "root": tree.root().hex(),
                     "sha256": {EVENTS: digest.hexdigest(),
                                **{n: hashlib.sha256(d).hexdigest() for n, d in files.items()}}}
@@ -269,6 +327,10 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict
     tree, digest = TreeBuilder(), hashlib.sha256()
     roots: dict[int, bytes] = {0: EMPTY_ROOT}
     last_version: dict[str, int] = {}
+    refs: dict[str, str] = {}
+    # A readable field that the stored bytes do not give is reported once the bytes themselves
+    # are proved (below), so that a forged event is reported as such.
+    altered: TamperDetected | None = None
     with bundle.open(EVENTS) as stream:
         for line_no, line in enumerate(stream, start=1):
             digest.update(line)
@@ -280,7 +342,7 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict
                     and isinstance(record_id, str) and isinstance(event_type, str)
                     and isinstance(state_b64, str)):
                 raise InvalidInput(f"{EVENTS} line {line_no}: missing or mistyped event fields")
-            record = str(event.get("record") or record_id)
+            record = refs.get(record_id, record_id)
 
             def failed(message: str, p: Any = position, r: str = record,
                        v: Any = version) -> TamperDetected:
@@ -302,6 +364,9 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict
             leaf = leaf_of(position, (0, record_id, version, event_type, state))
             if "leaf_hash" in event and event["leaf_hash"] != leaf.hex():
                 raise failed("the event's bytes do not match its leaf hash")
+            derived = readable_fields(record_id, version, event_type, state, refs)
+            if altered is None and (wrong := misread(event, derived)) is not None:
+                altered = failed(wrong, r=derived["record"])
             tree.append(leaf)
             if tree.size in sizes:
                 roots[tree.size] = tree.root()
@@ -320,6 +385,8 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict
         if roots[old.size] != old.root_hash:
             raise TamperDetected(f"{name}: events 1..{old.size} no longer have the kept root; "
                                  "the history it covers was rewritten")
+    if altered is not None:
+        raise altered
     if manifest["event_count"] != total:
         raise TamperDetected(f"{MANIFEST}: event_count {manifest['event_count']}, bundle has "
                              f"{total}")

@@ -52,6 +52,12 @@ Feature: An auditor proves the audit trail intact, offline, without trusting the
     Given someone changed one byte of an event in the bundle
     Then the bundle no longer verifies
 
+  @21cfr11.10e @annex11-9
+  Scenario: A bundle whose readable fields were edited does not verify
+    When the auditor exports an evidence bundle
+    Given someone changed the title and the actor of a raised nonconformity in the bundle
+    Then the bundle no longer verifies because what it shows is not what was stored
+
   @21cfr11.10e @21cfr11.70
   Scenario: A signed record replayed as the signer saw it
     Given the nonconformity "burr" was closed with a signature

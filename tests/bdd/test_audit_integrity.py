@@ -212,6 +212,23 @@ def tamper_bundle(scene: AuditScene) -> None:
     (scene.bundle / "events.jsonl").write_text("\n".join(events) + "\n", encoding="utf-8")
 
 
+@given("someone changed the title and the actor of a raised nonconformity in the bundle")
+def forge_readable_fields(scene: AuditScene) -> None:
+    assert scene.bundle is not None
+    events = scene.bundle / "events.jsonl"
+    lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
+    raised = next(line for line in lines if line["type"] == "Nonconformity.Raised")
+    raised["data"]["title"] = "Nothing to see"
+    raised["actor"] = OWNER
+    scene.refs["forged"] = f"position {raised['position']} ({raised['record']} version 1)"
+    scene.refs["forged_id"] = f"position {raised['position']} (record {raised['record_id']} "
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    # The manifest is not signed: whoever edits the bundle recomputes it too.
+    manifest = json.loads((scene.bundle / "manifest.json").read_text(encoding="utf-8"))
+    manifest["sha256"]["events.jsonl"] = hashlib.sha256(events.read_bytes()).hexdigest()
+    (scene.bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
 @when("the auditor verifies the store")
 def verify(scene: AuditScene) -> None:
     scene.run("audit", "verify")
@@ -293,6 +310,16 @@ def bundle_fails(scene: AuditScene) -> None:
     assert done.returncode == 6
 
 
+@then("the bundle no longer verifies because what it shows is not what was stored")
+def bundle_shows_forgery(scene: AuditScene) -> None:
+    assert scene.run("audit", "verify-bundle", str(scene.bundle), user=None) == 6
+    assert f"{scene.refs['forged']}: the readable field actor reads" in scene.stderr
+    done = subprocess.run([sys.executable, str(SCRIPT), str(scene.bundle)], capture_output=True,
+                          text=True)
+    assert done.returncode == 6
+    assert f"{scene.refs['forged_id']}version 1): the readable field actor" in done.stderr
+
+
 @then("the view is the version the signature names")
 def view_is_signed_version(seen: dict[str, object]) -> None:
     view, signature = seen["view"], seen["signature"]
@@ -304,6 +331,15 @@ def view_is_signed_version(seen: dict[str, object]) -> None:
 def digest_matches(scene: AuditScene, seen: dict[str, object]) -> None:
     view, signature = seen["view"], seen["signature"]
     assert isinstance(view, dict) and isinstance(signature, dict)
+    # As docs/audit.md tells an auditor to recompute it from the view alone ...
+    content = {k: v for k, v in view.items() if k not in ("kind", "created_at", "updated_at")}
+    content["ref"] = content["id"]
+    for entry in content["containment"]:
+        if entry.get("location") is None:
+            entry.pop("location", None)
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha256(canonical.encode("utf-8")).hexdigest() == signature["content_sha256"]
+    # ... and as the record itself gives it.
     app = open_store(scene.target)
     try:
         record: Nonconformity = app.repository.get(Nonconformity.create_id(str(seen["ref"])),

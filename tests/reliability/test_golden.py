@@ -151,3 +151,27 @@ def test_new_containment_is_written_as_version_2(app: CapaApplication, copy: Pat
         assert old.containment and all("location" not in c for c in old.containment)
     finally:
         reopened.close()
+
+
+def test_a_bundle_of_the_golden_store_verifies_with_both_verifiers(app: CapaApplication,
+                                                                   copy: Path,
+                                                                   tmp_path: Path) -> None:
+    """Its version 1 containment events show as stored (no location), which is what both
+    verifiers derive from the bytes."""
+    from capa.audit.bundle import export_bundle, verify_bundle
+    from capa.audit.verify import create_store_key, public_key_for
+
+    key = Path(f"{copy}.key")
+    create_store_key(key)
+    out = tmp_path / "golden-bundle"
+    public = public_key_for(key)
+    assert public is not None
+    export_bundle(app, out, key, Path(f"{copy}.checkpoints"), public)
+    lines = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    contained = [line for line in lines if line["type"] == "Nonconformity.Contained"]
+    assert len(contained) == 3 and all("location" not in line["data"] for line in contained)
+    assert verify_bundle(out, [], None)["events"] == FACTS["events"]
+    script = Path(__file__).resolve().parents[2] / "scripts" / "verify_bundle.py"
+    done = subprocess.run([sys.executable, "-I", str(script), str(out)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

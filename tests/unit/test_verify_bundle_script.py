@@ -509,3 +509,96 @@ def test_script_runs_from_a_copy_outside_the_project(bundle: Path, tmp_path: Pat
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- readable fields -----------------------------------------------------------------------------
+
+
+def stored(fields: dict[str, object]) -> str:
+    """A state as the store's JSON transcoder writes it, base64."""
+    state = {"timestamp": {"_type_": "datetime_iso", "_data_": "2024-05-01T14:00:00+02:00"},
+             **fields}
+    return base64.b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+
+def readable_events() -> list[dict[str, object]]:
+    """Two events of one record, with what capa's exporter shows for reading."""
+    from capa.audit.bundle import readable_fields
+
+    rows = [
+        ("a1" * 16, 1, "capa.domain.nonconformity:Nonconformity.Raised",
+         stored({"originator_topic": "capa.domain.nonconformity:Nonconformity", "actor": "jchen",
+                 "ref": "NC-0001", "title": "Scratched lens", "count": 1, "flag": True})),
+        ("a1" * 16, 2, "capa.domain.nonconformity:Nonconformity.Contained",
+         stored({"actor": "jchen", "action": "Lot held", "class_version": 2,
+                 "password_hash": "x"})),
+    ]
+    refs: dict[str, str] = {}
+    events = []
+    for position, (record_id, version, event_type, state) in enumerate(rows, start=1):
+        event: dict[str, object] = {"position": position, "record_id": record_id,
+                                    "version": version, "event_type": event_type,
+                                    "state_b64": state}
+        event.update(readable_fields(record_id, version, event_type,
+                                     base64.b64decode(state), refs))
+        events.append(event)
+    return events
+
+
+def test_readable_fields_as_the_exporter_derives_them_verify(tmp_path: Path) -> None:
+    events = readable_events()
+    assert events[1]["record"] == "NC-0001"
+    assert events[1]["type"] == "Nonconformity.Contained"
+    assert events[0]["time"] == "2024-05-01T12:00:00Z"
+    assert events[1]["data"] == {"actor": "jchen", "action": "Lot held"}
+    result = run(build_bundle(tmp_path / "bundle", events))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("forge", "message"),
+    [
+        (lambda e: e["data"].update(title="Forged"),
+         'the readable field data.title reads "Forged", but the stored event has "Scratched lens"'),
+        (lambda e: e.update(actor="mallory"), 'readable field actor reads "mallory"'),
+        (lambda e: e.update(time="2024-05-01T12:00:01Z"), "readable field time reads"),
+        (lambda e: e.update(type="Nonconformity.Closed"), "readable field type reads"),
+        (lambda e: e.update(record="NC-0002"), 'readable field record reads "NC-0002"'),
+        (lambda e: e["data"].update(count=1.0), "readable field data.count reads 1.0"),
+        (lambda e: e["data"].update(flag=1), "readable field data.flag reads 1"),
+        (lambda e: e["data"].pop("title"), "readable field data.title is absent"),
+        (lambda e: e["data"].update(approved=True), "data.approved reads true, but the stored "
+         "event has none"),
+        (lambda e: e.pop("actor"), "the readable field actor is missing"),
+        (lambda e: e.update(note="approved"), "a field 'note' that no stored event gives"),
+    ],
+)
+def test_a_forged_readable_field_fails(tmp_path: Path, forge: object, message: str) -> None:
+    events = readable_events()
+    bundle = build_bundle(tmp_path / "bundle", events)
+    events = read_events(bundle)
+    forge(events[0])  # type: ignore[operator]
+    rewrite_events(bundle, events)
+    assert_fails(run(bundle), f"position 1 (record {'a1' * 16} version 1): ", message)
+
+
+def test_readable_fields_are_checked_once_the_bytes_are_proved(tmp_path: Path) -> None:
+    # Bytes and leaf hash forged together: the signed root says so first.
+    events = readable_events()
+    bundle = build_bundle(tmp_path / "bundle", events)
+    events = read_events(bundle)
+    events[1]["state_b64"] = stored({"actor": "mallory", "action": "Lot held"})
+    rewrite_events(bundle, events, rehash=True)
+    assert_fails(run(bundle), "not the signed root")
+
+
+def test_opaque_bytes_read_as_nothing(bundle: Path) -> None:
+    events = read_events(bundle)
+    for event in events:  # not JSON: the record by its id, the type as stored, nothing else
+        event.update(record=event["record_id"], type=event["event_type"], time=None, actor=None,
+                     data=None)
+    rewrite_events(bundle, events)
+    assert run(bundle).returncode == 0
+    events[2]["actor"] = "jchen"  # a claim the stored bytes do not make
+    rewrite_events(bundle, events)
+    assert_fails(run(bundle), "position 3 (record NC-0001 version 2)", "readable field actor")
