@@ -23,7 +23,7 @@ from eventsourcing.utils import get_topic
 from capa.domain.errors import Conflict, InvalidInput
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import record_hex, record_uuid
-from capa.domain.values import Severity, Source
+from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT, Severity, Source, has_visible
 
 if TYPE_CHECKING:
     from capa.app.service import CapaApplication
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 NC_FIELDS = ("title", "description", "source", "severity", "product", "lot", "external_ref",
              "detected_on")
 REQUIRED = ("title", "description", "source", "severity")
+#: Fields held to one line (the description may span lines).
+_LINE_FIELDS = ("title", "product", "lot", "external_ref")
 #: One atomic save per batch: a killed import loses at most the batch in flight, and a re-run
 #: skips every external reference already saved.
 BATCH_SIZE = 20_000
@@ -208,7 +210,8 @@ def clean(value: str | None, *, multiline: bool = False) -> str:
     """A cell without its placeholders and noise: `None` and `, ` mean empty, `40,915.00` is
     40915, and whitespace runs collapse (line breaks kept in multi-line fields)."""
     text = (value or "").strip()
-    if not text or (len(text) <= 4 and text.lower() in _EMPTY) or not text.strip(" ,;.\t\r\n"):
+    if (not text or (len(text) <= 4 and text.lower() in _EMPTY)
+            or not text.strip(" ,;.\t\r\n") or not has_visible(text)):
         return ""
     if "," in text and _THOUSANDS.match(text):
         number = text.replace(",", "")
@@ -301,6 +304,21 @@ def validate_columns(rows: Sequence[Row], columns: Mapping[str, list[str]],
         for index, text in enumerate(fields[name]):
             if not text:
                 refuse(index, name, f"{name} is empty")
+    # The limits the domain holds single records to (capa.domain.values), checked a column at
+    # a time: the slow per-cell pass runs only for a column that breaks one.
+    for name in NC_FIELDS:
+        texts = fields[name]
+        limit = TEXT_LIMIT if name == "description" else LINE_LIMIT
+        if texts and max(map(len, texts)) > limit:
+            for index, text in enumerate(texts):
+                if len(text) > limit:
+                    refuse(index, name, f"{name} is {len(text):,} characters long; at most "
+                                        f"{limit:,}")
+        if name in _LINE_FIELDS and CONTROL.search("".join(texts)):
+            for index, text in enumerate(texts):
+                if CONTROL.search(text):
+                    refuse(index, name, f"{name} must be one line, without tabs or control "
+                                        "characters")
     for name, vocabulary, synonyms in (("source", Source, {}),
                                        ("severity", Severity, SEVERITY_SYNONYMS)):
         allowed = [member.value for member in vocabulary]

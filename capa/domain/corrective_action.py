@@ -14,6 +14,7 @@ from capa.domain.values import (
     CauseCategory,
     RootCauseMethod,
     choice,
+    require_line,
     require_text,
 )
 
@@ -27,7 +28,7 @@ class CorrectiveAction(Record):
     ) -> CorrectiveAction:
         return cls(
             ref=ref,
-            title=require_text(title, "title"),
+            title=require_line(title, "title"),
             problem=require_text(problem, "problem statement"),
             owner=require_text(owner, "owner"),
             linked_ncs=list(linked_ncs),

@@ -15,6 +15,8 @@ from capa.domain.values import (
     Severity,
     Source,
     choice,
+    optional_line,
+    require_line,
     require_text,
     risk_level,
 )
@@ -42,13 +44,13 @@ class Nonconformity(Record):
     ) -> Nonconformity:
         return cls(
             ref=ref,
-            title=require_text(title, "title"),
+            title=require_line(title, "title"),
             description=require_text(description, "description"),
             source=choice(Source, source, "source").value,
             severity=choice(Severity, severity, "severity").value,
-            product=_optional(product),
-            lot=_optional(lot),
-            external_ref=_optional(external_ref),
+            product=optional_line(product, "product"),
+            lot=optional_line(lot, "lot"),
+            external_ref=optional_line(external_ref, "external_ref"),
             detected_on=detected_on,
             reported_by=reported_by,
         )
@@ -93,7 +95,7 @@ class Nonconformity(Record):
         self._contained(
             action=require_text(action, "containment action"),
             disposition=choice(Disposition, disposition, "disposition").value,
-            location=_optional(location),
+            location=optional_line(location, "location"),
         )
 
     class Contained(Record.Event):
@@ -239,7 +241,9 @@ class Nonconformity(Record):
         elif field_name == "severity":
             new = choice(Severity, value, "severity").value
         elif field_name in _OPTIONAL_TEXT:
-            new = _optional(value)
+            new = optional_line(value, field_name)
+        elif field_name == "title":
+            new = require_line(value, field_name)
         else:
             new = require_text(value, field_name)
         old = getattr(self, field_name)
@@ -252,8 +256,3 @@ class Nonconformity(Record):
     @event("Amended")
     def _amended(self, field: str, old: str | None, new: str | None, reason: str) -> None:
         setattr(self, field, new)
-
-
-def _optional(value: str | None) -> str | None:
-    text = (value or "").strip()
-    return text or None

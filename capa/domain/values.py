@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from enum import StrEnum
 from typing import TypeVar
 
@@ -123,8 +125,39 @@ def risk_level(score: int) -> str:
     return "critical"
 
 
-def require_text(value: str | None, what: str) -> str:
+#: The longest one-line value (titles, product, lot, references) and the longest text.
+LINE_LIMIT = 1_000
+TEXT_LIMIT = 20_000
+#: Control characters (line breaks, tabs, bells…), which a one-line value may not hold.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def has_visible(text: str) -> bool:
+    """Whether text shows anything: not only spaces and invisible format characters such as
+    the zero-width space."""
+    if text and not text[0].isspace() and unicodedata.category(text[0]) != "Cf":
+        return True  # the common case, decided by the first character
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+
+
+def require_text(value: str | None, what: str, *, limit: int = TEXT_LIMIT) -> str:
     text = (value or "").strip()
-    if not text:
+    if not has_visible(text):
         raise InvalidInput(f"{what} must not be empty")
+    if len(text) > limit:
+        raise InvalidInput(f"{what} is {len(text):,} characters long; at most {limit:,}")
     return text
+
+
+def require_line(value: str | None, what: str) -> str:
+    """Text for a one-line field: not empty, one line, at most LINE_LIMIT characters."""
+    text = require_text(value, what, limit=LINE_LIMIT)
+    if CONTROL.search(text):
+        raise InvalidInput(f"{what} must be one line, without tabs or control characters")
+    return text
+
+
+def optional_line(value: str | None, what: str) -> str | None:
+    """A one-line field that may be left empty (None)."""
+    text = (value or "").strip()
+    return require_line(text, what) if has_visible(text) else None

@@ -94,6 +94,27 @@ def test_an_interrupted_import_completes_on_rerun(store: Store, app: CapaApplica
     assert sorted(refs) == sorted(f"R-{i}" for i in range(25))
 
 
+def test_rows_break_the_limits_single_records_keep(store: Store, app: CapaApplication,
+                                                   tmp_path: Path) -> None:
+    long_title = "T" * 1001
+    text = ("title,description,source,severity,lot\n"
+            f"{long_title},d,process,minor,\n"
+            "Bell\x07title,d,process,minor,\n"
+            "\u200b,d,process,minor,\n"
+            "Fine,d,process,minor,L\x01\n")
+    header, rows = read_csv(_write(tmp_path, text))
+    before = store.event_count()
+    with store.acting(app, REPORTER), pytest.raises(ImportRejected) as refused:
+        app.import_ncs(rows, {}, header=header)
+    assert [(e.row, e.column, e.reason) for e in refused.value.report.errors] == [
+        (2, "title", "title is 1,001 characters long; at most 1,000"),
+        (3, "title", "title must be one line, without tabs or control characters"),
+        (4, "title", "title is empty"),
+        (5, "lot", "lot must be one line, without tabs or control characters"),
+    ]
+    assert store.event_count() == before
+
+
 def test_any_bad_row_refuses_the_whole_file(store: Store, app: CapaApplication,
                                             tmp_path: Path) -> None:
     future = (dt.date.today() + dt.timedelta(days=30)).isoformat()

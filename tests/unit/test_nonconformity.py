@@ -146,11 +146,22 @@ def test_raise_opens_the_record_with_every_field() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("title", ""), ("title", "   "), ("description", ""), ("source", "gossip"),
-     ("source", "Process"), ("severity", "huge"), ("severity", "")],
+     ("source", "Process"), ("severity", "huge"), ("severity", ""),
+     ("title", "\u200b"), ("title", " \u200b\u2060 "), ("description", "\u200b\n"),
+     ("title", "Cracked\nhousing"), ("title", "Cracked\thousing"), ("title", "x" * 1001),
+     ("description", "y" * 20_001), ("product", "P\n10"), ("lot", "L" * 1001),
+     ("external_ref", "C-1\x07")],
 )
 def test_raise_refuses_invalid_fields(field: str, value: str) -> None:
     with pytest.raises(InvalidInput, match=field):
         raised(**{field: value})
+
+
+def test_text_with_accents_marks_and_emoji_sequences_is_kept_as_written() -> None:
+    title = ("Sch\u00e4den am Geh\u00e4use \u2014 \u05e9\u05dc\u05d5\u05dd\u200f "
+             "\U0001f468\u200d\U0001f527")
+    nc = raised(title=title, product="x" * 1000)
+    assert nc.title == title and len(nc.product or "") == 1000
 
 
 def test_every_event_records_who_and_when_in_utc() -> None:
