@@ -380,10 +380,10 @@ def _column_reader(rows: Sequence[Row], header: Sequence[str] | None,
 def _cleaned(cells: Sequence[str | None], multiline: bool) -> list[str]:
     """`clean` of every cell, computed once per distinct value where values repeat (a column
     of unique values, such as references, is cheaper cleaned cell by cell)."""
-    sample = cells[:1000]
-    if len(set(sample)) > len(sample) // 2:
+    distinct = set(cells)
+    if len(distinct) > len(cells) // 2:
         return [clean(cell, multiline=multiline) for cell in cells]
-    texts = {cell: clean(cell, multiline=multiline) for cell in set(cells)}
+    texts = {cell: clean(cell, multiline=multiline) for cell in distinct}
     return list(map(texts.__getitem__, cells))
 
 
