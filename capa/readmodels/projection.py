@@ -211,11 +211,7 @@ class ReadModels:
         doc.update((k, state[k]) for k in _RAISED_FIELDS)
         doc.update(status="open", containment=[], assessment=None, linked_cas=[], closure=None,
                    cancellation=None)
-        ref = state["ref"]
-        return (ref, sort_key(ref), "open", state["severity"], state["source"],
-                state["product"], state["lot"], state["title"], state["external_ref"],
-                state["detected_on"], at, None, None, "[]", 1,
-                json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+        return _nc_row_of(doc)
 
     def _fold(self, originator: UUID, notifications: list[Any]) -> Record:
         first = notifications[0].originator_version
@@ -365,11 +361,17 @@ def _fast_data(record: Record) -> dict[str, Any]:
 
 
 def _nc_row(nc: Nonconformity) -> tuple[Any, ...]:
-    data = _fast_data(nc)
-    return (nc.ref, sort_key(nc.ref), nc.status, nc.severity, nc.source, nc.product, nc.lot,
-            nc.title, nc.external_ref, nc.detected_on, data["created_at"],
-            nc.closure["at"] if nc.closure else None, None, json.dumps(nc.linked_cas),
-            nc.version, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    return _nc_row_of(_fast_data(nc))
+
+
+def _nc_row_of(doc: dict[str, Any]) -> tuple[Any, ...]:
+    """The nc_summary row of an NC given as its document (`record_data`)."""
+    ref, closure = doc["id"], doc["closure"]
+    return (ref, sort_key(ref), doc["status"], doc["severity"], doc["source"], doc["product"],
+            doc["lot"], doc["title"], doc["external_ref"], doc["detected_on"],
+            doc["created_at"], closure["at"] if closure else None, None,
+            json.dumps(doc["linked_cas"]), doc["version"],
+            json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
 def _ca_row(ca: CorrectiveAction) -> tuple[Any, ...]:
