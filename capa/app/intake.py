@@ -183,27 +183,14 @@ def resolve_columns(header: Sequence[str], mapping: Mapping[str, str],
 
 
 def check_constants(constants: Mapping[str, str], today: dt.date) -> None:
-    """Every `--set` value must be valid in itself, whether or not a row ends up using it."""
-    for name, value in constants.items():
-        field = _normal(name)
-        text = clean(value, multiline=field == "description")
-        problem = None
-        if field in REQUIRED and not text:
-            problem = f"{field} is empty"
-        elif field == "source" and _choice(text, [s.value for s in Source], {}) is None:
-            problem = f"not one of: {', '.join(s.value for s in Source)}"
-        elif field == "severity" and _choice(text, [s.value for s in Severity],
-                                             SEVERITY_SYNONYMS) is None:
-            problem = f"not one of: {', '.join(s.value for s in Severity)}"
-        elif field == "detected_on" and text:
-            try:
-                day = parse_day(text)
-            except ValueError as exc:
-                problem = str(exc)
-            else:
-                problem = f"{day} is in the future" if day > today else None
-        if problem:
-            raise InvalidInput(f"--set {name}={value!r}: {problem}")
+    """Every `--set` value must be valid in itself, whether or not a row ends up using it: the
+    constants are validated as the only values of one otherwise empty row."""
+    given = {_normal(name): name for name in constants}
+    _, errors = validate_columns([{}], {}, constants, today)
+    for error in errors:
+        if error.column.startswith("--set "):
+            name = given[error.column.removeprefix("--set ")]
+            raise InvalidInput(f"--set {name}={constants[name]!r}: {error.reason}")
 
 
 def clean(value: str | None, *, multiline: bool = False) -> str:
