@@ -410,14 +410,7 @@ class CapaApplication(ReadSide, Application[UUID]):
         from capa.domain.corrective_action import CorrectiveAction
 
         self._authorise("ca open")
-        account = self._find_user(owner) if is_user_id(owner) else None
-        if account is None or not account.active:
-            raise InvalidInput(f"owner {owner!r} is not an active user of this store")
-        if not permits(account.roles, "ca investigate"):
-            raise InvalidInput(f"owner {account.user_id} (roles: "
-                               f"{', '.join(account.roles) or 'none'}) could not investigate or "
-                               "plan the CA: an owner needs the owner or quality role")
-        owner = account.user_id
+        owner = self._worker("owner", owner, "ca investigate", "investigate or plan the CA")
         nc_refs = list(dict.fromkeys(self._canonical(r, "NC") for r in ncs))
         linked = [self._load(Nonconformity, r) for r in nc_refs]
         for nc in linked:
@@ -463,17 +456,11 @@ class CapaApplication(ReadSide, Application[UUID]):
         due_date = parse_date(due, "due").isoformat()
         numbers: list[str] = []
 
-        account = self._find_user(assignee) if is_user_id(assignee) else None
-        if account is None or not account.active:
-            raise InvalidInput(f"assignee {assignee!r} is not an active user of this store")
-        if not permits(account.roles, "ca complete"):
-            raise InvalidInput(f"assignee {account.user_id} (roles: "
-                               f"{', '.join(account.roles) or 'none'}) could not complete the "
-                               "action: an assignee needs the owner or quality role")
+        worker = self._worker("assignee", assignee, "ca complete", "complete the action")
 
         def change(ca: CorrectiveAction) -> None:
             self._require_owner_or_quality(ca, "plan")
-            numbers.append(ca.plan(action, account.user_id, due_date, action_type))
+            numbers.append(ca.plan(action, worker, due_date, action_type))
 
         result = self._update(CorrectiveAction, ref, change, command="ca plan")
         return WriteResult(result.id, result.status, result.version, {"action": numbers[0]})
@@ -548,6 +535,19 @@ class CapaApplication(ReadSide, Application[UUID]):
 
         return self._update(CorrectiveAction, ref, lambda ca: ca.reopen(reason),
                             command="ca reopen")
+
+    def _worker(self, part: str, user: str, command: str, work: str) -> str:
+        """The id of the active user named as a CA's owner or an action's assignee, who must
+        hold a role that may run `command`; InvalidInput otherwise."""
+        account = self._find_user(user) if is_user_id(user) else None
+        if account is None or not account.active:
+            raise InvalidInput(f"{part} {user!r} is not an active user of this store")
+        if not permits(account.roles, command):
+            needed = " or ".join(sorted(allowed_roles(command)))
+            raise InvalidInput(f"{part} {account.user_id} (roles: "
+                               f"{', '.join(account.roles) or 'none'}) could not {work}: "
+                               f"an {part} needs the {needed} role")
+        return account.user_id
 
     def _require_owner_or_quality(self, ca: CorrectiveAction, what: str) -> None:
         user = self._actor()
