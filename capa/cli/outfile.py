@@ -89,9 +89,7 @@ def _failing(path: Path) -> Iterator[None]:
     invalid input (exit 2), anything else (a full disk) a plain failure (exit 1)."""
     try:
         yield
-    except PermissionError as exc:
-        raise InvalidInput(f"cannot write {str(path)!r}: {exc.strerror}") from None
-    except IsADirectoryError as exc:
+    except (PermissionError, IsADirectoryError) as exc:
         raise InvalidInput(f"cannot write {str(path)!r}: {exc.strerror}") from None
     except OSError as exc:
         raise CapaError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
