@@ -7,8 +7,10 @@ from capa.domain.user import Role
 ADMIN, QUALITY, OWNER, REPORTER, AUDITOR = (r.value for r in Role)
 EVERYONE = frozenset(r.value for r in Role)
 
-#: Command name -> roles allowed to run it. A command missing here is refused for everyone,
-#: so a new write command cannot slip through unguarded. Record-level checks come on top:
+#: Command name -> roles allowed to run it. Every command is named here (or, if it runs without
+#: a logged-in user, in UNAUTHENTICATED_COMMANDS): a command missing from both is refused for
+#: everyone, so a new command cannot slip through unguarded (SPEC §9.6). Record-level checks
+#: come on top:
 #: investigate and plan need the CA's owner (or quality), complete the item's assignee or the
 #: CA's owner, and R2/R3 are enforced by the records themselves.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -52,7 +54,16 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report": EVERYONE,
     "dashboard": EVERYONE,
     "export": EVERYONE,
-    "audit": EVERYONE,
+    # Auditors never change the store: a checkpoint (which also catches the ledger up) and a
+    # rebuild of the read tables are taken by quality or admin.
+    "readmodels rebuild": frozenset({ADMIN, QUALITY}),
+    "audit checkpoint": frozenset({ADMIN, QUALITY}),
+    "audit verify": EVERYONE,
+    "audit export": EVERYONE,
+    "audit prove": EVERYONE,
+    "audit vkey": EVERYONE,
+    "audit consistency": EVERYONE,
+    "store copy": frozenset({ADMIN}),
 }
 
 #: Commands that record an electronic signature: the password is checked again (R10).
@@ -63,13 +74,14 @@ UNAUTHENTICATED_COMMANDS = frozenset({"init", "demo", "validate", "audit verify-
 
 
 def allowed_roles(command: str) -> frozenset[str]:
-    """Roles that may run a command; `audit <anything>` shares the `audit` entry."""
-    if command in PERMISSIONS:
-        return PERMISSIONS[command]
-    head = command.split(" ", 1)[0]
-    if head == "audit":
-        return PERMISSIONS["audit"]
-    return frozenset()
+    """Roles that may run a command: none for a command the table does not name."""
+    return PERMISSIONS.get(command, frozenset())
+
+
+def is_named(command: str) -> bool:
+    """Whether the table names the command, as one that needs a role or as one that runs
+    without a logged-in user; any other command is refused for everyone."""
+    return command in PERMISSIONS or command in UNAUTHENTICATED_COMMANDS
 
 
 def permits(roles: list[str] | frozenset[str], command: str) -> bool:

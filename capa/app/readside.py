@@ -41,7 +41,8 @@ class ReadSide(Intake):
         return self._read_models
 
     def rebuild_read_models(self) -> dict[str, int]:
-        """Drop the read tables and project the whole event log again."""
+        """Drop the read tables and project the whole event log again (admin or quality)."""
+        authorise(self, "readmodels rebuild")
         position = self.read_models.rebuild()
         counts = {name: self.read_models.count(name)
                   for name in ("nc_summary", "ca_summary", "action_items")}

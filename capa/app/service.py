@@ -159,12 +159,13 @@ class CapaApplication(ReadSide, Application[UUID]):
             raise NotPermitted(f"{user} (roles: {held}) may not {command} (needs: {needed})")
         return user
 
-    def authorise(self, command: str) -> str | None:
-        """Check the acting user against the role table for a command before it runs; used
-        by entry points for reads, which carry no check of their own. Commands the table does
-        not name are left to the write methods, which check themselves."""
+    def authorise(self, command: str) -> str:
+        """Check the acting user against the role table for a command before it runs; entry
+        points call it for every command, reads included. A command the table does not name is
+        refused for everyone (default deny, SPEC §9.6)."""
         if not allowed_roles(command):
-            return None
+            raise NotPermitted(f"{command} may not be run by anyone: the permission table "
+                               "does not name it")
         return self._authorise(command)
 
     def _has_role(self, user: str, role: str) -> bool:

@@ -85,15 +85,19 @@ class Session:
     def app(self) -> CapaApplication:
         if self._app is None:
             with _loading():
-                from capa.app.permissions import UNAUTHENTICATED_COMMANDS
+                from capa.app.permissions import UNAUTHENTICATED_COMMANDS, is_named
                 from capa.app.store import open_store
                 from capa.cli.auth import authenticate
 
+            ctx = click.get_current_context()
+            command = " ".join(ctx.command_path.split()[1:])
+            if not is_named(command):
+                # Default deny (SPEC §9.6): refused before any password is checked or recorded.
+                raise NotPermitted(f"{command} may not be run by anyone: the permission table "
+                                   "does not name it")
             # Opened after the freeze: the application and its connections are collected (and
             # closed) at exit like any other object of the command.
             self._app = open_store(self.db)
-            ctx = click.get_current_context()
-            command = " ".join(ctx.command_path.split()[1:])
             if command in UNAUTHENTICATED_COMMANDS:
                 return self._app
             # Every other command runs as an authenticated user (SPEC §2); the password is

@@ -200,11 +200,18 @@ class CorrectiveAction(Record):
     ) -> None:
         self._require_status("verify the effectiveness of", CAStatus.IMPLEMENTED)
         verifier = signature["user_id"]
-        implemented = sorted({i["number"] for i in self.items if i["completed_by"] == verifier})
+        # R3 (SPEC §9.6): whoever carried an action out cannot judge it; that is the item's
+        # assignee as well as whoever recorded its completion, and always the CA's owner, who
+        # answers for every action of the plan.
+        if verifier == self.owner:
+            raise RuleViolation("R3", f"{verifier} owns {self.ref} and cannot verify its "
+                                      "effectiveness")
+        implemented = sorted({i["number"] for i in self.items
+                              if verifier in (i["completed_by"], i["assignee"])})
         if implemented:
             raise RuleViolation(
-                "R3", f"{verifier} completed {', '.join(implemented)} of {self.ref} and cannot "
-                "verify its effectiveness",
+                "R3", f"{verifier} implemented {', '.join(implemented)} of {self.ref} (as "
+                "assignee or by recording the completion) and cannot verify its effectiveness",
             )
         text = require_text(note, "verification note")
         if effective:

@@ -25,6 +25,7 @@ from capa.adapters.target import parse_target
 from capa.app.permissions import allowed_roles
 from capa.app.service import CapaApplication
 from capa.app.store import open_store
+from capa.audit.verify import create_store_key
 from capa.cli.main import main
 from capa.domain.errors import NotPermitted
 from tests.support.backends import (
@@ -40,7 +41,9 @@ PASSWORD = "matrix-password-123"
 NEW_PASSWORD = "another-password-456"
 WRONG = "not-the-password-789"
 ROLES = ("admin", "quality", "owner", "reporter", "auditor")
-USER = {role: f"{role}1" for role in ROLES}
+#: Every role, and an active account that holds none (it may run nothing).
+ACCOUNTS = (*ROLES, "norole")
+USER = {role: f"{role}1" for role in ACCOUNTS}
 OWNER = USER["owner"]
 
 
@@ -59,18 +62,24 @@ class Store:
     """A store (SQLite file or PostgreSQL database; a copy of the template or empty), and a way
     to run `capa` against it as someone, in the test's folder."""
 
-    def __init__(self, folder: Path, target: str, refs: dict[str, str]) -> None:
+    def __init__(self, folder: Path, target: str, refs: dict[str, str],
+                 key: Path | None = None) -> None:
         self.folder = folder
         self.target = target
         self.sessions = folder / "sessions"
         self.refs = refs
+        self.key = key
+        # The (empty) checkpoint log `capa init` makes beside the key.
+        self.checkpoints = folder / "checkpoints"
+        self.checkpoints.touch()
 
     def run(self, *args: str, user: str | None = None, password: str | None = PASSWORD,
             **extra: str) -> Outcome:
         env: dict[str, str | None] = {
             "CAPA_DB": self.target, "CAPA_USER": user, "CAPA_PASSWORD": password if user
             else None, "CAPA_SESSION_DIR": str(self.sessions), "CAPA_NEW_PASSWORD": None,
-            "CAPA_DEBUG": None, **extra,
+            "CAPA_DEBUG": None, "CAPA_KEY": str(self.key) if self.key else None,
+            "CAPA_CHECKPOINTS": str(self.checkpoints), **extra,
         }
         runner = CliRunner()
         with contextlib.chdir(self.folder), runner.isolation(env=env) as (out, err, _):
@@ -92,17 +101,26 @@ class Store:
     def raw_bytes(self) -> bytes:
         return stored_bytes(self.target)
 
+    def contents(self) -> list[tuple[str, list[tuple[object, ...]]]]:
+        """Every row of every table (events, ledger, read tables), to show nothing changed."""
+        if parse_target(self.target).kind == "postgres":
+            return [("*", [(self.raw_bytes(),)])]
+        tables = [str(t) for (t,) in query(
+            self.target, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")]
+        return [(t, sorted(query(self.target, f'SELECT * FROM "{t}"'), key=repr))
+                for t in tables]
 
-def _build(target: str) -> dict[str, str]:
+
+def _build(target: str, key: Path) -> dict[str, str]:
     app = open_store(target, create=True)
     try:
-        return _records(app)
+        return _records(app, create_store_key(key))
     finally:
         app.close()
 
 
-def _records(app: CapaApplication) -> dict[str, str]:
-    app.initialise("Matrix Medical", admin=USER["admin"], full_name="Ada Admin",
+def _records(app: CapaApplication, fingerprint: str) -> dict[str, str]:
+    app.initialise("Matrix Medical", fingerprint, admin=USER["admin"], full_name="Ada Admin",
                    password=PASSWORD)
 
     with app.acting_as(USER["admin"], PASSWORD):
@@ -111,6 +129,9 @@ def _records(app: CapaApplication) -> dict[str, str]:
                          password=PASSWORD)
         app.add_user("spare1", full_name="Spare One", roles=["reporter"], password=PASSWORD)
         app.add_user("locked1", full_name="Locked One", roles=["reporter"], password=PASSWORD)
+        app.add_user(USER["norole"], full_name="Norole One", roles=["reporter"],
+                     password=PASSWORD)
+        app.revoke_role(USER["norole"], "reporter")
     for _ in range(5):
         with contextlib.suppress(NotPermitted):
             app.authenticate("locked1", WRONG)
@@ -153,20 +174,22 @@ def _records(app: CapaApplication) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def templates() -> dict[str, tuple[str, dict[str, str]]]:
+def templates() -> dict[str, tuple[str, dict[str, str], Path]]:
     """Per back end, the store every test of the matrix starts from, and its record ids."""
     return {}
 
 
 @pytest.fixture
-def store(tmp_path: Path, backend: str, templates: dict[str, tuple[str, dict[str, str]]],
+def store(tmp_path: Path, backend: str,
+          templates: dict[str, tuple[str, dict[str, str], Path]],
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """A copy of the template store, on the test's back end."""
+    """A copy of the template store, on the test's back end, with the template's key."""
     if backend not in templates:
-        target = new_target(backend, tmp_path_factory.mktemp(f"matrix-{backend}"))
-        templates[backend] = (target, _build(target))
-    template, refs = templates[backend]
-    copy = Store(tmp_path, clone_target(backend, template, tmp_path), refs)
+        folder = tmp_path_factory.mktemp(f"matrix-{backend}")
+        target = new_target(backend, folder)
+        templates[backend] = (target, _build(target, folder / "matrix.key"), folder / "matrix.key")
+    template, refs, key = templates[backend]
+    copy = Store(tmp_path, clone_target(backend, template, tmp_path), refs, key)
     yield copy
     discard_target(copy.target)
 
@@ -214,6 +237,10 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "user list": (["user", "list"], {}),
     "user passwd": (["user", "passwd"], {"CAPA_NEW_PASSWORD": NEW_PASSWORD}),
     "whoami": (["whoami"], {}),
+    "readmodels rebuild": (["readmodels", "rebuild"], {}),
+    "audit checkpoint": (["audit", "checkpoint"], {}),
+    "audit verify": (["audit", "verify"], {}),
+    "audit prove": (["audit", "prove", "{NC_OPEN}"], {}),
 }
 
 #: Where the record itself narrows the role table: only the item's assignee or the CA's
@@ -221,12 +248,12 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
 RECORD_LEVEL_REFUSALS = {("ca complete", "quality")}
 
 READS = {"nc show", "nc list", "ca show", "ca list", "history", "overdue", "user list",
-         "whoami", "user passwd"}
+         "whoami", "user passwd", "audit verify", "audit prove"}
+#: Writes that change the store or its files without a record event.
+NO_EVENT_WRITES = {"readmodels rebuild", "audit checkpoint"}
 
 
 def expected_allowed(command: str, role: str) -> bool:
-    if command == "whoami":
-        return True
     return role in allowed_roles(command) and (command, role) not in RECORD_LEVEL_REFUSALS
 
 
@@ -235,28 +262,93 @@ def args_of(command: str, refs: dict[str, str]) -> tuple[list[str], dict[str, st
     return [a.format(**refs) for a in args], env
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", ACCOUNTS)
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_role_matrix(store: Store, command: str, role: str) -> None:
     args, env = args_of(command, store.refs)
-    before = store.events()
+    before, contents = store.events(), store.contents()
     outcome = store.run(*args, user=USER[role], **env)
     after = store.events()
     if expected_allowed(command, role):
         assert outcome.code == 0, outcome.stderr
-        if command not in READS:
+        if command == "audit checkpoint":
+            assert store.checkpoints.read_text()
+        elif command not in READS | NO_EVENT_WRITES:
             assert len(after) > len(before)
     else:
         assert outcome.code == 4, (outcome.code, outcome.stderr)
         assert after == before, "a refused command wrote an event"
+        assert store.contents() == contents, "a refused command changed the store"
+        assert store.checkpoints.read_text() == ""
         assert "may not" in outcome.stderr
+
+
+def test_auditors_never_change_the_store() -> None:
+    """SPEC §9.6: the commands that write to the store or its checkpoint log are not open to
+    auditors, nor to an account without a role."""
+    for command in NO_EVENT_WRITES:
+        assert "auditor" not in allowed_roles(command)
+    assert allowed_roles("readmodels rebuild") == {"admin", "quality"}
+    assert allowed_roles("audit checkpoint") == {"admin", "quality"}
+
+
+def _leaf_commands() -> set[str]:
+    import click
+
+    from capa.cli.main import cli
+
+    ctx = click.Context(cli)
+    found: set[str] = set()
+
+    def walk(group: click.Group, prefix: str) -> None:
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            path = f"{prefix} {name}".strip()
+            if isinstance(command, click.Group):
+                walk(command, path)
+            elif command is not None:
+                found.add(path)
+
+    walk(cli, "")
+    return found
+
+
+def test_every_command_is_named_in_the_permission_table() -> None:
+    from capa.app.permissions import is_named
+
+    assert sorted(c for c in _leaf_commands() if not is_named(c)) == []
 
 
 def test_the_matrix_covers_every_command_of_the_role_table() -> None:
     from capa.app.permissions import PERMISSIONS
 
-    others = {"import", "login", "logout", "report", "dashboard", "export", "audit"}
+    others = {"import", "login", "logout", "report", "dashboard", "export", "audit export",
+              "store copy", "audit vkey", "audit consistency"}
     assert set(PERMISSIONS) - others <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("role", ["admin", "quality"])
+def test_a_command_the_table_does_not_name_is_refused_for_everyone(
+    store: Store, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Default deny: take `readmodels rebuild` out of the table and no one may run it, in the
+    command line and in the application alike."""
+    from capa.app import permissions
+
+    table = {k: v for k, v in permissions.PERMISSIONS.items() if k != "readmodels rebuild"}
+    monkeypatch.setattr(permissions, "PERMISSIONS", table)
+    contents = store.contents()
+    outcome = store.run("readmodels", "rebuild", user=USER[role])
+    assert outcome.code == 4 and "permission table" in outcome.stderr
+    assert store.contents() == contents
+    app = open_store(store.target)
+    try:
+        with app.acting_as(USER[role], PASSWORD), pytest.raises(NotPermitted):
+            app.authorise("readmodels rebuild")
+        with app.acting_as(USER[role], PASSWORD), pytest.raises(NotPermitted):
+            app.rebuild_read_models()
+    finally:
+        app.close()
 
 
 # -- authentication ---------------------------------------------------------------------------

@@ -334,3 +334,38 @@ def test_not_permitted_exits_4(capa: Capa) -> None:
     capa.refused("ca", "approve", ca, code=4, user=capa.owner)
     capa.refused("ca", "open", "--title", "t", "--problem", "p", "--owner", capa.owner,
                  code=4, user=capa.reporter)
+
+
+def _implemented_by(capa: Capa, owner: str, assignee: str, completer: str) -> str:
+    """A CA of `owner` whose one item, assigned to `assignee`, `completer` recorded as done."""
+    ca = capa.ca(owner=owner)
+    capa.write("ca", "investigate", ca, "--method", "other", "--root-cause", "Worn insert",
+               "--category", "machine", user=owner)
+    capa.write("ca", "plan", ca, "--action", "Replace insert", "--assignee", assignee, "--due",
+               capa.day(5), "--type", "corrective", user=owner)
+    capa.write("ca", "approve", ca, user=capa.quality_manager)
+    capa.write("ca", "complete", ca, "A1", "--note", "Replaced", user=completer)
+    return ca
+
+
+def test_r3_holds_the_assignee_whose_completion_the_owner_recorded(capa: Capa) -> None:
+    """SPEC §9.6: the item's assignee implemented it, even when the owner recorded it done."""
+    ca = _implemented_by(capa, owner=capa.owner, assignee=capa.verifier, completer=capa.owner)
+    error = capa.refused("ca", "verify", ca, "--effective", "--note", "Fine", code=1,
+                         rule="R3", user=capa.verifier)
+    assert capa.verifier in error["message"] and "A1" in error["message"]
+    capa.refused("ca", "verify", ca, "--not-effective", "--note", "Recurred", code=1,
+                 rule="R3", user=capa.verifier)
+    capa.write("ca", "verify", ca, "--effective", "--note", "Fine", user=capa.quality_manager)
+
+
+def test_r3_a_ca_owner_never_verifies_its_effectiveness(capa: Capa) -> None:
+    """The owner (here also of the quality role) answers for every action, even one that
+    someone else carried out and recorded."""
+    engineer = capa.quality_engineer
+    ca = _implemented_by(capa, owner=engineer, assignee=capa.technician,
+                         completer=capa.technician)
+    error = capa.refused("ca", "verify", ca, "--effective", "--note", "Fine", code=1,
+                         rule="R3", user=engineer)
+    assert "owns" in error["message"]
+    capa.write("ca", "verify", ca, "--effective", "--note", "Fine", user=capa.verifier)

@@ -601,3 +601,26 @@ def test_signatures_bind_the_content_at_signing() -> None:
     ca.approve(sign(ca, QUALITY))
     assert ca.approvals[0]["signature"]["content_sha256"] == at_approval
     assert ca.content_digest() != at_approval
+
+
+def test_r3_holds_an_assignee_whose_item_the_owner_completed() -> None:
+    ca = approved()
+    assert ca.items[0]["assignee"] == TECHNICIAN
+    act(OWNER)
+    ca.complete("A1", "Sorted by the technician, recorded by the owner", [])
+    ca.complete("A2", "Insert replaced", [])
+    ca.collect_events()
+    act(TECHNICIAN)
+    error = assert_refused(
+        ca, lambda: ca.verify(True, "ok", [], sign(ca, TECHNICIAN, "verification")),
+        RuleViolation, "R3")
+    assert "A1" in str(error)
+
+
+def test_r3_the_owner_never_verifies() -> None:
+    ca = implemented()
+    act(ca.owner)
+    error = assert_refused(
+        ca, lambda: ca.verify(True, "ok", [], sign(ca, ca.owner, "verification")),
+        RuleViolation, "R3")
+    assert "owns" in str(error)
