@@ -179,11 +179,28 @@ class Bundle:
             self.zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as exc:
             raise Unusable(f"{path}: not a directory or a readable zip file ({exc})") from None
-        names = set(self.zip.namelist())
+        entries = self.zip.namelist()
+        # A zip may hold two entries of one name, and readers disagree on which one counts: a
+        # bundle whose second events.jsonl is the one verified would prove nothing (SPEC §9.9).
+        twice = sorted({n for n in entries if entries.count(n) > 1})
+        if twice:
+            raise Failed(f"{path}: the zip holds {', '.join(twice)} more than once; an "
+                        "ambiguous bundle is refused")
+        names = set(entries)
         if EVENTS not in names:
             folders = {n.split("/", 1)[0] + "/" for n in names if n.endswith("/" + EVENTS)}
             if len(folders) == 1:
                 self.prefix = folders.pop()
+
+    def check_entries(self, expected: set[str]) -> None:
+        """Refuse a zip holding anything but the bundle's own files (and their one folder)."""
+        if self.zip is None:
+            return
+        allowed = {self.prefix + name for name in expected} | ({self.prefix} - {""})
+        unexpected = sorted(set(self.zip.namelist()) - allowed)
+        if unexpected:
+            raise Failed(f"{self.path}: unexpected entries in the zip: "
+                        f"{', '.join(unexpected[:5])}; an ambiguous bundle is refused")
 
     @contextmanager
     def open(self, name: str) -> Iterator[IO[bytes]]:
@@ -374,6 +391,7 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None) -> str:
     for name in manifest["sha256"]:
         if not isinstance(name, str) or name.startswith("/") or ".." in name.split("/"):
             raise Unusable(f"{MANIFEST}: {name!r} is not a file inside the bundle")
+    bundle.check_entries({MANIFEST, *manifest["sha256"]})
 
     bundle_key_pem = bundle.read(PUBLIC_KEY)
     key = load_public_key(bundle_key_pem, PUBLIC_KEY)

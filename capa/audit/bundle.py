@@ -259,11 +259,28 @@ class _Bundle:
             self.zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as exc:
             raise InvalidInput(f"{path}: not a folder or a readable zip file ({exc})") from None
-        names = set(self.zip.namelist())
+        entries = self.zip.namelist()
+        # A zip may hold two entries of one name, and readers disagree on which one counts: a
+        # bundle whose second events.jsonl is the one verified would prove nothing (SPEC §9.9).
+        twice = sorted({n for n in entries if entries.count(n) > 1})
+        if twice:
+            raise TamperDetected(f"{path}: the zip holds {', '.join(twice)} more than once; an "
+                        "ambiguous bundle is refused")
+        names = set(entries)
         if EVENTS not in names:
             folders = {n.split("/", 1)[0] + "/" for n in names if n.endswith("/" + EVENTS)}
             if len(folders) == 1:
                 self.prefix = folders.pop()
+
+    def check_entries(self, expected: set[str]) -> None:
+        """Refuse a zip holding anything but the bundle's own files (and their one folder)."""
+        if self.zip is None:
+            return
+        allowed = {self.prefix + name for name in expected} | ({self.prefix} - {""})
+        unexpected = sorted(set(self.zip.namelist()) - allowed)
+        if unexpected:
+            raise TamperDetected(f"{self.path}: unexpected entries in the zip: "
+                        f"{', '.join(unexpected[:5])}; an ambiguous bundle is refused")
 
     @contextmanager
     def open(self, name: str) -> Iterator[IO[bytes]]:
@@ -302,6 +319,7 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict
             and isinstance(manifest.get("sha256"), dict)
             and {EVENTS, CHECKPOINT, PUBLIC_KEY} <= manifest["sha256"].keys()):
         raise InvalidInput(f"{MANIFEST}: needs event_count and sha256 of the bundle files")
+    bundle.check_entries({MANIFEST, *manifest["sha256"]})
     try:
         key = public_key_from_pem(bundle.read(PUBLIC_KEY))
         if pinned_key is not None:

@@ -144,6 +144,10 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
                   public_key: Path | None) -> None:
     """Verify an exported bundle offline: no store and no login needed (exit 6 on failure).
 
+    Without a pinned key (--public-key) this proves only that the bundle is self-consistent:
+    its events match its own checkpoint, signed by the key the bundle itself carries. Pin the
+    store's public key, obtained separately, to prove the bundle comes from that store.
+
     \b
     Example:
       capa audit verify-bundle audit-2026-06.zip --public-key capa.db.key.pub
@@ -151,10 +155,19 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
     from capa.audit.bundle import verify_bundle as check
 
     result = check(bundle, list(kept), public_key)
+    pinned = public_key is not None
+    result = {**result, "pinned_key": pinned,
+              "proved": "origin" if pinned else "self-consistency only"}
     emit(session.json, result, lambda d: (
         f"OK: {d['events']} events, root {d['root']}, signed {d['signed_at']} by key "
         f"{d['key_fingerprint']}" + "".join(f", consistent with {k['file']} ({k['size']} "
-                                           "events)" for k in d["kept_checkpoints"])))
+                                           "events)" for k in d["kept_checkpoints"])
+        + ("" if d["pinned_key"] else _UNPINNED)))
+
+
+#: Said after an unpinned bundle check: what it did not prove.
+_UNPINNED = ("\nnote: no key was pinned (--public-key), so this proves only that the bundle is "
+             "self-consistent, not that it comes from your store")
 
 
 @audit.command()

@@ -215,3 +215,75 @@ def test_the_documented_recipe_gives_each_signature_content_digest(capa: Capa) -
             assert documented_digest(shown.json()) == signature["content_sha256"], (ref, entry)
             checked += 1
     assert checked >= 4  # the NC's closure; the CA's approval, verification, closure
+
+
+# -- unambiguous bundles (SPEC §9.9) -----------------------------------------------------------
+
+
+def _rezip(source: Path, target: Path, extra: list[tuple[str, bytes]],
+           first: dict[str, bytes] | None = None) -> None:
+    """Copy a zip bundle, writing `first` entries ahead of the originals and `extra` after."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name, data in (first or {}).items():
+            new.writestr(name, data)
+        for info in old.infolist():
+            new.writestr(info.filename, old.read(info.filename))
+        for name, data in extra:
+            new.writestr(name, data)
+
+
+def test_a_zip_with_a_second_events_file_is_refused_by_both_verifiers(capa: Capa) -> None:
+    """The copy a reader other than Python's would show first is forged; Python's zipfile reads
+    the last one, which is intact. Either way the bundle is ambiguous."""
+    import warnings
+
+    capa.nc("Scratched lens")
+    bundle = capa.folder / "evidence.zip"
+    assert capa.run("audit", "export", "--out", str(bundle)).code == 0
+    import zipfile
+
+    with zipfile.ZipFile(bundle) as archive:
+        events = archive.read("events.jsonl")
+    forged = events.replace(b"Scratched lens", b"Forged title!!")
+    twice = capa.folder / "twice.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name it writes
+        _rezip(bundle, twice, [], first={"events.jsonl": forged})
+    by_capa, by_script = verify_both(capa, twice)
+    assert by_capa.code == 6, by_capa.stderr
+    assert "more than once" in by_capa.stderr and "events.jsonl" in by_capa.stderr
+    assert by_script.returncode == 6, by_script.stderr
+    assert "more than once" in by_script.stderr
+
+
+def test_a_zip_with_an_unexpected_entry_is_refused_by_both_verifiers(capa: Capa) -> None:
+    capa.nc()
+    bundle = capa.folder / "evidence.zip"
+    assert capa.run("audit", "export", "--out", str(bundle)).code == 0
+    extra = capa.folder / "extra.zip"
+    _rezip(bundle, extra, [("README.txt", b"read me first")])
+    by_capa, by_script = verify_both(capa, extra)
+    assert by_capa.code == 6 and "unexpected entries" in by_capa.stderr
+    assert by_script.returncode == 6 and "unexpected entries" in by_script.stderr
+    assert verify_both(capa, bundle)[0].code == 0
+
+
+def test_verify_bundle_without_a_pinned_key_says_it_proved_self_consistency_only(
+    capa: Capa
+) -> None:
+    capa.nc()
+    bundle = capa.folder / "evidence.zip"
+    assert capa.run("audit", "export", "--out", str(bundle)).code == 0
+    unpinned = capa.run("audit", "verify-bundle", str(bundle), user=None)
+    assert unpinned.code == 0
+    assert "proves only that the bundle is self-consistent" in unpinned.stdout
+    assert capa.run("--json", "audit", "verify-bundle", str(bundle),
+                    user=None).json()["proved"] == "self-consistency only"
+    pub = Path(f"{capa.key}.pub")
+    pinned = capa.run("audit", "verify-bundle", str(bundle), "--public-key", str(pub),
+                      user=None)
+    assert pinned.code == 0 and "self-consistent" not in pinned.stdout
+    helptext = capa.run("audit", "verify-bundle", "--help", user=None).stdout
+    assert "onlythatthebundleisself-consistent" in "".join(helptext.split())
