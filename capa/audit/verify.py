@@ -457,13 +457,19 @@ def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path,
                                  for n, cp in kept], "status": "verified"}
 
 
-def _verify_events_only(app: Any) -> dict[str, Any]:
-    ledger = Ledger(app)
-    tree = ledger.catch_up()
+def _check_events(app: Any, ledger: Ledger, tree: Any) -> None:
+    """Every stored event still hashes to the leaf the ledger recorded for it, else
+    TamperDetected naming the first that does not."""
     recomputed = _recompute(ledger, {tree.size}, [], tree.size)
     if recomputed.count < tree.size or recomputed.roots.get(tree.size) != tree.root():
         raise _locate(app, ledger, tree.size) or TamperDetected(
             "the events no longer hash to the ledger's root")
+
+
+def _verify_events_only(app: Any) -> dict[str, Any]:
+    ledger = Ledger(app)
+    tree = ledger.catch_up()
+    _check_events(app, ledger, tree)
     return {"events": tree.size, "root": tree.root().hex(), "key_fingerprint": None,
             "checkpoints": 0, "latest_checkpoint": None, "kept_checkpoints": [],
             "status": "verified"}
@@ -531,6 +537,9 @@ def prove_record(app: Any, ref: str, log_path: Path,
     rows = ledger.positions_of(record_hex)
     if not rows:
         raise NotFound(f"{canonical} not found")
+    # The proofs are of the ledger's leaves; they say something of the record only while the
+    # stored events still hash to those leaves (SPEC §9.9).
+    _check_events(app, ledger, tree)
     size, note = tree.size, None
     checkpoints = CheckpointLog(log_path).notes()
     for logged in reversed(checkpoints):

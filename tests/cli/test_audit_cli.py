@@ -287,3 +287,21 @@ def test_verify_bundle_without_a_pinned_key_says_it_proved_self_consistency_only
     assert pinned.code == 0 and "self-consistent" not in pinned.stdout
     helptext = capa.run("audit", "verify-bundle", "--help", user=None).stdout
     assert "onlythatthebundleisself-consistent" in "".join(helptext.split())
+
+
+def test_prove_refuses_when_a_stored_event_no_longer_matches_the_ledger(capa: Capa) -> None:
+    """SPEC §9.9: an inclusion proof of the ledger's leaf says nothing of an event that was
+    edited in the store afterwards; prove names the event instead (exit 6)."""
+    nc = capa.nc()
+    assert capa.run("audit", "checkpoint").code == 0
+    assert capa.run("audit", "prove", nc).code == 0
+    last = query(capa.target, "SELECT MAX(rowid) FROM stored_events")[0][0]
+    state = bytes(query(capa.target, "SELECT state FROM stored_events WHERE rowid = ?",
+                        last)[0][0])
+    query(capa.target, "UPDATE stored_events SET state = ? WHERE rowid = ?",
+          state.replace(b"Cracked housing", b"Cracked h0using", 1), last)
+    done = capa.run("--json", "audit", "prove", nc)
+    assert done.code == 6 and done.stdout == ""
+    error = done.error()
+    assert f"position {last} ({nc} version" in error["message"]
+    assert "changed" in error["message"]
