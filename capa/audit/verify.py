@@ -25,6 +25,7 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from capa.adapters.files import private_file
 from capa.audit.ledger import LEAF_HASH_PREFIX, Ledger, StoredEvent, leaf_of
 from capa.audit.merkle import (
     EMPTY_ROOT,
@@ -55,6 +56,8 @@ __all__ = [
     "CheckpointLog",
     "TamperDetected",
     "checkpoint_log_path",
+    "configured_key_path",
+    "configured_log_path",
     "create_store_key",
     "default_key_path",
     "describe_record",
@@ -94,20 +97,52 @@ def _is_uri(target: str) -> bool:
     return "://" in target or target.startswith(("postgresql:", "postgres:"))
 
 
-def default_key_path(target: str) -> Path:
-    """The store key outside the store: ``<store>.key``, or ``./capa-audit.key`` for a server."""
+#: Why a PostgreSQL store needs its key and log placed: the server holds no file of capa's to
+#: sit beside, and the folder a command happens to run in is no place for a trust anchor.
+_UNPLACED = ("a PostgreSQL store keeps its {what} in a file you choose: give {option}, or set "
+             "{env} (see docs/postgres.md)")
+
+
+def configured_key_path(target: str) -> Path | None:
+    """Where the store key is configured to be: CAPA_KEY, else ``<store>.key`` beside a SQLite
+    file; None for a PostgreSQL store without CAPA_KEY."""
     env = os.environ.get("CAPA_KEY")
     if env:
         return Path(env)
-    return Path("capa-audit.key") if _is_uri(target) else Path(f"{target}.key")
+    return None if _is_uri(target) else Path(f"{target}.key")
 
 
-def checkpoint_log_path(target: str) -> Path:
-    """The checkpoint log: ``<store>.checkpoints``, or ``./capa-audit.checkpoints``."""
+def configured_log_path(target: str, key_path: Path | None = None) -> Path | None:
+    """Where the checkpoint log is configured to be: CAPA_CHECKPOINTS, else
+    ``<store>.checkpoints`` beside a SQLite file; for a PostgreSQL store beside its configured
+    key (``<key name>.checkpoints``), else None."""
     env = os.environ.get("CAPA_CHECKPOINTS")
     if env:
         return Path(env)
-    return Path("capa-audit.checkpoints") if _is_uri(target) else Path(f"{target}.checkpoints")
+    if not _is_uri(target):
+        return Path(f"{target}.checkpoints")
+    key_path = key_path or configured_key_path(target)
+    return key_path.with_suffix(".checkpoints") if key_path is not None else None
+
+
+def default_key_path(target: str) -> Path:
+    """The store key outside the store: CAPA_KEY, else ``<store>.key``; a PostgreSQL store
+    needs CAPA_KEY (or --key), InvalidInput otherwise."""
+    path = configured_key_path(target)
+    if path is None:
+        raise InvalidInput(_UNPLACED.format(what="signing key", option="--key PATH",
+                                            env="CAPA_KEY"))
+    return path
+
+
+def checkpoint_log_path(target: str, key_path: Path | None = None) -> Path:
+    """The checkpoint log: CAPA_CHECKPOINTS, else ``<store>.checkpoints``, else (PostgreSQL)
+    beside the store key; InvalidInput when a PostgreSQL store configures neither."""
+    path = configured_log_path(target, key_path)
+    if path is None:
+        raise InvalidInput(_UNPLACED.format(what="checkpoint log", option="--checkpoints FILE",
+                                            env="CAPA_CHECKPOINTS (or CAPA_KEY)"))
+    return path
 
 
 def create_store_key(key_path: Path) -> str:
@@ -122,17 +157,27 @@ def create_store_key(key_path: Path) -> str:
         key = generate_private_key(key_path)
     except SigningError as exc:
         raise InvalidInput(str(exc)) from None
-    Path(f"{key_path}.pub").write_bytes(public_key_pem(key))
+    # The public half is for every verifier to read, but never for others to replace: 0644
+    # exactly, whatever the umask.
+    fd = os.open(f"{key_path}.pub", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o644)
+        out.write(public_key_pem(key))
     return fingerprint(key)
 
 
-def public_key_for(key_path: Path, explicit: Path | None = None,
+def public_key_for(key_path: Path | None, explicit: Path | None = None,
                    required: bool = True) -> Ed25519PublicKey | None:
     """The public key to verify with: an explicit PEM, else ``<key>.pub``, else derived from the
-    private key file."""
+    private key file (None when no key's place is configured and none is required)."""
     try:
         if explicit is not None:
             return load_public_key(explicit)
+        if key_path is None:
+            if required:
+                raise InvalidInput(_UNPLACED.format(what="signing key", option="--key PATH",
+                                                    env="CAPA_KEY"))
+            return None
         pub = Path(f"{key_path}.pub")
         if pub.is_file():
             return load_public_key(pub)
@@ -166,8 +211,16 @@ class CheckpointLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    def create(self) -> None:
+        """Start an empty log (capa init): from then on a missing log is noticed (SPEC §9.4)."""
+        if self.path.exists():
+            raise InvalidInput(f"a checkpoint log already exists at {self.path}; give another "
+                               "path with CAPA_CHECKPOINTS, so that no store's log is reused")
+        os.close(private_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+
     def append(self, note: str) -> None:
-        with self.path.open("a", encoding="utf-8") as out:
+        fd = private_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        with os.fdopen(fd, "a", encoding="utf-8") as out:
             out.write(note + "\n")
             out.flush()
             os.fsync(out.fileno())
@@ -393,16 +446,24 @@ def _trusted(note: str, key: Ed25519PublicKey, name: str) -> Checkpoint:
                              f"signed by another key than {fingerprint(key)}") from None
 
 
-def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path,
-                 against: Iterable[Path] = ()) -> dict[str, Any]:
+def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path | None,
+                 against: Iterable[Path] = (), *, key_path: Path | None = None
+                 ) -> dict[str, Any]:
     """Verify the store's events, its checkpoint log and any kept checkpoints; return a summary
     or raise TamperDetected naming the first bad position, record and version.
 
-    Without a public key only the events are checked against the ledger, which is allowed only
-    while there is no checkpoint to check (a store made before it had a key)."""
+    A store bound to a key (its first event names the fingerprint) is verified strictly: it
+    fails when the key or the checkpoint log cannot be found, unless the auditor names what to
+    check against (SPEC §9.4); otherwise moving the log away would pass for a store that was
+    never checkpointed. Only an unbound store (made before stores had keys) may be checked
+    without a key, against the ledger alone. ``key_path`` is where the key was looked for."""
     against = list(against)
+    bound = _bound_fingerprint(app)
+    if bound is not None:
+        _require_trust_anchors(bound, public_key, log_path, against, key_path)
+    log_notes = CheckpointLog(log_path).notes() if log_path is not None else []
     if public_key is None:
-        if against or CheckpointLog(log_path).notes():
+        if against or log_notes:
             raise NotFound("checkpoints need the store's public key to be checked; give --key "
                            "PATH or --public-key PEM")
         return _verify_events_only(app)
@@ -412,7 +473,7 @@ def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path,
     logged = [(f"checkpoint {c.number} of {log_path}", _trusted(c.note, public_key,
                                                                  f"checkpoint {c.number} of "
                                                                  f"{log_path}"))
-              for c in CheckpointLog(log_path).notes()]
+              for c in log_notes]
     kept = [(str(p), _trusted(_read_note(p), public_key, f"kept checkpoint {p}"))
             for p in against]
     sizes = {size} | {cp.size for _, cp in logged + kept if cp.size <= size}
@@ -464,6 +525,26 @@ def _check_events(app: Any, ledger: Ledger, tree: Any) -> None:
     if recomputed.count < tree.size or recomputed.roots.get(tree.size) != tree.root():
         raise _locate(app, ledger, tree.size) or TamperDetected(
             "the events no longer hash to the ledger's root")
+
+
+def _require_trust_anchors(bound: str, public_key: Ed25519PublicKey | None,
+                           log_path: Path | None, against: list[Path],
+                           key_path: Path | None) -> None:
+    """A bound store is checked against its key and its checkpoint log, or against what the
+    auditor names instead; TamperDetected (exit 6) saying what is missing otherwise."""
+    store = f"the store is bound to key {bound[:16]}"
+    if public_key is None:
+        where = (f"at {key_path} (nor {key_path}.pub)" if key_path is not None
+                 else "(none is configured for this PostgreSQL store)")
+        raise TamperDetected(f"{store}, but no key was found {where}; point at its public key "
+                             "with --public-key PEM, or at the key with --key PATH or CAPA_KEY")
+    if against or (log_path is not None and log_path.is_file()):
+        return
+    missing = (f"its checkpoint log {log_path} is missing" if log_path is not None
+               else "no checkpoint log is configured for this PostgreSQL store")
+    raise TamperDetected(f"{store}, but {missing}; point at the log with --checkpoints FILE "
+                         "or CAPA_CHECKPOINTS, or check against a kept checkpoint with "
+                         "--against FILE")
 
 
 def _verify_events_only(app: Any) -> dict[str, Any]:

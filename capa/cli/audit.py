@@ -17,14 +17,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 def key_option(f: F) -> F:
     return click.option(
         "--key", "key", type=click.Path(path_type=Path), default=None, metavar="PATH",
-        help="The store's Ed25519 key (env CAPA_KEY; default <store>.key, or ./capa-audit.key "
-             "for a PostgreSQL store).")(f)
+        help="The store's Ed25519 key (env CAPA_KEY; default <store>.key; a PostgreSQL store "
+             "needs --key or CAPA_KEY).")(f)
 
 
 def log_option(f: F) -> F:
     return click.option(
-        "--log", "log", type=click.Path(path_type=Path), default=None, metavar="FILE",
-        help="The checkpoint log (env CAPA_CHECKPOINTS; default <store>.checkpoints).")(f)
+        "--checkpoints", "--log", "log", type=click.Path(path_type=Path), default=None,
+        metavar="FILE", help="The checkpoint log (env CAPA_CHECKPOINTS; default "
+                             "<store>.checkpoints, or <key name>.checkpoints beside a "
+                             "PostgreSQL store's key).")(f)
 
 
 def public_key_option(f: F) -> F:
@@ -38,7 +40,8 @@ def public_key_option(f: F) -> F:
 def _paths(session: Session, key: Path | None, log: Path | None) -> tuple[Path, Path]:
     from capa.audit.verify import checkpoint_log_path, default_key_path
 
-    return key or default_key_path(session.db), log or checkpoint_log_path(session.db)
+    key_path = key or default_key_path(session.db)
+    return key_path, log or checkpoint_log_path(session.db, key_path)
 
 
 @click.group()
@@ -87,16 +90,26 @@ def verify(session: Session, against: tuple[Path, ...], key: Path | None,
            public_key: Path | None, log: Path | None) -> None:
     """Recompute every event's hash and check every checkpoint and signature (exit 6 on failure).
 
+    A store bound to a key fails when its key or checkpoint log cannot be found, unless you
+    name what to check against: --public-key, --checkpoints, --against.
+
     \b
     Example:
       capa audit verify --against kept.checkpoint
     """
-    from capa.audit.verify import public_key_for, verify_store
+    from capa.audit.verify import (
+        configured_key_path,
+        configured_log_path,
+        public_key_for,
+        verify_store,
+    )
 
-    key_path, log_path = _paths(session, key, log)
+    # Not the places other commands insist on: what is missing is the verification's finding.
+    key_path = key or configured_key_path(session.db)
+    log_path = log or configured_log_path(session.db, key_path)
     app = session.app()
     result = verify_store(app, public_key_for(key_path, public_key, required=False), log_path,
-                          against)
+                          against, key_path=key_path)
     emit(session.json, result, lambda d: (
         f"verified: {d['events']} events, root {d['root']}, {d['checkpoints']} checkpoint(s) "
         f"in the log" + "".join(f"; consistent with {k['file']} ({k['size']} events)"

@@ -17,7 +17,8 @@ from capa.cli.output import emit
 @click.option("--org", "organisation", default="", help="Organisation name shown in reports.")
 @click.option("--key", "key", default=None, metavar="PATH",
               help="Where to create the store's signing key (env CAPA_KEY; default "
-                   "<store>.key, or ./capa-audit.key for a PostgreSQL store).")
+                   "<store>.key; a PostgreSQL store needs --key or CAPA_KEY). The empty "
+                   "checkpoint log goes beside the store, or the key (env CAPA_CHECKPOINTS).")
 @json_option
 @pass_session
 def init(session: Session, admin: str | None, full_name: str | None, organisation: str,
@@ -52,21 +53,33 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
     from dataclasses import replace
     from pathlib import Path
 
-    from capa.audit.verify import create_store_key, default_key_path
+    from capa.audit.verify import (
+        CheckpointLog,
+        checkpoint_log_path,
+        create_store_key,
+        default_key_path,
+    )
 
     key_path = Path(key) if key else default_key_path(session.db)
-    # An existing store is reported as such by open_store; a key in the way of a new store
-    # is refused before the store file is made.
+    log_path = checkpoint_log_path(session.db, key_path)
+    # An existing store is reported as such by open_store; a key or log in the way of a new
+    # store is refused before the store file is made.
     if key_path.exists() and not Path(session.db).exists():
         raise InvalidInput(f"a key already exists at {key_path}; give another path with --key")
+    if log_path.exists() and not Path(session.db).exists():
+        raise InvalidInput(f"a checkpoint log already exists at {log_path}; give another path "
+                           "with CAPA_CHECKPOINTS")
     app = open_store(session.db, create=True)
     # The key lives outside the store; its fingerprint goes into the store's first event so a
-    # replaced key is noticed (SPEC §5).
+    # replaced key is noticed (SPEC §5). The log starts empty, so that from now on a missing
+    # log fails verification instead of passing for a store never checkpointed (SPEC §9.4).
     fingerprint = create_store_key(key_path)
+    CheckpointLog(log_path).create()
     result = app.initialise(organisation, fingerprint, admin=admin_id, full_name=full_name,
                             password=password)
     result = replace(result, detail={**(result.detail or {}), "key": str(key_path),
-                                     "key_fingerprint": fingerprint})
+                                     "key_fingerprint": fingerprint,
+                                     "checkpoints": str(log_path)})
     from capa.app.storecopy import target_display
 
     # A URI's password is never printed.
@@ -89,19 +102,27 @@ def demo(session: Session) -> None:
 
     from capa.app.demo import build_demo
     from capa.app.store import open_store
-    from capa.audit.verify import create_store_key, default_key_path
+    from capa.audit.verify import (
+        CheckpointLog,
+        checkpoint_log_path,
+        create_store_key,
+        default_key_path,
+    )
     from capa.cli.output import record_text, to_data
     from capa.cli.records import _history_text
     from capa.domain.errors import InvalidInput
 
-    # Like `capa init`, the demo makes the store's signing key beside it, so the auditor's
-    # commands (checkpoint, export, verify-bundle) work on the demo store too.
+    # Like `capa init`, the demo makes the store's signing key and empty checkpoint log beside
+    # it, so the audit commands (checkpoint, verify, export) work on the demo store too.
     key_path = default_key_path(session.db)
-    if key_path.exists() and not Path(session.db).exists():
-        raise InvalidInput(f"a key already exists at {key_path}; remove it or choose another "
-                           "--db for the demo")
+    log_path = checkpoint_log_path(session.db, key_path)
+    for path, what in ((key_path, "a key"), (log_path, "a checkpoint log")):
+        if path.exists() and not Path(session.db).exists():
+            raise InvalidInput(f"{what} already exists at {path}; remove it or choose another "
+                               "--db for the demo")
     app = open_store(session.db, create=True)
     refs = build_demo(app, create_store_key(key_path))
+    CheckpointLog(log_path).create()
     ca = app.show(refs["ca"])
     trail = app.history(refs["ca"])
     # The dashboard and one 8D report go next to the store, for a first look without commands.

@@ -47,7 +47,7 @@ class AuditScene:
 
     @property
     def log(self) -> Path:
-        """The default checkpoint log: next to a SQLite file, in the working folder for a
+        """The default checkpoint log: next to a SQLite file, beside the configured key for a
         server store."""
         if parse_target(self.target).kind == "sqlite":
             return Path(f"{self.target}.checkpoints")
@@ -55,8 +55,10 @@ class AuditScene:
 
     def run(self, *args: str, user: str | None = AUDITOR, db: str | None = None) -> int:
         env = {"CAPA_DB": db or self.target, "CAPA_USER": user,
-               "CAPA_PASSWORD": PASSWORD if user else None, "CAPA_KEY": None,
-               "CAPA_CHECKPOINTS": None, "CAPA_SESSION_DIR": str(self.folder / "sessions")}
+               "CAPA_PASSWORD": PASSWORD if user else None,
+               "CAPA_KEY": None if parse_target(self.target).kind == "sqlite"
+               else str(self.folder / "capa-audit.key"), "CAPA_CHECKPOINTS": None,
+               "CAPA_SESSION_DIR": str(self.folder / "sessions")}
         with contextlib.chdir(self.folder), CliRunner().isolation(env=env) as (out, err, _):
             try:
                 main(list(args))

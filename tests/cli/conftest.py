@@ -77,8 +77,8 @@ class Outcome:
 
 class Capa:
     """A store (SQLite file or PostgreSQL database) and the environment of the person at the
-    keyboard. Commands run in the test's folder, where a PostgreSQL store keeps its default
-    key (./capa-audit.key) and checkpoint log."""
+    keyboard. Commands run in the test's folder; a PostgreSQL store's key is configured there
+    (CAPA_KEY=capa-audit.key, so its checkpoint log is capa-audit.checkpoints)."""
 
     password = PASSWORD
     root = ROOT
@@ -107,6 +107,8 @@ class Capa:
         }
         if user is None:
             env["CAPA_PASSWORD"] = None
+        if self.backend == "postgres":
+            env["CAPA_KEY"] = str(self.folder / "capa-audit.key")
         env.update(extra)
         return env
 

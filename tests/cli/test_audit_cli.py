@@ -305,3 +305,87 @@ def test_prove_refuses_when_a_stored_event_no_longer_matches_the_ledger(capa: Ca
     error = done.error()
     assert f"position {last} ({nc} version" in error["message"]
     assert "changed" in error["message"]
+
+
+# -- strict verification (SPEC §9.4) -----------------------------------------------------------
+
+
+def _log_of(capa: Capa) -> Path:
+    if capa.backend == "sqlite":
+        return Path(f"{capa.target}.checkpoints")
+    return capa.folder / "capa-audit.checkpoints"
+
+
+def test_init_starts_an_empty_checkpoint_log(fresh: Capa) -> None:
+    done = fresh.run("--json", "init", "--admin", "mhernandez", "--full-name",
+                     "Maria Hernandez", user=None, CAPA_PASSWORD=fresh.password)
+    assert done.code == 0, done.stderr
+    log = _log_of(fresh)
+    assert log.is_file() and log.read_text() == ""
+    assert Path(done.json()["checkpoints"]).resolve() == log.resolve()
+    verified = fresh.run("--json", "audit", "verify", user="mhernandez")
+    assert verified.code == 0, verified.stderr
+    assert verified.json()["checkpoints"] == 0
+
+
+def test_verify_fails_when_the_checkpoint_log_was_moved_away(capa: Capa) -> None:
+    capa.nc()
+    assert capa.run("audit", "checkpoint").code == 0
+    kept = capa.folder / "kept.checkpoint"
+    kept.write_text(capa.run("audit", "checkpoint").stdout)
+    moved = capa.folder / "elsewhere.checkpoints"
+    _log_of(capa).rename(moved)
+    before = capa.events()
+    done = capa.run("audit", "verify", user=capa.reporter)
+    assert done.code == 6 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "checkpoint log" in done.stderr and "is missing" in done.stderr
+    assert "--checkpoints FILE" in done.stderr and "--against FILE" in done.stderr
+    assert capa.events() == before
+    told = capa.run("--json", "audit", "verify", "--checkpoints", str(moved))
+    assert told.code == 0, told.stderr
+    assert told.json()["checkpoints"] == 2
+    against = capa.run("--json", "audit", "verify", "--against", str(kept))
+    assert against.code == 0, against.stderr
+    assert against.json()["kept_checkpoints"][0]["size"] == capa.events()
+
+
+def test_verify_fails_when_the_store_key_is_missing(capa: Capa) -> None:
+    capa.nc()
+    assert capa.run("audit", "checkpoint").code == 0
+    pub = capa.folder / "trusted.pub"
+    Path(f"{capa.key}.pub").rename(pub)
+    capa.key.rename(capa.folder / "key-in-the-safe")
+    done = capa.run("--json", "audit", "verify")
+    assert done.code == 6
+    message = done.error()["message"]
+    assert "no key was found" in message and "--public-key PEM" in message
+    told = capa.run("--json", "audit", "verify", "--public-key", str(pub))
+    assert told.code == 0, told.stderr
+    assert told.json()["checkpoints"] == 1
+
+
+def test_a_postgresql_store_takes_no_key_or_log_from_the_current_folder(fresh: Capa) -> None:
+    """The places the audit files had by default (./capa-audit.key, ./capa-audit.checkpoints)
+    are no longer looked in: a server store's key and log are configured."""
+    if fresh.backend != "postgres":
+        pytest.skip("about PostgreSQL stores")
+    capa, tmp_path = fresh, fresh.folder
+    unplaced = capa.run("init", "--admin", "mhernandez", "--full-name", "Maria Hernandez",
+                        user=None, CAPA_KEY=None, CAPA_PASSWORD=capa.password)
+    assert unplaced.code == 2 and "CAPA_KEY" in unplaced.stderr
+    assert not capa.exists() and list(tmp_path.iterdir()) == []
+    made = capa.run("init", "--admin", "mhernandez", "--full-name", "Maria Hernandez",
+                    user=None, CAPA_PASSWORD=capa.password)
+    assert made.code == 0, made.stderr
+    assert (tmp_path / "capa-audit.key").is_file()
+    assert (tmp_path / "capa-audit.checkpoints").is_file()
+    # The key and log sit in the current folder, but nothing configures them any more.
+    checkpoint = capa.run("audit", "checkpoint", user="mhernandez", CAPA_KEY=None)
+    assert checkpoint.code == 2 and "CAPA_KEY" in checkpoint.stderr
+    assert (tmp_path / "capa-audit.checkpoints").read_text() == ""
+    verify = capa.run("audit", "verify", user="mhernandez", CAPA_KEY=None)
+    assert verify.code == 6 and "none is configured" in verify.stderr
+    key = capa.folder / "capa-audit.key"
+    given = capa.run("audit", "verify", "--key", str(key), user="mhernandez", CAPA_KEY=None)
+    assert given.code == 0, given.stderr

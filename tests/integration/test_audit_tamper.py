@@ -359,7 +359,13 @@ def test_a_deleted_checkpoint_is_caught_by_the_copy_kept_elsewhere(audited: Audi
     audited.sql(("DELETE FROM stored_events WHERE rowid = ?", (last,)))
     audited.forget_ledger()
     audited.log.unlink()
-    assert audited.run("audit", "verify").code == 0  # nothing left in the store to notice
+    # A bound store whose log went missing fails (SPEC §9.4), naming the log and the way out.
+    gone = audited.run("audit", "verify")
+    assert gone.code == 6 and f"checkpoint log {audited.log} is missing" in gone.stderr
+    assert "--against" in gone.stderr and "--checkpoints" in gone.stderr
+    # An emptied log leaves nothing in the store to notice; the kept copy still does.
+    audited.log.touch()
+    assert audited.run("audit", "verify").code == 0
     done = audited.run("audit", "verify", "--against", str(kept))
     message = failed_at(done, last)
     assert f"covers {last} events but the store holds {last - 1}" in message

@@ -83,12 +83,20 @@ def test_a_stale_key_where_the_demo_would_put_its_own_is_refused(
 def test_the_demo_runs_on_a_postgresql_store_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     from capa.app import demo
-    from tests.support.backends import new_target
+    from tests.support.backends import new_target, store_exists
 
     target = new_target("postgres", tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CAPA_DB", raising=False)
     monkeypatch.delenv("CAPA_KEY", raising=False)
+    monkeypatch.delenv("CAPA_CHECKPOINTS", raising=False)
+    # The key's place is configured, never taken from the current folder (SPEC §9.4).
+    with pytest.raises(SystemExit) as unplaced:
+        main(["--db", target, "demo"])
+    assert unplaced.value.code == 2
+    assert "CAPA_KEY" in capsys.readouterr().err
+    assert not store_exists(target) and list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("CAPA_KEY", "capa-audit.key")
     with pytest.raises(SystemExit) as built:
         main(["--db", target, "--json", "demo"])
     out, err = capsys.readouterr()
@@ -96,6 +104,7 @@ def test_the_demo_runs_on_a_postgresql_store_too(tmp_path: Path, monkeypatch: py
     document = json.loads(out)
     assert Path(document["key"]) == Path("capa-audit.key")
     assert (tmp_path / "capa-audit.key").exists()
+    assert (tmp_path / "capa-audit.checkpoints").exists()
     assert {Path(f).parent for f in document["files"].values()} == {tmp_path}
     monkeypatch.setenv("CAPA_USER", demo.QUALITY_MANAGER)
     monkeypatch.setenv("CAPA_PASSWORD", demo.DEMO_PASSWORD)
