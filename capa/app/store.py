@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -73,6 +74,8 @@ def open_store(target: str, *, create: bool = False) -> CapaApplication:
     if not create and not exists:
         raise NotFound(f"no capa store at {parsed.display}; create one with: "
                        f"capa --db {_quoted(target, parsed)} init")
+    if create and parsed.kind == "sqlite":
+        _private_sqlite_file(Path(parsed.display))
     try:
         return CapaApplication(env=store_env(parsed, create=create))
     except PersistenceError as exc:
@@ -109,6 +112,18 @@ def _sqlite_has_store(target: StoreTarget, *, create: bool) -> bool:
         # A file that holds other tables is someone else's database: never write capa's into it.
         raise InvalidInput(f"{target.display} is a SQLite file but not a capa store")
     return found is not None
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Make the new store's file 0600 whatever the umask, before SQLite opens it: SQLite gives
+    its -wal and -shm files the mode of the database file, so they are private too (SPEC
+    §9.10). An empty file left by an earlier attempt is reused."""
+    from capa.adapters.files import private_file
+
+    try:
+        os.close(private_file(path, os.O_WRONLY | os.O_CREAT))
+    except OSError as exc:
+        raise InvalidInput(f"cannot create the store {path}: {exc.strerror}") from None
 
 
 def _postgres_has_store(target: StoreTarget) -> bool:

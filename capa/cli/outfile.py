@@ -16,9 +16,11 @@ from capa.domain.errors import CapaError, InvalidInput
 
 
 def check_out(path: Path) -> Path:
-    """Refuse (InvalidInput, exit 2) an --out that cannot be written: a folder, a file in a
-    folder that does not exist or cannot be written to, or a file that cannot be replaced."""
+    """Refuse (InvalidInput, exit 2) an --out that cannot be written: a symbolic link, a folder,
+    a file in a folder that does not exist or cannot be written to, or a file that cannot be
+    replaced."""
     name = str(path)
+    refuse_link(path)
     if path.is_dir():
         raise InvalidInput(f"{name!r} is a folder; --out needs a file path")
     parent = path.parent
@@ -28,24 +30,32 @@ def check_out(path: Path) -> Path:
         raise InvalidInput(f"{str(parent)!r} is not a folder")
     if path.exists() and not os.access(path, os.W_OK):
         raise InvalidInput(f"{name!r} is not writable")
-    target = Path(os.path.realpath(path))
-    if _regular_or_new(target) and not os.access(target.parent, os.W_OK | os.X_OK):
+    if _regular_or_new(path) and not os.access(parent, os.W_OK | os.X_OK):
         raise InvalidInput(f"folder {str(parent)!r} is not writable")
     return path
+
+
+def refuse_link(path: Path) -> None:
+    """A symbolic link is refused (exit 2): whoever placed it, not the person running the
+    command, would choose which file gets written (SPEC §9.10)."""
+    if path.is_symlink():
+        raise InvalidInput(f"{str(path)!r} is a symbolic link; --out writes only to a path "
+                           "that is not one")
 
 
 @contextlib.contextmanager
 def atomic_out(path: Path) -> Iterator[BinaryIO]:
     """A binary stream whose bytes become `path` only when the block ends without error.
 
-    A symbolic link is followed (the file it points to is replaced, not the link); a device or
-    pipe (/dev/null, /dev/stdout) is written directly, having no folder entry to replace. A
-    file that already exists keeps its permissions."""
+    A symbolic link is refused; a link put in its place while the command runs is replaced,
+    never followed. A device or pipe (/dev/null) is written directly, having no folder entry to
+    replace. A file that already exists keeps its permissions."""
     check_out(path)
-    target = Path(os.path.realpath(path))
+    target = path
     if not _regular_or_new(target):
         with _failing(path):
-            direct = target.open("wb")
+            fd = os.open(target, os.O_WRONLY | os.O_NOFOLLOW)
+            direct = os.fdopen(fd, "wb")
         with direct:
             yield direct
         return
@@ -60,7 +70,7 @@ def atomic_out(path: Path) -> Iterator[BinaryIO]:
                 stream.flush()
                 os.fsync(stream.fileno())
         with _failing(path):
-            if target.exists():
+            if target.exists() and not target.is_symlink():
                 with contextlib.suppress(OSError):
                     os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
             os.replace(temporary, target)
@@ -78,7 +88,7 @@ def write_out(path: Path, content: bytes) -> int:
 
 def _regular_or_new(target: Path) -> bool:
     try:
-        return stat.S_ISREG(target.stat().st_mode)
+        return stat.S_ISREG(target.lstat().st_mode)
     except FileNotFoundError:
         return True
 

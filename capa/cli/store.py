@@ -120,17 +120,22 @@ def demo(session: Session) -> None:
         if path.exists() and not Path(session.db).exists():
             raise InvalidInput(f"{what} already exists at {path}; remove it or choose another "
                                "--db for the demo")
+    from capa.cli.outfile import check_out, write_out
+
+    # The dashboard and one 8D report go next to the store, for a first look without commands
+    # (in the current folder for a PostgreSQL store, which has no file to sit beside); like any
+    # --out, neither may be a symbolic link.
+    folder = Path.cwd() if "://" in session.db else Path(session.db).resolve().parent
+    check_out(folder / "dashboard.html")
     app = open_store(session.db, create=True)
     refs = build_demo(app, create_store_key(key_path))
     CheckpointLog(log_path).create()
     ca = app.show(refs["ca"])
     trail = app.history(refs["ca"])
-    # The dashboard and one 8D report go next to the store, for a first look without commands.
-    # (in the current folder for a PostgreSQL store, which has no file to sit beside)
-    folder = Path.cwd() if "://" in session.db else Path(session.db).resolve().parent
     outputs = {"dashboard": folder / "dashboard.html", "report": folder / f"{refs['ca']}.pdf"}
-    outputs["dashboard"].write_text(app.render_dashboard(), encoding="utf-8")
-    outputs["report"].write_bytes(app.render_report(refs["ca"], "pdf"))
+    check_out(outputs["report"])
+    write_out(outputs["dashboard"], app.render_dashboard().encode("utf-8"))
+    write_out(outputs["report"], app.render_report(refs["ca"], "pdf"))
     if session.json:
         emit(True, {"store": session.db, "key": str(key_path), "records": refs,
                     "ca": to_data(ca),

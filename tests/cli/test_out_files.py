@@ -152,14 +152,35 @@ def test_files_are_replaced_whole_and_keep_their_mode(capa: Capa) -> None:
     assert not [p for p in files(capa.folder) if p.endswith(".tmp")]
 
 
-def test_a_symbolic_link_is_followed(capa: Capa) -> None:
-    real = capa.folder / "real.html"
-    real.write_text("old", encoding="utf-8")
-    link = capa.folder / "link.html"
+@pytest.mark.parametrize("name", [*WRITERS, "audit-export-zip", "audit-export-folder"])
+def test_a_symbolic_link_is_refused_and_its_target_left_alone(capa: Capa, name: str) -> None:
+    """SPEC §9.10: whoever placed the link would choose the file written; exit 2, nothing
+    written, the file it points to untouched."""
+    if name.startswith("audit-export"):
+        args = ["audit", "export"]
+        suffix = ".zip" if name.endswith("zip") else ""
+    else:
+        args, suffix = writer(capa, name), ".out"
+    real = capa.folder / "precious.txt"
+    real.write_text("keep me", encoding="utf-8")
+    link = capa.folder / f"link{suffix}"
     link.symlink_to(real)
-    assert capa.run("dashboard", "--out", str(link)).code == 0
-    assert link.is_symlink()
-    assert "Plotly.newPlot" in real.read_text(encoding="utf-8")
+    before = files(capa.folder)
+    outcome = capa.run(*args, "--out", str(link))
+    assert outcome.code == 2, outcome.stderr
+    assert "symbolic link" in outcome.stderr
+    assert link.is_symlink() and real.read_text(encoding="utf-8") == "keep me"
+    assert files(capa.folder) == before
+
+
+def test_a_link_to_a_folder_is_refused_for_a_folder_bundle(capa: Capa) -> None:
+    inside = capa.folder / "somewhere"
+    inside.mkdir()
+    link = capa.folder / "bundle"
+    link.symlink_to(inside, target_is_directory=True)
+    outcome = capa.run("audit", "export", "--out", str(link))
+    assert outcome.code == 2 and "symbolic link" in outcome.stderr
+    assert list(inside.iterdir()) == []
 
 
 def test_a_failure_midway_leaves_the_earlier_file(capa: Capa,
