@@ -168,9 +168,16 @@ def forge_checkpoint(scene: AuditScene) -> None:
     scene.log.write_text("\n".join(lines), encoding="utf-8")
 
 
+@given("someone moved the checkpoint log away")
+def move_log(scene: AuditScene) -> None:
+    scene.log.rename(scene.folder / "moved.checkpoints")
+
+
 @given("the auditor kept a copy of the latest checkpoint")
 def keep_checkpoint(scene: AuditScene) -> None:
-    assert scene.run("audit", "checkpoint") == 0, scene.stderr
+    # Quality takes the checkpoint (auditors never change the store, SPEC §9.6); the auditor
+    # keeps the printed copy.
+    assert scene.run("audit", "checkpoint", user=QUALITY) == 0, scene.stderr
     (scene.folder / "kept.checkpoint").write_text(scene.stdout, encoding="utf-8")
 
 
@@ -241,6 +248,11 @@ def verify_against(scene: AuditScene) -> None:
     scene.run("audit", "verify", "--against", str(scene.folder / "kept.checkpoint"))
 
 
+@when("the auditor verifies the store with the checkpoint log where it was moved")
+def verify_with_moved_log(scene: AuditScene) -> None:
+    scene.run("audit", "verify", "--checkpoints", str(scene.folder / "moved.checkpoints"))
+
+
 @when("the auditor exports an evidence bundle")
 def export(scene: AuditScene) -> None:
     scene.bundle = scene.folder / "evidence"
@@ -263,6 +275,12 @@ def view_before_signature(scene: AuditScene, alias: str) -> dict[str, object]:
 def intact(scene: AuditScene) -> None:
     assert scene.code == 0, scene.stderr
     assert scene.stdout.startswith("verified:")
+
+
+@then("the verification fails because the checkpoint log is missing")
+def fails_without_log(scene: AuditScene) -> None:
+    assert scene.code == 6, (scene.stdout, scene.stderr)
+    assert "checkpoint log" in scene.stderr and "is missing" in scene.stderr
 
 
 @then(parsers.parse("the verification fails and names position {position} as the first "
