@@ -12,7 +12,8 @@ BUNDLE is a directory or a .zip (optionally with one top-level folder) holding:
                   "type", "time", "actor" and "data", are all there or all absent, and must be
                   exactly what the stored bytes give (see readable() below); no other field.
   checkpoint.txt  a C2SP signed note: "<origin>\\n<size>\\n<base64 root>\\ntime <UTC>Z\\n", a blank
-                  line, then "— <key name> <base64(4-byte key id || Ed25519 signature)>" lines.
+                  line, then "— <key name> <base64(4-byte key id || Ed25519 signature)>" lines
+                  (further extension lines, and lines of other keys, are allowed and ignored).
   public_key.pem  the store's Ed25519 public key (use --public-key to pin the one you trust).
   manifest.json   {"event_count": N, "tool_version": "...", "sha256": {"<file>": "<hex>", ...}}.
 
@@ -125,16 +126,18 @@ def parse_checkpoint(data: bytes) -> Checkpoint:
         raise ValueError("no blank line before the signatures")
     text, sig_lines = note[: split + 1], note[split + 2 : -1].split("\n")
     lines = text[:-1].split("\n")
-    if len(lines) != 4 or not lines[0] or not lines[3].startswith("time "):
-        raise ValueError("text must be origin, size, root and 'time ...' lines")
+    # C2SP tlog-checkpoint: origin, size, root, then optional non-empty extension lines, the
+    # first of which capa writes as "time <UTC>Z"; others are not interpreted.
+    if len(lines) < 3 or not all(lines):
+        raise ValueError("text must be origin, size and root lines, then non-empty lines")
     if not re.fullmatch(r"0|[1-9][0-9]*", lines[1], re.ASCII):
         raise ValueError(f"bad tree size {lines[1]!r}")
     root = b64(lines[2], "root hash")
-    time = lines[3][5:]
-    if len(root) != 32 or not re.fullmatch(
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", time, re.A
-    ):
-        raise ValueError("bad root hash or time")
+    if len(root) != 32 or base64.b64encode(root).decode() != lines[2]:
+        raise ValueError("bad root hash")
+    time = lines[3][5:] if len(lines) > 3 and lines[3].startswith("time ") else ""
+    if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", time, re.A):
+        time = "(no time line)"
     signatures = []
     for line in sig_lines:
         match = re.fullmatch(r"\u2014 ([^\s+]+) (\S+)", line)

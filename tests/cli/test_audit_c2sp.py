@@ -10,6 +10,8 @@ import hashlib
 import json
 import stat
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -184,6 +186,10 @@ def test_checkpoints_with_extension_lines_and_foreign_signatures_are_accepted(
     verified = capa.run("audit", "verify-bundle", str(bundle), "--checkpoint", str(foreign),
                         user=None)
     assert verified.code == 0, verified.stderr
+    script = subprocess.run([sys.executable, "-I", str(capa.root / "scripts" / "verify_bundle.py"),
+                             str(bundle), "--checkpoint", str(foreign)],
+                            capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0, script.stderr
 
 
 @pytest.mark.parametrize("edit", ["two lines", "empty line", "bad claimed signature",
