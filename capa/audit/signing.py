@@ -282,7 +282,10 @@ def parse_vkey(text: str) -> Verifier:
         raise MalformedCheckpointError(
             "verifier key is not an Ed25519 (type 0x01) or cosignature (type 0x04) key"
         )
-    public_key = Ed25519PublicKey.from_public_bytes(material[1:])
+    try:
+        public_key = Ed25519PublicKey.from_public_bytes(material[1:])
+    except ValueError:
+        raise MalformedCheckpointError("verifier key is not an Ed25519 public key") from None
     if key_id(name, public_key, material[:1]) != bytes.fromhex(id_text):
         raise MalformedCheckpointError(
             f"verifier key id {id_text} does not belong to that name and key"

@@ -5,13 +5,17 @@ that does not use capa's code."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import struct
 
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from capa.audit.proofs import parse_consistency
 from capa.audit.signing import (
     COSIGNATURE_TYPE,
     CheckpointSignatureError,
@@ -28,6 +32,7 @@ from capa.audit.signing import (
     verify_checkpoint,
     vkey,
 )
+from capa.domain.errors import InvalidInput
 
 ROOT = hashlib.sha256(b"root").digest()
 ROOT_B64 = base64.b64encode(ROOT).decode()
@@ -191,3 +196,22 @@ def test_a_cosignature_moved_to_another_checkpoint_does_not_verify() -> None:
     # A store signature line is not a cosignature: a type 0x01 vkey is refused for this.
     with pytest.raises(MalformedCheckpointError):
         cosignature_time(first, parse_vkey(vkey("w", witness)))
+
+
+LINES = st.lists(st.one_of(
+    st.sampled_from(["o", "5", ROOT_B64, "time 2024-05-01T12:00:00Z", "", "old 5", "— o AAAA",
+                     "— o " + base64.b64encode(bytes(68)).decode(), "+", "a+b+c"]),
+    st.text(max_size=12)), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=LINES)
+def test_any_text_is_parsed_or_refused_as_malformed_never_otherwise(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    for candidate in (text, text + "\n"):
+        with contextlib.suppress(MalformedCheckpointError):
+            parse_checkpoint(candidate)
+        with contextlib.suppress(MalformedCheckpointError):
+            parse_vkey(candidate)
+        with contextlib.suppress(InvalidInput):
+            parse_consistency(candidate)
