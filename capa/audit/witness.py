@@ -167,6 +167,9 @@ def cosign(note_path: Path, folder: Path, proof_path: Path | None,
         name = state["name"]
         if state.get("log_vkey"):
             trusted = read_vkey(state["log_vkey"], ED25519_SIGNATURE_TYPE, "the trusted vkey")
+            if checkpoint.origin != trusted.name:
+                raise TamperDetected(f"{note_path}: a checkpoint of {checkpoint.origin!r}; this "
+                                     f"witness cosigns only those of {trusted.name!r}")
             try:
                 open_note(note, trusted.public_key, trusted.name)
             except SigningError as exc:

@@ -144,6 +144,13 @@ def test_vkey_is_the_store_key_in_signed_note_form_and_verifies_checkpoints(capa
     assert as_json["vkey"] == text and as_json["name"] == name
 
 
+def test_vkey_refusals(capa: Capa) -> None:
+    not_a_key = capa.folder / "not-a-key.pem"
+    not_a_key.write_text("hello\n")
+    refused(capa, "audit", "vkey", "--public-key", str(not_a_key), code=2)
+    refused(capa, "audit", "vkey", "--key", str(capa.folder / "absent.key"), code=3)
+
+
 # -- reading any valid checkpoint --------------------------------------------------------------
 
 

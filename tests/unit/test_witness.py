@@ -76,6 +76,11 @@ def test_a_checkpoint_not_signed_by_the_trusted_key_is_refused(tmp_path: Path,
     path.write_text(sign_checkpoint(create_checkpoint(ORIGIN, 5, TREE.root(5)), other))
     with pytest.raises(IntegrityFailure, match="signed by"):
         cosign(path, witness, None)
+    # The trusted key signing for another origin is not the log this witness follows.
+    path.write_text(sign_checkpoint(create_checkpoint("capa/other", 5, TREE.root(5)), LOG_KEY,
+                                    key_name=ORIGIN))
+    with pytest.raises(IntegrityFailure, match="cosigns only those of"):
+        cosign(path, witness, None)
     assert state(witness) == {}
 
 
