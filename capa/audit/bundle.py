@@ -36,6 +36,7 @@ from capa.audit.merkle import EMPTY_ROOT, TreeBuilder
 from capa.audit.signing import (
     Checkpoint,
     SigningError,
+    Verifier,
     create_checkpoint,
     fingerprint,
     load_private_key,
@@ -295,10 +296,11 @@ def _signed(note: bytes, key: Ed25519PublicKey, name: str) -> Checkpoint:
 
 
 def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
-                  pinned_vkey: Any = None, witnesses: Sequence[Any] = ()) -> dict[str, Any]:
+                  pinned_vkey: Verifier | None = None,
+                  witnesses: Sequence[Verifier] = ()) -> dict[str, Any]:
     """Check a bundle offline; raise TamperDetected (exit 6) or InvalidInput (exit 2).
 
-    ``pinned_vkey`` (a signing.Verifier) pins the store key like ``pinned_key``; each of
+    ``pinned_vkey`` pins the store key like ``pinned_key``; each of
     ``witnesses`` must have cosigned the bundle's checkpoint or one of the kept ones."""
     bundle = _Bundle(path)
     manifest = _load_json(bundle.read(MANIFEST), MANIFEST)

@@ -39,6 +39,7 @@ from capa.audit.merkle import (
 from capa.audit.signing import (
     Checkpoint,
     SigningError,
+    Verifier,
     create_checkpoint,
     fingerprint,
     generate_private_key,
@@ -394,13 +395,14 @@ def _trusted(note: str, key: Ed25519PublicKey, name: str) -> Checkpoint:
 
 
 def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path,
-                 against: Iterable[Path] = (), witnesses: Sequence[Any] = ()) -> dict[str, Any]:
+                 against: Iterable[Path] = (), witnesses: Sequence[Verifier] = ()
+                 ) -> dict[str, Any]:
     """Verify the store's events, its checkpoint log and any kept checkpoints; return a summary
     or raise TamperDetected naming the first bad position, record and version.
 
     Without a public key only the events are checked against the ledger, which is allowed only
     while there is no checkpoint to check (a store made before it had a key). Each of
-    ``witnesses`` (signing.Verifier) must have cosigned one of the checkpoints checked."""
+    ``witnesses`` must have cosigned one of the checkpoints checked."""
     against = list(against)
     if public_key is None:
         if against or witnesses or CheckpointLog(log_path).notes():

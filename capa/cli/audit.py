@@ -1,15 +1,18 @@
-"""`capa audit`: checkpoints, verification, evidence bundles and inclusion proofs (SPEC §5)."""
+"""`capa audit`: checkpoints, verification, bundles, proofs and witnesses (SPEC §5, §9.7, §9.8)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from capa.cli.main import Session, json_option, pass_session
 from capa.cli.output import emit
+
+if TYPE_CHECKING:
+    from capa.audit.signing import Verifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +45,7 @@ def witness_option(f: F) -> F:
              "carry its valid cosignature; may be repeated.")(f)
 
 
-def _witnesses(values: tuple[str, ...]) -> list[Any]:
+def _witnesses(values: tuple[str, ...]) -> list[Verifier]:
     from capa.audit.signing import COSIGNATURE_TYPE
     from capa.audit.witness import read_vkey
 
