@@ -29,9 +29,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from capa.audit.ledger import Ledger
-from capa.audit.merkle import HASH_SIZE, MerkleTree, ProofError, verify_consistency
+from capa.audit.merkle import HASH_SIZE, ProofError, verify_consistency
 from capa.audit.signing import Checkpoint, SigningError, verify_checkpoint
-from capa.audit.verify import CheckpointLog, TamperDetected, _Packed
+from capa.audit.verify import CheckpointLog, TamperDetected, _proof_ranges, _recompute
 from capa.domain.errors import InvalidInput, NotFound
 
 __all__ = ["ConsistencyProof", "consistency_between", "parse_consistency", "tlog_proofs"]
@@ -117,8 +117,8 @@ def read_note(path: Path) -> str:
 def consistency_between(app: Any, public_key: Ed25519PublicKey, older: Path,
                         newer: Path | None, log_path: Path) -> dict[str, Any]:
     """The consistency proof from the checkpoint in ``older`` to the one in ``newer`` (default:
-    the latest of the checkpoint log), computed from the ledger and checked against both signed
-    roots before it is returned (so a damaged ledger can never yield a false proof)."""
+    the latest of the checkpoint log), computed from the stored events and checked against both
+    signed roots before it is returned (so a changed event can never yield a false proof)."""
     first = _signed(read_note(older), public_key, str(older))
     if newer is not None:
         second_name, second = str(newer), _signed(read_note(newer), public_key, str(newer))
@@ -134,12 +134,15 @@ def consistency_between(app: Any, public_key: Ed25519PublicKey, older: Path,
     if first.size > second.size:
         raise InvalidInput(f"{older} ({first.size} events) is later than {second_name} "
                            f"({second.size} events); give the earlier one with --from")
-    tree = Ledger(app).catch_up()
-    if tree.size < second.size:
+    # The proof is made from the stored events themselves, in the one streaming pass that
+    # `audit verify` uses, not from the ledger (a cache): the hashes it needs are the roots of
+    # leaf ranges fixed by the two sizes.
+    ranges = _proof_ranges(first.size, second.size)
+    recomputed = _recompute(Ledger(app), set(), ranges, second.size)
+    if recomputed.count < second.size:
         raise TamperDetected(f"{second_name} covers {second.size} events but the store holds "
-                             f"{tree.size}; events were deleted at the tail")
-    merkle = MerkleTree(_Packed(Ledger(app).leaf_hashes(second.size)))
-    proof = merkle.consistency_proof(first.size, second.size)
+                             f"{recomputed.count}; events were deleted at the tail")
+    proof = [recomputed.range_roots[r] for r in ranges]
     try:
         verify_consistency(first.size, second.size, proof, first.root_hash, second.root_hash)
     except ProofError as exc:
