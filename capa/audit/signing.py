@@ -50,16 +50,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 __all__ = [
     "COSIGNATURE_TYPE",
+    "ED25519_SIGNATURE_TYPE",
     "Checkpoint",
     "CheckpointSignatureError",
-    "Verifier",
-    "cosign_note",
-    "cosignature_time",
     "KeyFileError",
     "MalformedCheckpointError",
     "NoteSignature",
     "SignedCheckpoint",
     "SigningError",
+    "Verifier",
+    "cosign_note",
+    "cosignature_time",
     "create_checkpoint",
     "fingerprint",
     "format_time",
@@ -76,6 +77,7 @@ __all__ = [
     "raw_public_key",
     "sign_checkpoint",
     "sign_note",
+    "valid_key_name",
     "verify_checkpoint",
     "vkey",
 ]
@@ -231,6 +233,15 @@ def _check_key_name(name: str, what: str) -> None:
         raise MalformedCheckpointError(
             f"{what} must not contain spaces, '+' or control characters: {name!r}"
         )
+
+
+def valid_key_name(name: str) -> bool:
+    """Whether ``name`` may name a key in a signed note (non-empty, no spaces, no '+')."""
+    try:
+        _check_key_name(name, "key name")
+    except MalformedCheckpointError:
+        return False
+    return True
 
 
 def key_id(key_name: str, key: KeyLike, signature_type: bytes = ED25519_SIGNATURE_TYPE) -> bytes:
