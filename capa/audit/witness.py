@@ -4,7 +4,8 @@ A witness is a folder an auditor or QA head keeps on their own machine:
 
 - ``witness.key``: the witness's Ed25519 key (PEM, mode 0600);
 - ``witness.json``: its name, optionally the store vkey it trusts, and for each log (origin) the
-  size and root of the last checkpoint it cosigned (mode 0600, replaced atomically).
+  size and root of the last checkpoint it cosigned (mode 0600, replaced atomically);
+- ``witness.lock``: held while a checkpoint is checked and the state moved on.
 
 ``cosign`` follows the checks of C2SP tlog-witness ``add-checkpoint``: the checkpoint must be
 signed by the trusted store key (when one was given), the proof's old size must be the size the
@@ -103,6 +104,8 @@ def init_witness(name: str, folder: Path, log_vkey: str | None) -> dict[str, Any
     state: dict[str, Any] = {"name": name, "log_vkey": trusted.text() if trusted else None,
                              "logs": {}}
     _write_private(folder / STATE, _dump(state))
+    # Made now, so that a cosign run (even a refused one) never adds a file to the folder.
+    _write_private(folder / LOCK, b"")
     return {"name": name, "dir": str(folder),
             "vkey": vkey(name, key, COSIGNATURE_TYPE),
             "log_vkey": state["log_vkey"]}
@@ -116,6 +119,7 @@ def _dump(state: dict[str, Any]) -> bytes:
 def _locked(folder: Path) -> Iterator[None]:
     fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

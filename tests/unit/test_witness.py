@@ -113,6 +113,19 @@ def test_parallel_cosign_attempts_never_roll_the_witness_back(tmp_path: Path,
     assert state(witness)[ORIGIN]["size"] == winners[0]  # type: ignore[index]
 
 
+def test_a_refused_cosign_changes_no_file_of_the_witness(tmp_path: Path, witness: Path) -> None:
+    before = {p.name: (p.read_bytes(), p.stat().st_mode) for p in witness.iterdir()}
+    assert set(before) == {"witness.key", "witness.json", "witness.lock"}
+    assert all(mode & 0o777 == 0o600 for _, mode in before.values())
+    cosign(note_at(tmp_path, 5), witness, None)
+    with pytest.raises(IntegrityFailure):
+        cosign(note_at(tmp_path, 9), witness, proof_between(tmp_path, 4, 9))
+    after_first = {p.name: p.read_bytes() for p in witness.iterdir()}
+    with pytest.raises(IntegrityFailure):
+        cosign(note_at(tmp_path, 3), witness, proof_between(tmp_path, 5, 5))
+    assert {p.name: p.read_bytes() for p in witness.iterdir()} == after_first
+
+
 def test_a_damaged_or_missing_witness_is_refused(tmp_path: Path, witness: Path) -> None:
     note = note_at(tmp_path, 5)
     with pytest.raises(NotFound):
