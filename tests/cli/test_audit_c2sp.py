@@ -432,6 +432,9 @@ def test_a_witness_cosigns_an_append_only_history_and_verify_requires_it(capa: C
                   witness)
     assert ok.code == 0, ok.stderr
     assert ok.json()["witnesses"][0]["size"] == int(note_parts(second.read_text())[0][1])
+    size = note_parts(second.read_text())[0][1]
+    human = capa.run("audit", "verify", "--against", str(cosigned_second), "--witness", witness)
+    assert human.stdout.rstrip().endswith(f"; cosigned by qa-head.example/w1 up to {size} events")
     vkey_file = capa.folder / "witness.vkey"
     vkey_file.write_text(witness + "\n")
     assert capa.run("audit", "verify", "--against", str(cosigned_first), "--witness",
@@ -445,8 +448,10 @@ def test_a_witness_cosigns_an_append_only_history_and_verify_requires_it(capa: C
 
     bundle = capa.folder / "bundle"
     assert capa.run("audit", "export", "--out", str(bundle)).code == 0
-    assert capa.run("audit", "verify-bundle", str(bundle), "--vkey", store_vkey, "--checkpoint",
-                    str(cosigned_second), "--witness", witness, user=None).code == 0
+    checked = capa.run("audit", "verify-bundle", str(bundle), "--vkey", store_vkey,
+                       "--checkpoint", str(cosigned_second), "--witness", witness, user=None)
+    assert checked.code == 0, checked.stderr
+    assert checked.stdout.rstrip().endswith(f", cosigned by qa-head.example/w1 up to {size} events")
     refused(capa, "audit", "verify-bundle", str(bundle), "--witness", witness, code=6)
     refused(capa, "audit", "verify-bundle", str(bundle), "--vkey", witness, code=2)
     other = capa.folder / "other-witness"

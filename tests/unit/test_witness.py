@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -124,6 +127,24 @@ def test_a_refused_cosign_changes_no_file_of_the_witness(tmp_path: Path, witness
     with pytest.raises(IntegrityFailure):
         cosign(note_at(tmp_path, 3), witness, proof_between(tmp_path, 5, 5))
     assert {p.name: p.read_bytes() for p in witness.iterdir()} == after_first
+
+
+def test_parallel_cosign_processes_one_wins_the_others_exit_6(tmp_path: Path,
+                                                              witness: Path) -> None:
+    cosign(note_at(tmp_path, 4), witness, None)
+    sizes = [15, 26, 37]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    runs = [subprocess.Popen([sys.executable, "-m", "capa", "audit", "witness", "cosign",
+                              str(note_at(tmp_path, n)), "--dir", str(witness), "--proof",
+                              str(proof_between(tmp_path, 4, n))], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for n in sizes]
+    done = [(n, run.wait(timeout=120), *run.communicate()) for n, run in zip(sizes, runs,
+                                                                            strict=True)]
+    assert all("Traceback" not in err for *_, err in done)
+    assert sorted(code for _, code, _, _ in done) == [0, 6, 6], done
+    (winner,) = [n for n, code, _, _ in done if code == 0]
+    assert state(witness)[ORIGIN]["size"] == winner  # type: ignore[index]
 
 
 def test_a_damaged_or_missing_witness_is_refused(tmp_path: Path, witness: Path) -> None:
