@@ -452,13 +452,35 @@ def test_a_witness_cosigns_an_append_only_history_and_verify_requires_it(capa: C
                        "--checkpoint", str(cosigned_second), "--witness", witness, user=None)
     assert checked.code == 0, checked.stderr
     assert checked.stdout.rstrip().endswith(f", cosigned by qa-head.example/w1 up to {size} events")
+    # The standalone verifier reaches the same verdicts with its own code.
+    script = [sys.executable, "-I", str(capa.root / "scripts" / "verify_bundle.py"), str(bundle)]
+    for extra, code in [(["--vkey", store_vkey, "--checkpoint", str(cosigned_second),
+                          "--witness", witness], 0),
+                        (["--witness", witness], 6),
+                        (["--vkey", other_store_vkey(), "--checkpoint", str(cosigned_second)], 6),
+                        (["--witness", store_vkey], 2),
+                        (["--vkey", "garbage"], 2)]:
+        ran = subprocess.run([*script, *extra], capture_output=True, text=True, timeout=60)
+        assert ran.returncode == code, (extra, ran.stdout, ran.stderr)
+        assert "Traceback" not in ran.stderr
+        if code == 0:
+            assert ran.stdout.rstrip().endswith(
+                f", cosigned by qa-head.example/w1 up to {size} events")
     refused(capa, "audit", "verify-bundle", str(bundle), "--witness", witness, code=6)
+    refused(capa, "audit", "verify-bundle", str(bundle), "--vkey", other_store_vkey(), code=6)
     refused(capa, "audit", "verify-bundle", str(bundle), "--vkey", witness, code=2)
     other = capa.folder / "other-witness"
     refused(capa, "audit", "verify-bundle", str(bundle), "--vkey",
             witness_init(capa, other, "other.example/w"), code=2)
     foreign_store = "capa/0000+00000000+" + base64.b64encode(b"\x01" + bytes(32)).decode()
     refused(capa, "audit", "verify-bundle", str(bundle), "--vkey", foreign_store, code=2)
+
+
+def other_store_vkey() -> str:
+    """The vkey of some other store's key."""
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    kid = hashlib.sha256(b"capa/other\n\x01" + raw).digest()[:4].hex()
+    return f"capa/other+{kid}+" + base64.b64encode(b"\x01" + raw).decode()
 
 
 def test_a_rewritten_history_re_signed_with_the_store_key_is_refused_by_the_witness(
