@@ -2,6 +2,7 @@
 """Verify an exported capa audit bundle offline, with the standard library and `cryptography` only.
 
     python verify_bundle.py BUNDLE [--checkpoint KEPT.txt]... [--public-key KEY.pem]
+                            [--vkey VKEY] [--witness VKEY]...
 
 BUNDLE is a directory or a .zip (optionally with one top-level folder) holding:
 
@@ -12,7 +13,8 @@ BUNDLE is a directory or a .zip (optionally with one top-level folder) holding:
                   "type", "time", "actor" and "data", are all there or all absent, and must be
                   exactly what the stored bytes give (see readable() below); no other field.
   checkpoint.txt  a C2SP signed note: "<origin>\\n<size>\\n<base64 root>\\ntime <UTC>Z\\n", a blank
-                  line, then "— <key name> <base64(4-byte key id || Ed25519 signature)>" lines.
+                  line, then "— <key name> <base64(4-byte key id || Ed25519 signature)>" lines
+                  (further extension lines, and lines of other keys, are allowed and ignored).
   public_key.pem  the store's Ed25519 public key (use --public-key to pin the one you trust).
   manifest.json   {"event_count": N, "tool_version": "...", "sha256": {"<file>": "<hex>", ...}}.
 
@@ -20,7 +22,9 @@ Each event becomes the RFC 6962 leaf SHA-256(0x00 || "capa-leaf-v1\\n<position>\
 <version>\\n<event_type>\\n" || state); the root of the first <size> leaves must be the signed root.
 Positions must run 1, 2, 3, ... and each record's versions must rise by one in position order.
 --checkpoint checks a checkpoint kept from earlier: same signer, and the first <its size> events
-still have its root, so the history it covers was not rewritten since.
+still have its root, so the history it covers was not rewritten since. --vkey pins the store key
+as a C2SP verifier key; --witness requires a valid C2SP tlog-cosignature/v1 by that witness on the
+bundle's checkpoint or on a --checkpoint file.
 
 Exit status: 0 verified; 6 integrity failure (the first bad position, record and version where
 one can be named); 2 unusable input. This file deliberately repeats the little hashing and parsing
@@ -125,16 +129,18 @@ def parse_checkpoint(data: bytes) -> Checkpoint:
         raise ValueError("no blank line before the signatures")
     text, sig_lines = note[: split + 1], note[split + 2 : -1].split("\n")
     lines = text[:-1].split("\n")
-    if len(lines) != 4 or not lines[0] or not lines[3].startswith("time "):
-        raise ValueError("text must be origin, size, root and 'time ...' lines")
+    # C2SP tlog-checkpoint: origin, size, root, then optional non-empty extension lines, the
+    # first of which capa writes as "time <UTC>Z"; others are not interpreted.
+    if len(lines) < 3 or not all(lines):
+        raise ValueError("text must be origin, size and root lines, then non-empty lines")
     if not re.fullmatch(r"0|[1-9][0-9]*", lines[1], re.ASCII):
         raise ValueError(f"bad tree size {lines[1]!r}")
     root = b64(lines[2], "root hash")
-    time = lines[3][5:]
-    if len(root) != 32 or not re.fullmatch(
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", time, re.A
-    ):
-        raise ValueError("bad root hash or time")
+    if len(root) != 32 or base64.b64encode(root).decode() != lines[2]:
+        raise ValueError("bad root hash")
+    time = lines[3][5:] if len(lines) > 3 and lines[3].startswith("time ") else ""
+    if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", time, re.A):
+        time = "(no time line)"
     signatures = []
     for line in sig_lines:
         match = re.fullmatch(r"\u2014 ([^\s+]+) (\S+)", line)
@@ -159,6 +165,47 @@ def check_signature(checkpoint: Checkpoint, key: Ed25519PublicKey, name: str) ->
     if not verified:
         fingerprint = hashlib.sha256(raw).hexdigest()
         raise Failed(f"{name}: not signed by the public key (fingerprint {fingerprint})")
+
+
+# --- C2SP verifier keys and witness cosignatures (c2sp.org/signed-note, tlog-cosignature) ---------
+
+
+def parse_vkey(text: str, kind: int, option: str) -> tuple[str, bytes, Ed25519PublicKey]:
+    """A vkey "name+hex(key id)+base64(type || key)" (or a file holding one) of type ``kind``:
+    0x01 for the store's key, 0x04 for a witness. The key id must be what name and key give."""
+    if Path(text).is_file():
+        text = Path(text).read_text(encoding="utf-8")
+    parts = text.strip().split("+", 2)  # the base64 part may itself contain '+'
+    try:
+        name, kid, blob = parts[0], bytes.fromhex(parts[1]), b64(parts[2], "key")
+        key = Ed25519PublicKey.from_public_bytes(blob[1:])
+    except (IndexError, ValueError):
+        raise Unusable(f"{option}: not a verifier key name+keyid+base64(type || key)") from None
+    if len(blob) != 33 or blob[0] != kind or len(kid) != 4 or not re.fullmatch(r"[^\s+]+", name):
+        raise Unusable(f"{option}: not a verifier key of type 0x{kind:02x}")
+    if hashlib.sha256(name.encode() + b"\n" + blob).digest()[:4] != kid:
+        raise Unusable(f"{option}: the key id does not belong to that name and key")
+    return name, kid, key
+
+
+def cosigned(checkpoint: Checkpoint, witness: tuple[str, bytes, Ed25519PublicKey],
+             where: str) -> bool:
+    """Whether the checkpoint carries the witness's tlog-cosignature/v1: an Ed25519 signature
+    over "cosignature/v1\\ntime <unix>\\n" + the note text, after an 8-byte timestamp."""
+    name, kid, key = witness
+    found = False
+    for key_name, blob in checkpoint.signatures:
+        if key_name != name or blob[:4] != kid:
+            continue  # another signer: ignored
+        message = f"cosignature/v1\ntime {int.from_bytes(blob[4:12], 'big')}\n{checkpoint.text}"
+        try:
+            if len(blob) != 4 + 8 + 64:
+                raise InvalidSignature
+            key.verify(blob[12:], message.encode())
+        except InvalidSignature:
+            raise Failed(f"{where}: the cosignature by {name} is forged or damaged") from None
+        found = True
+    return found
 
 
 # --- bundle access --------------------------------------------------------------------------------
@@ -375,7 +422,10 @@ def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSumm
     return EventsSummary(tree.size, roots, first_uncovered, digest.hexdigest(), first_misread)
 
 
-def verify(path: Path, kept: list[Path], pinned_key: Path | None) -> str:
+def verify(path: Path, kept: list[Path], pinned_key: Path | None, vkey: str | None = None,
+           witness_vkeys: tuple[str, ...] = ()) -> str:
+    pinned_vkey = parse_vkey(vkey, 0x01, "--vkey") if vkey else None
+    witnesses = [parse_vkey(text, 0x04, "--witness") for text in witness_vkeys]
     bundle = Bundle(path)
     manifest = read_json(bundle.read(MANIFEST), MANIFEST)
     if not (
@@ -402,6 +452,8 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None) -> str:
             raise Unusable(f"{pinned_key}: {exc.strerror}") from None
         if pinned.public_bytes_raw() != key.public_bytes_raw():
             raise Failed(f"{PUBLIC_KEY}: not the key given with --public-key")
+    if pinned_vkey is not None and pinned_vkey[2].public_bytes_raw() != key.public_bytes_raw():
+        raise Failed(f"{PUBLIC_KEY}: not the key given with --vkey")
 
     try:
         checkpoint = parse_checkpoint(bundle.read(CHECKPOINT))
@@ -460,11 +512,21 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None) -> str:
         if actual != expected:
             raise Failed(f"{MANIFEST}: the SHA-256 of {name} does not match")
 
+    cosigners = ""
+    for witness in witnesses:
+        by_witness = [cp.size for name, cp in [(CHECKPOINT, checkpoint), *older]
+                      if cosigned(cp, witness, name)]
+        if not by_witness:
+            raise Failed(f"no checkpoint checked carries a valid cosignature by witness "
+                         f"{witness[0]}; give the cosigned checkpoint with --checkpoint")
+        cosigners += f", cosigned by {witness[0]} up to {max(by_witness)} events"
+
     fingerprint = hashlib.sha256(key.public_bytes_raw()).hexdigest()
     return (
         f"OK: {events.total} events, root {checkpoint.root.hex()}, "
         f"signed {checkpoint.time} by key {fingerprint}"
         + "".join(f", consistent with {name} ({old.size} events)" for name, old in older)
+        + cosigners
     )
 
 
@@ -482,9 +544,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--public-key", type=Path, metavar="PEM", help="the store public key you trust"
     )
+    parser.add_argument("--vkey", metavar="VKEY", help="the store's verifier key you trust "
+                        "(capa audit vkey), or a file holding it")
+    parser.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                        help="a witness vkey: a checkpoint checked must carry its valid "
+                        "cosignature; may be repeated")
     args = parser.parse_args(argv)
     try:
-        print(verify(args.bundle, args.checkpoint, args.public_key))
+        print(verify(args.bundle, args.checkpoint, args.public_key, args.vkey,
+                     tuple(args.witness)))
         return EXIT_OK
     except Failed as exc:
         print(f"FAIL: {exc}", file=sys.stderr)

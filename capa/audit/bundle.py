@@ -23,7 +23,7 @@ import datetime as dt
 import hashlib
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +36,7 @@ from capa.audit.merkle import EMPTY_ROOT, TreeBuilder
 from capa.audit.signing import (
     Checkpoint,
     SigningError,
+    Verifier,
     create_checkpoint,
     fingerprint,
     load_private_key,
@@ -311,8 +312,13 @@ def _signed(note: bytes, key: Ed25519PublicKey, name: str) -> Checkpoint:
         raise TamperDetected(f"{name}: {exc}") from None
 
 
-def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict[str, Any]:
-    """Check a bundle offline; raise TamperDetected (exit 6) or InvalidInput (exit 2)."""
+def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
+                  pinned_vkey: Verifier | None = None,
+                  witnesses: Sequence[Verifier] = ()) -> dict[str, Any]:
+    """Check a bundle offline; raise TamperDetected (exit 6) or InvalidInput (exit 2).
+
+    ``pinned_vkey`` pins the store key like ``pinned_key``; each of
+    ``witnesses`` must have cosigned the bundle's checkpoint or one of the kept ones."""
     bundle = _Bundle(path)
     manifest = _load_json(bundle.read(MANIFEST), MANIFEST)
     if not (isinstance(manifest, dict) and type(manifest.get("event_count")) is int
@@ -328,7 +334,11 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict
                 raise TamperDetected(f"{PUBLIC_KEY}: not the key given with --public-key")
     except (SigningError, OSError) as exc:
         raise InvalidInput(f"public key: {exc}") from None
-    checkpoint = _signed(bundle.read(CHECKPOINT), key, CHECKPOINT)
+    if pinned_vkey is not None and fingerprint(pinned_vkey.public_key) != fingerprint(key):
+        raise TamperDetected(f"{PUBLIC_KEY}: not the key given with --vkey")
+    bundle_note = bundle.read(CHECKPOINT)
+    checkpoint = _signed(bundle_note, key, CHECKPOINT)
+    notes = [(CHECKPOINT, bundle_note.decode("utf-8"), checkpoint.size)]
     older: list[tuple[str, Checkpoint]] = []
     for kept_path in kept:
         try:
@@ -336,6 +346,7 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict
         except OSError as exc:
             raise InvalidInput(f"{kept_path}: {exc.strerror}") from None
         old = _signed(data, key, str(kept_path))
+        notes.append((str(kept_path), data.decode("utf-8"), old.size))
         if old.origin != checkpoint.origin:
             raise TamperDetected(f"{kept_path}: checkpoint of log {old.origin!r}, not "
                                  f"{checkpoint.origin!r}")
@@ -415,6 +426,12 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None) -> dict
             bundle.read(name)).hexdigest()
         if actual != expected:
             raise TamperDetected(f"{MANIFEST}: the SHA-256 of {name} does not match")
+    cosigned: list[dict[str, Any]] = []
+    if witnesses:
+        from capa.audit.witness import require_cosignatures
+
+        cosigned = require_cosignatures(notes, witnesses)
     return {"status": "verified", "events": total, "root": checkpoint.root_hash.hex(),
             "signed_at": checkpoint.time, "key_fingerprint": fingerprint(key),
+            "witnesses": cosigned,
             "kept_checkpoints": [{"file": n, "size": cp.size} for n, cp in older]}

@@ -1,7 +1,7 @@
 """Ed25519 store keys and signed checkpoints of the audit ledger (C2SP signed-note format).
 
 A checkpoint commits to the ledger's Merkle tree at one size. Its note text is a C2SP
-tlog-checkpoint body with one extension line carrying the signing time::
+tlog-checkpoint body; capa writes one extension line carrying the signing time::
 
     <origin>
     <tree size>
@@ -16,6 +16,16 @@ The key id is ``SHA-256(key name || "\\n" || 0x01 || raw 32-byte public key)[:4]
 here verify with any signed-note implementation (golang.org/x/mod/sumdb/note and others). The key
 name defaults to the origin, as tlog-checkpoint recommends. The time line is an extension line: it
 is signed like the rest of the body, so a checkpoint also proves when the log had that size.
+
+Any valid tlog-checkpoint is read: three lines and any non-empty extension lines (the first one is
+taken as the time when it has exactly the form above; others are kept, opaque, as signed), and any
+number of further signature lines (cosignatures, rotated or unknown keys), which are ignored
+unless they claim the key being checked, as signed-note prescribes.
+
+Verifier keys (vkeys) are ``<name>+<hex key id>+base64(<type byte> || 32-byte public key)``:
+type 0x01 for the store's Ed25519 checkpoint signatures, 0x04 for witnesses' C2SP
+tlog-cosignature/v1 cosignatures, which sign ``"cosignature/v1\ntime <unix>\n" + note text`` and
+carry ``base64(key id || 8-byte big-endian timestamp || signature)``.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import hashlib
 import os
 import re
 import stat
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +49,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 __all__ = [
+    "COSIGNATURE_TYPE",
+    "ED25519_SIGNATURE_TYPE",
     "Checkpoint",
     "CheckpointSignatureError",
     "KeyFileError",
@@ -45,6 +58,9 @@ __all__ = [
     "NoteSignature",
     "SignedCheckpoint",
     "SigningError",
+    "Verifier",
+    "cosign_note",
+    "cosignature_time",
     "create_checkpoint",
     "fingerprint",
     "format_time",
@@ -55,16 +71,22 @@ __all__ = [
     "open_note",
     "parse_checkpoint",
     "parse_note",
+    "parse_vkey",
     "public_key_from_pem",
     "public_key_pem",
     "raw_public_key",
     "sign_checkpoint",
     "sign_note",
+    "valid_key_name",
     "verify_checkpoint",
+    "vkey",
 ]
 
 HASH_SIZE = 32
 ED25519_SIGNATURE_TYPE = b"\x01"
+#: tlog-cosignature/v1: timestamped Ed25519 cosignatures of a checkpoint.
+COSIGNATURE_TYPE = b"\x04"
+_COSIGNATURE_HEADER = "cosignature/v1\n"
 # signed-note asks verifiers to cap the number of signatures and to accept at least 16.
 MAX_SIGNATURES = 100
 
@@ -72,6 +94,7 @@ _EM_DASH = "\u2014"
 _SIZE_RE = re.compile(r"0|[1-9][0-9]*", re.ASCII)
 _TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 _CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f]")
+_LINE_BREAK_RE = re.compile(r"[\x00-\x1f]")
 
 KeyLike = Ed25519PrivateKey | Ed25519PublicKey
 
@@ -212,11 +235,73 @@ def _check_key_name(name: str, what: str) -> None:
         )
 
 
-def key_id(key_name: str, key: KeyLike) -> bytes:
-    """Return the 4-byte signed-note key id of an Ed25519 key under ``key_name``."""
+def valid_key_name(name: str) -> bool:
+    """Whether ``name`` may name a key in a signed note (non-empty, no spaces, no '+')."""
+    try:
+        _check_key_name(name, "key name")
+    except MalformedCheckpointError:
+        return False
+    return True
+
+
+def key_id(key_name: str, key: KeyLike, signature_type: bytes = ED25519_SIGNATURE_TYPE) -> bytes:
+    """Return the 4-byte signed-note key id of an Ed25519 key under ``key_name``.
+
+    ``signature_type`` is 0x01 for note signatures, 0x04 for tlog-cosignature/v1."""
     _check_key_name(key_name, "key name")
-    material = key_name.encode() + b"\n" + ED25519_SIGNATURE_TYPE + raw_public_key(key)
+    material = key_name.encode() + b"\n" + signature_type + raw_public_key(key)
     return hashlib.sha256(material).digest()[:4]
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A parsed verifier key: who signs (name, key id), how (signature type), with what key."""
+
+    name: str
+    key_id: bytes
+    signature_type: bytes
+    public_key: Ed25519PublicKey
+
+    def text(self) -> str:
+        """The vkey in its text form."""
+        return vkey(self.name, self.public_key, self.signature_type)
+
+
+def vkey(key_name: str, key: KeyLike, signature_type: bytes = ED25519_SIGNATURE_TYPE) -> str:
+    """Return the signed-note verifier key ``name+keyid+base64(type || public key)``."""
+    material = base64.b64encode(signature_type + raw_public_key(key)).decode("ascii")
+    return f"{key_name}+{key_id(key_name, key, signature_type).hex()}+{material}"
+
+
+def parse_vkey(text: str) -> Verifier:
+    """Parse a vkey of an Ed25519 key (type 0x01) or Ed25519 cosigner (type 0x04).
+
+    The key id must be the one derived from the name, type and key, so a vkey whose parts were
+    mixed up is refused rather than silently matching nothing. Raises MalformedCheckpointError.
+    """
+    text = text.strip()
+    # The base64 part may itself contain '+': split on the first two only.
+    parts = text.split("+", 2)
+    if len(parts) != 3:
+        raise MalformedCheckpointError("a verifier key is name+keyid+base64(type || key)")
+    name, id_text, material_text = parts
+    _check_key_name(name, "verifier key name")
+    if not re.fullmatch(r"[0-9a-f]{8}", id_text):
+        raise MalformedCheckpointError(f"verifier key id is not 8 hex digits: {id_text!r}")
+    material = _b64decode_strict(material_text, "verifier key")
+    if len(material) != 33 or material[:1] not in (ED25519_SIGNATURE_TYPE, COSIGNATURE_TYPE):
+        raise MalformedCheckpointError(
+            "verifier key is not an Ed25519 (type 0x01) or cosignature (type 0x04) key"
+        )
+    try:
+        public_key = Ed25519PublicKey.from_public_bytes(material[1:])
+    except ValueError:
+        raise MalformedCheckpointError("verifier key is not an Ed25519 public key") from None
+    if key_id(name, public_key, material[:1]) != bytes.fromhex(id_text):
+        raise MalformedCheckpointError(
+            f"verifier key id {id_text} does not belong to that name and key"
+        )
+    return Verifier(name, bytes.fromhex(id_text), material[:1], public_key)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
@@ -229,43 +314,68 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _time_valid(text: str) -> bool:
+    if not _TIME_RE.fullmatch(text):
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """The signed statement "the log ``origin`` had ``size`` events with ``root_hash`` at ``time``".
 
-    ``time`` is the ISO 8601 UTC text exactly as signed (``2024-05-01T12:00:00Z``); it is kept as
-    text so that parsing and re-serialising a checkpoint never changes a signed byte.
+    ``time`` is the ISO 8601 UTC text exactly as signed (``2024-05-01T12:00:00Z``), or None for a
+    checkpoint without capa's time line; it is kept as text so that parsing and re-serialising a
+    checkpoint never changes a signed byte. ``extensions`` are the other extension lines, in
+    signed order, after the time line.
     """
 
     origin: str
     size: int
     root_hash: bytes
-    time: str
+    time: str | None
+    extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _check_key_name(self.origin, "origin")
+        # tlog-checkpoint only asks for a non-empty origin (spaces and '+' are discouraged, not
+        # forbidden); capa's own origins are key names besides.
+        if not isinstance(self.origin, str) or not self.origin or _LINE_BREAK_RE.search(
+                self.origin):
+            raise MalformedCheckpointError("origin must be a non-empty line of text")
         if type(self.size) is not int or self.size < 0:
             raise MalformedCheckpointError(f"tree size must be an int >= 0, got {self.size!r}")
         if not isinstance(self.root_hash, bytes) or len(self.root_hash) != HASH_SIZE:
             raise MalformedCheckpointError(f"root hash must be {HASH_SIZE} bytes")
-        if not isinstance(self.time, str) or not _TIME_RE.fullmatch(self.time):
+        if self.time is not None and not (isinstance(self.time, str)
+                                          and _time_valid(self.time)):
             raise MalformedCheckpointError(
                 f"time must be ISO 8601 UTC like 2024-05-01T12:00:00Z, got {self.time!r}"
             )
-        try:
-            datetime.fromisoformat(self.time)
-        except ValueError:
-            raise MalformedCheckpointError(f"time is not a valid date: {self.time!r}") from None
+        for line in self.extensions:
+            if not isinstance(line, str) or not line or _LINE_BREAK_RE.search(line):
+                raise MalformedCheckpointError("extension lines must be non-empty lines of text")
 
     @property
-    def issued_at(self) -> datetime:
-        """The checkpoint time as an aware UTC datetime."""
-        return datetime.fromisoformat(self.time).astimezone(UTC)
+    def issued_at(self) -> datetime | None:
+        """The checkpoint time as an aware UTC datetime (None without a time line)."""
+        return None if self.time is None else datetime.fromisoformat(self.time).astimezone(UTC)
+
+    @property
+    def shown_time(self) -> str:
+        """The time for messages: as signed, or a word saying there is none."""
+        return self.time or "no time line"
 
     def body(self) -> str:
         """Return the note text that is signed (every line ends with a newline)."""
         root = base64.b64encode(self.root_hash).decode("ascii")
-        return f"{self.origin}\n{self.size}\n{root}\ntime {self.time}\n"
+        lines = [self.origin, str(self.size), root]
+        if self.time is not None:
+            lines.append(f"time {self.time}")
+        return "".join(f"{line}\n" for line in [*lines, *self.extensions])
 
 
 @dataclass(frozen=True)
@@ -324,17 +434,22 @@ def _b64decode_strict(text: str, what: str) -> bytes:
 
 def _parse_body(text: str) -> Checkpoint:
     lines = text[:-1].split("\n")
-    if len(lines) != 4:
+    if len(lines) < 3:
         raise MalformedCheckpointError(
-            f"checkpoint text must have 4 lines (origin, size, root, time), has {len(lines)}"
+            f"checkpoint text must have at least 3 lines (origin, size, root), has {len(lines)}"
         )
-    origin, size_text, root_text, time_line = lines
+    origin, size_text, root_text, *extensions = lines
     if not _SIZE_RE.fullmatch(size_text):
         raise MalformedCheckpointError(f"tree size is not a decimal number: {size_text!r}")
     root = _b64decode_strict(root_text, "root hash")
-    if not time_line.startswith("time "):
-        raise MalformedCheckpointError(f"fourth line must be 'time <UTC time>', got {time_line!r}")
-    return Checkpoint(origin, int(size_text), root, time_line[len("time ") :])
+    if any(not line for line in lines):
+        raise MalformedCheckpointError("checkpoint lines must not be empty")
+    time: str | None = None
+    # capa writes its time as the first extension line; any other line is another log's
+    # extension, opaque here, and kept as signed.
+    if extensions and extensions[0].startswith("time ") and _time_valid(extensions[0][5:]):
+        time, extensions = extensions[0][5:], extensions[1:]
+    return Checkpoint(origin, int(size_text), root, time, tuple(extensions))
 
 
 def _parse_signature_line(line: str) -> NoteSignature:
@@ -420,9 +535,9 @@ def open_note(note: str | bytes, public_key: Ed25519PublicKey, key_name: str | N
 def parse_checkpoint(note: str | bytes) -> SignedCheckpoint:
     """Parse a signed checkpoint note strictly, without verifying any signature.
 
-    Raises MalformedCheckpointError on anything but the exact format described in this module:
-    besides the note-level checks of ``parse_note``, extra or missing body lines, a size with
-    leading zeros or signs, non-canonical base64, or a time not in the documented form.
+    Raises MalformedCheckpointError on anything but a valid tlog-checkpoint: besides the
+    note-level checks of ``parse_note``, fewer than three body lines, an empty line, a size with
+    leading zeros or signs, or a root that is not canonical base64 of 32 bytes.
     """
     text, signatures = parse_note(note)
     return SignedCheckpoint(_parse_body(text), text, signatures)
@@ -440,3 +555,57 @@ def verify_checkpoint(
     checkpoint = parse_checkpoint(note).checkpoint
     open_note(note, public_key, key_name)
     return checkpoint
+
+
+# --- cosignatures (c2sp.org/tlog-cosignature, Ed25519 v1) -------------------------------------
+
+
+def _cosigned_message(text: str, timestamp: int) -> bytes:
+    return f"{_COSIGNATURE_HEADER}time {timestamp}\n{text}".encode()
+
+
+def cosign_note(note: str | bytes, name: str, private_key: Ed25519PrivateKey,
+                timestamp: int) -> str:
+    """Return ``note`` with a tlog-cosignature/v1 line by ``name`` added at ``timestamp``.
+
+    Earlier lines by the same cosigner (name and key id) are replaced, so a note never carries
+    two statements of one witness. The note must already parse as a checkpoint."""
+    signed = parse_checkpoint(note)
+    if not 0 <= timestamp < 2**63:
+        raise MalformedCheckpointError("cosignature time out of range")
+    kid = key_id(name, private_key, COSIGNATURE_TYPE)
+    signature = private_key.sign(_cosigned_message(signed.text, timestamp))
+    blob = base64.b64encode(kid + struct.pack(">Q", timestamp) + signature).decode("ascii")
+    lines = [f"{_EM_DASH} {s.key_name} "
+             f"{base64.b64encode(s.key_id + s.signature).decode('ascii')}"
+             for s in signed.signatures if (s.key_name, s.key_id) != (name, kid)]
+    return signed.text + "\n" + "".join(f"{line}\n" for line in
+                                        [*lines, f"{_EM_DASH} {name} {blob}"])
+
+
+def cosignature_time(note: str | bytes, witness: Verifier) -> int | None:
+    """The time of the witness's valid cosignature on ``note``, or None if it has none.
+
+    As signed-note prescribes, lines of other keys are ignored and every line that claims this
+    witness (its name and key id) must verify; one that does not raises
+    CheckpointSignatureError. Raises MalformedCheckpointError for a malformed note."""
+    if witness.signature_type != COSIGNATURE_TYPE:
+        raise MalformedCheckpointError(f"{witness.name} is not a cosignature (type 0x04) key")
+    signed = parse_checkpoint(note)
+    latest: int | None = None
+    for sig in signed.signatures:
+        if (sig.key_name, sig.key_id) != (witness.name, witness.key_id):
+            continue
+        if len(sig.signature) != 8 + 64:
+            raise CheckpointSignatureError(f"cosignature by {sig.key_name} is malformed")
+        (timestamp,) = struct.unpack(">Q", sig.signature[:8])
+        try:
+            if timestamp >= 2**63:
+                raise InvalidSignature
+            witness.public_key.verify(sig.signature[8:],
+                                      _cosigned_message(signed.text, timestamp))
+        except InvalidSignature:
+            raise CheckpointSignatureError(
+                f"cosignature by {sig.key_name} does not verify") from None
+        latest = max(latest or 0, timestamp)
+    return latest

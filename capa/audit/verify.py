@@ -40,6 +40,7 @@ from capa.audit.merkle import (
 from capa.audit.signing import (
     Checkpoint,
     SigningError,
+    Verifier,
     create_checkpoint,
     fingerprint,
     generate_private_key,
@@ -447,7 +448,8 @@ def _trusted(note: str, key: Ed25519PublicKey, name: str) -> Checkpoint:
 
 
 def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path | None,
-                 against: Iterable[Path] = (), *, key_path: Path | None = None
+                 against: Iterable[Path] = (), witnesses: Sequence[Verifier] = (), *,
+                 key_path: Path | None = None
                  ) -> dict[str, Any]:
     """Verify the store's events, its checkpoint log and any kept checkpoints; return a summary
     or raise TamperDetected naming the first bad position, record and version.
@@ -456,14 +458,15 @@ def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path |
     fails when the key or the checkpoint log cannot be found, unless the auditor names what to
     check against (SPEC §9.4); otherwise moving the log away would pass for a store that was
     never checkpointed. Only an unbound store (made before stores had keys) may be checked
-    without a key, against the ledger alone. ``key_path`` is where the key was looked for."""
+    without a key, against the ledger alone. ``key_path`` is where the key was looked for.
+    Each of ``witnesses`` must have cosigned one of the checkpoints checked."""
     against = list(against)
     bound = _bound_fingerprint(app)
     if bound is not None:
         _require_trust_anchors(bound, public_key, log_path, against, key_path)
     log_notes = CheckpointLog(log_path).notes() if log_path is not None else []
     if public_key is None:
-        if against or log_notes:
+        if against or witnesses or log_notes:
             raise NotFound("checkpoints need the store's public key to be checked; give --key "
                            "PATH or --public-key PEM")
         return _verify_events_only(app)
@@ -474,8 +477,9 @@ def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path |
                                                                  f"checkpoint {c.number} of "
                                                                  f"{log_path}"))
               for c in log_notes]
-    kept = [(str(p), _trusted(_read_note(p), public_key, f"kept checkpoint {p}"))
-            for p in against]
+    kept_notes = [_read_note(p) for p in against]
+    kept = [(str(p), _trusted(n, public_key, f"kept checkpoint {p}"))
+            for p, n in zip(against, kept_notes, strict=True)]
     sizes = {size} | {cp.size for _, cp in logged + kept if cp.size <= size}
     # The ranges of one proof are disjoint; those of several kept checkpoints may overlap, so
     # each further kept checkpoint costs one more pass (auditors keep one or two).
@@ -502,8 +506,8 @@ def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path |
             verify_consistency(cp.size, size, proof, cp.root_hash, recomputed.roots[size])
         except ProofError as exc:
             raise TamperDetected(f"{name}: the store is not an extension of the kept checkpoint "
-                                 f"({cp.size} events, {cp.time}): {exc}; the history before it "
-                                 "was rewritten") from None
+                                 f"({cp.size} events, {cp.shown_time}): {exc}; the history "
+                                 "before it was rewritten") from None
 
     bound = _bound_fingerprint(app)
     key_fp = fingerprint(public_key)
@@ -511,11 +515,19 @@ def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path |
         raise TamperDetected(f"the store's first event names key {bound}, but the checkpoints "
                              f"are checked with key {key_fp}; the store key was replaced",
                              position=1)
+    cosigned: list[dict[str, Any]] = []
+    if witnesses:
+        from capa.audit.witness import require_cosignatures
+
+        cosigned = require_cosignatures(
+            [(n, c.note, cp.size) for (n, cp), c in zip(logged, log_notes, strict=True)]
+            + [(n, text, cp.size) for (n, cp), text in zip(kept, kept_notes, strict=True)],
+            witnesses)
     return {"events": size, "root": recomputed.roots[size].hex(), "key_fingerprint": key_fp,
             "checkpoints": len(logged), "latest_checkpoint": max(
                 (cp.size for _, cp in logged), default=None),
             "kept_checkpoints": [{"file": n, "size": cp.size, "time": cp.time}
-                                 for n, cp in kept], "status": "verified"}
+                                 for n, cp in kept], "witnesses": cosigned, "status": "verified"}
 
 
 def _check_events(app: Any, ledger: Ledger, tree: Any) -> None:
@@ -566,7 +578,7 @@ def _check_against_tree(app: Any, ledger: Ledger, name: str, cp: Checkpoint,
                              version=row.version if row else None)
     if recomputed.roots[cp.size] != cp.root_hash:
         raise TamperDetected(
-            f"{name} ({cp.size} events, signed {cp.time}): the stored events 1..{cp.size} no "
+            f"{name} ({cp.size} events, signed {cp.shown_time}): the stored events 1..{cp.size} no "
             f"longer have the signed root; the change lies after position {verified_upto}, "
             "and the ledger table was altered to hide it")
 

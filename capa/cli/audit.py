@@ -1,15 +1,18 @@
-"""`capa audit`: checkpoints, verification, evidence bundles and inclusion proofs (SPEC §5)."""
+"""`capa audit`: checkpoints, verification, bundles, proofs and witnesses (SPEC §5, §9.7, §9.8)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from capa.cli.main import Session, json_option, pass_session
 from capa.cli.output import emit
+
+if TYPE_CHECKING:
+    from capa.audit.signing import Verifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +38,20 @@ def public_key_option(f: F) -> F:
                                                       dir_okay=False),
         default=None, metavar="PEM", help="The store public key you trust (default: the one "
                                           "next to the store key).")(f)
+
+
+def witness_option(f: F) -> F:
+    return click.option(
+        "--witness", "witnesses", multiple=True, metavar="VKEY",
+        help="A witness's cosignature vkey (or a file holding it): a checkpoint checked must "
+             "carry its valid cosignature; may be repeated.")(f)
+
+
+def _witnesses(values: tuple[str, ...]) -> list[Verifier]:
+    from capa.audit.signing import COSIGNATURE_TYPE
+    from capa.audit.witness import read_vkey
+
+    return [read_vkey(v, COSIGNATURE_TYPE, "--witness") for v in values]
 
 
 def _paths(session: Session, key: Path | None, log: Path | None) -> tuple[Path, Path]:
@@ -81,13 +98,14 @@ def checkpoint(session: Session, key: Path | None, log: Path | None) -> None:
 @click.option("--against", "against", multiple=True, metavar="FILE",
               type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="A checkpoint kept elsewhere: the history it covers must be unchanged.")
+@witness_option
 @key_option
 @public_key_option
 @log_option
 @json_option
 @pass_session
-def verify(session: Session, against: tuple[Path, ...], key: Path | None,
-           public_key: Path | None, log: Path | None) -> None:
+def verify(session: Session, against: tuple[Path, ...], witnesses: tuple[str, ...],
+           key: Path | None, public_key: Path | None, log: Path | None) -> None:
     """Recompute every event's hash and check every checkpoint and signature (exit 6 on failure).
 
     A store bound to a key fails when its key or checkpoint log cannot be found, unless you
@@ -96,6 +114,7 @@ def verify(session: Session, against: tuple[Path, ...], key: Path | None,
     \b
     Example:
       capa audit verify --against kept.checkpoint
+      capa audit verify --against cosigned.checkpoint --witness qa-head+1a2b3c4d+BK...
     """
     from capa.audit.verify import (
         configured_key_path,
@@ -104,16 +123,22 @@ def verify(session: Session, against: tuple[Path, ...], key: Path | None,
         verify_store,
     )
 
+    required = _witnesses(witnesses)
     # Not the places other commands insist on: what is missing is the verification's finding.
     key_path = key or configured_key_path(session.db)
     log_path = log or configured_log_path(session.db, key_path)
     app = session.app()
     result = verify_store(app, public_key_for(key_path, public_key, required=False), log_path,
-                          against, key_path=key_path)
+                          against, required, key_path=key_path)
     emit(session.json, result, lambda d: (
         f"verified: {d['events']} events, root {d['root']}, {d['checkpoints']} checkpoint(s) "
         f"in the log" + "".join(f"; consistent with {k['file']} ({k['size']} events)"
-                                for k in d["kept_checkpoints"])))
+                                for k in d["kept_checkpoints"]) + _cosigned_text(d)))
+
+
+def _cosigned_text(d: dict[str, Any]) -> str:
+    return "".join(f"; cosigned by {w['witness']} up to {w['size']} events"
+                   for w in d.get("witnesses", []))
 
 
 @audit.command()
@@ -153,52 +178,70 @@ def export(session: Session, out: Path, key: Path | None, public_key: Path | Non
               type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="An earlier checkpoint kept elsewhere; may be repeated.")
 @public_key_option
+@click.option("--vkey", "store_vkey", default=None, metavar="VKEY",
+              help="The store's verifier key you trust, as printed by capa audit vkey (or a "
+                   "file holding it).")
+@witness_option
 @json_option
 @pass_session
 def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
-                  public_key: Path | None) -> None:
+                  public_key: Path | None, store_vkey: str | None,
+                  witnesses: tuple[str, ...]) -> None:
     """Verify an exported bundle offline: no store and no login needed (exit 6 on failure).
 
-    Without a pinned key (--public-key) this proves only that the bundle is self-consistent:
-    its events match its own checkpoint, signed by the key the bundle itself carries. Pin the
-    store's public key, obtained separately, to prove the bundle comes from that store.
+    Without a pinned key (--public-key or --vkey) this proves only that the bundle is
+    self-consistent: its events match its own checkpoint, signed by the key the bundle itself
+    carries. Pin the store's public key, obtained separately, to prove the bundle comes from
+    that store.
 
     \b
     Example:
       capa audit verify-bundle audit-2026-06.zip --public-key capa.db.key.pub
+      capa audit verify-bundle audit-2026-06.zip --vkey capa/0a1b...+5e6f7a8b+AX... \\
+          --checkpoint cosigned.checkpoint --witness qa-head+1a2b3c4d+BK...
     """
     from capa.audit.bundle import verify_bundle as check
+    from capa.audit.signing import ED25519_SIGNATURE_TYPE
+    from capa.audit.witness import read_vkey
 
-    result = check(bundle, list(kept), public_key)
-    pinned = public_key is not None
+    pinned_vkey = (read_vkey(store_vkey, ED25519_SIGNATURE_TYPE, "--vkey") if store_vkey
+                   else None)
+    result = check(bundle, list(kept), public_key, pinned_vkey, _witnesses(witnesses))
+    pinned = public_key is not None or pinned_vkey is not None
     result = {**result, "pinned_key": pinned,
               "proved": "origin" if pinned else "self-consistency only"}
     emit(session.json, result, lambda d: (
-        f"OK: {d['events']} events, root {d['root']}, signed {d['signed_at']} by key "
-        f"{d['key_fingerprint']}" + "".join(f", consistent with {k['file']} ({k['size']} "
-                                           "events)" for k in d["kept_checkpoints"])
+        f"OK: {d['events']} events, root {d['root']}, signed {d['signed_at'] or '(no time)'} "
+        f"by key {d['key_fingerprint']}" + "".join(
+            f", consistent with {k['file']} ({k['size']} events)"
+            for k in d["kept_checkpoints"]) + _cosigned_text(d).replace(";", ",")
         + ("" if d["pinned_key"] else _UNPINNED)))
 
 
 #: Said after an unpinned bundle check: what it did not prove.
-_UNPINNED = ("\nnote: no key was pinned (--public-key), so this proves only that the bundle is "
-             "self-consistent, not that it comes from your store")
+_UNPINNED = ("\nnote: no key was pinned (--public-key or --vkey), so this proves only that the "
+             "bundle is self-consistent, not that it comes from your store")
 
 
 @audit.command()
 @click.argument("record_id", metavar="ID")
+@click.option("--format", "form", type=click.Choice(["text", "c2sp"]), default="text",
+              show_default=True, help="c2sp: one C2SP tlog-proof per event.")
+@click.option("--version", "version", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Only the event of this version of the record.")
 @key_option
 @public_key_option
 @log_option
 @json_option
 @pass_session
-def prove(session: Session, record_id: str, key: Path | None, public_key: Path | None,
-          log: Path | None) -> None:
+def prove(session: Session, record_id: str, form: str, version: int | None, key: Path | None,
+          public_key: Path | None, log: Path | None) -> None:
     """Inclusion proofs of every event of one record against the latest checkpoint.
 
     \b
     Example:
       capa audit prove CA-2026-0001 --json > proofs.json
+      capa audit prove CA-2026-0001 --version 1 --format c2sp > CA-2026-0001.v1.tlog-proof
     """
     from capa.audit.verify import prove_record, public_key_for
 
@@ -206,6 +249,19 @@ def prove(session: Session, record_id: str, key: Path | None, public_key: Path |
     app = session.app()
     result = prove_record(app, record_id, log_path,
                           public_key_for(key_path, public_key, required=False))
+    if form == "c2sp":
+        from capa.audit.proofs import tlog_proofs
+
+        text = tlog_proofs(result, version)
+        emit(session.json, {"id": result["id"], "format": "c2sp", "tlog_proof": text},
+             lambda d: str(d["tlog_proof"]).rstrip("\n"))
+        return
+    if version is not None:
+        result["events"] = [e for e in result["events"] if e["version"] == version]
+        if not result["events"]:
+            from capa.domain.errors import NotFound
+
+            raise NotFound(f"{result['id']} has no version {version}")
     emit(session.json, result, _proofs_text)
 
 
@@ -219,3 +275,119 @@ def _proofs_text(d: dict[str, Any]) -> str:
     if d["checkpoint"]:
         lines += ["", str(d["checkpoint"]).rstrip("\n")]
     return "\n".join(lines)
+
+
+@audit.command()
+@key_option
+@public_key_option
+@json_option
+@pass_session
+def vkey(session: Session, key: Path | None, public_key: Path | None) -> None:
+    """Print the store's verifier key (signed-note form), for Go's sumdb/note or any C2SP tool.
+
+    \b
+    Example:
+      capa audit vkey > capa-store.vkey
+    """
+    from capa.audit.signing import fingerprint
+    from capa.audit.signing import vkey as verifier_key
+    from capa.audit.verify import default_key_path, origin_of, public_key_for
+
+    trusted = public_key_for(key or default_key_path(session.db), public_key)
+    assert trusted is not None
+    name = origin_of(trusted)
+    emit(session.json, {"vkey": verifier_key(name, trusted), "name": name,
+                        "key_fingerprint": fingerprint(trusted)}, lambda d: str(d["vkey"]))
+
+
+@audit.command()
+@click.option("--from", "older", required=True, metavar="FILE",
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The earlier checkpoint.")
+@click.option("--to", "newer", default=None, metavar="FILE",
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The later checkpoint (default: the latest of the checkpoint log).")
+@key_option
+@public_key_option
+@log_option
+@json_option
+@pass_session
+def consistency(session: Session, older: Path, newer: Path | None, key: Path | None,
+                public_key: Path | None, log: Path | None) -> None:
+    """Print the RFC 6962 consistency proof between two checkpoints, checked first (exit 6).
+
+    The output is what `capa audit witness cosign --proof` reads.
+
+    \b
+    Example:
+      capa audit consistency --from last-cosigned.checkpoint > proof.txt
+    """
+    from capa.audit.proofs import consistency_between
+    from capa.audit.verify import public_key_for
+
+    key_path, log_path = _paths(session, key, log)
+    app = session.app()
+    trusted = public_key_for(key_path, public_key)
+    assert trusted is not None
+    result = consistency_between(app, trusted, older, newer, log_path)
+    emit(session.json, result, lambda d: str(d["text"]).rstrip("\n"))
+
+
+@audit.group()
+def witness() -> None:
+    """A witness on your own machine: cosigns checkpoints only while history is append-only.
+
+    \b
+    Example:
+      capa audit witness init --name qa-head.example/w1 --dir ~/capa-witness
+      capa audit witness cosign new.checkpoint --dir ~/capa-witness --proof proof.txt
+    """
+
+
+@witness.command("init")
+@click.option("--name", "name", required=True, help="The witness's key name, e.g. "
+                                                     "qa-head.example/w1.")
+@click.option("--dir", "folder", required=True, type=click.Path(path_type=Path),
+              metavar="DIR", help="A new folder for the witness key and state.")
+@click.option("--log-vkey", "log_vkey", default=None, metavar="VKEY",
+              help="The store vkey (capa audit vkey) whose checkpoints alone it cosigns.")
+@json_option
+@pass_session
+def witness_init(session: Session, name: str, folder: Path, log_vkey: str | None) -> None:
+    """Create a witness (an Ed25519 key and its state, files 0600) and print its vkey.
+
+    \b
+    Example:
+      capa audit witness init --name qa-head.example/w1 --dir ~/capa-witness \\
+          --log-vkey "$(capa audit vkey)"
+    """
+    from capa.audit.witness import init_witness
+
+    result = init_witness(name, folder, log_vkey)
+    emit(session.json, result, lambda d: str(d["vkey"]))
+
+
+@witness.command("cosign")
+@click.argument("checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                metavar="CHECKPOINT")
+@click.option("--dir", "folder", required=True, type=click.Path(path_type=Path),
+              metavar="DIR", help="The witness folder.")
+@click.option("--proof", "proof", default=None, metavar="PROOF",
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Consistency proof from the last checkpoint this witness cosigned (capa "
+                   "audit consistency); not needed the first time.")
+@json_option
+@pass_session
+def witness_cosign(session: Session, checkpoint: Path, folder: Path,
+                   proof: Path | None) -> None:
+    """Check a checkpoint is consistent with the last one cosigned, then print it cosigned.
+
+    \b
+    Example:
+      capa audit witness cosign new.checkpoint --dir ~/capa-witness --proof proof.txt \\
+          > cosigned.checkpoint
+    """
+    from capa.audit.witness import cosign
+
+    result = cosign(checkpoint, folder, proof)
+    emit(session.json, result, lambda d: str(d["note"]).rstrip("\n"))

@@ -72,3 +72,12 @@ Feature: An auditor proves the audit trail intact, offline, without trusting the
     When the auditor views "burr" as it stood just before its signature
     Then the view is the version the signature names
     And the signature's content digest is that of the view
+
+  @21cfr11.10e @annex11-9
+  Scenario: A witness kept by the QA head will not vouch for a rewritten history
+    Given the QA head's witness has cosigned the latest checkpoint
+    And someone rewrote an early event, rebuilt the ledger and signed a new checkpoint
+    When the store's owner asks the witness to cosign the new checkpoint
+    Then the witness refuses because the history it cosigned was rewritten
+    When the auditor verifies the store requiring the witness's cosignature
+    Then the verification fails because the witness cosigned none of the checkpoints

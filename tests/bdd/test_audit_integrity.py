@@ -370,3 +370,49 @@ def digest_matches(scene: AuditScene, seen: dict[str, object]) -> None:
         assert record.title == view["title"] and record.status == view["status"]
     finally:
         app.close()
+
+
+# -- a witness (SPEC §9.8) -----------------------------------------------------------------------
+
+
+@given("the QA head's witness has cosigned the latest checkpoint")
+def witness_cosigned(scene: AuditScene) -> None:
+    witness = scene.folder / "witness"
+    assert scene.run("audit", "witness", "init", "--name", "qa-head.example/w1", "--dir",
+                     str(witness), user=None) == 0, scene.stderr
+    scene.refs["witness"] = scene.stdout.strip()
+    assert scene.run("audit", "checkpoint", user=OWNER) == 0, scene.stderr
+    latest = scene.folder / "latest.checkpoint"
+    latest.write_text(scene.stdout, encoding="utf-8")
+    assert scene.run("audit", "witness", "cosign", str(latest), "--dir", str(witness),
+                     user=None) == 0, scene.stderr
+
+
+@when("the store's owner asks the witness to cosign the new checkpoint")
+def ask_witness(scene: AuditScene) -> None:
+    assert scene.run("audit", "checkpoint", user=OWNER) == 0, scene.stderr
+    new = scene.folder / "new.checkpoint"
+    new.write_text(scene.stdout, encoding="utf-8")
+    # No event was added since the witness cosigned: the proof for equal sizes is empty.
+    proof = scene.folder / "new.proof"
+    proof.write_text(f"old {scene.stdout.splitlines()[1]}\n", encoding="utf-8")
+    scene.run("audit", "witness", "cosign", str(new), "--dir", str(scene.folder / "witness"),
+              "--proof", str(proof), user=None)
+
+
+@then("the witness refuses because the history it cosigned was rewritten")
+def witness_refuses(scene: AuditScene) -> None:
+    assert scene.code == 6, (scene.stdout, scene.stderr)
+    assert scene.stdout == ""
+    assert "the history was rewritten" in scene.stderr
+
+
+@when("the auditor verifies the store requiring the witness's cosignature")
+def verify_with_witness(scene: AuditScene) -> None:
+    scene.run("audit", "verify", "--witness", scene.refs["witness"])
+
+
+@then("the verification fails because the witness cosigned none of the checkpoints")
+def fails_uncosigned(scene: AuditScene) -> None:
+    assert scene.code == 6, (scene.stdout, scene.stderr)
+    assert "cosignature by witness qa-head.example/w1" in scene.stderr
