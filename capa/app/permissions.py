@@ -70,7 +70,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 SIGNING_COMMANDS = frozenset({"nc close", "ca approve", "ca verify", "ca close"})
 
 #: Commands that run without a logged-in user (SPEC §2 exemptions).
-UNAUTHENTICATED_COMMANDS = frozenset({"init", "demo", "validate", "audit verify-bundle", "login"})
+#: A witness works on its own folder, on the auditor's machine, without any store.
+UNAUTHENTICATED_COMMANDS = frozenset({"init", "demo", "validate", "audit verify-bundle", "login",
+                                      "audit witness init", "audit witness cosign"})
 
 
 def allowed_roles(command: str) -> frozenset[str]:
