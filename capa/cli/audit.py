@@ -85,18 +85,27 @@ def checkpoint(session: Session, key: Path | None, log: Path | None) -> None:
 @pass_session
 def verify(session: Session, against: tuple[Path, ...], key: Path | None,
            public_key: Path | None, log: Path | None) -> None:
-    """Recompute every event's hash and check every checkpoint and signature (exit 6 on failure).
+    """Recompute every event's hash and check every checkpoint and signature, then every
+    snapshot and read-table row against the events (exit 6 on failure; each cached row that
+    does not match is listed, naming its table and record).
 
     \b
     Example:
       capa audit verify --against kept.checkpoint
     """
+    from capa.audit.caches import CachesDiffer
     from capa.audit.verify import public_key_for, verify_store
 
     key_path, log_path = _paths(session, key, log)
     app = session.app()
-    result = verify_store(app, public_key_for(key_path, public_key, required=False), log_path,
-                          against)
+    try:
+        result = verify_store(app, public_key_for(key_path, public_key, required=False),
+                              log_path, against)
+    except CachesDiffer as differ:
+        # Every edited cache row, one line each (all of them in --json), then the failure.
+        emit(session.json, differ.summary, lambda d: "\n".join(
+            f"mismatch: {m['table']} {m['record']}: {m['problem']}" for m in d["mismatches"]))
+        raise
     emit(session.json, result, lambda d: (
         f"verified: {d['events']} events, root {d['root']}, {d['checkpoints']} checkpoint(s) "
         f"in the log" + "".join(f"; consistent with {k['file']} ({k['size']} events)"
