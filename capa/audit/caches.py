@@ -113,10 +113,13 @@ def _snapshots(app: Any, reader: LogReader, checked: dict[str, int]) -> Iterator
         stored_topic, state = row[0]
         label = f"{name} version {version}"
         try:
-            expected = Snapshot.take(app.repository.get(record_id, version=int(version)))
-        except Exception:  # noqa: BLE001 - no such record or version in the log
+            record = app.repository.get(record_id, version=int(version))
+        except Exception:  # noqa: BLE001 - no such record in the log
+            record = None
+        if record is None or record.version != int(version):
             yield CacheMismatch(table, label, "the log has no such record version")
             continue
+        expected = Snapshot.take(record)
         if stored_topic != topic:
             yield CacheMismatch(table, label, f"not a snapshot (topic {stored_topic})")
             continue
@@ -312,7 +315,7 @@ def _unknown(reader: LogReader, table: str, refs: list[str], topics: list[str],
 def _known(reader: LogReader, ids: list[UUID], topics: list[str], position: int) -> set[UUID]:
     if not ids or not topics:
         return set()
-    values: list[Any] = [i if reader.postgres else str(i) for i in ids]
+    values: list[Any] = [i if reader.postgres else i.hex for i in ids]
     rows = reader.query(
         f"SELECT DISTINCT originator_id FROM {reader.events_table} "  # noqa: S608
         f"WHERE originator_id IN ({', '.join('?' for _ in ids)}) AND {reader.position} <= ? "
