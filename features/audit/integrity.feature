@@ -64,3 +64,14 @@ Feature: An auditor proves the audit trail intact, offline, without trusting the
     When the auditor views "burr" as it stood just before its signature
     Then the view is the version the signature names
     And the signature's content digest is that of the view
+
+  @21cfr11.10e @annex11-9
+  Scenario: An edited cache never changes the record
+    Given the nonconformities were listed, so the read tables hold them
+    And someone with database access changed the title of "Finding 1" in the read tables
+    Then the record, its history and the export still show the title that was recorded
+    When the auditor verifies the store
+    Then the verification fails and names the read table and the nonconformity
+    Given the quality manager rebuilt the read models
+    When the auditor verifies the store
+    Then the audit trail is intact
