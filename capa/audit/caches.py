@@ -156,16 +156,28 @@ def _name(app: Any, record_id: UUID) -> str:
 
 def _read_tables(app: Any, reader: LogReader,
                  checked: dict[str, int]) -> Iterator[CacheMismatch]:
-    if not reader.has_table("rm_tracking"):
+    present = [t for t in projection.COLUMNS if reader.has_table(t)]
+    if not present:
         return  # read models never built on this store: nothing cached
     tracked = reader.query("SELECT position, schema_version FROM rm_tracking WHERE name = ?",
-                           (projection.TRACKING_NAME,))
-    if not tracked or tracked[0][1] != projection.SCHEMA_VERSION:
-        # Without its tracking row, or of another shape, the projection drops the tables and
-        # builds them again before it answers anything: no row of them is ever read.
-        return
-    position = int(tracked[0][0])
+                           (projection.TRACKING_NAME,)) if reader.has_table("rm_tracking") else []
     last = reader.last_position()
+    if tracked and tracked[0][1] != projection.SCHEMA_VERSION:
+        # Of another shape, the projection drops the tables and builds them again before it
+        # answers anything: no row of them is ever read.
+        return
+    if len(present) < len(projection.COLUMNS):
+        for table in projection.COLUMNS:
+            if table not in present:
+                yield CacheMismatch(table, "(whole table)", "the table is missing")
+        return
+    if not tracked:
+        # The projection would start again from the first event, replacing the rows of every
+        # record it folds but keeping rows of records the log does not have: compare with all.
+        yield CacheMismatch("rm_tracking", projection.TRACKING_NAME,
+                            "the tracked position is missing, but the read tables are there")
+        tracked = [(last, projection.SCHEMA_VERSION)]
+    position = int(tracked[0][0])
     if position > last or position < 0:
         yield CacheMismatch("rm_tracking", projection.TRACKING_NAME,
                             f"position {position} is not a position of the log (1..{last})")

@@ -278,3 +278,23 @@ def test_verify_of_a_store_without_caches_checks_none(capa: Capa) -> None:
     result: Outcome = capa.run("--json", "audit", "verify", user=capa.reporter)
     assert result.code == 0, result.stderr
     assert result.json()["caches_checked"] == {"snapshots": 0, "read_table_records": 0}
+
+
+def test_a_removed_tracking_row_or_table_is_named(capa: Capa) -> None:
+    nc, ca = built(capa)
+    query(capa.target, "INSERT INTO nc_ca_links (nc, ca) VALUES (?, 'CA-2000-0001')", nc)
+    query(capa.target, "DELETE FROM rm_tracking")
+    # Starting again from the first event would keep the added link: it is named.
+    found = verify_fails(capa)
+    assert found[0] == {"table": "rm_tracking", "record": "capa-readmodels", "problem":
+                        "the tracked position is missing, but the read tables are there"}
+    assert {"table": "nc_ca_links", "record": "CA-2000-0001",
+            "problem": "not in the events: the record was added"} in found
+    assert capa.run("readmodels", "rebuild").code == 0
+    verify_passes(capa)
+    query(capa.target, "DROP TABLE action_items")
+    assert verify_fails(capa) == [{"table": "action_items", "record": "(whole table)",
+                                   "problem": "the table is missing"}]
+    assert capa.run("readmodels", "rebuild").code == 0
+    verify_passes(capa)
+    assert ca
