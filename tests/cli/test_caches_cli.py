@@ -206,6 +206,10 @@ def test_an_edited_summary_is_named_and_changes_no_evidence(capa: Capa, tmp_path
     listed = capa.run("--json", "nc", "list").json()
     assert [n["title"] for n in listed] == ["Nothing wrong"]
     assert {ref: evidence(capa, ref, reports) for ref in (nc, ca)} == before
+    # A bundle holds the events alone: it is written, and it verifies.
+    bundle = tmp_path / "bundle"
+    assert capa.run("audit", "export", "--out", str(bundle)).code == 0
+    assert capa.run("audit", "verify-bundle", str(bundle), user=None).code == 0
     assert verify_fails(capa) == [
         {"table": "nc_summary", "record": nc,
          "problem": "differs from the events in status, title, doc"},
