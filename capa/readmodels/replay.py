@@ -137,14 +137,15 @@ def folded(app: Any, reader: LogReader, upto: int | None = None) -> Iterator[Fol
     mapper = app.mapper
     raised = projection._raised_topic()
     current: Any = None
+    record_id: UUID = UUID(int=0)
     pending: StoredEvent | None = None
     record: Any = None
     for originator, version, topic, state in rows:
         if originator != current:
             if current is not None:
                 yield _finish(mapper, pending, record, topics)
-            current, pending, record = originator, None, None
-            item = StoredEvent(originator_id=_uuid(originator), originator_version=int(version),
+            current, record_id, pending, record = originator, _uuid(originator), None, None
+            item = StoredEvent(originator_id=record_id, originator_version=int(version),
                                topic=str(topic), state=bytes(state))
             if int(version) == 1 and topic == raised:
                 # Held back: an NC whose only event is Raised (a bulk import is made of these)
@@ -153,7 +154,7 @@ def folded(app: Any, reader: LogReader, upto: int | None = None) -> Iterator[Fol
                 continue
             record = mapper.to_domain_event(item).mutate(None)
             continue
-        item = StoredEvent(originator_id=_uuid(originator), originator_version=int(version),
+        item = StoredEvent(originator_id=record_id, originator_version=int(version),
                            topic=str(topic), state=bytes(state))
         if pending is not None:
             record = mapper.to_domain_event(pending).mutate(None)
