@@ -28,9 +28,9 @@ __all__ = ["CacheMismatch", "CachesDiffer", "check_caches", "snapshot_table"]
 
 #: Records compared with the tables per query.
 _CHUNK = 500
-#: Mismatches listed in full; past this many the rest are counted (a whole table replaced
-#: would otherwise print one line per row of it).
-_LISTED = 1000
+#: Mismatches listed in full; past this many the rest are only counted, so that a whole table
+#: replaced neither prints nor holds in memory one entry per row of it.
+_LISTED = 10_000
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,16 @@ def check_caches(app: Any, summary: dict[str, Any]) -> dict[str, Any]:
     """Return `summary` with what was checked, or raise CachesDiffer naming every snapshot and
     read-table row that does not match the events."""
     found: list[CacheMismatch] = []
+    more = 0
     checked = {"snapshots": 0, "read_table_records": 0}
     with log_reader(app) as reader:
         for mismatch in _check(app, reader, checked):
-            found.append(mismatch)
+            if len(found) < _LISTED:
+                found.append(mismatch)
+            else:
+                more += 1
     if found:
-        raise CachesDiffer(found[:_LISTED], summary, more=max(0, len(found) - _LISTED))
+        raise CachesDiffer(found, summary, more=more)
     return {**summary, "caches_checked": checked}
 
 

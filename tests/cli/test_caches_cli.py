@@ -302,3 +302,17 @@ def test_a_removed_tracking_row_or_table_is_named(capa: Capa) -> None:
     assert capa.run("readmodels", "rebuild").code == 0
     verify_passes(capa)
     assert ca
+
+
+def test_past_the_listing_limit_the_mismatches_are_counted(
+        capa: Capa, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, ca = built(capa)
+    query(capa.target, "DELETE FROM action_items WHERE ca = ?", ca)
+    monkeypatch.setattr("capa.audit.caches._LISTED", 1)
+    outcome = capa.run("--json", "audit", "verify", user=capa.reporter)
+    assert outcome.code == 6
+    summary = outcome.json()
+    assert summary["cache_mismatches"] == 2
+    assert summary["mismatches"] == [{"table": "action_items", "record": f"{ca} A1",
+                                      "problem": "missing: the events have this row"}]
+    assert "2 cached row(s) do not match" in outcome.error()["message"]
