@@ -279,11 +279,19 @@ class ReadModels:
             "WHERE a.state = 'open' AND a.due < ? AND c.status NOT IN ('closed', 'cancelled') "
             "ORDER BY 2, 3", (today,))
 
-    def external_refs(self) -> set[str]:
+    def external_refs(self, wanted: Iterable[str] | None = None) -> set[str]:
+        """External references NCs in the store hold (of those `wanted`, when given). The read
+        table says which NCs hold one; each is confirmed from that NC's own events, so a row
+        added or edited outside capa never makes an import skip a row (SPEC §9.1)."""
+        from capa.readmodels.replay import confirmed_external_refs
+
         self.catch_up()
         rows = self.sql.query(
-            "SELECT external_ref FROM nc_summary WHERE external_ref IS NOT NULL")
-        return {str(row["external_ref"]) for row in rows}
+            "SELECT id, external_ref FROM nc_summary WHERE external_ref IS NOT NULL")
+        keep = None if wanted is None else set(wanted)
+        claimed = {str(row["id"]): str(row["external_ref"]) for row in rows
+                   if keep is None or row["external_ref"] in keep}
+        return confirmed_external_refs(self._app, claimed)
 
     def count(self, name: str) -> int:
         """Rows in one read table (caught up first)."""

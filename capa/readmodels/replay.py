@@ -122,18 +122,25 @@ def record_topics(reader: LogReader) -> dict[str, str]:
             if (kind := projection._kind(topic, kinds)) is not None}
 
 
-def folded(app: Any, reader: LogReader, upto: int | None = None) -> Iterator[Folded]:
-    """Every NC and CA with events at positions up to `upto` (default: the whole log), folded
-    from those events alone, in record-id order."""
-    topics = record_topics(reader)
-    if not topics:
+def folded(app: Any, reader: LogReader, upto: int | None = None, *,
+           records: Sequence[UUID] | None = None,
+           topics: dict[str, str] | None = None) -> Iterator[Folded]:
+    """Every NC and CA with events at positions up to `upto` (default: the whole log), or only
+    those of `records`, folded from those events alone, in record-id order."""
+    topics = record_topics(reader) if topics is None else topics
+    if not topics or records == []:
         return
     marks = ", ".join("?" for _ in topics)
     limit = upto if upto is not None else reader.last_position()
+    among, ids = "", []
+    if records is not None:
+        # SQLite keeps record ids as hex text; PostgreSQL as UUIDs.
+        ids = [r if reader.postgres else r.hex for r in records]
+        among = f"AND originator_id IN ({', '.join('?' for _ in ids)}) "
     rows = reader.stream(
         f"SELECT originator_id, originator_version, topic, state FROM {reader.events_table} "  # noqa: S608
-        f"WHERE {reader.position} <= ? AND topic IN ({marks}) "
-        "ORDER BY originator_id, originator_version", (limit, *topics))
+        f"WHERE {reader.position} <= ? AND topic IN ({marks}) {among}"
+        "ORDER BY originator_id, originator_version", (limit, *topics, *ids))
     mapper = app.mapper
     raised = projection._raised_topic()
     current: Any = None
@@ -174,6 +181,31 @@ def _finish(mapper: Any, pending: StoredEvent | None, record: Any,
     assert isinstance(record, Record)
     rows = projection.record_rows(record)
     return Folded(record.ref, "nc" if "nc_summary" in rows else "ca", rows)
+
+
+def confirmed_external_refs(app: Any, claimed: dict[str, str]) -> set[str]:
+    """Of the external references the read table says NCs hold (NC id → reference), those the
+    NCs' own events give them."""
+    from capa.domain.record import record_uuid
+
+    found: set[str] = set()
+    refs = list(claimed)
+    with log_reader(app) as reader:
+        topics = record_topics(reader)
+        for start in range(0, len(refs), 500):
+            ids = []
+            for ref in refs[start:start + 500]:
+                try:
+                    ids.append(record_uuid(ref))
+                except Exception:  # noqa: BLE001 - not a record id: nothing holds it
+                    continue
+            for item in folded(app, reader, records=ids, topics=topics):
+                rows = item.rows.get("nc_summary")
+                held = rows[0][projection.COLUMNS["nc_summary"].index("external_ref")] \
+                    if rows else None
+                if held is not None and held == claimed.get(item.ref):
+                    found.add(str(held))
+    return found
 
 
 def _uuid(value: Any) -> UUID:

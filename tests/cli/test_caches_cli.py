@@ -316,3 +316,18 @@ def test_past_the_listing_limit_the_mismatches_are_counted(
     assert summary["mismatches"] == [{"table": "action_items", "record": f"{ca} A1",
                                       "problem": "missing: the events have this row"}]
     assert "2 cached row(s) do not match" in outcome.error()["message"]
+
+
+def test_an_added_read_table_row_never_makes_an_import_skip_a_row(
+        capa: Capa, tmp_path: Path) -> None:
+    nc, _ = built(capa)
+    # A row claiming that the complaint is already in the store, by an NC the log has.
+    query(capa.target, "UPDATE nc_summary SET external_ref = 'CMP-7' WHERE id = ?", nc)
+    complaints = tmp_path / "complaints.csv"
+    complaints.write_text("external_ref,title,description,source,severity\n"
+                          "CMP-7,Loose cap,Cap turns freely,customer-complaint,minor\n")
+    first = capa.run("--json", "import", str(complaints))
+    assert first.code == 0, first.stderr
+    assert (first.json()["imported"], first.json()["skipped_existing"]) == (1, 0)
+    again = capa.run("--json", "import", str(complaints))
+    assert (again.json()["imported"], again.json()["skipped_existing"]) == (0, 1)
