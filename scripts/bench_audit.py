@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""SPEC §7 P3: `capa audit verify` of 1M events against raw reading and hashing of the same rows.
+"""SPEC §7 P3 and §13 P8: `capa audit verify` of 1M events against raw reading and hashing of
+the same rows.
 
-    python scripts/bench_audit.py [--events 1000000] [--folder DIR] [--keep]
+    python scripts/bench_audit.py [--events 1000000] [--folder DIR] [--keep] [--caches]
 
 Builds a store with `capa init` (so the command runs exactly as a user runs it: with its key,
 an authenticated auditor and the checkpoint log), then inserts synthetic events straight into
@@ -19,6 +20,10 @@ Measured in the same run, each as its own child process (so start-up is included
 
 Prints one JSON document with both rates, their ratio (target >= 0.5) and the peak RSS (target
 <= 200 MB).
+
+With `--caches` (P8, target >= 0.4) the events are real NC events instead, which capa can fold:
+each record is raised and then amended nine times, and `capa nc list` builds the read tables
+before the measurements, so that verify also compares every read-table row with the events.
 """
 
 from __future__ import annotations
@@ -95,6 +100,48 @@ def build(db: Path, events: int) -> float:
     return time.perf_counter() - started
 
 
+def build_records(db: Path, events: int) -> float:
+    """NCs raised and amended nine times each, stored as the domain records them."""
+    sys.path.insert(0, str(ROOT))
+    from capa.domain.record import record_hex
+
+    capa(db, "init", "--admin", ADMIN, "--full-name", "Audit Bench", "--org", "Bench")
+    started = time.perf_counter()
+    records = max(1, events // 10)
+    base = "capa.domain.nonconformity:Nonconformity"
+
+    def stamp(n: int) -> dict[str, str]:
+        return {"_type_": "datetime_iso",
+                "_data_": f"2026-01-01T00:{n // 60 % 60:02d}:{n % 60:02d}.{n % 999999:06d}+00:00"}
+
+    with sqlite3.connect(db) as raw:
+        batch: list[tuple[str, int, str, bytes]] = []
+        for r in range(records):
+            ref = f"NC-2026-{r + 1:06d}"
+            record = record_hex(ref)
+            batch.append((record, 1, f"{base}.Raised", json.dumps({
+                "timestamp": stamp(r), "originator_topic": base, "actor": ADMIN, "ref": ref,
+                "title": f"Hairline crack {r}", "description": "Found at final inspection",
+                "source": "internal-audit", "severity": "minor", "product": "P-100",
+                "lot": f"L{r}", "external_ref": None, "detected_on": "2026-01-01",
+                "reported_by": ADMIN}, separators=(",", ":")).encode()))
+            old = "Found at final inspection"
+            for version in range(2, 11):
+                new = f"Hairline crack at boss B{version}, lot {r}, found at final inspection"
+                batch.append((record, version, f"{base}.Amended", json.dumps({
+                    "timestamp": stamp(r + version), "originator_topic": base, "actor": ADMIN,
+                    "field": "description", "old": old, "new": new,
+                    "reason": "Clarified after the review with the supplier's engineer",
+                }, separators=(",", ":")).encode()))
+                old = new
+            if len(batch) >= 50_000:
+                raw.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", batch)
+                batch.clear()
+        raw.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", batch)
+    capa(db, "--json", "nc", "list", "--status", "closed")  # builds the read tables
+    return time.perf_counter() - started
+
+
 def child(argv: list[str], db: Path) -> tuple[float, int, str]:
     """Run a child process; return its wall time, its peak RSS in bytes and its stdout."""
     started = time.perf_counter()
@@ -115,12 +162,15 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the store afterwards")
+    parser.add_argument("--caches", action="store_true",
+                        help="P8: real NC events and built read tables, checked by verify")
     args = parser.parse_args()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="capa-bench-audit-"))
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "bench.db"
     try:
-        build_seconds = build(db, args.events) if not db.exists() else 0.0
+        builder = build_records if args.caches else build
+        build_seconds = builder(db, args.events) if not db.exists() else 0.0
         started = time.perf_counter()
         capa(db, "audit", "checkpoint")
         ledger_seconds = time.perf_counter() - started
@@ -134,6 +184,7 @@ def main() -> int:
             verify_runs.append(child([sys.executable, "-m", "capa", "--json", "audit", "verify"],
                                      db))
         raw_seconds = min(run[0] for run in raw_runs)
+        target = 0.4 if args.caches else 0.5  # P8 includes the cache checks
         verify_seconds = min(run[0] for run in verify_runs)
         verified = json.loads(verify_runs[-1][2])
         assert verified["events"] == total, verified
@@ -148,9 +199,10 @@ def main() -> int:
                              "events_per_second": round(total / verify_seconds),
                              "peak_rss_mb": round(peak / 2**20, 1)},
             "ratio": round(raw_seconds / verify_seconds, 3),
-            "targets": {"ratio_at_least": 0.5, "peak_rss_mb_at_most": 200},
+            "caches_checked": verified.get("caches_checked"),
+            "targets": {"ratio_at_least": target, "peak_rss_mb_at_most": 200},
         }
-        result["meets_targets"] = (result["ratio"] >= 0.5 and peak / 2**20 <= 200)
+        result["meets_targets"] = (result["ratio"] >= target and peak / 2**20 <= 200)
         print(json.dumps(result, indent=2))
     finally:
         if not args.keep and args.folder is None:

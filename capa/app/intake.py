@@ -405,7 +405,7 @@ class Intake:
         report = ImportReport(rows=len(rows), dry_run=dry_run, errors=errors)
         if errors:
             raise ImportRejected(report)
-        existing = app.read_models.external_refs()
+        existing = app.read_models.external_refs(r for r in valid["external_ref"] if r)
         seen: set[str] = set()
         keep: list[int] = []
         for index, ref in enumerate(valid["external_ref"]):

@@ -1,7 +1,10 @@
-"""Queries answered from the read models: lists, overdue items, exports, reports and the dashboard.
+"""Queries over many records: lists, overdue items and the dashboard from the read models;
+exports and reports, which are evidence, from the event log.
 
-`ReadSide` is mixed into the application service; every query here reads projections that
-follow the event log (capa.readmodels), never a replay of every aggregate.
+`ReadSide` is mixed into the application service. Lists, overdue and the dashboard read
+projections that follow the event log (capa.readmodels), never a replay of every aggregate; the
+CSV export folds the log itself in one ordered pass (capa.readmodels.replay), because a read
+table is a cache that anyone who can write the store could edit (SPEC §9.1).
 """
 
 from __future__ import annotations
@@ -41,13 +44,17 @@ class ReadSide(Intake):
         return self._read_models
 
     def rebuild_read_models(self) -> dict[str, int]:
-        """Drop the read tables and project the whole event log again (admin or quality)."""
+        """Drop the read tables and project the whole event log again, and delete the snapshot
+        rows earlier releases left: both are caches, and the log is the record (admin or
+        quality)."""
         authorise(self, "readmodels rebuild")
+        snapshots = self.read_models.remove_snapshots()
         position = self.read_models.rebuild()
         counts = {name: self.read_models.count(name)
                   for name in ("nc_summary", "ca_summary", "action_items")}
         return {"position": position, "nonconformities": counts["nc_summary"],
-                "corrective_actions": counts["ca_summary"], "action_items": counts["action_items"]}
+                "corrective_actions": counts["ca_summary"], "action_items": counts["action_items"],
+                "snapshots_removed": snapshots}
 
     # -- export ------------------------------------------------------------------------------
 
@@ -75,19 +82,36 @@ class ReadSide(Intake):
             position = batch[-1].id
 
     def export_records(self) -> list[dict[str, Any]]:
-        """Current NCs then CAs, one flat row each, from the read models."""
-        rm = self.read_models
+        """Current NCs then CAs, one flat row each, folded from the event log: an export is
+        evidence, so it never comes from a read table (SPEC §9.1)."""
+        from capa.readmodels.projection import COLUMNS
+        from capa.readmodels.replay import folded, latest_cause, log_reader
+
+        ncs: list[dict[str, Any]] = []
+        cas: list[dict[str, Any]] = []
+        causes: dict[str, list[tuple[int, str | None]]] = {}
+        with log_reader(self) as reader:
+            for item in folded(self, reader):
+                if item.kind == "nc":
+                    ncs.append(dict(zip(COLUMNS["nc_summary"][:-1], item.rows["nc_summary"][0],
+                                        strict=False)))
+                    continue
+                ca = dict(zip(COLUMNS["ca_summary"][:-1], item.rows["ca_summary"][0],
+                              strict=False))
+                cas.append(ca)
+                for nc, _ in item.rows["nc_ca_links"]:
+                    causes.setdefault(nc, []).append((ca["sort_key"], ca["cause_category"]))
         rows: list[dict[str, Any]] = []
-        for nc in rm.table("nc_summary", "sort_key"):
+        for nc in sorted(ncs, key=lambda r: int(r["sort_key"])):
             rows.append({"id": nc["id"], "kind": "nonconformity", "status": nc["status"],
                          "title": nc["title"], "severity": nc["severity"],
                          "source": nc["source"], "product": nc["product"], "lot": nc["lot"],
                          "external_ref": nc["external_ref"], "detected_on": nc["detected_on"],
                          "opened_at": nc["raised_at"], "closed_at": nc["closed_at"],
-                         "cause_category": nc["cause_category"],
+                         "cause_category": latest_cause(causes.get(nc["id"], [])),
                          "linked": " ".join(json.loads(nc["linked_cas"])), "owner": None,
                          "iteration": None, "version": nc["version"]})
-        for ca in rm.table("ca_summary", "sort_key"):
+        for ca in sorted(cas, key=lambda r: int(r["sort_key"])):
             rows.append({"id": ca["id"], "kind": "corrective-action", "status": ca["status"],
                          "title": ca["title"], "severity": None, "source": None,
                          "product": None, "lot": None, "external_ref": None,

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -51,7 +51,8 @@ R = TypeVar("R", bound=Record)
 MAX_EVIDENCE_BYTES = 25 * 1024 * 1024
 _REF = re.compile(r"^(NC|CA)-(\d{4})-(\d{4,})$")
 _CREATE_ATTEMPTS = 20
-#: The kinds of record whose ids are NC-… and CA-… (named by topic: see _SnapshotIntervals).
+#: The kinds of record whose ids are NC-… and CA-…, named by topic: a command imports only the
+#: record classes it works with (start-up time, SPEC §7 P1).
 _REF_PREFIXES = {"capa.domain.nonconformity:Nonconformity": "NC",
                  "capa.domain.corrective_action:CorrectiveAction": "CA"}
 _USER_ADDED_TOPIC = get_topic(User.UserAdded)  # type: ignore[attr-defined]
@@ -63,14 +64,6 @@ _signing_password: ContextVar[str | None] = ContextVar("capa_signing_password", 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class _SnapshotIntervals(dict[str, int]):
-    """Snapshot intervals of record classes, named by topic: a command imports only the record
-    classes it works with (start-up time, SPEC §7 P1), and eventsourcing looks classes up here."""
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return super().get(key if isinstance(key, str) else get_topic(key), default)
 
 
 @dataclass(frozen=True)
@@ -93,10 +86,16 @@ class CapaApplication(ReadSide, Application[UUID]):
     its NCs' closures are one atomic save (R4)."""
 
     name = "capa"
-    snapshotting_intervals: ClassVar[dict[Any, int]] = _SnapshotIntervals({
-        "capa.domain.nonconformity:Nonconformity": 50,
-        "capa.domain.corrective_action:CorrectiveAction": 50,
-    })
+
+    def construct_env(self, name: str, env: Any = None) -> Any:
+        # No snapshots are taken or read (SPEC §9.1): a snapshot row is a cache that anyone who
+        # can write the store could forge, and folding a record's events is fast enough (P5).
+        # The setting is pinned here, so neither the process environment nor a store's
+        # settings can turn them back on; rows left by earlier releases are never read.
+        environment = super().construct_env(name, env)
+        for key in ("IS_SNAPSHOTTING_ENABLED", f"{name.upper()}_IS_SNAPSHOTTING_ENABLED"):
+            environment[key] = "no"
+        return environment
 
     # -- acting user -----------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Copying a store's events to another store (SQLite ↔ PostgreSQL), byte for byte, then checking.
 
-Only the event log is copied, in global order: snapshots are a cache that the copy rebuilds when
-it needs them, and read models and the audit ledger follow the log again on first use. The audit
+Only the event log is copied, in global order: snapshot rows of earlier releases are caches capa
+never reads, and read models and the audit ledger follow the log again on first use. The audit
 trail's Merkle leaves are numbered by ordinal position, not by the back end's notification id,
 so the copy hashes to the same tree as the original.
 """

@@ -449,8 +449,20 @@ def _trusted(note: str, key: Ed25519PublicKey, name: str) -> Checkpoint:
 
 def verify_store(app: Any, public_key: Ed25519PublicKey | None, log_path: Path | None,
                  against: Iterable[Path] = (), witnesses: Sequence[Verifier] = (), *,
-                 key_path: Path | None = None
-                 ) -> dict[str, Any]:
+                 key_path: Path | None = None, caches: bool = True) -> dict[str, Any]:
+    """Verify the store's events, its checkpoint log and any kept checkpoints, then (unless
+    `caches` is false) every snapshot and read-table row against the verified events
+    (capa.audit.caches); return a summary or raise TamperDetected naming the first bad position,
+    record and version (or, for the caches, CachesDiffer naming every row that differs)."""
+    from capa.audit.caches import check_caches
+
+    summary = _verify_log(app, public_key, log_path, against, witnesses, key_path=key_path)
+    return check_caches(app, summary) if caches else summary
+
+
+def _verify_log(app: Any, public_key: Ed25519PublicKey | None, log_path: Path | None,
+                against: Iterable[Path] = (), witnesses: Sequence[Verifier] = (), *,
+                key_path: Path | None = None) -> dict[str, Any]:
     """Verify the store's events, its checkpoint log and any kept checkpoints; return a summary
     or raise TamperDetected naming the first bad position, record and version.
 

@@ -106,7 +106,9 @@ def checkpoint(session: Session, key: Path | None, log: Path | None) -> None:
 @pass_session
 def verify(session: Session, against: tuple[Path, ...], witnesses: tuple[str, ...],
            key: Path | None, public_key: Path | None, log: Path | None) -> None:
-    """Recompute every event's hash and check every checkpoint and signature (exit 6 on failure).
+    """Recompute every event's hash and check every checkpoint and signature, then every
+    snapshot and read-table row against the events (exit 6 on failure; each cached row that
+    does not match is listed, naming its table and record).
 
     A store bound to a key fails when its key or checkpoint log cannot be found, unless you
     name what to check against: --public-key, --checkpoints, --against.
@@ -116,6 +118,7 @@ def verify(session: Session, against: tuple[Path, ...], witnesses: tuple[str, ..
       capa audit verify --against kept.checkpoint
       capa audit verify --against cosigned.checkpoint --witness qa-head+1a2b3c4d+BK...
     """
+    from capa.audit.caches import CachesDiffer
     from capa.audit.verify import (
         configured_key_path,
         configured_log_path,
@@ -128,8 +131,14 @@ def verify(session: Session, against: tuple[Path, ...], witnesses: tuple[str, ..
     key_path = key or configured_key_path(session.db)
     log_path = log or configured_log_path(session.db, key_path)
     app = session.app()
-    result = verify_store(app, public_key_for(key_path, public_key, required=False), log_path,
-                          against, required, key_path=key_path)
+    try:
+        result = verify_store(app, public_key_for(key_path, public_key, required=False),
+                              log_path, against, required, key_path=key_path)
+    except CachesDiffer as differ:
+        # Every edited cache row, one line each (all of them in --json), then the failure.
+        emit(session.json, differ.summary, lambda d: "\n".join(
+            f"mismatch: {m['table']} {m['record']}: {m['problem']}" for m in d["mismatches"]))
+        raise
     emit(session.json, result, lambda d: (
         f"verified: {d['events']} events, root {d['root']}, {d['checkpoints']} checkpoint(s) "
         f"in the log" + "".join(f"; consistent with {k['file']} ({k['size']} events)"

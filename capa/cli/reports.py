@@ -31,7 +31,9 @@ def readmodels() -> None:
 @json_option
 @pass_session
 def rebuild(session: Session) -> None:
-    """Drop the read tables and project the whole event log again.
+    """Drop the read tables and project the whole event log again; delete the snapshot rows
+    that earlier releases kept (capa reads none). This repairs every cache that
+    `capa audit verify` reports as not matching the events.
 
     \b
     Example:
@@ -39,7 +41,9 @@ def rebuild(session: Session) -> None:
     """
     emit(session.json, session.app().rebuild_read_models(), lambda d: (
         f"read models rebuilt up to position {d['position']}: {d['nonconformities']} NCs, "
-        f"{d['corrective_actions']} CAs, {d['action_items']} action items"))
+        f"{d['corrective_actions']} CAs, {d['action_items']} action items"
+        + (f"; {d['snapshots_removed']} snapshot row(s) removed"
+           if d["snapshots_removed"] else "")))
 
 
 

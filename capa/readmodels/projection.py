@@ -173,6 +173,19 @@ class ReadModels:
         self._ready = True
         return self.catch_up()
 
+    def remove_snapshots(self) -> int:
+        """Delete the snapshot rows earlier releases wrote (capa reads none: SPEC §9.1); return
+        how many there were. The table itself is eventsourcing's and stays."""
+        table = "capa_snapshots" if self.sql.postgres else "stored_snapshots"
+        exists = ("SELECT to_regclass(?) IS NOT NULL AS found" if self.sql.postgres else
+                  "SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE type = 'table' "
+                  "AND name = ?")
+        name = f"public.{table}" if self.sql.postgres else table
+        if not self.sql.query(exists, (name,))[0]["found"]:
+            return 0
+        with self.sql.transaction(commit=True) as c:
+            return c.execute(f"DELETE FROM {table}")  # noqa: S608 - a fixed name
+
     def _apply(self, position: int, notifications: Sequence[Any]) -> None:
         groups: dict[UUID, list[Any]] = {}
         for n in notifications:
@@ -194,24 +207,7 @@ class ReadModels:
         self._write(records, expected=position, new=int(notifications[-1].id), nc_rows=new_ncs)
 
     def _raised_row(self, notification: Any) -> tuple[Any, ...] | None:
-        """The nc_summary row of a record whose only event is `Raised`, as `_nc_row` would make
-        it from the folded record; None when the state is not the shape this release records
-        (an older or newer class version), which is then folded the ordinary way."""
-        mapper = self._app.mapper
-        data = notification.state
-        if mapper.cipher:
-            data = mapper.cipher.decrypt(data)
-        if mapper.compressor:
-            data = mapper.compressor.decompress(data)
-        state = mapper.transcoder.decode(data)
-        if "class_version" in state or set(state) != _RAISED_KEYS:
-            return None
-        at = utc_iso(state["timestamp"])
-        doc = {"id": state["ref"], "version": 1, "created_at": at, "updated_at": at}
-        doc.update((k, state[k]) for k in _RAISED_FIELDS)
-        doc.update(status="open", containment=[], assessment=None, linked_cas=[], closure=None,
-                   cancellation=None)
-        return _nc_row_of(doc)
+        return raised_row(self._app.mapper, notification.state)
 
     def _fold(self, originator: UUID, notifications: list[Any]) -> Record:
         first = notifications[0].originator_version
@@ -283,11 +279,19 @@ class ReadModels:
             "WHERE a.state = 'open' AND a.due < ? AND c.status NOT IN ('closed', 'cancelled') "
             "ORDER BY 2, 3", (today,))
 
-    def external_refs(self) -> set[str]:
+    def external_refs(self, wanted: Iterable[str] | None = None) -> set[str]:
+        """External references NCs in the store hold (of those `wanted`, when given). The read
+        table says which NCs hold one; each is confirmed from that NC's own events, so a row
+        added or edited outside capa never makes an import skip a row (SPEC §9.1)."""
+        from capa.readmodels.replay import confirmed_external_refs
+
         self.catch_up()
         rows = self.sql.query(
-            "SELECT external_ref FROM nc_summary WHERE external_ref IS NOT NULL")
-        return {str(row["external_ref"]) for row in rows}
+            "SELECT id, external_ref FROM nc_summary WHERE external_ref IS NOT NULL")
+        keep = None if wanted is None else set(wanted)
+        claimed = {str(row["id"]): str(row["external_ref"]) for row in rows
+                   if keep is None or row["external_ref"] in keep}
+        return confirmed_external_refs(self._app, claimed)
 
     def count(self, name: str) -> int:
         """Rows in one read table (caught up first)."""
@@ -303,6 +307,42 @@ class ReadModels:
                    "action_items": _ITEM_COLUMNS, "nc_ca_links": ("nc", "ca")}[name]
         suffix = f" ORDER BY {order}" if order else ""
         return self.sql.query(f"SELECT {', '.join(columns)} FROM {name}{suffix}")
+
+
+def raised_row(mapper: Any, data: bytes) -> tuple[Any, ...] | None:
+    """The nc_summary row of a record whose only event is `Raised` (its stored state given), as
+    `_nc_row` would make it from the folded record; None when the state is not the shape this
+    release records (an older or newer class version), which is then folded the ordinary way."""
+    if mapper.cipher:
+        data = mapper.cipher.decrypt(data)
+    if mapper.compressor:
+        data = mapper.compressor.decompress(data)
+    state = mapper.transcoder.decode(data)
+    if "class_version" in state or set(state) != _RAISED_KEYS:
+        return None
+    at = utc_iso(state["timestamp"])
+    doc = {"id": state["ref"], "version": 1, "created_at": at, "updated_at": at}
+    doc.update((k, state[k]) for k in _RAISED_FIELDS)
+    doc.update(status="open", containment=[], assessment=None, linked_cas=[], closure=None,
+               cancellation=None)
+    return _nc_row_of(doc)
+
+
+def record_rows(record: Record) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows one folded NC or CA has in each read table, as `_upsert` writes them (an NC's
+    cause_category, which comes from its CAs, left empty)."""
+    if isinstance(record, Nonconformity):
+        return {"nc_summary": [_nc_row(record)]}
+    if isinstance(record, CorrectiveAction):
+        return {"ca_summary": [_ca_row(record)],
+                "action_items": [_item_row(record, item) for item in record.items],
+                "nc_ca_links": [(nc, record.ref) for nc in dict.fromkeys(record.linked_ncs)]}
+    return {}
+
+
+#: The columns of each read table, in the order of the rows above.
+COLUMNS = {"nc_summary": _NC_COLUMNS, "ca_summary": _CA_COLUMNS, "action_items": _ITEM_COLUMNS,
+           "nc_ca_links": ("nc", "ca")}
 
 
 def _marks(values: Sequence[Any]) -> str:

@@ -81,3 +81,14 @@ Feature: An auditor proves the audit trail intact, offline, without trusting the
     Then the witness refuses because the history it cosigned was rewritten
     When the auditor verifies the store requiring the witness's cosignature
     Then the verification fails because the witness cosigned none of the checkpoints
+
+  @21cfr11.10e @annex11-9
+  Scenario: An edited cache never changes the record
+    Given the nonconformities were listed, so the read tables hold them
+    And someone with database access changed the title of "Finding 1" in the read tables
+    Then the record, its history and the export still show the title that was recorded
+    When the auditor verifies the store
+    Then the verification fails and names the read table and the nonconformity
+    Given the quality manager rebuilt the read models
+    When the auditor verifies the store
+    Then the audit trail is intact

@@ -238,6 +238,25 @@ def forge_readable_fields(scene: AuditScene) -> None:
     (scene.bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
+@given("the nonconformities were listed, so the read tables hold them")
+def listed(scene: AuditScene) -> None:
+    assert scene.run("--json", "nc", "list") == 0, scene.stderr
+    scene.refs.update((nc["title"], nc["id"]) for nc in json.loads(scene.stdout))
+
+
+@given(parsers.parse('someone with database access changed the title of "{title}" in the read '
+                     "tables"))
+def edit_read_table(scene: AuditScene, title: str) -> None:
+    scene.refs["edited"] = scene.refs[title]
+    scene.sql("UPDATE nc_summary SET title = 'Nothing to see', doc = replace(doc, ?, "
+              "'Nothing to see') WHERE id = ?", title, scene.refs[title])
+
+
+@given("the quality manager rebuilt the read models")
+def rebuilt(scene: AuditScene) -> None:
+    assert scene.run("readmodels", "rebuild", user=OWNER) == 0, scene.stderr
+
+
 @when("the auditor verifies the store")
 def verify(scene: AuditScene) -> None:
     scene.run("audit", "verify")
@@ -290,6 +309,24 @@ def fails_at(scene: AuditScene, position: str) -> None:
     expected = len(scene.rows()) + 1 if position == "last" else int(position)
     assert f"position {expected} (" in scene.stderr, scene.stderr
     assert " version " in scene.stderr
+
+
+@then("the record, its history and the export still show the title that was recorded")
+def record_unchanged(scene: AuditScene) -> None:
+    ref = scene.refs["edited"]
+    assert scene.run("--json", "nc", "show", ref) == 0, scene.stderr
+    assert json.loads(scene.stdout)["title"] == "Finding 1"
+    assert scene.run("history", ref) == 0 and "Nothing to see" not in scene.stdout
+    assert scene.run("--json", "export", "--format", "csv") == 0, scene.stderr
+    titles = {row["id"]: row["title"] for row in json.loads(scene.stdout)}
+    assert titles[ref] == "Finding 1"
+
+
+@then("the verification fails and names the read table and the nonconformity")
+def fails_naming_cache(scene: AuditScene) -> None:
+    assert scene.code == 6, (scene.stdout, scene.stderr)
+    assert f"mismatch: nc_summary {scene.refs['edited']}: differs from the events in title" \
+        in scene.stdout.splitlines()[0]
 
 
 @then("the verification fails because a checkpoint is forged")

@@ -1,0 +1,219 @@
+"""The read-table rows of every NC and CA, folded from the event log alone in one ordered pass.
+
+`audit verify` compares them with the read tables, and the CSV export is made from them, because
+what capa reports as evidence must come from the events, never from a table that anyone who can
+write the store could edit (SPEC §9.1).
+
+The log is read in one consistent snapshot (a read-only SQLite connection in one transaction, or
+one REPEATABLE READ transaction on PostgreSQL), in record order, so that only one record is
+folded at a time: memory does not grow with the log.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from capa.domain.record import Record
+from capa.readmodels import projection
+
+#: Rows read from the database at a time.
+_CHUNK = 2000
+
+
+class LogReader:
+    """Queries on one consistent snapshot of the store, with `?` placeholders on both back ends;
+    `position` names the column that holds an event's place in the log."""
+
+    def __init__(self, cursor: Any, *, postgres: bool, events_table: str) -> None:
+        self._cursor = cursor
+        self.postgres = postgres
+        self.events_table = events_table
+        self.position = "notification_id" if postgres else "rowid"
+
+    def _text(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.postgres else statement
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(self._text(statement), tuple(params))
+        return [tuple(row.values()) if isinstance(row, dict) else tuple(row)
+                for row in self._cursor.fetchall()]
+
+    def stream(self, statement: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of one query, fetched a chunk at a time."""
+        if self.postgres:
+            from psycopg.rows import tuple_row
+
+            with self._cursor.connection.cursor(name="capa_replay",
+                                                row_factory=tuple_row) as named:
+                named.execute(self._text(statement), tuple(params))
+                while rows := named.fetchmany(_CHUNK):
+                    yield from rows
+            return
+        cursor = self._cursor.connection.cursor() if hasattr(self._cursor, "connection") \
+            else self._cursor
+        cursor.execute(statement, tuple(params))
+        while rows := cursor.fetchmany(_CHUNK):
+            yield from (tuple(row) for row in rows)
+
+    def has_table(self, name: str) -> bool:
+        if self.postgres:
+            found = self.query("SELECT to_regclass(?)", (f"public.{name}",))
+            return bool(found and found[0][0] is not None)
+        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (name,)))
+
+    def last_position(self) -> int:
+        found = self.query(f"SELECT MAX({self.position}) FROM {self.events_table}")  # noqa: S608
+        return int(found[0][0] or 0)
+
+
+@contextmanager
+def log_reader(app: Any) -> Iterator[LogReader]:
+    """A reader of one consistent snapshot of the application's store."""
+    from capa.app.store import EVENTS_TABLE
+
+    recorder = app.recorder
+    postgres = type(recorder).__module__ != "eventsourcing.sqlite"
+    if postgres:
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield LogReader(cursor, postgres=True, events_table=EVENTS_TABLE["postgres"])
+        return
+    datastore = recorder.datastore
+    name = getattr(getattr(datastore, "pool", datastore), "db_name", None)
+    if not name or ":memory:" in name or "mode=memory" in name:
+        with datastore.transaction(commit=False) as cursor:
+            yield LogReader(cursor, postgres=False, events_table=EVENTS_TABLE["sqlite"])
+        return
+    # A read-only connection of its own, in one transaction: WAL gives it one snapshot while
+    # writers carry on, and it can never write.
+    db = sqlite3.connect(f"file:{quote(str(name))}?mode=ro", uri=True, timeout=30,
+                         isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        yield LogReader(db.cursor(), postgres=False, events_table=EVENTS_TABLE["sqlite"])
+    finally:
+        db.close()
+
+
+@dataclass
+class Folded:
+    """One NC or CA as the read tables should hold it (an NC's cause_category aside, which
+    comes from its CAs: see `cause_categories`)."""
+
+    ref: str
+    kind: str
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+
+def record_topics(reader: LogReader) -> dict[str, str]:
+    """The topics in the log of NC and CA events, each with its kind ("nc" or "ca")."""
+    kinds: dict[str, str | None] = {}
+    topics = reader.query(f"SELECT DISTINCT topic FROM {reader.events_table}")  # noqa: S608
+    return {topic: kind for (topic,) in topics
+            if (kind := projection._kind(topic, kinds)) is not None}
+
+
+def folded(app: Any, reader: LogReader, upto: int | None = None, *,
+           records: Sequence[UUID] | None = None,
+           topics: dict[str, str] | None = None) -> Iterator[Folded]:
+    """Every NC and CA with events at positions up to `upto` (default: the whole log), or only
+    those of `records`, folded from those events alone, in record-id order."""
+    topics = record_topics(reader) if topics is None else topics
+    if not topics or records == []:
+        return
+    marks = ", ".join("?" for _ in topics)
+    limit = upto if upto is not None else reader.last_position()
+    among, ids = "", []
+    if records is not None:
+        # SQLite keeps record ids as hex text; PostgreSQL as UUIDs.
+        ids = [r if reader.postgres else r.hex for r in records]
+        among = f"AND originator_id IN ({', '.join('?' for _ in ids)}) "
+    rows = reader.stream(
+        f"SELECT originator_id, originator_version, topic, state FROM {reader.events_table} "  # noqa: S608
+        f"WHERE {reader.position} <= ? AND topic IN ({marks}) {among}"
+        "ORDER BY originator_id, originator_version", (limit, *topics, *ids))
+    mapper = app.mapper
+    raised = projection._raised_topic()
+    current: Any = None
+    record_id: UUID = UUID(int=0)
+    pending: StoredEvent | None = None
+    record: Any = None
+    for originator, version, topic, state in rows:
+        if originator != current:
+            if current is not None:
+                yield _finish(mapper, pending, record, topics)
+            current, record_id, pending, record = originator, _uuid(originator), None, None
+            item = StoredEvent(originator_id=record_id, originator_version=int(version),
+                               topic=str(topic), state=bytes(state))
+            if int(version) == 1 and topic == raised:
+                # Held back: an NC whose only event is Raised (a bulk import is made of these)
+                # gets its row from the event's state, without building the record.
+                pending = item
+                continue
+            record = mapper.to_domain_event(item).mutate(None)
+            continue
+        item = StoredEvent(originator_id=record_id, originator_version=int(version),
+                           topic=str(topic), state=bytes(state))
+        if pending is not None:
+            record = mapper.to_domain_event(pending).mutate(None)
+            pending = None
+        record = mapper.to_domain_event(item).mutate(record)
+    if current is not None:
+        yield _finish(mapper, pending, record, topics)
+
+
+def _finish(mapper: Any, pending: StoredEvent | None, record: Any,
+            topics: dict[str, str]) -> Folded:
+    if pending is not None:
+        row = projection.raised_row(mapper, pending.state)
+        if row is not None:
+            return Folded(str(row[0]), "nc", {"nc_summary": [row]})
+        record = mapper.to_domain_event(pending).mutate(None)
+    assert isinstance(record, Record)
+    rows = projection.record_rows(record)
+    return Folded(record.ref, "nc" if "nc_summary" in rows else "ca", rows)
+
+
+def confirmed_external_refs(app: Any, claimed: dict[str, str]) -> set[str]:
+    """Of the external references the read table says NCs hold (NC id → reference), those the
+    NCs' own events give them."""
+    from capa.domain.record import record_uuid
+
+    found: set[str] = set()
+    refs = list(claimed)
+    with log_reader(app) as reader:
+        topics = record_topics(reader)
+        for start in range(0, len(refs), 500):
+            ids = []
+            for ref in refs[start:start + 500]:
+                try:
+                    ids.append(record_uuid(ref))
+                except Exception:  # noqa: BLE001 - not a record id: nothing holds it
+                    continue
+            for item in folded(app, reader, records=ids, topics=topics):
+                rows = item.rows.get("nc_summary")
+                held = rows[0][projection.COLUMNS["nc_summary"].index("external_ref")] \
+                    if rows else None
+                if held is not None and held == claimed.get(item.ref):
+                    found.add(str(held))
+    return found
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def latest_cause(links: Sequence[tuple[int, str | None]]) -> str | None:
+    """An NC's cause category: that of its latest-opened CA that has one (as the projection
+    sets it), given (sort_key, cause_category) of the CAs linked to it."""
+    found = [(key, cause) for key, cause in links if cause is not None]
+    return max(found)[1] if found else None
