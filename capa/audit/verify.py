@@ -475,7 +475,13 @@ def _verify_log(app: Any, public_key: Ed25519PublicKey | None, log_path: Path | 
     against = list(against)
     bound = _bound_fingerprint(app)
     if bound is not None:
-        _require_trust_anchors(bound, public_key, log_path, against, key_path)
+        _require_trust_anchors(f"the store is bound to key {bound[:16]}", public_key, log_path,
+                               against, key_path)
+    elif public_key is not None:
+        # No command makes a key for a store of an earlier release, so a key beside a store
+        # whose first event names none means that event was rewritten: held as strictly.
+        _require_trust_anchors(f"a store key ({fingerprint(public_key)[:16]}) was found",
+                               public_key, log_path, against, key_path)
     log_notes = CheckpointLog(log_path).notes() if log_path is not None else []
     if public_key is None:
         if against or witnesses or log_notes:
@@ -551,12 +557,11 @@ def _check_events(app: Any, ledger: Ledger, tree: Any) -> None:
             "the events no longer hash to the ledger's root")
 
 
-def _require_trust_anchors(bound: str, public_key: Ed25519PublicKey | None,
+def _require_trust_anchors(store: str, public_key: Ed25519PublicKey | None,
                            log_path: Path | None, against: list[Path],
                            key_path: Path | None) -> None:
     """A bound store is checked against its key and its checkpoint log, or against what the
     auditor names instead; TamperDetected (exit 6) saying what is missing otherwise."""
-    store = f"the store is bound to key {bound[:16]}"
     if public_key is None:
         where = (f"at {key_path} (nor {key_path}.pub)" if key_path is not None
                  else "(none is configured for this PostgreSQL store)")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pytest_bdd import parsers, scenarios, then, when
 
+from capa.adapters.target import parse_target
 from capa.app.store import open_store
 from tests.support.backends import query, store_exists
 
@@ -35,6 +36,8 @@ def run_capa(world: Any, user: str | None, *args: str, db: str | None = None,
     if user:
         env["CAPA_USER"] = user
         env["CAPA_PASSWORD"] = password or world.password_of(user)
+    if parse_target(db or world.target).kind == "postgres":
+        env["CAPA_KEY"] = str(world.folder / "capa-audit.key")  # a server store's key's place
     if store_exists(world.target):
         world.events_before = world.events()
     return subprocess.run(

@@ -390,3 +390,20 @@ def test_a_postgresql_store_takes_no_key_or_log_from_the_current_folder(fresh: C
     key = capa.folder / "capa-audit.key"
     given = capa.run("audit", "verify", "--key", str(key), user="mhernandez", CAPA_KEY=None)
     assert given.code == 0, given.stderr
+
+
+def test_a_first_event_rewritten_to_name_no_key_does_not_unbind_the_store(capa: Capa) -> None:
+    """The adversary rewrites the store's first event without its key fingerprint, rebuilds
+    the ledger and removes the log: the key beside the store still demands a log."""
+    capa.nc()
+    assert capa.run("audit", "checkpoint").code == 0
+    first = bytes(query(capa.target, "SELECT state FROM stored_events WHERE rowid = 1")[0][0])
+    fp = json.loads(first)["key_fingerprint"]
+    query(capa.target, "UPDATE stored_events SET state = ? WHERE rowid = 1",
+          first.replace(f'"{fp}"'.encode(), b"null"))
+    for table in ("capa_ledger", "capa_ledger_state", "capa_ledger_names"):
+        query(capa.target, f"DELETE FROM {table}")
+    _log_of(capa).unlink()
+    done = capa.run("audit", "verify")
+    assert done.code == 6, done.stderr
+    assert "a store key" in done.stderr and "is missing" in done.stderr

@@ -68,17 +68,19 @@ class Store:
         self.target = target
         self.sessions = folder / "sessions"
         self.refs = refs
-        self.key = key
-        # The (empty) checkpoint log `capa init` makes beside the key.
+        # A copy of the template shares its key and gets the (empty) checkpoint log that
+        # `capa init` makes; an empty place gets both from `capa init` itself.
+        self.key = key or folder / "store.key"
         self.checkpoints = folder / "checkpoints"
-        self.checkpoints.touch()
+        if key is not None:
+            self.checkpoints.touch()
 
     def run(self, *args: str, user: str | None = None, password: str | None = PASSWORD,
             **extra: str) -> Outcome:
         env: dict[str, str | None] = {
             "CAPA_DB": self.target, "CAPA_USER": user, "CAPA_PASSWORD": password if user
             else None, "CAPA_SESSION_DIR": str(self.sessions), "CAPA_NEW_PASSWORD": None,
-            "CAPA_DEBUG": None, "CAPA_KEY": str(self.key) if self.key else None,
+            "CAPA_DEBUG": None, "CAPA_KEY": str(self.key),
             "CAPA_CHECKPOINTS": str(self.checkpoints), **extra,
         }
         runner = CliRunner()

@@ -228,7 +228,8 @@ def test_the_command_line_on_a_missing_or_unreachable_store(target: str) -> None
 
 
 def test_init_creates_the_store_and_never_prints_a_password(target: str, tmp_path: Path) -> None:
-    env = cli_env(ADMIN)
+    # A server store's key has a configured place (SPEC §9.4), not the current folder.
+    env = cli_env(ADMIN, CAPA_KEY=str(tmp_path / "capa.key"))
     done = subprocess.run(
         [sys.executable, "-m", "capa", "--db", target, "init", "--admin", ADMIN,
          "--full-name", "Maria Hernandez"],

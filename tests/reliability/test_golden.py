@@ -159,14 +159,17 @@ def test_a_bundle_of_the_golden_store_verifies_with_both_verifiers(app: CapaAppl
     """Its version 1 containment events show as stored (no location), which is what both
     verifiers derive from the bytes."""
     from capa.audit.bundle import export_bundle, verify_bundle
-    from capa.audit.verify import create_store_key, public_key_for
+    from capa.audit.verify import CheckpointLog, create_store_key, public_key_for
 
-    key = Path(f"{copy}.key")
+    key, log = Path(f"{copy}.key"), CheckpointLog(Path(f"{copy}.checkpoints"))
+    # A key and its (empty) checkpoint log, as `capa init` makes them: a key found beside a
+    # store is held to a log (SPEC §9.4).
     create_store_key(key)
+    log.create()
     out = tmp_path / "golden-bundle"
     public = public_key_for(key)
     assert public is not None
-    export_bundle(app, out, key, Path(f"{copy}.checkpoints"), public)
+    export_bundle(app, out, key, log.path, public)
     lines = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     contained = [line for line in lines if line["type"] == "Nonconformity.Contained"]
     assert len(contained) == 3 and all("location" not in line["data"] for line in contained)

@@ -217,16 +217,20 @@ def test_every_role_in_the_table_exists() -> None:
 def test_auditors_may_only_read() -> None:
     writes = {c for c, roles in PERMISSIONS.items() if "auditor" in roles} - {
         "nc show", "nc list", "ca show", "ca list", "history", "overdue", "report",
-        "dashboard", "export", "audit", "user list", "user passwd", "login", "logout",
-        "whoami"}
+        "dashboard", "export", "audit verify", "audit export", "audit prove", "audit vkey",
+        "audit consistency", "user list", "user passwd", "login", "logout", "whoami"}
     assert writes == set()
+    # Auditors never change the store, not even by a checkpoint or a rebuild (SPEC §9.6).
+    assert not permits(["auditor"], "audit checkpoint")
+    assert not permits(["auditor"], "readmodels rebuild")
 
 
 def test_signing_commands_are_quality_only() -> None:
     assert all(allowed_roles(c) == {"quality"} for c in SIGNING_COMMANDS)
 
 
-def test_unknown_commands_are_allowed_to_nobody_and_audit_subcommands_share_a_row() -> None:
+def test_unknown_commands_are_allowed_to_nobody_and_each_audit_command_has_its_row() -> None:
     assert allowed_roles("nc destroy") == frozenset()
+    assert allowed_roles("audit destroy") == frozenset()
     assert permits(["auditor"], "audit verify")
     assert not permits(["admin"], "ca approve")
