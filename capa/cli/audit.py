@@ -129,7 +129,9 @@ def export(session: Session, out: Path, key: Path | None, public_key: Path | Non
     assert trusted is not None
     result = export_bundle(app, out, key_path, log_path, trusted)
     emit(session.json, result,
-         lambda d: f"bundle written to {d['out']}: {d['events']} events, root {d['root']}")
+         lambda d: f"bundle written to {d['out']}: {d['events']} events, root {d['root']}"
+         + (f"; {d['withheld']} account event(s) of an earlier release carried as their leaf "
+            "hash only (they hold a password hash)" if d["withheld"] else ""))
 
 
 @audit.command("verify-bundle")
@@ -154,7 +156,9 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
     emit(session.json, result, lambda d: (
         f"OK: {d['events']} events, root {d['root']}, signed {d['signed_at']} by key "
         f"{d['key_fingerprint']}" + "".join(f", consistent with {k['file']} ({k['size']} "
-                                           "events)" for k in d["kept_checkpoints"])))
+                                           "events)" for k in d["kept_checkpoints"])
+        + (f"\n{d['withheld']} line(s) withheld ({d['withheld_reason']}): their place in the "
+           "tree is proved, their content could not be read" if d["withheld"] else "")))
 
 
 @audit.command()
