@@ -20,6 +20,7 @@ on first use by a store that predates them.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 CREDENTIALS, ATTEMPTS, SESSIONS = "capa_credentials", "capa_login_attempts", "capa_sessions"
@@ -41,7 +42,6 @@ class CredentialStore:
     def __init__(self, recorder: Any) -> None:
         self._datastore = recorder.datastore
         self._sqlite = type(recorder).__module__ == "eventsourcing.sqlite"
-        self._ready = False
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -53,36 +53,31 @@ class CredentialStore:
         with self._datastore.transaction(commit=True) as cursor:
             for statement in _SCHEMA:
                 cursor.execute(statement)
-        self._ready = True
 
-    def _ensure(self) -> None:
-        # One read per process decides; a store of an earlier release gains the tables on the
-        # first command that needs them, and a current store is never written to for this.
-        if self._ready:
-            return
-        with self._datastore.transaction(commit=False) as cursor:
-            if self._sqlite:
-                cursor.execute("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' "
-                               f"AND name IN {TABLES!r}")
-            else:
-                cursor.execute("SELECT count(*) AS n FROM pg_tables WHERE schemaname = "
-                               f"current_schema() AND tablename IN {TABLES!r}")
-            found = int(cursor.fetchone()["n"])
-        if found < len(TABLES):
-            self.create()
-        self._ready = True
+    def _run(self, text: str, params: tuple[Any, ...], *, commit: bool) -> list[Any]:
+        # A store of an earlier release gains the tables on the first command that needs them;
+        # a current store pays nothing for that (no look-up before each statement).
+        for attempt in (1, 2):
+            try:
+                with self._datastore.transaction(commit=commit) as cursor:
+                    cursor.execute(self._sql(text), params)
+                    returns = text.startswith("SELECT") or " RETURNING " in text
+                    return list(cursor.fetchall()) if returns else []
+            except Exception as exc:
+                if attempt == 2 or not _missing_table(exc):
+                    raise
+            # Another command may make them at the same moment: the statement, tried again,
+            # says whether they are there now.
+            with contextlib.suppress(Exception):
+                self.create()
+        raise AssertionError("unreachable")
 
     def _write(self, text: str, params: tuple[Any, ...]) -> list[Any]:
-        self._ensure()
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._sql(text), params)
-            return list(cursor.fetchall()) if "RETURNING" in text else []
+        return self._run(text, params, commit=True)
 
     def _read(self, text: str, params: tuple[Any, ...]) -> Any:
-        self._ensure()
-        with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(self._sql(text), params)
-            return cursor.fetchone()
+        rows = self._run(text, params, commit=False)
+        return rows[0] if rows else None
 
     # -- password hashes -------------------------------------------------------------------
 
@@ -99,12 +94,9 @@ class CredentialStore:
 
     def all_hashes(self) -> list[tuple[str, str, str]]:
         """Every kept hash as (user id, digest, hash), for copying a store."""
-        self._ensure()
-        with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT user_id, digest, password_hash FROM {CREDENTIALS} "
-                           "ORDER BY user_id, digest")
-            return [(str(r["user_id"]), str(r["digest"]), str(r["password_hash"]))
-                    for r in cursor.fetchall()]
+        rows = self._run(f"SELECT user_id, digest, password_hash FROM {CREDENTIALS} "
+                         "ORDER BY user_id, digest", (), commit=False)
+        return [(str(r["user_id"]), str(r["digest"]), str(r["password_hash"])) for r in rows]
 
     def drop_other_hashes(self, user_id: str, digest: str) -> None:
         """Forget the hashes an account no longer uses (after its event named a new one)."""
@@ -140,14 +132,29 @@ class CredentialStore:
                     (token_sha256, user_id, now))
 
     def use_session(self, token_sha256: str, user_id: str, now: float, idle: float,
-                    skew: float) -> bool:
-        """Mark a session used now if its last use in the store is within `idle` seconds (and
-        not more than `skew` seconds ahead of now); False when it is unknown or idle."""
-        rows = self._write(
-            f"UPDATE {SESSIONS} SET last_used = ? WHERE token_sha256 = ? AND user_id = ? "
-            "AND last_used > ? AND last_used <= ? RETURNING user_id",
-            (now, token_sha256, user_id, now - idle, now + skew))
-        return bool(rows)
+                    skew: float, refresh: float) -> bool:
+        """Whether a session is live: known, and last used in the store within `idle` seconds
+        (and not more than `skew` seconds ahead of now). Its last use moves to now when it is
+        `refresh` seconds old or more, so commands in quick succession only read; the idle
+        limit is then counted from up to `refresh` seconds early, never late."""
+        row = self._read(f"SELECT last_used FROM {SESSIONS} WHERE token_sha256 = ? "
+                         "AND user_id = ?", (token_sha256, user_id))
+        if row is None:
+            return False
+        last = float(row["last_used"])
+        if not now - idle < last <= now + skew:
+            return False
+        if now - last >= refresh:
+            self._write(f"UPDATE {SESSIONS} SET last_used = ? WHERE token_sha256 = ?",
+                        (now, token_sha256))
+        return True
 
     def close_session(self, token_sha256: str) -> None:
         self._write(f"DELETE FROM {SESSIONS} WHERE token_sha256 = ?", (token_sha256,))
+
+
+def _missing_table(exc: BaseException) -> bool:
+    """Whether a back end refused a statement because one of these tables does not exist."""
+    text = str(exc)
+    return any(name in text for name in TABLES) and (
+        "no such table" in text or "does not exist" in text)

@@ -66,6 +66,8 @@ _FAILURE_SAVE_ATTEMPTS = 40
 #: tolerated for a last use ahead of this machine's clock.
 SESSION_IDLE_SECONDS = 15 * 60
 _CLOCK_SKEW_SECONDS = 60
+#: A session's last use is written again only when older than this (start-up time, SPEC §7 P1).
+_SESSION_REFRESH_SECONDS = 30
 
 #: The password presented for this command, checked again when a signature is made (R10).
 _signing_password: ContextVar[str | None] = ContextVar("capa_signing_password", default=None)
@@ -303,7 +305,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         if dt.datetime.now(dt.UTC) - started >= SESSION_MAX_AGE:
             raise NotPermitted("the session is older than 8 hours; log in again (capa login)")
         if not self.credentials.use_session(digest, account.user_id, time.time(),
-                                            SESSION_IDLE_SECONDS, _CLOCK_SKEW_SECONDS):
+                                            SESSION_IDLE_SECONDS, _CLOCK_SKEW_SECONDS,
+                                            _SESSION_REFRESH_SECONDS):
             raise NotPermitted("the session was idle for more than 15 minutes; log in again "
                                "(capa login)")
         return account.user_id
