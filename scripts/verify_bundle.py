@@ -13,7 +13,7 @@ BUNDLE is a directory or a .zip (optionally with one top-level folder) holding:
                   exactly what the stored bytes give (see readable() below); no other field.
                   A line may withhold its bytes (no "state_b64") only for an account event of
                   an earlier release that holds a password hash: it then carries "leaf_hash",
-                  "record" (the account's ref) and "withheld" (why), and nothing readable; its
+                  "record" (the account's ref), "type" and "withheld" (why), no content; its
                   leaf counts as given, so its place is proved but not its content, and the
                   output says how many lines could not be read (see withheld_line() below).
   checkpoint.txt  a C2SP signed note: "<origin>\\n<size>\\n<base64 root>\\ntime <UTC>Z\\n", a blank
@@ -304,7 +304,7 @@ WITHHOLDABLE = {
     "capa.domain.user:User.PasswordChanged": False,
 }
 WITHHELD_FIELDS = {"position", "record_id", "version", "event_type", "leaf_hash", "record"}
-WITHHELD_FIELDS.add("withheld")
+WITHHELD_FIELDS.update(("type", "withheld"))
 USER_TOPIC = "capa.domain.user:User."
 RECORD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:capa:record")
 
@@ -325,6 +325,9 @@ def withheld_line(line: dict, user_records: set[str]) -> str | None:
     if not (isinstance(line.get("withheld"), str) and isinstance(leaf, str)
             and re.fullmatch(r"[0-9a-f]{64}", leaf)):
         return "the withheld line needs a reason and the 64-hex leaf hash"
+    shown = line["event_type"].partition(":")[2] or line["event_type"]
+    if line.get("type", shown) != shown:
+        return "the withheld line's type is not its event type"
     record = line.get("record")
     if not (isinstance(record, str) and record.startswith("USER-")
             and uuid.uuid5(RECORD_NAMESPACE, record).hex == line["record_id"]):

@@ -7,9 +7,11 @@ Three small tables live beside the event table:
   hash. The account events name only that digest (``credential``), so a hash is never part of
   the log, of an export or of a bundle, and a row written or changed outside capa matches no
   event and is never used.
-- ``capa_login_attempts``: the run of failed password checks of each account. A check is
-  *reserved* here, in one atomic statement, before the password is hashed, so that parallel
-  guesses cannot all be checked before one of them locks the account.
+- ``capa_login_attempts``: the run of failed password checks of each account and the checks
+  under way. A check is *reserved* here, in one atomic statement, before the password is
+  hashed, and only while the failures and the checks under way together stay below the limit,
+  so parallel guesses cannot all be checked before one of them locks the account; parallel
+  commands with the right password wait their turn instead of being refused.
 - ``capa_sessions``: the last use of each session (by the SHA-256 of its token), so the idle
   limit is held by the store and not by the file the client keeps.
 
@@ -30,7 +32,8 @@ _SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS {CREDENTIALS} (user_id TEXT NOT NULL, digest TEXT NOT NULL, "
     "password_hash TEXT NOT NULL, PRIMARY KEY (user_id, digest))",
     f"CREATE TABLE IF NOT EXISTS {ATTEMPTS} (user_id TEXT PRIMARY KEY, "
-    "failures INTEGER NOT NULL)",
+    "failures INTEGER NOT NULL, checking INTEGER NOT NULL DEFAULT 0, "
+    "checking_since DOUBLE PRECISION NOT NULL DEFAULT 0)",
     f"CREATE TABLE IF NOT EXISTS {SESSIONS} (token_sha256 TEXT PRIMARY KEY, "
     "user_id TEXT NOT NULL, last_used DOUBLE PRECISION NOT NULL)",
 )
@@ -105,23 +108,45 @@ class CredentialStore:
 
     # -- failed password checks ------------------------------------------------------------
 
-    def reserve_attempt(self, user_id: str, limit: int, seed: int) -> int | None:
-        """Count one more password check of a run, atomically: its number (1..limit), or None
-        when the run already holds `limit` checks and this one must not be made. `seed` is the
-        run the events show, for an account whose row does not exist yet."""
-        first = min(seed, limit - 1) + 1 if seed < limit else None
-        if first is None:
+    def reserve_check(self, user_id: str, limit: int, seed: int, now: float,
+                      stale: float) -> str:
+        """Reserve one password check, atomically: "go" (check it, then `settle_check`),
+        "locked" (the run already holds `limit` failures: do not check) or "busy" (checks under
+        way could fill the run: wait and ask again). `seed` is the run the events show, for an
+        account without a row yet; a reservation older than `stale` seconds (its command died)
+        no longer counts."""
+        reserve = (
+            f"UPDATE {ATTEMPTS} SET checking = (CASE WHEN checking_since < ? THEN 0 "
+            "ELSE checking END) + 1, checking_since = ? WHERE user_id = ? AND failures + "
+            "(CASE WHEN checking_since < ? THEN 0 ELSE checking END) < ? RETURNING failures")
+        params = (now - stale, now, user_id, now - stale, limit)
+        if self._write(reserve, params):
+            return "go"
+        row = self._read(f"SELECT failures FROM {ATTEMPTS} WHERE user_id = ?", (user_id,))
+        if row is None:
             self._write(f"INSERT INTO {ATTEMPTS} (user_id, failures) VALUES (?, ?) "
-                        "ON CONFLICT DO NOTHING", (user_id, limit))
-            return None
+                        "ON CONFLICT DO NOTHING", (user_id, min(seed, limit)))
+            if self._write(reserve, params):
+                return "go"
+            row = self._read(f"SELECT failures FROM {ATTEMPTS} WHERE user_id = ?", (user_id,))
+        return "locked" if row is not None and int(row["failures"]) >= limit else "busy"
+
+    def settle_check(self, user_id: str, *, failed: bool) -> int:
+        """End a reserved check: a failure lengthens the run, a correct password ends it.
+        Returns the run's length afterwards (the number of this failure in its run)."""
         rows = self._write(
-            f"INSERT INTO {ATTEMPTS} (user_id, failures) VALUES (?, ?) ON CONFLICT (user_id) "
-            f"DO UPDATE SET failures = {ATTEMPTS}.failures + 1 WHERE {ATTEMPTS}.failures < ? "
-            "RETURNING failures", (user_id, first, limit))
-        return int(rows[0]["failures"]) if rows else None
+            f"UPDATE {ATTEMPTS} SET failures = {'failures + 1' if failed else '0'}, "
+            "checking = CASE WHEN checking > 0 THEN checking - 1 ELSE 0 END "
+            "WHERE user_id = ? RETURNING failures", (user_id,))
+        return int(rows[0]["failures"]) if rows else 0
+
+    def release_check(self, user_id: str) -> None:
+        """Give back a reserved check that was never made (the command failed first)."""
+        self._write(f"UPDATE {ATTEMPTS} SET checking = CASE WHEN checking > 0 THEN "
+                    "checking - 1 ELSE 0 END WHERE user_id = ?", (user_id,))
 
     def clear_attempts(self, user_id: str) -> None:
-        """A correct password or an unlock ends the run."""
+        """An unlock ends the run."""
         self._write(f"INSERT INTO {ATTEMPTS} (user_id, failures) VALUES (?, 0) "
                     "ON CONFLICT (user_id) DO UPDATE SET failures = 0", (user_id,))
 

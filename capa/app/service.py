@@ -62,6 +62,10 @@ _NO_SUCH_USER_HASH = "scrypt$16384$8$1$" + "A" * 22 + "==$" + "A" * 43 + "="
 #: Saves of a failed check tried before giving up: each parallel attempt on an account may
 #: lose the race to the account's next version once.
 _FAILURE_SAVE_ATTEMPTS = 40
+#: How long a password check waits for parallel checks of the same account, and after how
+#: many seconds a reserved check whose command died stops counting.
+_CHECK_WAIT_SECONDS = 20
+_CHECK_STALE_SECONDS = 30
 #: Seconds of a session's idle limit (SPEC §2), held in the store, and the clock difference
 #: tolerated for a last use ahead of this machine's clock.
 SESSION_IDLE_SECONDS = 15 * 60
@@ -213,9 +217,10 @@ class CapaApplication(ReadSide, Application[UUID]):
         return credential
 
     def authenticate(self, user: str, password: str) -> str:
-        """Check a user id and password. Each check is first counted in the store, atomically,
-        so that parallel guesses are counted one by one and none is checked once a run of five
-        has locked the account (SPEC §9.5). A wrong password is recorded as LoginFailed (the
+        """Check a user id and password. Each check is first reserved in the store, atomically,
+        and only while the failures and the checks under way stay below five, so that parallel
+        guesses are counted one by one and none is checked once a run of five has locked the
+        account (SPEC §9.5). A wrong password is recorded as LoginFailed (the
         fifth in a row locks the account) and then refused; the message never says which part
         was wrong, and nothing records the attempted password."""
         uid = user.strip().lower()
@@ -225,27 +230,48 @@ class CapaApplication(ReadSide, Application[UUID]):
             verify_password(password, _NO_SUCH_USER_HASH)
             raise NotPermitted("unknown user id or wrong password")
         account.require_usable()
-        attempt = self.credentials.reserve_attempt(account.user_id, MAX_FAILED_ATTEMPTS,
-                                                   account.failed_attempts)
-        if attempt is None:
+        if self._reserve_check(account) == "locked":
             # The run is full: the guess is not checked, and the lock is recorded if the check
             # that filled the run has not recorded it yet.
             self._record_failure(account.user_id, attempt=MAX_FAILED_ATTEMPTS, checked=False)
             raise NotPermitted(
                 f"user {account.user_id} is locked after {MAX_FAILED_ATTEMPTS} failed password "
                 "checks; an administrator must unlock it (capa user unlock)")
-        if not verify_password(password, self._password_hash(account)):
-            locked = self._record_failure(account.user_id, attempt=attempt or 0, checked=True)
-            if locked:
+        try:
+            correct = verify_password(password, self._password_hash(account))
+        except BaseException:
+            self.credentials.release_check(account.user_id)
+            raise
+        if not correct:
+            attempt = self.credentials.settle_check(account.user_id, failed=True)
+            if self._record_failure(account.user_id, attempt=attempt, checked=True):
                 raise NotPermitted(f"wrong password; {account.user_id} is now locked after "
                                    f"{MAX_FAILED_ATTEMPTS} failed attempts")
             raise NotPermitted("unknown user id or wrong password")
-        self.credentials.clear_attempts(account.user_id)
+        self.credentials.settle_check(account.user_id, failed=False)
         if account.failed_attempts:
             with self.acting_as(account.user_id):
                 account.password_verified()
                 self._save(account)
         return account.user_id
+
+    def _reserve_check(self, account: User) -> str:
+        """Reserve a password check in the store: "go" or "locked"; while checks under way
+        could fill the run, wait for them (they are tens of milliseconds each)."""
+        import random
+        import time
+
+        deadline = time.monotonic() + _CHECK_WAIT_SECONDS
+        while True:
+            outcome = self.credentials.reserve_check(
+                account.user_id, MAX_FAILED_ATTEMPTS, account.failed_attempts, time.time(),
+                _CHECK_STALE_SECONDS)
+            if outcome != "busy":
+                return outcome
+            if time.monotonic() > deadline:
+                raise Conflict(f"other password checks of {account.user_id} are under way; "
+                               "nothing was written, retry is safe")
+            time.sleep(random.uniform(0.01, 0.05))  # noqa: S311 - back-off, not a secret
 
     def _record_failure(self, uid: str, *, attempt: int, checked: bool) -> bool:
         """Record a failed check (and the lock it brings) in the account's events; True when the

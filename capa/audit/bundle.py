@@ -13,9 +13,10 @@ A bundle is a directory, or a ``.zip`` by extension, holding:
 
 An account event written by an earlier release holds a password hash (SPEC §9.3). Its line is
 *withheld*: ``position``, ``record_id``, ``version``, ``event_type``, ``leaf_hash``, ``record``
-(the account's ref) and ``withheld`` (why), with no stored bytes. Its leaf still counts in the
-tree, so the checkpoint proves its place; what it says is not proved, and the verifiers say how
-many lines they could not read. Only such account events may be withheld (``withheld_line``).
+(the account's ref), ``type`` and ``withheld`` (why), with no stored bytes. Its leaf still
+counts in the tree, so the checkpoint proves its place; what it says is not proved, and the
+verifiers say how many lines they could not read. Only such account events may be withheld
+(``withheld_line``).
 
 ``verify_bundle`` makes the same checks as the standalone ``scripts/verify_bundle.py``, with
 capa's own hashing and signature code, so the two are independent implementations.
@@ -119,7 +120,7 @@ WITHHOLDABLE = {"capa.domain.user:User.UserAdded": True,
                 "capa.domain.user:User.PasswordChanged": False}  # topic -> is the first event
 WITHHELD_REASON = "account event of an earlier release that holds a password hash"
 WITHHELD_FIELDS = frozenset(("position", "record_id", "version", "event_type", "leaf_hash",
-                             "record", "withheld"))
+                             "record", "type", "withheld"))
 _USER_TOPIC = "capa.domain.user:User."
 _RECORD_NAMESPACE = "urn:capa:record"
 
@@ -142,6 +143,11 @@ def user_record_hex(ref: str) -> str:
     return uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, _RECORD_NAMESPACE), ref).hex
 
 
+def shown_type(event_type: str) -> str:
+    """The `type` a line shows: the stored topic after its ':'."""
+    return event_type.partition(":")[2] or event_type
+
+
 def withheld_line(line: dict[str, Any], user_records: set[str]) -> str | None:
     """Why a line without stored bytes may not be withheld, or None when it may.
 
@@ -161,6 +167,8 @@ def withheld_line(line: dict[str, Any], user_records: set[str]) -> str | None:
             and len(line["leaf_hash"]) == 64
             and all(c in "0123456789abcdef" for c in line["leaf_hash"])):
         return "the withheld line needs a reason and the 64-hex leaf hash"
+    if line.get("type", shown_type(event_type)) != shown_type(event_type):
+        return "the withheld line's type is not its event type"
     if not (isinstance(record, str) and record.startswith("USER-")
             and user_record_hex(record) == line["record_id"]):
         return "the withheld line does not name the account its record id belongs to"
@@ -279,6 +287,7 @@ def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
                     if holds_secret(event[3], event[4]):
                         body: dict[str, Any] = {"leaf_hash": leaf.hex(),
                                                 "record": shown["record"],
+                                                "type": shown["type"],
                                                 "withheld": WITHHELD_REASON}
                         withheld += 1
                     else:

@@ -206,7 +206,8 @@ def _rewrite(bundle: Path, lines: list[dict[str, Any]]) -> None:
 
 def _withhold(line: dict[str, Any], **claims: Any) -> dict[str, Any]:
     kept = {k: line[k] for k in ("position", "record_id", "version", "event_type", "leaf_hash")}
-    return {**kept, "record": line["record"], "withheld": "hidden", **claims}
+    return {**kept, "record": line["record"], "type": line["type"], "withheld": "hidden",
+            **claims}
 
 
 def _record_event(lines: list[dict[str, Any]]) -> int:
@@ -228,7 +229,7 @@ def test_a_bundle_cannot_withhold_a_record_event(golden: str, tmp_path: Path,
     elif forgery == "as an account event":
         # Claimed to be a new account's first event: the record id is not that account's.
         lines[index] = _withhold(line, event_type="capa.domain.user:User.UserAdded",
-                                 version=1, record="USER-ghost")
+                                 version=1, record="USER-ghost", type="User.UserAdded")
     elif forgery == "with content":
         index = next(i for i, x in enumerate(lines) if "withheld" in x)
         lines[index] = {**lines[index], "data": {"full_name": "Someone Else"}}
@@ -266,10 +267,10 @@ def test_a_new_store_bundle_withholds_nothing(store: str, tmp_path: Path) -> Non
 # -- §9.5 every attempt counts ---------------------------------------------------------------
 
 
-def _guess_in_parallel(target: str, user: str, count: int) -> list[subprocess.CompletedProcess[
-        str]]:
+def _guess_in_parallel(target: str, user: str, count: int, password: str = WRONG
+                       ) -> list[subprocess.CompletedProcess[str]]:
     procs = [subprocess.Popen([sys.executable, "-m", "capa", "--db", target, "whoami"],
-                              env=cli_env(user, CAPA_PASSWORD=WRONG), stdout=subprocess.PIPE,
+                              env=cli_env(user, CAPA_PASSWORD=password), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
              for _ in range(count)]
     done = []
@@ -288,14 +289,25 @@ def test_sixteen_parallel_wrong_passwords_lock_the_account_after_five_checks(
     # Every check was recorded, and no more than five were ever made.
     assert topics.count("LoginFailed") == MAX_FAILED_ATTEMPTS
     assert topics.count("AccountLocked") == 1
-    assert query(store, "SELECT failures FROM capa_login_attempts WHERE user_id = ?",
-                 REPORTER) == [(MAX_FAILED_ATTEMPTS,)]
+    assert query(store, "SELECT failures, checking FROM capa_login_attempts WHERE user_id = ?",
+                 REPORTER) == [(MAX_FAILED_ATTEMPTS, 0)]
     refused = capa(store, REPORTER, "whoami")  # the right password, too late
     assert refused.returncode == 4 and "locked" in refused.stderr
     assert topics_of(store, REPORTER) == topics
     # An administrator's unlock ends the run: the right password works again.
     assert capa(store, ADMIN, "user", "unlock", REPORTER).returncode == 0
     assert capa(store, REPORTER, "whoami").returncode == 0
+
+
+def test_parallel_commands_with_the_right_password_are_never_counted_as_guesses(
+        store: str) -> None:
+    # More parallel checks than the limit: those beyond it wait for a place, none is refused.
+    outcomes = _guess_in_parallel(store, ENGINEER, 8, password=PASSWORD)
+    assert all(o.returncode == 0 for o in outcomes), [o.stderr for o in outcomes]
+    topics = topics_of(store, ENGINEER)
+    assert "LoginFailed" not in topics and "AccountLocked" not in topics
+    assert query(store, "SELECT failures, checking FROM capa_login_attempts WHERE user_id = ?",
+                 ENGINEER) == [(0, 0)]
 
 
 def test_a_correct_password_ends_a_run_of_failures(store: str) -> None:
