@@ -157,15 +157,16 @@ class CredentialStore:
                     (token_sha256, user_id, now))
 
     def use_session(self, token_sha256: str, user_id: str, now: float, idle: float,
-                    skew: float, refresh: float) -> bool:
-        """Whether a session is live: known, and last used in the store within `idle` seconds
-        (and not more than `skew` seconds ahead of now). Its last use moves to now when it is
-        `refresh` seconds old or more, so commands in quick succession only read; the idle
-        limit is then counted from up to `refresh` seconds early, never late."""
+                    skew: float, refresh: float) -> bool | None:
+        """Whether a session is live (True), idle (False) or unknown to the store (None): live
+        when last used in the store within `idle` seconds (and not more than `skew` seconds
+        ahead of now). Its last use moves to now when it is `refresh` seconds old or more, so
+        commands in quick succession only read; the idle limit is then counted from up to
+        `refresh` seconds early, never late."""
         row = self._read(f"SELECT last_used FROM {SESSIONS} WHERE token_sha256 = ? "
                          "AND user_id = ?", (token_sha256, user_id))
         if row is None:
-            return False
+            return None
         last = float(row["last_used"])
         if not now - idle < last <= now + skew:
             return False

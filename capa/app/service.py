@@ -209,12 +209,11 @@ class CapaApplication(ReadSide, Application[UUID]):
         return found if found is not None and credential_of(found) == account.credential \
             else _NO_SUCH_USER_HASH
 
-    def _store_password(self, uid: str, password: str) -> str:
-        """Hash a new password, keep the hash outside the log and return its credential."""
+    @staticmethod
+    def _new_password(password: str) -> tuple[str, str]:
+        """A new password's hash and the credential naming it (hashing refuses a weak one)."""
         encoded = hash_password(password)
-        credential = credential_of(encoded)
-        self.credentials.put_hash(uid, credential, encoded)
-        return credential
+        return encoded, credential_of(encoded)
 
     def authenticate(self, user: str, password: str) -> str:
         """Check a user id and password. Each check is first reserved in the store, atomically,
@@ -330,9 +329,12 @@ class CapaApplication(ReadSide, Application[UUID]):
         account.require_usable()
         if dt.datetime.now(dt.UTC) - started >= SESSION_MAX_AGE:
             raise NotPermitted("the session is older than 8 hours; log in again (capa login)")
-        if not self.credentials.use_session(digest, account.user_id, time.time(),
+        live = self.credentials.use_session(digest, account.user_id, time.time(),
                                             SESSION_IDLE_SECONDS, _CLOCK_SKEW_SECONDS,
-                                            _SESSION_REFRESH_SECONDS):
+                                            _SESSION_REFRESH_SECONDS)
+        if live is None:  # e.g. opened before the store kept sessions' last use
+            raise NotPermitted("the session has ended; log in again (capa login)")
+        if not live:
             raise NotPermitted("the session was idle for more than 15 minutes; log in again "
                                "(capa login)")
         return account.user_id
@@ -356,8 +358,12 @@ class CapaApplication(ReadSide, Application[UUID]):
         uid = new_user_id(user)
         if self._exists(user_ref(uid)):
             raise InvalidInput(f"user {uid} already exists")
+        encoded, credential = self._new_password(password)
         account = User.add(user_id=uid, full_name=full_name, roles=list(roles),
-                           credential=self._store_password(uid, password))
+                           credential=credential)
+        # The hash is kept before the event that names it, and only once the account is valid:
+        # a failed save leaves a row that no event names, which is never used.
+        self.credentials.put_hash(uid, credential, encoded)
         self._save(account)
         return self._user_result(account)
 
@@ -393,9 +399,13 @@ class CapaApplication(ReadSide, Application[UUID]):
         self.authenticate(uid, current)
         if current == new:
             raise InvalidInput("the new password must differ from the current one")
-        credential = self._store_password(uid, new)
-        result = self._change_user("user passwd", uid,
-                                   lambda u: u.change_password(credential))
+        encoded, credential = self._new_password(new)
+
+        def change(account: User) -> None:
+            account.change_password(credential)
+            self.credentials.put_hash(uid, credential, encoded)
+
+        result = self._change_user("user passwd", uid, change)
         # Only once the event names the new hash: a failed save leaves the old one in use.
         self.credentials.drop_other_hashes(uid, credential)
         return result
@@ -442,8 +452,10 @@ class CapaApplication(ReadSide, Application[UUID]):
         with self.acting_as(uid):
             store = StoreRecord(ref=STORE_REF, organisation=organisation,
                                 tool_version=capa.__version__, key_fingerprint=key_fingerprint)
+            encoded, credential = self._new_password(password)
             account = User.add(user_id=uid, full_name=full_name or uid, roles=["admin"],
-                               credential=self._store_password(uid, password))
+                               credential=credential)
+            self.credentials.put_hash(uid, credential, encoded)
             self._save(store, account)
         return WriteResult(STORE_REF, store.status, store.version, {"admin": uid})
 

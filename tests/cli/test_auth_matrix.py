@@ -407,6 +407,13 @@ def test_a_session_in_use_stays_alive(store: Store) -> None:
     assert float(last_used) > dt.datetime.now(dt.UTC).timestamp() - 60
 
 
+def test_a_session_the_store_no_longer_holds_is_refused(store: Store) -> None:
+    path = login(store)
+    query(store.target, "DELETE FROM capa_sessions")
+    outcome = store.run("nc", "list")
+    assert outcome.code == 4 and "ended" in outcome.stderr and not path.exists()
+
+
 def test_a_session_last_used_in_the_future_is_refused(store: Store) -> None:
     # A last use written ahead of the clock would otherwise keep a session alive unseen.
     login(store)

@@ -113,6 +113,21 @@ def test_a_new_store_keeps_every_hash_outside_its_events(store: str, tmp_path: P
     assert exported.stdout.count("\n") == len(event_rows(store))
 
 
+@pytest.mark.parametrize(("args", "new_password"), [
+    (["user", "add", "bob", "--full-name", "Bob B", "--role", "wizard"], "bob-password-1"),
+    (["user", "add", "bob", "--full-name", "Bob B", "--role", "owner"], "short"),
+    (["user", "passwd"], "short"),
+])
+def test_a_refused_password_change_or_account_keeps_no_hash(store: str, args: list[str],
+                                                           new_password: str) -> None:
+    before = (event_rows(store), query(store, "SELECT * FROM capa_credentials ORDER BY 1, 2"))
+    refused = capa(store, ADMIN, *args, CAPA_NEW_PASSWORD=new_password)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert (event_rows(store), query(store, "SELECT * FROM capa_credentials ORDER BY 1, 2")) \
+        == before
+
+
 def test_the_golden_store_exports_no_hash(golden: str) -> None:
     for user in (ADMIN, "sbauer"):  # an administrator and an auditor
         exported = capa(golden, user, "export", "--format", "jsonl", password=GOLDEN_PASSWORD)
