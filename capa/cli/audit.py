@@ -146,6 +146,10 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
                   public_key: Path | None) -> None:
     """Verify an exported bundle offline: no store and no login needed (exit 6 on failure).
 
+    Account events of earlier releases that hold a password hash are carried as their leaf
+    hash only: their place in the history is proved, their content is not, and the output
+    says how many such lines there are.
+
     \b
     Example:
       capa audit verify-bundle audit-2026-06.zip --public-key capa.db.key.pub

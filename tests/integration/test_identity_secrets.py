@@ -361,3 +361,13 @@ def test_a_store_of_an_earlier_release_gains_the_tables(golden: str) -> None:
     assert capa(golden, REPORTER, "whoami", password=WRONG).returncode == 4
     assert query(golden, "SELECT failures FROM capa_login_attempts WHERE user_id = ?",
                  REPORTER) == [(1,)]
+
+
+def test_a_store_whose_counter_tables_are_gone_makes_them_again(store: str) -> None:
+    # As a store of an earlier release has none: the first command that needs them makes them.
+    query(store, "DROP TABLE capa_login_attempts")
+    query(store, "DROP TABLE capa_sessions")
+    assert capa(store, REPORTER, "whoami", password=WRONG).returncode == 4
+    assert query(store, "SELECT failures FROM capa_login_attempts WHERE user_id = ?",
+                 REPORTER) == [(1,)]
+    assert capa(store, REPORTER, "whoami").returncode == 0
