@@ -128,6 +128,19 @@ def test_a_refused_password_change_or_account_keeps_no_hash(store: str, args: li
         == before
 
 
+def test_a_copy_of_the_store_keeps_the_hashes_its_events_name(store: str,
+                                                              tmp_path: Path) -> None:
+    copy = str(tmp_path / "copy.db")
+    source = open_store(store)
+    try:
+        with source.acting_as(ADMIN, PASSWORD):
+            copy_store(source, copy)
+    finally:
+        source.close()
+    assert capa(copy, REPORTER, "whoami").returncode == 0
+    assert capa(copy, REPORTER, "whoami", password=WRONG).returncode == 4
+
+
 def test_the_golden_store_exports_no_hash(golden: str) -> None:
     for user in (ADMIN, "sbauer"):  # an administrator and an auditor
         exported = capa(golden, user, "export", "--format", "jsonl", password=GOLDEN_PASSWORD)
