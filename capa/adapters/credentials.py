@@ -39,17 +39,27 @@ _SCHEMA = (
 )
 
 
-class CredentialStore:
-    """The port: one instance per open store, over the event recorder's own connections."""
+def credential_store(recorder: Any) -> CredentialStore:
+    """The implementation for a store's back end, over its event recorder's own connections."""
+    if type(recorder).__module__ == "eventsourcing.sqlite":
+        return SqliteCredentialStore(recorder.datastore)
+    return PostgresCredentialStore(recorder.datastore)
 
-    def __init__(self, recorder: Any) -> None:
-        self._datastore = recorder.datastore
-        self._sqlite = type(recorder).__module__ == "eventsourcing.sqlite"
+
+class CredentialStore:
+    """The port: one instance per open store. The statements are written for both back ends;
+    an implementation says how its driver marks a parameter and names a missing table."""
+
+    #: Words of the back end's error for a statement on a table that does not exist.
+    MISSING_TABLE = ""
+
+    def __init__(self, datastore: Any) -> None:
+        self._datastore = datastore
 
     # -- plumbing --------------------------------------------------------------------------
 
     def _sql(self, text: str) -> str:
-        return text if self._sqlite else text.replace("?", "%s")
+        return text
 
     def create(self) -> None:
         """Make the tables if they are missing (a new store, or one of an earlier release)."""
@@ -67,7 +77,9 @@ class CredentialStore:
                     returns = text.startswith("SELECT") or " RETURNING " in text
                     return list(cursor.fetchall()) if returns else []
             except Exception as exc:
-                if attempt == 2 or not _missing_table(exc):
+                text_of = str(exc)
+                missing = self.MISSING_TABLE in text_of and any(t in text_of for t in TABLES)
+                if attempt == 2 or not missing:
                     raise
             # Another command may make them at the same moment: the statement, tried again,
             # says whether they are there now.
@@ -179,8 +191,19 @@ class CredentialStore:
         self._write(f"DELETE FROM {SESSIONS} WHERE token_sha256 = ?", (token_sha256,))
 
 
-def _missing_table(exc: BaseException) -> bool:
-    """Whether a back end refused a statement because one of these tables does not exist."""
-    text = str(exc)
-    return any(name in text for name in TABLES) and (
-        "no such table" in text or "does not exist" in text)
+
+class SqliteCredentialStore(CredentialStore):
+    """SQLite 3.35+ (`INSERT … ON CONFLICT … RETURNING`); each write is one statement, so it
+    takes the file's write lock at once and never upgrades a read lock."""
+
+    MISSING_TABLE = "no such table"
+
+
+class PostgresCredentialStore(CredentialStore):
+    """PostgreSQL: the same statements with psycopg's placeholders; an upsert or update locks
+    the account's row until it commits, so parallel reservations are counted one by one."""
+
+    MISSING_TABLE = "does not exist"
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", "%s")

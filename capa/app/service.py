@@ -193,9 +193,9 @@ class CapaApplication(ReadSide, Application[UUID]):
         checks of each account, and session use (capa.adapters.credentials)."""
         found: CredentialStore | None = self.__dict__.get("_credentials")
         if found is None:
-            from capa.adapters.credentials import CredentialStore
+            from capa.adapters.credentials import credential_store
 
-            found = self.__dict__["_credentials"] = CredentialStore(self.recorder)
+            found = self.__dict__["_credentials"] = credential_store(self.recorder)
         return found
 
     def _password_hash(self, account: User) -> str:
