@@ -12,11 +12,17 @@ BUNDLE is a directory or a .zip (optionally with one top-level folder) holding:
                   event be pinned to its position. The fields shown for reading, "record",
                   "type", "time", "actor" and "data", are all there or all absent, and must be
                   exactly what the stored bytes give (see readable() below); no other field.
+                  A line may withhold its bytes (no "state_b64") only for an account event of
+                  an earlier release that holds a password hash: it then carries "leaf_hash",
+                  "record" (the account's ref), "type" and "withheld" (why), no content; its
+                  leaf counts as given, so its place is proved but not its content, and the
+                  output says how many lines could not be read (see withheld_line() below).
   checkpoint.txt  a C2SP signed note: "<origin>\\n<size>\\n<base64 root>\\ntime <UTC>Z\\n", a blank
                   line, then "— <key name> <base64(4-byte key id || Ed25519 signature)>" lines
                   (further extension lines, and lines of other keys, are allowed and ignored).
   public_key.pem  the store's Ed25519 public key (use --public-key to pin the one you trust).
-  manifest.json   {"event_count": N, "tool_version": "...", "sha256": {"<file>": "<hex>", ...}}.
+  manifest.json   {"event_count": N, "withheld_count": W, "tool_version": "...",
+                  "sha256": {"<file>": "<hex>", ...}}.
 
 Each event becomes the RFC 6962 leaf SHA-256(0x00 || "capa-leaf-v1\\n<position>\\n<record_id>\\n
 <version>\\n<event_type>\\n" || state); the root of the first <size> leaves must be the signed root.
@@ -41,6 +47,7 @@ import hashlib
 import json
 import re
 import sys
+import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -353,6 +360,47 @@ def misread(line: dict, derived: dict) -> str | None:
     return None
 
 
+# --- withheld lines, as capa/audit/bundle.py allows them -----------------------------------------
+
+# The only events whose bytes may be withheld -> whether the event is a record's first.
+WITHHOLDABLE = {
+    "capa.domain.user:User.UserAdded": True,
+    "capa.domain.user:User.PasswordChanged": False,
+}
+WITHHELD_FIELDS = {"position", "record_id", "version", "event_type", "leaf_hash", "record"}
+WITHHELD_FIELDS.update(("type", "withheld"))
+USER_TOPIC = "capa.domain.user:User."
+RECORD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:capa:record")
+
+
+def withheld_line(line: dict, user_records: set[str]) -> str | None:
+    """Why a line without bytes may not be withheld, or None: it must claim an account event that
+    may hold a hash (UserAdded as version 1, PasswordChanged of a record begun as an account),
+    name the account its record id belongs to (uuid5 of the ref), and show nothing readable."""
+    first = WITHHOLDABLE.get(line["event_type"])
+    if first is None:
+        kind = line["event_type"].partition(":")[2] or line["event_type"]
+        return (f"the line withholds the bytes of a {kind} event; only account events that hold "
+                "a password hash may be withheld")
+    unknown = sorted(set(line) - WITHHELD_FIELDS)
+    if unknown:
+        return f"the withheld line has a field {unknown[0]!r} that it cannot prove"
+    leaf = line.get("leaf_hash")
+    if not (isinstance(line.get("withheld"), str) and isinstance(leaf, str)
+            and re.fullmatch(r"[0-9a-f]{64}", leaf)):
+        return "the withheld line needs a reason and the 64-hex leaf hash"
+    shown = line["event_type"].partition(":")[2] or line["event_type"]
+    if line.get("type", shown) != shown:
+        return "the withheld line's type is not its event type"
+    record = line.get("record")
+    if not (isinstance(record, str) and record.startswith("USER-")
+            and uuid.uuid5(RECORD_NAMESPACE, record).hex == line["record_id"]):
+        return "the withheld line does not name the account its record id belongs to"
+    if first != (line["version"] == 1) or (not first and line["record_id"] not in user_records):
+        return "the withheld line is not at a place where an account event can be"
+    return None
+
+
 def short(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -366,6 +414,7 @@ class EventsSummary(NamedTuple):
     first_uncovered: str  # the event after the bundle checkpoint's size, if any
     sha256: str
     misread: str  # the first line whose readable fields are not what its stored bytes give
+    withheld: int  # lines whose bytes the bundle does not carry (account events holding a hash)
 
 
 def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSummary:
@@ -374,6 +423,8 @@ def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSumm
     first_uncovered = ""
     last_version: dict[str, int] = {}
     refs: dict[str, str] = {}
+    user_records: set[str] = set()
+    withheld = 0
     first_misread = ""
     for line_no, line in enumerate(stream, start=1):
         digest.update(line)
@@ -384,12 +435,13 @@ def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSumm
         version, event_type, state_b64 = (
             event.get(k) for k in ("version", "event_type", "state_b64")
         )
+        hidden = state_b64 is None and "withheld" in event
         if not (
             type(position) is int
             and type(version) is int
             and isinstance(record_id, str)
             and isinstance(event_type, str)
-            and isinstance(state_b64, str)
+            and (isinstance(state_b64, str) or hidden)
         ):
             raise Unusable(f"{EVENTS} line {line_no}: missing or mistyped event fields")
         where = f"position {position} (record {record_id} version {version})"
@@ -406,6 +458,24 @@ def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSumm
         last_version[record_id] = version
         if "\n" in record_id or "\n" in event_type:
             raise Failed(f"{where}: record id or event type contains a newline")
+        if version == 1:
+            (user_records.add if event_type.startswith(USER_TOPIC) else user_records.discard)(
+                record_id
+            )
+        if hidden:
+            # No bytes to hash: the leaf is taken as given and proved only by the signed root.
+            why = withheld_line(event, user_records)
+            if why:
+                raise Failed(f"{where}: {why}")
+            if version == 1:
+                refs[record_id] = event["record"]
+            withheld += 1
+            tree.append(bytes.fromhex(event["leaf_hash"]))
+            if tree.size in sizes:
+                roots[tree.size] = tree.root()
+            continue
+        if refs.get(record_id, "").startswith("USER-") and not event_type.startswith(USER_TOPIC):
+            raise Failed(f"{where}: an event of another kind in an account's history")
         try:
             state = b64(state_b64, "state")
         except ValueError as exc:
@@ -419,7 +489,9 @@ def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSumm
         tree.append(leaf)
         if tree.size in sizes:
             roots[tree.size] = tree.root()
-    return EventsSummary(tree.size, roots, first_uncovered, digest.hexdigest(), first_misread)
+    return EventsSummary(
+        tree.size, roots, first_uncovered, digest.hexdigest(), first_misread, withheld
+    )
 
 
 def verify(path: Path, kept: list[Path], pinned_key: Path | None, vkey: str | None = None,
@@ -512,6 +584,11 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None, vkey: str | No
         if actual != expected:
             raise Failed(f"{MANIFEST}: the SHA-256 of {name} does not match")
 
+    if manifest.get("withheld_count", 0) != events.withheld:
+        raise Failed(
+            f"{MANIFEST}: withheld_count {manifest.get('withheld_count')}, "
+            f"bundle withholds {events.withheld}"
+        )
     cosigners = ""
     for witness in witnesses:
         by_witness = [cp.size for name, cp in [(CHECKPOINT, checkpoint), *older]
@@ -527,6 +604,13 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None, vkey: str | No
         f"signed {checkpoint.time} by key {fingerprint}"
         + "".join(f", consistent with {name} ({old.size} events)" for name, old in older)
         + cosigners
+        + (
+            f"\n{events.withheld} line(s) withheld (account events of an earlier release that "
+            "hold a password hash): their place in the tree is proved, their content could not "
+            "be read"
+            if events.withheld
+            else ""
+        )
     )
 
 

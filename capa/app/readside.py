@@ -71,7 +71,8 @@ class ReadSide(Intake):
             for n in batch:
                 event: Any = app.mapper.to_domain_event(n)
                 state = {k: v for k, v in vars(event).items()
-                         if k not in ("originator_id", "originator_version", "timestamp")}
+                         if k not in ("originator_id", "originator_version", "timestamp")
+                         and not _secret(k, v)}
                 if "ref" in state:
                     refs[n.originator_id] = str(state["ref"])
                 yield {"position": n.id, "record": refs.get(n.originator_id,
@@ -184,3 +185,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
+
+
+def _secret(key: str, value: Any) -> bool:
+    """A password hash that an account event of an earlier release held (read as its
+    `credential`, or as `password_hash` by older readers): never exported (SPEC §9.3)."""
+    return key == "password_hash" or (
+        key == "credential" and not str(value).startswith("sha256:"))

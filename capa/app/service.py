@@ -29,6 +29,8 @@ from capa.domain.user import (
     MAX_FAILED_ATTEMPTS,
     SESSION_MAX_AGE,
     User,
+    credential_of,
+    is_legacy_credential,
     is_user_id,
     new_user_id,
     user_ref,
@@ -37,6 +39,7 @@ from capa.domain.user import (
 from capa.domain.values import CAStatus, NCStatus, SignatureMeaning, parse_date
 
 if TYPE_CHECKING:
+    from capa.adapters.credentials import CredentialStore
     from capa.app.views import (
         CorrectiveActionView,
         HistoryEntry,
@@ -55,8 +58,21 @@ _CREATE_ATTEMPTS = 20
 #: record classes it works with (start-up time, SPEC §7 P1).
 _REF_PREFIXES = {"capa.domain.nonconformity:Nonconformity": "NC",
                  "capa.domain.corrective_action:CorrectiveAction": "CA"}
-_USER_ADDED_TOPIC = get_topic(User.UserAdded)  # type: ignore[attr-defined]
+_USER_ADDED_TOPIC = get_topic(User.UserAdded)
 _NO_SUCH_USER_HASH = "scrypt$16384$8$1$" + "A" * 22 + "==$" + "A" * 43 + "="
+#: Saves of a failed check tried before giving up: each parallel attempt on an account may
+#: lose the race to the account's next version once.
+_FAILURE_SAVE_ATTEMPTS = 40
+#: How long a password check waits for parallel checks of the same account, and after how
+#: many seconds a reserved check whose command died stops counting.
+_CHECK_WAIT_SECONDS = 20
+_CHECK_STALE_SECONDS = 30
+#: Seconds of a session's idle limit (SPEC §2), held in the store, and the clock difference
+#: tolerated for a last use ahead of this machine's clock.
+SESSION_IDLE_SECONDS = 15 * 60
+_CLOCK_SKEW_SECONDS = 60
+#: A session's last use is written again only when older than this (start-up time, SPEC §7 P1).
+_SESSION_REFRESH_SECONDS = 30
 
 #: The password presented for this command, checked again when a signature is made (R10).
 _signing_password: ContextVar[str | None] = ContextVar("capa_signing_password", default=None)
@@ -171,10 +187,41 @@ class CapaApplication(ReadSide, Application[UUID]):
         account = self._find_user(user)
         return account is not None and role in account.roles
 
+    @property
+    def credentials(self) -> CredentialStore:
+        """The store's tables outside the event log: password hashes, the run of failed
+        checks of each account, and session use (capa.adapters.credentials)."""
+        found: CredentialStore | None = self.__dict__.get("_credentials")
+        if found is None:
+            from capa.adapters.credentials import credential_store
+
+            found = self.__dict__["_credentials"] = credential_store(self.recorder)
+        return found
+
+    def _password_hash(self, account: User) -> str:
+        """The hash an account's events name; a hash outside the log that no event names is
+        never used, so writing that table cannot change who may log in (SPEC §9)."""
+        if is_legacy_credential(account.credential):
+            return account.credential  # held in the events by an earlier release
+        found = self.credentials.get_hash(account.user_id, account.credential)
+        # A missing or replaced row matches nothing: such an account cannot log in until an
+        # administrator looks into it, rather than accepting a password the log never set.
+        return found if found is not None and credential_of(found) == account.credential \
+            else _NO_SUCH_USER_HASH
+
+    @staticmethod
+    def _new_password(password: str) -> tuple[str, str]:
+        """A new password's hash and the credential naming it (hashing refuses a weak one)."""
+        encoded = hash_password(password)
+        return encoded, credential_of(encoded)
+
     def authenticate(self, user: str, password: str) -> str:
-        """Check a user id and password. A wrong password is recorded as LoginFailed (the fifth
-        in a row locks the account) and then refused; the message never says which part was
-        wrong, and nothing records the attempted password."""
+        """Check a user id and password. Each check is first reserved in the store, atomically,
+        and only while the failures and the checks under way stay below five, so that parallel
+        guesses are counted one by one and none is checked once a run of five has locked the
+        account (SPEC §9.5). A wrong password is recorded as LoginFailed (the
+        fifth in a row locks the account) and then refused; the message never says which part
+        was wrong, and nothing records the attempted password."""
         uid = user.strip().lower()
         account = self._find_user(uid)
         if account is None:
@@ -182,29 +229,84 @@ class CapaApplication(ReadSide, Application[UUID]):
             verify_password(password, _NO_SUCH_USER_HASH)
             raise NotPermitted("unknown user id or wrong password")
         account.require_usable()
-        if not verify_password(password, account.password_hash):
-            with self.acting_as(account.user_id):
-                account.login_failed()
-                self._save(account)
-            if account.status == "locked":
+        if self._reserve_check(account) == "locked":
+            # The run is full: the guess is not checked, and the lock is recorded if the check
+            # that filled the run has not recorded it yet.
+            self._record_failure(account.user_id, attempt=MAX_FAILED_ATTEMPTS, checked=False)
+            raise NotPermitted(
+                f"user {account.user_id} is locked after {MAX_FAILED_ATTEMPTS} failed password "
+                "checks; an administrator must unlock it (capa user unlock)")
+        try:
+            correct = verify_password(password, self._password_hash(account))
+        except BaseException:
+            self.credentials.release_check(account.user_id)
+            raise
+        if not correct:
+            attempt = self.credentials.settle_check(account.user_id, failed=True)
+            if self._record_failure(account.user_id, attempt=attempt, checked=True):
                 raise NotPermitted(f"wrong password; {account.user_id} is now locked after "
                                    f"{MAX_FAILED_ATTEMPTS} failed attempts")
             raise NotPermitted("unknown user id or wrong password")
+        self.credentials.settle_check(account.user_id, failed=False)
         if account.failed_attempts:
             with self.acting_as(account.user_id):
                 account.password_verified()
                 self._save(account)
         return account.user_id
 
+    def _reserve_check(self, account: User) -> str:
+        """Reserve a password check in the store: "go" or "locked"; while checks under way
+        could fill the run, wait for them (they are tens of milliseconds each)."""
+        import random
+        import time
+
+        deadline = time.monotonic() + _CHECK_WAIT_SECONDS
+        while True:
+            outcome = self.credentials.reserve_check(
+                account.user_id, MAX_FAILED_ATTEMPTS, account.failed_attempts, time.time(),
+                _CHECK_STALE_SECONDS)
+            if outcome != "busy":
+                return outcome
+            if time.monotonic() > deadline:
+                raise Conflict(f"other password checks of {account.user_id} are under way; "
+                               "nothing was written, retry is safe")
+            time.sleep(random.uniform(0.01, 0.05))  # noqa: S311 - back-off, not a secret
+
+    def _record_failure(self, uid: str, *, attempt: int, checked: bool) -> bool:
+        """Record a failed check (and the lock it brings) in the account's events; True when the
+        account is locked afterwards. Parallel attempts write to the same account, so a save
+        that lost the race reloads the account and records its event again."""
+        import random
+        import time
+
+        for _ in range(_FAILURE_SAVE_ATTEMPTS):
+            account = self._user(uid)
+            with self.acting_as(uid):
+                if checked:
+                    account.login_failed(attempt)
+                else:
+                    account.lock_if_due(attempt)
+            try:
+                self.save(account)
+            except IntegrityError:
+                time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 - back-off, not a secret
+                continue
+            return account.status == "locked"
+        raise Conflict("the account changed while this command ran; retry is safe")
+
     def login(self, user: str, password: str) -> dict[str, Any]:
-        """Open a session: the store keeps only the SHA-256 of the returned random token."""
+        """Open a session: the store keeps only the SHA-256 of the returned random token, in
+        the account's events (UserLoggedIn) and, with the time of its last use, in the
+        store's session table."""
         uid = self.authenticate(user, password)
         account = self._user(uid)
         if not account.roles:
             raise NotPermitted(f"{uid} holds no role")
         import secrets
+        import time
 
         token = secrets.token_urlsafe(32)
+        self.credentials.open_session(_sha256(token), uid, time.time())
         with self.acting_as(uid):
             account.log_in(_sha256(token))
             self._save(account)
@@ -213,19 +315,33 @@ class CapaApplication(ReadSide, Application[UUID]):
         return {"user": uid, "token": token, "started_at": utc_iso(started)}
 
     def resume_session(self, user: str, token: str) -> str:
-        """The user of a live session, or NotPermitted when it is unknown, ended or older than
-        the maximum session age (the idle limit is the caller's, who sees the activity)."""
+        """The user of a live session, or NotPermitted when it is unknown, ended, idle for 15
+        minutes or older than the maximum session age. Both limits are held by the store: the
+        login time by the account's events, the last use by the session table, which this
+        call moves to now, so no file the client keeps can revive a session."""
+        import time
+
         account = self._find_user(user)
-        started = account.session_started(_sha256(token)) if account else None
+        digest = _sha256(token)
+        started = account.session_started(digest) if account else None
         if account is None or started is None:
             raise NotPermitted("the session has ended; log in again (capa login)")
         account.require_usable()
         if dt.datetime.now(dt.UTC) - started >= SESSION_MAX_AGE:
             raise NotPermitted("the session is older than 8 hours; log in again (capa login)")
+        live = self.credentials.use_session(digest, account.user_id, time.time(),
+                                            SESSION_IDLE_SECONDS, _CLOCK_SKEW_SECONDS,
+                                            _SESSION_REFRESH_SECONDS)
+        if live is None:  # e.g. opened before the store kept sessions' last use
+            raise NotPermitted("the session has ended; log in again (capa login)")
+        if not live:
+            raise NotPermitted("the session was idle for more than 15 minutes; log in again "
+                               "(capa login)")
         return account.user_id
 
     def logout(self, user: str, token: str) -> None:
         account = self._find_user(user)
+        self.credentials.close_session(_sha256(token))
         if account is not None and _sha256(token) in account.sessions:
             with self.acting_as(account.user_id):
                 account.log_out(_sha256(token))
@@ -242,8 +358,12 @@ class CapaApplication(ReadSide, Application[UUID]):
         uid = new_user_id(user)
         if self._exists(user_ref(uid)):
             raise InvalidInput(f"user {uid} already exists")
+        encoded, credential = self._new_password(password)
         account = User.add(user_id=uid, full_name=full_name, roles=list(roles),
-                           password_hash=hash_password(password))
+                           credential=credential)
+        # The hash is kept before the event that names it, and only once the account is valid:
+        # a failed save leaves a row that no event names, which is never used.
+        self.credentials.put_hash(uid, credential, encoded)
         self._save(account)
         return self._user_result(account)
 
@@ -260,7 +380,13 @@ class CapaApplication(ReadSide, Application[UUID]):
         return self._change_user("user revoke", user, lambda u: u.revoke(role))
 
     def unlock_user(self, user: str) -> WriteResult:
-        return self._change_user("user unlock", user, lambda u: u.unlock())
+        def unlock(account: User) -> None:
+            account.unlock()
+            # The run ends before the unlock is saved: should the save fail, the account is
+            # still locked by its events, and never unlocked with a full run.
+            self.credentials.clear_attempts(account.user_id)
+
+        return self._change_user("user unlock", user, unlock)
 
     def deactivate_user(self, user: str) -> WriteResult:
         if valid_user_id(user) == self._authorise("user deactivate"):
@@ -273,8 +399,16 @@ class CapaApplication(ReadSide, Application[UUID]):
         self.authenticate(uid, current)
         if current == new:
             raise InvalidInput("the new password must differ from the current one")
-        digest = hash_password(new)
-        return self._change_user("user passwd", uid, lambda u: u.change_password(digest))
+        encoded, credential = self._new_password(new)
+
+        def change(account: User) -> None:
+            account.change_password(credential)
+            self.credentials.put_hash(uid, credential, encoded)
+
+        result = self._change_user("user passwd", uid, change)
+        # Only once the event names the new hash: a failed save leaves the old one in use.
+        self.credentials.drop_other_hashes(uid, credential)
+        return result
 
     def list_users(self) -> list[dict[str, Any]]:
         """Every account without its password hash, in user id order."""
@@ -318,8 +452,10 @@ class CapaApplication(ReadSide, Application[UUID]):
         with self.acting_as(uid):
             store = StoreRecord(ref=STORE_REF, organisation=organisation,
                                 tool_version=capa.__version__, key_fingerprint=key_fingerprint)
+            encoded, credential = self._new_password(password)
             account = User.add(user_id=uid, full_name=full_name or uid, roles=["admin"],
-                               password_hash=hash_password(password))
+                               credential=credential)
+            self.credentials.put_hash(uid, credential, encoded)
             self._save(store, account)
         return WriteResult(STORE_REF, store.status, store.version, {"admin": uid})
 

@@ -77,7 +77,10 @@ def open_store(target: str, *, create: bool = False) -> CapaApplication:
     if create and parsed.kind == "sqlite":
         _private_sqlite_file(Path(parsed.display))
     try:
-        return CapaApplication(env=store_env(parsed, create=create))
+        app = CapaApplication(env=store_env(parsed, create=create))
+        if create:
+            app.credentials.create()  # the tables outside the log, made with the event table
+        return app
     except PersistenceError as exc:
         raise StoreUnavailable(f"cannot open the store {parsed.display}: "
                                f"{_first_line(exc)}") from None

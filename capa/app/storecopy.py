@@ -70,6 +70,10 @@ def copy_store(source: CapaApplication, target: str, *, source_name: str = "",
                              originator_version=n.originator_version,
                              topic=n.topic, state=n.state) for n in batch])
             copied += len(batch)
+        # The hashes the account events name live outside the log: without them no one could
+        # log in to the copy.
+        for user_id, digest, password_hash in source.credentials.all_hashes():
+            destination.credentials.put_hash(user_id, digest, password_hash)
         total = verify_copy(source, destination, batch_size)
     except Exception as exc:
         failure = storage_failure(exc)

@@ -11,6 +11,13 @@ A bundle is a directory, or a ``.zip`` by extension, holding:
 - ``public_key.pem``: the store's public key;
 - ``manifest.json``: ``event_count``, ``tool_version``, and the SHA-256 of the other files.
 
+An account event written by an earlier release holds a password hash (SPEC §9.3). Its line is
+*withheld*: ``position``, ``record_id``, ``version``, ``event_type``, ``leaf_hash``, ``record``
+(the account's ref), ``type`` and ``withheld`` (why), with no stored bytes. Its leaf still
+counts in the tree, so the checkpoint proves its place; what it says is not proved, and the
+verifiers say how many lines they could not read. Only such account events may be withheld
+(``withheld_line``).
+
 ``verify_bundle`` makes the same checks as the standalone ``scripts/verify_bundle.py``, with
 capa's own hashing and signature code, so the two are independent implementations.
 """
@@ -104,6 +111,71 @@ LINE_FIELDS = frozenset(("position", "record_id", "version", "event_type", "stat
 #: Stored keys left out of `data`: the time is `time`, the class version is bookkeeping, and a
 #: salted password hash has no place in evidence.
 _NOT_DATA = ("timestamp", "class_version", "password_hash")
+
+
+# -- withheld lines ----------------------------------------------------------------------------
+
+#: The account events that an earlier release wrote with a password hash inside: the only
+#: events whose bytes a bundle may withhold.
+WITHHOLDABLE = {"capa.domain.user:User.UserAdded": True,
+                "capa.domain.user:User.PasswordChanged": False}  # topic -> is the first event
+WITHHELD_REASON = "account event of an earlier release that holds a password hash"
+WITHHELD_FIELDS = frozenset(("position", "record_id", "version", "event_type", "leaf_hash",
+                             "record", "type", "withheld"))
+_USER_TOPIC = "capa.domain.user:User."
+_RECORD_NAMESPACE = "urn:capa:record"
+
+
+def holds_secret(event_type: str, state: bytes) -> bool:
+    """Whether a stored event carries a password hash (account events of an earlier release)."""
+    if event_type not in WITHHOLDABLE or b'"password_hash"' not in state:
+        return False
+    try:
+        fields = json.loads(state.decode("utf-8"))
+    except ValueError:
+        return False
+    return isinstance(fields, dict) and bool(fields.get("password_hash"))
+
+
+def user_record_hex(ref: str) -> str:
+    """The stored id of the record whose ref is `ref` (as capa.domain.record.record_uuid)."""
+    import uuid
+
+    return uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, _RECORD_NAMESPACE), ref).hex
+
+
+def shown_type(event_type: str) -> str:
+    """The `type` a line shows: the stored topic after its ':'."""
+    return event_type.partition(":")[2] or event_type
+
+
+def withheld_line(line: dict[str, Any], user_records: set[str]) -> str | None:
+    """Why a line without stored bytes may not be withheld, or None when it may.
+
+    It must claim an account event that may hold a hash (UserAdded as the record's version 1,
+    PasswordChanged of a record that began as an account), name the account whose id it has,
+    carry a leaf hash, and nothing that reads as content: no line of a nonconformity, a CA or
+    any other event can stand in the tree unread."""
+    event_type, version, record = line["event_type"], line["version"], line.get("record")
+    first = WITHHOLDABLE.get(event_type)
+    if first is None:
+        return (f"the line withholds the bytes of a {event_type.partition(':')[2] or event_type} "
+                "event; only account events that hold a password hash may be withheld")
+    unknown = sorted(set(line) - WITHHELD_FIELDS)
+    if unknown:
+        return f"the withheld line has a field {unknown[0]!r} that it cannot prove"
+    if not (isinstance(line.get("withheld"), str) and isinstance(line.get("leaf_hash"), str)
+            and len(line["leaf_hash"]) == 64
+            and all(c in "0123456789abcdef" for c in line["leaf_hash"])):
+        return "the withheld line needs a reason and the 64-hex leaf hash"
+    if line.get("type", shown_type(event_type)) != shown_type(event_type):
+        return "the withheld line's type is not its event type"
+    if not (isinstance(record, str) and record.startswith("USER-")
+            and user_record_hex(record) == line["record_id"]):
+        return "the withheld line does not name the account its record id belongs to"
+    if first != (version == 1) or (not first and line["record_id"] not in user_records):
+        return "the withheld line is not at a place where an account event can be"
+    return None
 
 
 def _untyped(obj: dict[str, Any]) -> Any:
@@ -202,6 +274,7 @@ def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
     try:
         tree, digest = TreeBuilder(), hashlib.sha256()
         refs: dict[str, str] = {}
+        withheld = 0
         with writer.open(EVENTS) as stream:
             for chunk in Ledger(app).events():
                 for event in chunk:
@@ -210,13 +283,20 @@ def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
                         break
                     leaf = leaf_of(position, event)
                     tree.append(leaf)
-                    line = json.dumps({
-                        "position": position, "record_id": event[1], "version": event[2],
-                        "event_type": event[3],
-                        "state_b64": base64.b64encode(event[4]).decode("ascii"),
-                        "leaf_hash": leaf.hex(),
-                        **readable_fields(event[1], event[2], event[3], event[4], refs),
-                    }, ensure_ascii=False).encode("utf-8") + b"\n"
+                    head = {"position": position, "record_id": event[1], "version": event[2],
+                            "event_type": event[3]}
+                    shown = readable_fields(event[1], event[2], event[3], event[4], refs)
+                    if holds_secret(event[3], event[4]):
+                        body: dict[str, Any] = {"leaf_hash": leaf.hex(),
+                                                "record": shown["record"],
+                                                "type": shown["type"],
+                                                "withheld": WITHHELD_REASON}
+                        withheld += 1
+                    else:
+                        body = {"state_b64": base64.b64encode(event[4]).decode("ascii"),
+                                "leaf_hash": leaf.hex(), **shown}
+                    line = json.dumps({**head, **body},
+                                      ensure_ascii=False).encode("utf-8") + b"\n"
                     digest.update(line)
                     stream.write(line)
         if tree.size != size:
@@ -232,7 +312,8 @@ def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
         for name, data in files.items():
             with writer.open(name) as stream:
                 stream.write(data)
-        manifest = {"event_count": size, "tool_version": capa.__version__,
+        manifest = {"event_count": size, "withheld_count": withheld,
+                    "tool_version": capa.__version__,
                     "created_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
                     "key_fingerprint": fingerprint(public_key), "root": tree.root().hex(),
                     "sha256": {EVENTS: digest.hexdigest(),
@@ -241,7 +322,7 @@ def export_bundle(app: Any, out: Path, key_path: Path, log_path: Path,
             stream.write(json.dumps(manifest, indent=2).encode("utf-8") + b"\n")
     finally:
         writer.close()
-    return {"out": str(out), "events": size, "root": tree.root().hex(),
+    return {"out": str(out), "events": size, "withheld": withheld, "root": tree.root().hex(),
             "key_fingerprint": fingerprint(public_key)}
 
 
@@ -358,6 +439,8 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
     roots: dict[int, bytes] = {0: EMPTY_ROOT}
     last_version: dict[str, int] = {}
     refs: dict[str, str] = {}
+    user_records: set[str] = set()
+    withheld = 0
     # A readable field that the stored bytes do not give is reported once the bytes themselves
     # are proved (below), so that a forged event is reported as such.
     altered: TamperDetected | None = None
@@ -368,9 +451,10 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
             fields = [event.get(k) if isinstance(event, dict) else None
                       for k in ("position", "record_id", "version", "event_type", "state_b64")]
             position, record_id, version, event_type, state_b64 = fields
+            hidden = isinstance(event, dict) and state_b64 is None and "withheld" in event
             if not (type(position) is int and type(version) is int
                     and isinstance(record_id, str) and isinstance(event_type, str)
-                    and isinstance(state_b64, str)):
+                    and (isinstance(state_b64, str) or hidden)):
                 raise InvalidInput(f"{EVENTS} line {line_no}: missing or mistyped event fields")
             record = refs.get(record_id, record_id)
 
@@ -387,8 +471,27 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
             last_version[record_id] = version
             if "\n" in record_id or "\n" in event_type:
                 raise failed("record id or event type contains a newline")
+            if version == 1 and event_type.startswith(_USER_TOPIC):
+                user_records.add(record_id)
+            elif version == 1:
+                user_records.discard(record_id)
+            if hidden:
+                # Its bytes are not here: the leaf is taken as given, and proved only by the
+                # checkpoint's root; which events may be withheld is checked first.
+                if (why := withheld_line(event, user_records)) is not None:
+                    raise failed(why)
+                if version == 1:
+                    refs[record_id] = event["record"]
+                withheld += 1
+                tree.append(bytes.fromhex(event["leaf_hash"]))
+                if tree.size in sizes:
+                    roots[tree.size] = tree.root()
+                continue
+            if record_id in refs and refs[record_id].startswith("USER-") and \
+                    not event_type.startswith(_USER_TOPIC):
+                raise failed("an event of another kind in an account's history")
             try:
-                state = base64.b64decode(state_b64, validate=True)
+                state = base64.b64decode(str(state_b64), validate=True)
             except (binascii.Error, ValueError):
                 raise failed("the stored bytes are not valid base64") from None
             leaf = leaf_of(position, (0, record_id, version, event_type, state))
@@ -427,12 +530,17 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
             bundle.read(name)).hexdigest()
         if actual != expected:
             raise TamperDetected(f"{MANIFEST}: the SHA-256 of {name} does not match")
+    if manifest.get("withheld_count", 0) != withheld:
+        raise TamperDetected(f"{MANIFEST}: withheld_count {manifest.get('withheld_count')}, "
+                             f"bundle withholds {withheld}")
     cosigned: list[dict[str, Any]] = []
     if witnesses:
         from capa.audit.witness import require_cosignatures
 
         cosigned = require_cosignatures(notes, witnesses)
-    return {"status": "verified", "events": total, "root": checkpoint.root_hash.hex(),
+    return {"status": "verified", "events": total, "withheld": withheld,
+            "withheld_reason": WITHHELD_REASON if withheld else None,
+            "root": checkpoint.root_hash.hex(),
             "signed_at": checkpoint.time, "key_fingerprint": fingerprint(key),
             "witnesses": cosigned,
             "kept_checkpoints": [{"file": n, "size": cp.size} for n, cp in older]}

@@ -178,7 +178,9 @@ def export(session: Session, out: Path, key: Path | None, public_key: Path | Non
     assert trusted is not None
     result = export_bundle(app, out, key_path, log_path, trusted)
     emit(session.json, result,
-         lambda d: f"bundle written to {d['out']}: {d['events']} events, root {d['root']}")
+         lambda d: f"bundle written to {d['out']}: {d['events']} events, root {d['root']}"
+         + (f"; {d['withheld']} account event(s) of an earlier release carried as their leaf "
+            "hash only (they hold a password hash)" if d["withheld"] else ""))
 
 
 @audit.command("verify-bundle")
@@ -203,6 +205,10 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
     carries. Pin the store's public key, obtained separately, to prove the bundle comes from
     that store.
 
+    Account events of earlier releases that hold a password hash are carried as their leaf
+    hash only: their place in the history is proved, their content is not, and the output
+    says how many such lines there are.
+
     \b
     Example:
       capa audit verify-bundle audit-2026-06.zip --public-key capa.db.key.pub
@@ -224,6 +230,8 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
         f"by key {d['key_fingerprint']}" + "".join(
             f", consistent with {k['file']} ({k['size']} events)"
             for k in d["kept_checkpoints"]) + _cosigned_text(d).replace(";", ",")
+        + (f"\n{d['withheld']} line(s) withheld ({d['withheld_reason']}): their place in the "
+           "tree is proved, their content could not be read" if d["withheld"] else "")
         + ("" if d["pinned_key"] else _UNPINNED)))
 
 

@@ -1,19 +1,20 @@
 """Who is acting on the command line: environment variables, a `capa login` session, a prompt.
 
 Session design. `capa login` checks the password, draws a random 256-bit token and records
-only its SHA-256 in the store (a UserLoggedIn event on the user's record). The token itself is
-written to `session.json` under CAPA_SESSION_DIR (default ~/.config/capa), created with mode
-0600, together with the user id, the store it belongs to and the time of last use. A command
-presenting the session is accepted only if the store still holds the token's hash (logout,
-password change, lock and deactivation all remove it), the login is less than 8 hours old (the
-time comes from the store's event, so editing the file cannot extend it) and the file was last
-used less than 15 minutes ago. A stolen store therefore yields no usable token, and a copied
-file is useless against another store or after logout.
+only its SHA-256 in the store (a UserLoggedIn event on the user's record, and a row of the
+store's session table that holds the time of its last use). The token itself is written to
+`session.json` under CAPA_SESSION_DIR (default ~/.config/capa), created with mode 0600,
+together with the user id and the store it belongs to. A command presenting the session is
+accepted only if the store still holds the token's hash (logout, password change, lock and
+deactivation all remove it), the login is less than 8 hours old (the time comes from the
+store's event) and the store saw the session used less than 15 minutes ago; each accepted use
+moves that time in the store. Nothing in the file sets either limit, so restoring or editing
+it cannot revive a session. A stolen store yields no usable token, and a copied file is
+useless against another store or after logout.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -27,8 +28,6 @@ from capa.domain.errors import InvalidInput, NotPermitted
 
 if TYPE_CHECKING:
     from capa.app.service import CapaApplication
-
-SESSION_IDLE_LIMIT = dt.timedelta(minutes=15)
 
 #: Commands that ask for the password again even inside a session.
 REAUTHENTICATING_COMMANDS = SIGNING_COMMANDS | {"user passwd"}
@@ -52,15 +51,11 @@ def store_key(target: str) -> str:
     return target_display(target)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def write_session(target: str, user: str, token: str, started_at: str) -> Path:
     path = session_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = {"user": user, "store": store_key(target), "token": token,
-            "started_at": started_at, "last_used": _now().isoformat()}
+            "started_at": started_at}
     # Created 0600 from the start: there is no moment at which others could read the token.
     if path.exists():
         path.unlink()
@@ -81,14 +76,6 @@ def read_session() -> dict[str, Any] | None:
 
 def remove_session() -> None:
     session_path().unlink(missing_ok=True)
-
-
-def _touch(data: dict[str, Any]) -> None:
-    data["last_used"] = _now().isoformat()
-    path = session_path()
-    fd = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
 
 
 def interactive() -> bool:
@@ -112,13 +99,11 @@ def authenticate(app: CapaApplication, target: str, command: str) -> tuple[str, 
         return app.authenticate(user, password), password
     session = read_session()
     if session and session.get("store") == store_key(target) and user in ("", session["user"]):
-        last_used = dt.datetime.fromisoformat(str(session.get("last_used")))
-        if _now() - last_used >= SESSION_IDLE_LIMIT:
-            remove_session()
-            raise NotPermitted("the session was idle for more than 15 minutes; log in again "
-                               "(capa login)")
-        acting = app.resume_session(str(session["user"]), str(session["token"]))
-        _touch(session)
+        try:
+            acting = app.resume_session(str(session["user"]), str(session["token"]))
+        except NotPermitted:
+            remove_session()  # the store ended it: the file can never serve again
+            raise
         again = password or None
         if again is None and command in REAUTHENTICATING_COMMANDS and interactive():
             again = prompt_password("Password (to sign)")

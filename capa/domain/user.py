@@ -77,25 +77,57 @@ def parse_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
     return sorted({choice(Role, r.strip().lower(), "role").value for r in roles})
 
 
+def credential_of(password_hash: str) -> str:
+    """What an account event records of a password: the SHA-256 of its salted hash. It names
+    the hash without disclosing it (the salt inside the hash is not in the log), and binds the
+    hash kept outside the log to the audited history."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(password_hash.encode("utf-8")).hexdigest()
+
+
+def is_legacy_credential(credential: str) -> bool:
+    """Whether an account's credential is a hash held in events of an earlier release."""
+    return not credential.startswith("sha256:")
+
+
 class User(Record):
-    """A person who may act on the store: roles, password hash, lockout and sessions."""
+    """A person who may act on the store: roles, credential, lockout and sessions."""
 
     @classmethod
     def add(cls, *, user_id: str, full_name: str, roles: list[str],
-            password_hash: str) -> User:
+            credential: str) -> User:
         uid = valid_user_id(user_id)
         return cls(ref=USER_REF_PREFIX + uid, user_id=uid,
                    full_name=require_text(full_name, "full name"),
-                   roles=parse_roles(roles), password_hash=password_hash)
+                   roles=parse_roles(roles), credential=credential)
 
-    @event("UserAdded")
+    class UserAdded(Record.Created):
+        """Version 2 names the password by `credential`, the SHA-256 of its hash, which the
+        store keeps outside the log (SPEC §9.3). Version 1 events held the hash itself as
+        `password_hash`; they are read with that hash as their credential."""
+
+        class_version = 2
+        ref: str
+        user_id: str
+        full_name: str
+        roles: list[str]
+        credential: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["credential"] = state.pop("password_hash")
+
+    @event(UserAdded)
     def __init__(self, ref: str, user_id: str, full_name: str, roles: list[str],
-                 password_hash: str) -> None:
+                 credential: str) -> None:
         self.ref = ref
         self.user_id = user_id
         self.full_name = full_name
         self.roles = list(roles)
-        self.password_hash = password_hash
+        # `sha256:HEX` naming a hash kept outside the log, or (events of earlier releases)
+        # the scrypt hash itself; see is_legacy_credential.
+        self.credential = credential
         self.status = UserStatus.ACTIVE.value
         self.failed_attempts = 0
         # SHA-256 of each live session token -> its login time; never the token itself.
@@ -103,7 +135,7 @@ class User(Record):
 
     def fields(self) -> dict[str, Any]:
         # The hash is kept out of every view, diff and digest: history must never show it.
-        return {k: v for k, v in super().fields().items() if k != "password_hash"}
+        return {k: v for k, v in super().fields().items() if k != "credential"}
 
     @property
     def active(self) -> bool:
@@ -145,21 +177,39 @@ class User(Record):
 
     # -- password and lockout ----------------------------------------------------------
 
-    def change_password(self, password_hash: str) -> None:
+    def change_password(self, credential: str) -> None:
         self._require_not_deactivated("change the password of")
-        self._password_changed(password_hash=password_hash)
+        self._password_changed(credential=credential)
 
-    @event("PasswordChanged")
-    def _password_changed(self, password_hash: str) -> None:
-        self.password_hash = password_hash
+    class PasswordChanged(Record.Event):
+        """Version 2 names the new password by its digest (`credential`); version 1 held the
+        hash as `password_hash`."""
+
+        class_version = 2
+        credential: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["credential"] = state.pop("password_hash")
+
+    @event(PasswordChanged)
+    def _password_changed(self, credential: str) -> None:
+        self.credential = credential
         # A new password ends every session opened with the old one.
         self.sessions = {}
 
-    def login_failed(self) -> None:
-        """Count a failed password check; the fifth in a row also locks the account."""
+    def login_failed(self, attempt: int = 0) -> None:
+        """Record a failed password check, `attempt` being its number in the run as the store
+        counted it; the fifth in a row also locks the account."""
         self._login_failed()
-        if self.failed_attempts >= MAX_FAILED_ATTEMPTS and self.status == UserStatus.ACTIVE:
-            self._account_locked(failed_attempts=self.failed_attempts)
+        self.lock_if_due(attempt)
+
+    def lock_if_due(self, attempt: int = 0) -> None:
+        """Lock an active account whose run of failures (counted by the store or by the
+        events) has reached the limit."""
+        run = max(attempt, self.failed_attempts)
+        if run >= MAX_FAILED_ATTEMPTS and self.status == UserStatus.ACTIVE:
+            self._account_locked(failed_attempts=run)
 
     @event("LoginFailed")
     def _login_failed(self) -> None:

@@ -26,6 +26,13 @@ Feature: Accounts, lockout and account history
     And "apatel" can sign in with the right password
 
   @21cfr11.10g
+  Scenario: Sixteen wrong passwords given at the same moment still lock the account after five
+    When "apatel" is given a wrong password 16 times at the same moment
+    Then the account "apatel" is "locked"
+    And exactly 5 failed attempts of "apatel" are recorded
+    And "apatel" cannot sign in even with the right password
+
+  @21cfr11.10g
   Scenario: Four wrong passwords and then the right one do not lock the account
     When "apatel" gives a wrong password 4 times
     Then "apatel" can sign in with the right password

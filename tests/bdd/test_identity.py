@@ -8,6 +8,8 @@ Everyone's password follows the convention of conftest.py: "<user>-correct-horse
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +20,7 @@ from capa.app.service import CapaApplication
 from capa.app.views import HistoryEntry
 from capa.domain.errors import CapaError, NotPermitted
 from capa.domain.record import record_uuid
+from tests.support.backends import cli_env
 
 scenarios("identity")
 
@@ -153,6 +156,18 @@ def wrong_passwords(world: Any, user: str, times: int) -> None:
             world.app.authenticate(user, WRONG_PASSWORD)
 
 
+@when(parsers.parse('"{user}" is given a wrong password {times:d} times at the same moment'))
+def wrong_passwords_at_once(world: Any, user: str, times: int) -> None:
+    # Separate processes, as separate people or scripts would be, each its own connection.
+    env = cli_env(user, CAPA_PASSWORD=WRONG_PASSWORD)
+    guesses = [subprocess.Popen([sys.executable, "-m", "capa", "--db", world.target, "whoami"],
+                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(times)]
+    for guess in guesses:
+        _, err = guess.communicate(timeout=300)
+        assert guess.returncode == 4 and "Traceback" not in err, err
+
+
 @when(parsers.parse('"{admin}" unlocks the account "{user}"'))
 def unlocks(world: Any, admin: str, user: str) -> None:
     world.act(admin, lambda app: app.unlock_user(user))
@@ -248,6 +263,13 @@ def account_status(world: Any, user: str, status: str) -> None:
 def cannot_sign_in(world: Any, user: str) -> None:
     with pytest.raises(NotPermitted, match="locked"):
         world.app.authenticate(user, password(user))
+
+
+@then(parsers.parse('exactly {count:d} failed attempts of "{user}" are recorded'))
+def failed_attempts_recorded(world: Any, user: str, count: int) -> None:
+    with world.app.acting_as("dbrooks", password("dbrooks")):
+        trail = world.app.history(user)
+    assert [e.event_type for e in trail].count("LoginFailed") == count
 
 
 @then(parsers.parse('"{user}" can sign in with the right password'))

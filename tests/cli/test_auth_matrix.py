@@ -465,25 +465,54 @@ def test_a_session_signature_needs_the_password_again(store: Store) -> None:
     assert store.run(*approve, CAPA_PASSWORD=PASSWORD).code == 0
 
 
+def _last_use_in_store(store: Store, minutes_ago: float) -> None:
+    """Move the store's last use of every session back, as a clock (or someone writing the
+    store) would."""
+    moment = dt.datetime.now(dt.UTC).timestamp() - minutes_ago * 60
+    query(store.target, "UPDATE capa_sessions SET last_used = ?", moment)
+
+
 def test_a_session_idle_for_more_than_15_minutes_is_refused(store: Store) -> None:
     path = login(store)
-    data = json.loads(path.read_text())
-    data["last_used"] = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16)).isoformat()
-    path.write_text(json.dumps(data))
+    _last_use_in_store(store, 16)
+    before = store.events()
     outcome = store.run("nc", "list")
     assert outcome.code == 4 and "idle" in outcome.stderr
-    assert not path.exists()
+    assert not path.exists() and store.events() == before
+
+
+def test_a_restored_or_edited_session_file_does_not_revive_an_idle_session(
+        store: Store) -> None:
+    path = login(store)
+    kept = path.read_text()
+    _last_use_in_store(store, 16)
+    for text in (kept, json.dumps({**json.loads(kept),
+                                   "last_used": dt.datetime.now(dt.UTC).isoformat()})):
+        path.write_text(text)  # the file as it was at login, or edited to look fresh
+        outcome = store.run("nc", "list")
+        assert outcome.code == 4 and "idle" in outcome.stderr
 
 
 def test_a_session_in_use_stays_alive(store: Store) -> None:
-    path = login(store)
-    data = json.loads(path.read_text())
-    data["last_used"] = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=14)).isoformat()
-    path.write_text(json.dumps(data))
+    login(store)
+    _last_use_in_store(store, 14)
     assert store.run("nc", "list").code == 0
-    refreshed = json.loads(path.read_text())["last_used"]
-    assert dt.datetime.fromisoformat(refreshed) > dt.datetime.now(dt.UTC) - dt.timedelta(
-        minutes=1)
+    (last_used,), = query(store.target, "SELECT last_used FROM capa_sessions")
+    assert float(last_used) > dt.datetime.now(dt.UTC).timestamp() - 60
+
+
+def test_a_session_the_store_no_longer_holds_is_refused(store: Store) -> None:
+    path = login(store)
+    query(store.target, "DELETE FROM capa_sessions")
+    outcome = store.run("nc", "list")
+    assert outcome.code == 4 and "ended" in outcome.stderr and not path.exists()
+
+
+def test_a_session_last_used_in_the_future_is_refused(store: Store) -> None:
+    # A last use written ahead of the clock would otherwise keep a session alive unseen.
+    login(store)
+    _last_use_in_store(store, -10)
+    assert store.run("nc", "list").code == 4
 
 
 def test_a_session_older_than_8_hours_is_refused(store: Store,

@@ -29,6 +29,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from capa.adapters.credentials import TABLES as CREDENTIAL_TABLES
 from capa.adapters.target import parse_target
 from capa.app.service import CapaApplication
 from capa.app.store import EVENTS_TABLE, open_store
@@ -96,8 +97,9 @@ def new_target(backend: str, folder: Path, name: str = "capa.db") -> str:
 def clone_target(backend: str, template: str, folder: Path, name: str = "capa.db") -> str:
     """A copy of the store at `template` (closed) as a new, separate store: the SQLite file, or
     an empty database given capa's tables and then the template's stored events, byte for byte
-    and at the same positions (capa keeps no snapshots). The read models and the audit ledger
-    are not copied: the copy builds them from its events when first asked, as any store does."""
+    and at the same positions (capa keeps no snapshots), and its password hashes, failure runs
+    and sessions. The read models and the audit ledger are not copied: the copy builds them from
+    its events when first asked, as any store does."""
     if backend == "sqlite":
         copy = folder / name
         for suffix in ("", "-wal", "-shm"):
@@ -107,7 +109,8 @@ def clone_target(backend: str, template: str, folder: Path, name: str = "capa.db
         return str(copy)
     target = new_target(backend, folder, name)
     open_store(target, create=True).close()
-    tables = (EVENTS_TABLE["postgres"],)
+    # The event table, and the tables of secrets and counters kept beside it.
+    tables = (EVENTS_TABLE["postgres"], *CREDENTIAL_TABLES)
     with psycopg.connect(template) as source, psycopg.connect(target) as copy:
         for table in tables:
             with source.cursor().copy(f"COPY {table} TO STDOUT (FORMAT BINARY)") as out, \

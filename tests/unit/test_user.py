@@ -37,7 +37,7 @@ def acting_admin() -> Iterator[None]:
 
 def new_user(roles: list[str] | None = None) -> User:
     return User.add(user_id="apatel", full_name="Anil Patel", roles=roles or ["owner"],
-                    password_hash=HASH)
+                    credential=HASH)
 
 
 # -- ids --------------------------------------------------------------------------------------
@@ -78,17 +78,17 @@ def test_a_user_is_added_with_sorted_unique_roles() -> None:
 @pytest.mark.parametrize("roles", [[], ["superuser"]])
 def test_a_user_needs_known_roles(roles: list[str]) -> None:
     with pytest.raises(InvalidInput):
-        User.add(user_id="apatel", full_name="Anil Patel", roles=roles, password_hash=HASH)
+        User.add(user_id="apatel", full_name="Anil Patel", roles=roles, credential=HASH)
 
 
 def test_a_user_needs_a_full_name() -> None:
     with pytest.raises(InvalidInput, match="full name"):
-        User.add(user_id="apatel", full_name="  ", roles=["owner"], password_hash=HASH)
+        User.add(user_id="apatel", full_name="  ", roles=["owner"], credential=HASH)
 
 
-def test_the_password_hash_is_kept_out_of_the_record_fields() -> None:
+def test_the_credential_is_kept_out_of_the_record_fields() -> None:
     user = new_user()
-    assert "password_hash" not in user.fields()
+    assert "credential" not in user.fields() and "password_hash" not in user.fields()
     assert HASH not in user.content_digest()
 
 
