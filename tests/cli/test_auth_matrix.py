@@ -104,11 +104,15 @@ class Store:
         return stored_bytes(self.target)
 
     def contents(self) -> list[tuple[str, list[tuple[object, ...]]]]:
-        """Every row of every table (events, ledger, read tables), to show nothing changed."""
+        """Every row of every table (events, ledger, read tables, credentials), to show nothing
+        changed; but the password checks under way and the sessions' last use, which checking
+        who is asking updates before any permission is looked at."""
         if parse_target(self.target).kind == "postgres":
-            return [("*", [(self.raw_bytes(),)])]
-        tables = [str(t) for (t,) in query(
-            self.target, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")]
+            listed = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        else:
+            listed = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1"
+        tables = [str(t) for (t,) in query(self.target, listed)
+                  if t not in ("capa_login_attempts", "capa_sessions")]
         return [(t, sorted(query(self.target, f'SELECT * FROM "{t}"'), key=repr))
                 for t in tables]
 
