@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class View(BaseModel):
@@ -18,6 +18,19 @@ class Signature(View):
     signed_at: str
     content_sha256: str
     signed_version: int
+    #: "digital" (Ed25519 over the signature manifest, SPEC §9.2) or "password-attested"
+    #: (made before digital signatures: the password was checked, nothing was signed).
+    kind: str = "password-attested"
+    algorithm: str | None = None
+    key_id: str | None = None
+    signature: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "kind" not in data:
+            return {**data, "kind": "digital" if data.get("signature") else "password-attested"}
+        return data
 
 
 class Containment(View):

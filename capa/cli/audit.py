@@ -100,7 +100,13 @@ def verify(session: Session, against: tuple[Path, ...], key: Path | None,
     emit(session.json, result, lambda d: (
         f"verified: {d['events']} events, root {d['root']}, {d['checkpoints']} checkpoint(s) "
         f"in the log" + "".join(f"; consistent with {k['file']} ({k['size']} events)"
-                                for k in d["kept_checkpoints"])))
+                                for k in d["kept_checkpoints"]) + _signed_text(d)))
+
+
+def _signed_text(d: dict[str, Any]) -> str:
+    s = d.get("signatures") or {}
+    return (f"\nsignatures: {s.get('digital', 0)} digital (checked against the signer's key), "
+            f"{s.get('password-attested', 0)} password-attested (no digital signature)")
 
 
 @audit.command()

@@ -81,21 +81,27 @@ class User(Record):
     """A person who may act on the store: roles, password hash, lockout and sessions."""
 
     @classmethod
-    def add(cls, *, user_id: str, full_name: str, roles: list[str],
-            password_hash: str) -> User:
+    def add(cls, *, user_id: str, full_name: str, roles: list[str], password_hash: str,
+            public_key: str | None = None, endorsement: dict[str, Any] | None = None) -> User:
         uid = valid_user_id(user_id)
         return cls(ref=USER_REF_PREFIX + uid, user_id=uid,
                    full_name=require_text(full_name, "full name"),
-                   roles=parse_roles(roles), password_hash=password_hash)
+                   roles=parse_roles(roles), password_hash=password_hash,
+                   public_key=public_key, endorsement=endorsement)
 
     @event("UserAdded")
     def __init__(self, ref: str, user_id: str, full_name: str, roles: list[str],
-                 password_hash: str) -> None:
+                 password_hash: str, public_key: str | None = None,
+                 endorsement: dict[str, Any] | None = None) -> None:
         self.ref = ref
         self.user_id = user_id
         self.full_name = full_name
         self.roles = list(roles)
         self.password_hash = password_hash
+        # The user's Ed25519 public key (base64) and the administrator's signature vouching
+        # for it (SPEC §9.2); None in accounts added before digital signatures.
+        self.public_key = public_key
+        self.endorsement = endorsement
         self.status = UserStatus.ACTIVE.value
         self.failed_attempts = 0
         # SHA-256 of each live session token -> its login time; never the token itself.
@@ -231,3 +237,14 @@ class User(Record):
     def _require_not_deactivated(self, what: str) -> None:
         if self.status == UserStatus.DEACTIVATED:
             raise InvalidInput(f"cannot {what} {self.user_id}: the account is deactivated")
+
+
+def _added_v1_v2(state: dict[str, Any]) -> None:
+    """Accounts added before digital signatures have no key and no endorsement."""
+    state.setdefault("public_key", None)
+    state.setdefault("endorsement", None)
+
+
+# Version 2 of UserAdded carries the signing key; stored version 1 events are upcast on read.
+User.UserAdded.class_version = 2  # type: ignore[attr-defined]
+User.UserAdded.upcast_v1_v2 = staticmethod(_added_v1_v2)  # type: ignore[attr-defined]
