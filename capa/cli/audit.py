@@ -160,7 +160,8 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
     emit(session.json, result, lambda d: (
         f"OK: {d['events']} events, root {d['root']}, signed {d['signed_at']} by key "
         f"{d['key_fingerprint']}" + "".join(f", consistent with {k['file']} ({k['size']} "
-                                           "events)" for k in d["kept_checkpoints"])))
+                                           "events)" for k in d["kept_checkpoints"])
+        + _signed_text(d) + "; content hashes not recomputed from a bundle"))
 
 
 @audit.command()
