@@ -48,7 +48,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -313,7 +313,7 @@ SCHEME = "ed25519-v1"
 RECORD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:capa:record")
 
 
-def canonical(value: dict) -> bytes:
+def canonical(value: dict[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -344,8 +344,8 @@ class Signatures:
 
     def __init__(self) -> None:
         self.digital_store = False
-        self.anchor: dict | None = None
-        self.accounts: dict[str, dict] = {}  # user id -> name, roles, active, key, key id
+        self.anchor: dict[str, Any] | None = None
+        self.accounts: dict[str, dict[str, Any]] = {}  # user id -> name, roles, active, key, key id
         self.owners: dict[str, str] = {}  # account record id -> user id
         self.refs: dict[str, str] = {}
         self.digital = self.attested = 0
@@ -371,14 +371,16 @@ class Signatures:
         if isinstance(data.get("signature"), dict):
             self.signature(where, record_id, version, data, data["signature"])
 
-    def account(self, where: str, name: str, record_id: str, version: int, data: dict) -> None:
+    def account(self, where: str, name: str, record_id: str, version: int,
+                data: dict[str, Any]) -> None:
         if name == "UserAdded":
             user = str(data.get("user_id"))
             if version != 1 or uuid.uuid5(RECORD_NAMESPACE, f"USER-{user}").hex != record_id \
                     or user in self.accounts:
                 raise Failed(f"{where}: an account record for {user} that is not that user's own")
-            account = {"name": data.get("full_name"), "roles": set(data.get("roles") or []),
-                       "active": True, "key": None, "key_id": None}
+            account: dict[str, Any] = {"name": data.get("full_name"),
+                                       "roles": set(data.get("roles") or []),
+                                       "active": True, "key": None, "key_id": None}
             public = data.get("public_key")
             if public is not None:
                 account["key"] = self.trusted(where, user, data.get("full_name"), public,
@@ -424,7 +426,8 @@ class Signatures:
             raise Failed(f"{where}: the endorsement of the key of {user} by {admin_id} is forged")
         return key
 
-    def signature(self, where: str, record_id: str, version: int, data: dict, sig: dict) -> None:
+    def signature(self, where: str, record_id: str, version: int, data: dict[str, Any],
+                  sig: dict[str, Any]) -> None:
         user, meaning = str(sig.get("user_id")), sig.get("meaning")
         if not sig.get("signature"):
             if self.digital_store:
@@ -527,7 +530,7 @@ def check_events(stream: IO[bytes], sizes: set[int], covered: int) -> EventsSumm
             roots[tree.size] = tree.root()
         if not first_forged:
             try:
-                record = signatures.refs.get(record_id, record_id)
+                record = refs.get(record_id, record_id)
                 signatures.feed(f"position {position} (record {record} version {version})",
                                 position, record_id, version, event_type, state)
             except Failed as exc:
