@@ -33,6 +33,8 @@ class UserKeys(Protocol):
 
     def put(self, key: WrappedKey) -> None: ...
 
+    def all(self) -> list[WrappedKey]: ...
+
 
 class SqlUserKeys:
     """SQLite and PostgreSQL alike (capa.readmodels.sql translates the placeholders); the
@@ -65,6 +67,14 @@ class SqlUserKeys:
             cursor.execute("DELETE FROM capa_user_keys WHERE user_id = ?", (key.user_id,))
             cursor.execute("INSERT INTO capa_user_keys (user_id, key_id, wrapped) "
                            "VALUES (?, ?, ?)", (key.user_id, key.key_id, key.wrapped))
+
+
+    def all(self) -> list[WrappedKey]:
+        self._ensure()
+        rows = self._sql.query("SELECT user_id, key_id, wrapped FROM capa_user_keys "
+                               "ORDER BY user_id")
+        return [WrappedKey(str(r["user_id"]), str(r["key_id"]), str(r["wrapped"]))
+                for r in rows]
 
 
 def user_keys_for(recorder: Any) -> UserKeys:

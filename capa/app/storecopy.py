@@ -1,7 +1,8 @@
 """Copying a store's events to another store (SQLite ↔ PostgreSQL), byte for byte, then checking.
 
-Only the event log is copied, in global order: snapshots are a cache that the copy rebuilds when
-it needs them, and read models and the audit ledger follow the log again on first use. The audit
+The event log is copied in global order, and the users' encrypted signing keys with it;
+snapshots are a cache that the copy rebuilds when it needs them, and read models and the audit
+ledger follow the log again on first use. The audit
 trail's Merkle leaves are numbered by ordinal position, not by the back end's notification id,
 so the copy hashes to the same tree as the original.
 """
@@ -70,6 +71,7 @@ def copy_store(source: CapaApplication, target: str, *, source_name: str = "",
                              originator_version=n.originator_version,
                              topic=n.topic, state=n.state) for n in batch])
             copied += len(batch)
+        _copy_user_keys(source, destination)
         total = verify_copy(source, destination, batch_size)
     except Exception as exc:
         failure = storage_failure(exc)
@@ -80,6 +82,16 @@ def copy_store(source: CapaApplication, target: str, *, source_name: str = "",
         destination.close()
     return CopyReport(source=source_name, target=shown, events=total, copied=copied,
                       verified=True)
+
+
+def _copy_user_keys(source: CapaApplication, destination: CapaApplication) -> None:
+    """The users' encrypted signing keys, which live beside the log: without them nobody could
+    sign in the copy (SPEC §9.2)."""
+    from capa.adapters.userkeys import user_keys_for
+
+    keys = user_keys_for(destination.recorder)
+    for key in user_keys_for(source.recorder).all():
+        keys.put(key)
 
 
 def verify_copy(source: CapaApplication, copy: CapaApplication,

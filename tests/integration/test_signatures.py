@@ -382,3 +382,19 @@ def _env(user: str) -> dict[str, str]:
 def _script(bundle: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(SCRIPT), str(bundle)], capture_output=True,
                           text=True, check=False, timeout=120)
+
+
+def test_a_copied_store_keeps_its_signing_keys(store: CapaApplication, tmp_path: Path) -> None:
+    from capa.app.storecopy import copy_store
+
+    ref = assessed_nc(store)
+    copy = str(tmp_path / "copy.db")
+    with store.acting_as(ADMIN, PASSWORD):
+        copy_store(store, copy)
+    copied = open_store(copy)
+    try:
+        with copied.acting_as(ENGINEER, PASSWORD):
+            copied.close_nc(ref)
+        assert verify_store(copied, None, tmp_path / "none")["signatures"]["digital"] == 1
+    finally:
+        copied.close()
