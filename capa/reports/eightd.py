@@ -59,7 +59,7 @@ def manifestation(sig: dict[str, Any]) -> str:
             f"meaning: {sig['meaning']}; bound to version {sig['signed_version']}, "
             f"content SHA-256 {sig['content_sha256']}; " + (
                 f"digital signature ({sig.get('algorithm')}, key {sig.get('key_id')})"
-                if sig.get("kind") == "digital"
+                if sig.get("signature")
                 else "password-attested (no digital signature)"))
 
 
