@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from capa.readmodels.sql import Sql
 
-_TABLE = ("CREATE TABLE IF NOT EXISTS capa_user_keys (user_id TEXT PRIMARY KEY, "
+CREATE_TABLE = ("CREATE TABLE IF NOT EXISTS capa_user_keys (user_id TEXT PRIMARY KEY, "
           "key_id TEXT NOT NULL, wrapped TEXT NOT NULL)")
 
 
@@ -47,7 +47,7 @@ class SqlUserKeys:
     def _ensure(self) -> None:
         if not self._ready:
             with self._sql.transaction(commit=True) as cursor:
-                cursor.execute(_TABLE)
+                cursor.execute(CREATE_TABLE)
             self._ready = True
 
     def get(self, user_id: str) -> WrappedKey | None:

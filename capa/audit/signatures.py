@@ -28,7 +28,7 @@ import binascii
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -108,6 +108,8 @@ class SignatureWalk:
     version, or None where the caller cannot fold records."""
 
     content_of: Callable[[str, int], str | None] | None = None
+    #: The ref of a record whose first event was not fed (the store's walk skips most).
+    ref_of: Callable[[str], str | None] | None = None
     digital_store: bool = False
     anchor: dict[str, Any] | None = None
     accounts: dict[str, _Account] = field(default_factory=dict)
@@ -134,6 +136,8 @@ class SignatureWalk:
             return
         if version == 1 and isinstance(data.get("ref"), str):
             self.refs.setdefault(record_hex, data["ref"])
+        if record_hex not in self.refs and self.ref_of is not None:
+            self.refs[record_hex] = self.ref_of(record_hex) or record_hex
         record = self.refs.get(record_hex, record_hex)
 
         def fail(message: str) -> SignatureFailure:
@@ -303,24 +307,60 @@ def _valid(key: Ed25519PublicKey, signature: Any, message: bytes) -> bool:
 
 # -- the store's hook ------------------------------------------------------------------------
 
+#: The events whose content the walk needs besides signed ones and first versions.
+_WATCHED = frozenset({_STORE_INITIALISED, *(_USER + name for name in (
+    "UserAdded", "RoleGranted", "RoleRevoked", "UserDeactivated"))})
+_SIGNED = b'"signature":{'
 
-def check_store_signatures(app: Any, events: Iterable[list[tuple[int, str, int, str, bytes]]]
-                           ) -> dict[str, Any]:
-    """Walk a store's events (Ledger.events) and check every signature and key endorsement,
-    content hashes included; raise TamperDetected (exit 6) naming the first bad event."""
-    from capa.audit.verify import TamperDetected
 
-    walk = SignatureWalk(content_of=lambda record_hex, v: _folded_digest(app, record_hex, v))
-    position = 0
-    try:
-        for chunk in events:
-            for event in chunk:
-                position += 1
-                walk.feed(position, event[1], event[2], event[3], event[4])
-    except SignatureFailure as failure:
-        raise TamperDetected(str(failure), position=failure.position, record=failure.record,
-                             version=failure.version) from None
-    return walk.summary()
+class StoreSignatures:
+    """The signature check of `capa audit verify`, fed the chunks of its one pass over the log
+    (capa.audit.verify), content hashes included. The first failure is kept and raised by
+    `result`, after the ledger's own checks, which name a changed event more precisely."""
+
+    def __init__(self, app: Any) -> None:
+        self.walk = SignatureWalk(content_of=lambda record_hex, v: _folded_digest(app, record_hex,
+                                                                                  v),
+                                  ref_of=lambda record_hex: _first_ref(app, record_hex))
+        self.failure: SignatureFailure | None = None
+
+    def observe(self, chunk: Sequence[tuple[int, str, int, str, bytes]], base: int) -> None:
+        """Events base+1, base+2, … of the log. Only first versions, account and store events
+        and events that hold a signature are looked at: this runs once per event of the log
+        (SPEC §7 P3)."""
+        if self.failure is not None:
+            return
+        # One search of the whole chunk is several times cheaper than one per event, and
+        # account and signed events are rare; only a chunk that holds one is looked at event by
+        # event. Record names are read when a signature needs one (`ref_of`).
+        if not (_USER in "\n".join([e[3] for e in chunk]) or base == 0
+                or _SIGNED in b"\n".join([e[4] for e in chunk])):
+            return
+        picked = [i for i, e in enumerate(chunk) if e[3] in _WATCHED or _SIGNED in e[4]]
+        feed = self.walk.feed
+        try:
+            for i in picked:
+                event = chunk[i]
+                feed(base + i + 1, event[1], event[2], event[3], event[4])
+        except SignatureFailure as failure:
+            self.failure = failure
+
+    def result(self) -> dict[str, Any]:
+        """The summary, or TamperDetected (exit 6) naming the first bad event."""
+        from capa.audit.verify import TamperDetected
+
+        failure = self.failure
+        if failure is not None:
+            raise TamperDetected(str(failure), position=failure.position,
+                                 record=failure.record, version=failure.version)
+        return self.walk.summary()
+
+
+def _first_ref(app: Any, record_hex: str) -> str | None:
+    """The ref of a record as its stored first event gives it."""
+    stored = app.recorder.select_events(UUID(hex=record_hex), lte=1, limit=1)
+    found = _REF.search(bytes(stored[0].state)) if stored else None
+    return found[1].decode("utf-8") if found is not None else None
 
 
 def _folded_digest(app: Any, record_hex: str, version: int) -> str | None:
