@@ -28,7 +28,7 @@ import binascii
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -118,6 +118,10 @@ class SignatureWalk:
     counts: dict[str, int] = field(default_factory=lambda: {DIGITAL: 0, PASSWORD_ATTESTED: 0,
                                                              "keys": 0})
     content_checked: int = 0
+    #: Without `content_of`, the content checks left for the caller (a bundle folds its records
+    #: in a second pass): (fail, record hex, signed version, signature).
+    deferred: list[tuple[Callable[[str], SignatureFailure], str, int, dict[str, Any]]] = field(
+        default_factory=list)
 
     def feed(self, position: int, record_hex: str, version: int, topic: str,
              state: bytes) -> None:
@@ -256,12 +260,19 @@ class SignatureWalk:
         if self.content_of is not None:
             folded = self.content_of(record_hex, version - 1)
             if folded is not None:
-                if folded != sig.get("content_sha256"):
-                    raise fail(f"the {meaning} signature of {user_id} binds content "
-                               f"{str(sig.get('content_sha256'))[:16]}…, but the record folded "
-                               f"at version {version - 1} has {folded[:16]}…")
-                self.content_checked += 1
+                self.check_content(fail, folded, sig)
+        else:
+            self.deferred.append((fail, record_hex, version - 1, sig))
         self.counts[DIGITAL] += 1
+
+    def check_content(self, fail: Callable[[str], SignatureFailure], folded: str,
+                      sig: dict[str, Any]) -> None:
+        """The content hash a signature binds against the record folded at the signed version."""
+        if folded != sig.get("content_sha256"):
+            raise fail(f"the {sig.get('meaning')} signature of {sig.get('user_id')} binds "
+                       f"content {str(sig.get('content_sha256'))[:16]}…, but the record folded "
+                       f"at version {sig.get('signed_version')} has {folded[:16]}…")
+        self.content_checked += 1
 
     def summary(self) -> dict[str, Any]:
         return {"scheme": SCHEME if self.digital_store else "password-attested (before "
@@ -375,3 +386,49 @@ def _folded_digest(app: Any, record_hex: str, version: int) -> str | None:
         return str(aggregate.content_digest())
     except Exception:  # noqa: BLE001 - a record that no longer folds binds no content
         return "a record that cannot be folded"
+
+
+# -- bundles ---------------------------------------------------------------------------------
+
+
+def fold_deferred(walk: SignatureWalk,
+                  events: Iterable[tuple[str, int, str, bytes]]) -> None:
+    """Check the content hashes a bundle walk left (``walk.deferred``) by folding the signed
+    records from the bundle's own events (record hex id, version, topic, stored bytes), with
+    capa's record classes; raise SignatureFailure at the first that differs."""
+    from eventsourcing.persistence import (
+        DatetimeAsISO,
+        DecimalAsStr,
+        JSONTranscoder,
+        Mapper,
+        StoredEvent,
+        UUIDAsHex,
+    )
+
+    wanted: dict[str, list[tuple[Callable[[str], SignatureFailure], int, dict[str, Any]]]] = {}
+    for fail, record_hex, version, sig in walk.deferred:
+        wanted.setdefault(record_hex, []).append((fail, version, sig))
+    if not wanted:
+        return
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    mapper: Mapper[UUID] = Mapper(transcoder=transcoder)
+    folded: dict[str, Any] = {}
+    digests: dict[tuple[str, int], str] = {}
+    needed = {(h, v) for h, items in wanted.items() for _, v, _ in items}
+    for record_hex, version, topic, state in events:
+        if record_hex not in wanted:
+            continue
+        try:
+            event: Any = mapper.to_domain_event(StoredEvent(
+                originator_id=UUID(hex=record_hex), originator_version=version, topic=topic,
+                state=state))
+            folded[record_hex] = event.mutate(folded.get(record_hex))
+            if (record_hex, version) in needed:
+                digests[(record_hex, version)] = str(folded[record_hex].content_digest())
+        except Exception:  # noqa: BLE001 - a record that no longer folds binds no content
+            digests.setdefault((record_hex, version), "a record that cannot be folded")
+    for record_hex, items in wanted.items():
+        for fail, version, sig in items:
+            walk.check_content(fail, digests.get((record_hex, version), "no such version"), sig)

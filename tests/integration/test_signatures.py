@@ -287,7 +287,8 @@ def test_bundle_verifiers_report_a_forged_signature(store: CapaApplication,
     public = load_private_key(key).public_key()
     closed_nc(store, "Clean")
     export_bundle(store, tmp_path / "clean", key, log, public)
-    assert verify_bundle(tmp_path / "clean", [], None)["signatures"]["digital"] == 1
+    summary = verify_bundle(tmp_path / "clean", [], None)["signatures"]
+    assert summary["digital"] == summary["content_checked"] == 1
     clean = _script(tmp_path / "clean")
     assert clean.returncode == 0 and "1 digital" in clean.stdout
     assert "content hashes not recomputed" in clean.stdout
@@ -398,3 +399,30 @@ def test_a_copied_store_keeps_its_signing_keys(store: CapaApplication, tmp_path:
         assert verify_store(copied, None, tmp_path / "none")["signatures"]["digital"] == 1
     finally:
         copied.close()
+
+
+def test_verify_bundle_folds_the_signed_content(store: CapaApplication,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    """A valid signature by the right key over a false content hash: capa's verify-bundle folds
+    the record from the bundle and reports it; the standalone script, which does not fold
+    records, passes the manifest signature and says it did not check content."""
+    key, log = tmp_path / "store.key", tmp_path / "store.checkpoints"
+    create_store_key(key)
+    ref = assessed_nc(store)
+    from capa.audit.signatures import now_iso
+
+    sig, message = manifest_of(store, ref, ENGINEER, now_iso(), content="cd" * 32)
+    stored = store._user_keys().get(ENGINEER)
+    private = keyring.unwrap(stored.wrapped, PASSWORD, ENGINEER, stored.key_id)
+    version = forge_close(store, ref, {**sig, "signature": sign(private, message)},
+                          actor=ENGINEER)
+    monkeypatch.setattr(bundle_module, "verify_store",
+                        lambda app, *_: {"events": Ledger(app).catch_up().size})
+    export_bundle(store, tmp_path / "b", key, log, load_private_key(key).public_key())
+    with pytest.raises(TamperDetected) as caught:
+        verify_bundle(tmp_path / "b", [], None)
+    assert (caught.value.record, caught.value.version) == (ref, version)
+    assert "folded" in str(caught.value)
+    done = _script(tmp_path / "b")
+    assert done.returncode == 0 and "content hashes not recomputed" in done.stdout
