@@ -835,6 +835,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         if not admin_password:
             raise NotPermitted("adding a user needs your password again, to endorse the new "
                                "user's signing key (CAPA_PASSWORD or the prompt)")
+        # Checked like a signing password: a wrong one counts towards the lockout.
+        self.authenticate(admin.user_id, admin_password)
         admin_key = self._private_key(admin.user_id, admin_password,
                                       _key_id(admin.public_key))
         key = keyring.new_key()

@@ -426,3 +426,14 @@ def test_verify_bundle_folds_the_signed_content(store: CapaApplication,
     assert "folded" in str(caught.value)
     done = _script(tmp_path / "b")
     assert done.returncode == 0 and "content hashes not recomputed" in done.stdout
+
+
+def test_adding_a_user_with_a_wrong_password_again_is_refused(store: CapaApplication,
+                                                              store_target: str) -> None:
+    count = event_count(store_target)
+    with store.acting_as(ADMIN, "not-the-password"), pytest.raises(NotPermitted):
+        store.add_user("newbie", full_name="New Bie", roles=["reporter"], password=PASSWORD)
+    assert store._find_user("newbie") is None
+    assert store._user_keys().get("newbie") is None
+    # Only the failed attempt is recorded, as for any wrong password.
+    assert event_count(store_target) == count + 1
