@@ -437,3 +437,15 @@ def test_adding_a_user_with_a_wrong_password_again_is_refused(store: CapaApplica
     assert store._user_keys().get("newbie") is None
     # Only the failed attempt is recorded, as for any wrong password.
     assert event_count(store_target) == count + 1
+
+
+def test_the_8d_manifestation_says_how_it_was_signed(store: CapaApplication) -> None:
+    from capa.reports.eightd import manifestation
+
+    ref = closed_nc(store)
+    shown: Any = store.show(ref).model_dump(mode="json")
+    signature = shown["closure"]["signature"]
+    text = manifestation(signature)
+    assert f"digital signature (Ed25519, key {signature['key_id']})" in text
+    old = {k: v for k, v in signature.items() if k not in ("algorithm", "key_id", "signature")}
+    assert manifestation(old).endswith("password-attested (no digital signature)")
