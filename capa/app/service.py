@@ -34,7 +34,13 @@ from capa.domain.user import (
     user_ref,
     valid_user_id,
 )
-from capa.domain.values import CAStatus, NCStatus, SignatureMeaning, parse_date
+from capa.domain.values import (
+    CAStatus,
+    NCStatus,
+    SignatureMeaning,
+    parse_date,
+    require_text,
+)
 
 if TYPE_CHECKING:
     from capa.adapters.userkeys import WrappedKey
@@ -842,7 +848,7 @@ class CapaApplication(ReadSide, Application[UUID]):
         key = keyring.new_key()
         public_key = keyring.public_key_b64(key)
         endorsed_at = now_iso()
-        message = endorsement_bytes(user_id=uid, full_name=full_name.strip(),
+        message = endorsement_bytes(user_id=uid, full_name=require_text(full_name, "full name"),
                                     public_key=public_key, endorsed_at=endorsed_at,
                                     admin=admin.user_id)
         return public_key, {"admin": admin.user_id, "endorsed_at": endorsed_at,
