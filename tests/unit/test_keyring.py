@@ -51,3 +51,24 @@ def test_the_manifest_is_canonical_and_binds_every_part() -> None:
     for name in parts:
         changed = {**parts, name: 5 if name == "version" else "other"}
         assert manifest_bytes(**changed) != message  # type: ignore[arg-type]
+
+
+def test_the_signed_topics_are_every_event_that_carries_a_signature() -> None:
+    import dataclasses
+
+    from eventsourcing.utils import get_topic
+
+    from capa.audit.signatures import SIGNED_TOPICS
+    from capa.domain.corrective_action import CorrectiveAction
+    from capa.domain.nonconformity import Nonconformity
+    from capa.domain.record import Record
+
+    found = set()
+    for aggregate in (Nonconformity, CorrectiveAction):
+        for name in dir(aggregate):
+            kind = getattr(aggregate, name)
+            if isinstance(kind, type) and issubclass(kind, Record.Event) \
+                    and dataclasses.is_dataclass(kind) \
+                    and "signature" in {f.name for f in dataclasses.fields(kind)}:
+                found.add(get_topic(kind))
+    assert found == SIGNED_TOPICS
