@@ -630,7 +630,7 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None) -> str:
         f"OK: {events.total} events, root {checkpoint.root.hex()}, "
         f"signed {checkpoint.time} by key {fingerprint}"
         + "".join(f", consistent with {name} ({old.size} events)" for name, old in older)
-        + f"\nsignatures: {events.signatures.digital} digital (manifest signatures checked "
+        + f"; signatures: {events.signatures.digital} digital (manifest signatures checked "
         f"against the signers' keys; content hashes not recomputed by this script), "
         f"{events.signatures.attested} password-attested (no digital signature)"
     )
