@@ -36,10 +36,17 @@ from capa.domain.user import (
     user_ref,
     valid_user_id,
 )
-from capa.domain.values import CAStatus, NCStatus, SignatureMeaning, parse_date
+from capa.domain.values import (
+    CAStatus,
+    NCStatus,
+    SignatureMeaning,
+    parse_date,
+    require_text,
+)
 
 if TYPE_CHECKING:
     from capa.adapters.credentials import CredentialStore
+    from capa.adapters.userkeys import WrappedKey
     from capa.app.views import (
         CorrectiveActionView,
         HistoryEntry,
@@ -359,12 +366,17 @@ class CapaApplication(ReadSide, Application[UUID]):
         if self._exists(user_ref(uid)):
             raise InvalidInput(f"user {uid} already exists")
         encoded, credential = self._new_password(password)
+        key, endorsement, wrapped = self._endorsed_key(uid, full_name, password)
         account = User.add(user_id=uid, full_name=full_name, roles=list(roles),
-                           credential=credential)
+                           credential=credential, public_key=key, endorsement=endorsement)
         # The hash is kept before the event that names it, and only once the account is valid:
         # a failed save leaves a row that no event names, which is never used.
         self.credentials.put_hash(uid, credential, encoded)
         self._save(account)
+        # Stored only once the account exists, so that a lost race never replaces the key of
+        # the account that won it.
+        if wrapped is not None:
+            self._user_keys().put(wrapped)
         return self._user_result(account)
 
     def grant_role(self, user: str, role: str) -> WriteResult:
@@ -400,6 +412,7 @@ class CapaApplication(ReadSide, Application[UUID]):
         if current == new:
             raise InvalidInput("the new password must differ from the current one")
         encoded, credential = self._new_password(new)
+        rewrapped = self._rewrapped_key(uid, current, new)
 
         def change(account: User) -> None:
             account.change_password(credential)
@@ -408,6 +421,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         result = self._change_user("user passwd", uid, change)
         # Only once the event names the new hash: a failed save leaves the old one in use.
         self.credentials.drop_other_hashes(uid, credential)
+        if rewrapped is not None:
+            self._user_keys().put(rewrapped)
         return result
 
     def list_users(self) -> list[dict[str, Any]]:
@@ -449,14 +464,24 @@ class CapaApplication(ReadSide, Application[UUID]):
             raise InvalidInput("this store is already initialised")
         if password is None:
             raise InvalidInput("the first administrator needs a password")
+        from capa.app import keyring
+        from capa.audit.signatures import SCHEME
+
+        # The first administrator's key is named by the store's first event: the root of every
+        # later key's chain of endorsements (SPEC §9.2).
+        key = keyring.new_key()
+        public_key = keyring.public_key_b64(key)
         with self.acting_as(uid):
             store = StoreRecord(ref=STORE_REF, organisation=organisation,
-                                tool_version=capa.__version__, key_fingerprint=key_fingerprint)
+                                tool_version=capa.__version__, key_fingerprint=key_fingerprint,
+                                signing={"scheme": SCHEME, "admin": uid,
+                                         "public_key": public_key})
             encoded, credential = self._new_password(password)
             account = User.add(user_id=uid, full_name=full_name or uid, roles=["admin"],
-                               credential=credential)
+                               credential=credential, public_key=public_key)
             self.credentials.put_hash(uid, credential, encoded)
             self._save(store, account)
+        self._user_keys().put(_wrapped(uid, key, password))
         return WriteResult(STORE_REF, store.status, store.version, {"admin": uid})
 
     def store_info(self) -> dict[str, Any]:
@@ -882,8 +907,98 @@ class CapaApplication(ReadSide, Application[UUID]):
             raise NotPermitted("signing needs your password again (CAPA_PASSWORD or the prompt)",
                                "R10")
         self.authenticate(user, password)
-        return {"user_id": user, "full_name": self.full_name(user), "meaning": meaning.value,
-                "content_sha256": record.content_digest(), "signed_version": record.version}
+        signature: dict[str, Any] = {
+            "user_id": user, "full_name": self.full_name(user), "meaning": meaning.value,
+            "content_sha256": record.content_digest(), "signed_version": record.version}
+        account = self._user(user)
+        if account.public_key is None:
+            if self._digital_store():
+                raise NotPermitted(f"{user} has no signing key, which this store requires; "
+                                   "nothing was signed")
+            # An account of a store made before digital signatures: the signature stays
+            # password-attested, and history and verification report it as such.
+            return signature
+        from capa.audit.signatures import ALGORITHM, manifest_bytes, now_iso, sign
+
+        key_id = _key_id(account.public_key)
+        private = self._private_key(user, password, key_id)
+        signed_at = now_iso()
+        message = manifest_bytes(record=record.ref, version=record.version,
+                                 content_sha256=signature["content_sha256"],
+                                 meaning=meaning.value, signed_at=signed_at, user_id=user,
+                                 full_name=signature["full_name"])
+        return {**signature, "signed_at": signed_at, "algorithm": ALGORITHM, "key_id": key_id,
+                "signature": sign(private, message)}
+
+    # -- signing keys (SPEC §9.2) ------------------------------------------------------------
+
+    def _user_keys(self) -> Any:
+        from capa.adapters.userkeys import user_keys_for
+
+        return self.__dict__.setdefault("_keys_port", user_keys_for(self.recorder))
+
+    def _digital_store(self) -> bool:
+        from capa.domain.store import STORE_REF, StoreRecord
+
+        try:
+            store = self._load(StoreRecord, STORE_REF)
+        except NotFound:
+            return False
+        return bool(getattr(store, "signing", None))
+
+    def _private_key(self, user: str, password: str, key_id: str) -> Any:
+        from capa.app.keyring import unwrap
+
+        stored = self._user_keys().get(user)
+        if stored is None:
+            raise NotPermitted(f"the signing key of {user} is missing from this store; "
+                               "nothing was signed")
+        return unwrap(stored.wrapped, password, user, key_id)
+
+    def _endorsed_key(self, uid: str, full_name: str, password: str
+                      ) -> tuple[str | None, dict[str, Any] | None, WrappedKey | None]:
+        """A new user's public key, endorsed with the acting administrator's key, whose
+        password is asked again for it; the private key is stored encrypted under the new
+        user's password. Nothing when the administrator has no key (a store made before
+        digital signatures): the new account then signs password-attested like the others."""
+        from capa.app import keyring
+        from capa.audit.signatures import endorsement_bytes, now_iso, sign
+
+        admin = self._user(self._actor())
+        if admin.public_key is None:
+            if self._digital_store():
+                raise NotPermitted(f"{admin.user_id} has no signing key to endorse a new "
+                                   "user's key with")
+            return None, None, None
+        admin_password = _signing_password.get()
+        if not admin_password:
+            raise NotPermitted("adding a user needs your password again, to endorse the new "
+                               "user's signing key (CAPA_PASSWORD or the prompt)")
+        # Checked like a signing password: a wrong one counts towards the lockout.
+        self.authenticate(admin.user_id, admin_password)
+        admin_key = self._private_key(admin.user_id, admin_password,
+                                      _key_id(admin.public_key))
+        key = keyring.new_key()
+        public_key = keyring.public_key_b64(key)
+        endorsed_at = now_iso()
+        message = endorsement_bytes(user_id=uid, full_name=require_text(full_name, "full name"),
+                                    public_key=public_key, endorsed_at=endorsed_at,
+                                    admin=admin.user_id)
+        return public_key, {"admin": admin.user_id, "endorsed_at": endorsed_at,
+                            "key_id": _key_id(admin.public_key),
+                            "signature": sign(admin_key, message)}, _wrapped(uid, key, password)
+
+    def _rewrapped_key(self, uid: str, current: str, new: str) -> WrappedKey | None:
+        """The user's private key encrypted under the new password, or None when the account
+        has no key (or its stored key does not open: it could not sign before either)."""
+        account = self._user(uid)
+        if account.public_key is None:
+            return None
+        try:
+            private = self._private_key(uid, current, _key_id(account.public_key))
+        except NotPermitted:
+            return None
+        return _wrapped(uid, private, new)
 
     def _evidence(
         self, paths: Sequence[str | Path]
@@ -943,6 +1058,20 @@ def parse_moment(value: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def _wrapped(user: str, key: Any, password: str) -> WrappedKey:
+    from capa.adapters.userkeys import WrappedKey
+    from capa.app import keyring
+
+    return WrappedKey(user, _key_id(keyring.public_key_b64(key)),
+                      keyring.wrap(key, password, user))
+
+
+def _key_id(public_key: str) -> str:
+    from capa.app.keyring import key_id
+
+    return key_id(public_key)
+
+
 def _attributes(domain_event: Any) -> dict[str, Any]:
     return dict(vars(domain_event))
 
@@ -951,7 +1080,8 @@ def _signature_of(attributes: dict[str, Any], domain_event: Any) -> dict[str, An
     signature = attributes.get("signature")
     if not signature:
         return None
-    return {**signature, "signed_at": utc_iso(domain_event.timestamp)}
+    # A digital signature carries the time it signed; an older one is dated by its event.
+    return {"signed_at": utc_iso(domain_event.timestamp), **signature}
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any], path: str = "") -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Copying a store's events to another store (SQLite ↔ PostgreSQL), byte for byte, then checking.
 
-Only the event log is copied, in global order: snapshot rows of earlier releases are caches capa
-never reads, and read models and the audit ledger follow the log again on first use. The audit
+Only the event log is copied, in global order, and the users' encrypted signing keys and the
+password hashes its account events name with it: snapshot rows of earlier releases are caches
+capa never reads, and read models and the audit ledger follow the log again on first use. The audit
 trail's Merkle leaves are numbered by ordinal position, not by the back end's notification id,
 so the copy hashes to the same tree as the original.
 """
@@ -74,6 +75,7 @@ def copy_store(source: CapaApplication, target: str, *, source_name: str = "",
         # log in to the copy.
         for user_id, digest, password_hash in source.credentials.all_hashes():
             destination.credentials.put_hash(user_id, digest, password_hash)
+        _copy_user_keys(source, destination)
         total = verify_copy(source, destination, batch_size)
     except Exception as exc:
         failure = storage_failure(exc)
@@ -84,6 +86,16 @@ def copy_store(source: CapaApplication, target: str, *, source_name: str = "",
         destination.close()
     return CopyReport(source=source_name, target=shown, events=total, copied=copied,
                       verified=True)
+
+
+def _copy_user_keys(source: CapaApplication, destination: CapaApplication) -> None:
+    """The users' encrypted signing keys, which live beside the log: without them nobody could
+    sign in the copy (SPEC §9.2)."""
+    from capa.adapters.userkeys import user_keys_for
+
+    keys = user_keys_for(destination.recorder)
+    for key in user_keys_for(source.recorder).all():
+        keys.put(key)
 
 
 def verify_copy(source: CapaApplication, copy: CapaApplication,

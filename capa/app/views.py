@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 
 class View(BaseModel):
@@ -18,6 +24,34 @@ class Signature(View):
     signed_at: str
     content_sha256: str
     signed_version: int
+    #: The digital signature (SPEC §9.2): absent from signatures made before it, and then left
+    #: out of the view too, which shows exactly the record's content (docs/audit.md recipe).
+    algorithm: str | None = None
+    key_id: str | None = None
+    signature: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in ("algorithm", "key_id", "signature"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+
+class HistorySignature(Signature):
+    """A signature as history reports it: "digital" (Ed25519 over the signature manifest) or
+    "password-attested" (made before digital signatures: the password was checked, nothing
+    was signed)."""
+
+    kind: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "kind" not in data:
+            return {**data, "kind": "digital" if data.get("signature") else "password-attested"}
+        return data
 
 
 class Containment(View):
@@ -176,7 +210,7 @@ class HistoryEntry(View):
     event_type: str
     changes: list[Change]
     reason: str | None
-    signature: Signature | None
+    signature: HistorySignature | None
 
 
 class OverdueItem(View):

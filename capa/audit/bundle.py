@@ -434,6 +434,11 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
                                  f"{checkpoint.origin!r}")
         older.append((str(kept_path), old))
 
+    from capa.audit.signatures import SignatureFailure, SignatureWalk, fold_deferred
+
+    # Electronic signatures are checked against their signers' keys (SPEC §9.2) in this pass,
+    # and their content hashes against the signed records folded in a second one (below).
+    walk, forged = SignatureWalk(), None
     sizes = {checkpoint.size} | {cp.size for _, cp in older}
     tree, digest = TreeBuilder(), hashlib.sha256()
     roots: dict[int, bytes] = {0: EMPTY_ROOT}
@@ -503,6 +508,11 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
             tree.append(leaf)
             if tree.size in sizes:
                 roots[tree.size] = tree.root()
+            if forged is None:
+                try:
+                    walk.feed(position, record_id, version, event_type, state)
+                except SignatureFailure as failure:
+                    forged = failed(str(failure), r=failure.record)
     total = tree.size
     for name, cp in [(CHECKPOINT, checkpoint), *older]:
         if total < cp.size:
@@ -520,6 +530,13 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
                                  "the history it covers was rewritten")
     if altered is not None:
         raise altered
+    if forged is not None:
+        raise forged
+    try:
+        fold_deferred(walk, _stored_events(bundle))
+    except SignatureFailure as failure:
+        raise TamperDetected(str(failure), position=failure.position, record=failure.record,
+                             version=failure.version) from None
     if manifest["event_count"] != total:
         raise TamperDetected(f"{MANIFEST}: event_count {manifest['event_count']}, bundle has "
                              f"{total}")
@@ -543,4 +560,14 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
             "root": checkpoint.root_hash.hex(),
             "signed_at": checkpoint.time, "key_fingerprint": fingerprint(key),
             "witnesses": cosigned,
-            "kept_checkpoints": [{"file": n, "size": cp.size} for n, cp in older]}
+            "kept_checkpoints": [{"file": n, "size": cp.size} for n, cp in older],
+            "signatures": walk.summary()}
+
+
+def _stored_events(bundle: _Bundle) -> Iterator[tuple[str, int, str, bytes]]:
+    """(record id, version, topic, stored bytes) of each line, once the bundle is verified."""
+    with bundle.open(EVENTS) as stream:
+        for line in stream:
+            event = json.loads(line)
+            yield (event["record_id"], event["version"], event["event_type"],
+                   base64.b64decode(event["state_b64"]))

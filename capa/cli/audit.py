@@ -142,12 +142,19 @@ def verify(session: Session, against: tuple[Path, ...], witnesses: tuple[str, ..
     emit(session.json, result, lambda d: (
         f"verified: {d['events']} events, root {d['root']}, {d['checkpoints']} checkpoint(s) "
         f"in the log" + "".join(f"; consistent with {k['file']} ({k['size']} events)"
-                                for k in d["kept_checkpoints"]) + _cosigned_text(d)))
+                                for k in d["kept_checkpoints"]) + _cosigned_text(d)
+        + _signed_text(d)))
 
 
 def _cosigned_text(d: dict[str, Any]) -> str:
     return "".join(f"; cosigned by {w['witness']} up to {w['size']} events"
                    for w in d.get("witnesses", []))
+
+
+def _signed_text(d: dict[str, Any]) -> str:
+    s = d.get("signatures") or {}
+    return (f"\nsignatures: {s.get('digital', 0)} digital (checked against the signer's key), "
+            f"{s.get('password-attested', 0)} password-attested (no digital signature)")
 
 
 @audit.command()
@@ -232,6 +239,7 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
             for k in d["kept_checkpoints"]) + _cosigned_text(d).replace(";", ",")
         + (f"\n{d['withheld']} line(s) withheld ({d['withheld_reason']}): their place in the "
            "tree is proved, their content could not be read" if d["withheld"] else "")
+        + _signed_text(d)
         + ("" if d["pinned_key"] else _UNPINNED)))
 
 

@@ -29,8 +29,9 @@ from capa.domain.errors import InvalidInput, NotPermitted
 if TYPE_CHECKING:
     from capa.app.service import CapaApplication
 
-#: Commands that ask for the password again even inside a session.
-REAUTHENTICATING_COMMANDS = SIGNING_COMMANDS | {"user passwd"}
+#: Commands that ask for the password again even inside a session (`user add` signs the new
+#: user's key with the administrator's).
+REAUTHENTICATING_COMMANDS = SIGNING_COMMANDS | {"user passwd", "user add"}
 
 NOT_LOGGED_IN = ("not logged in: run `capa login`, or set CAPA_USER and CAPA_PASSWORD "
                  "(automation)")

@@ -80,9 +80,11 @@ def _history_text(entries: list[dict[str, Any]]) -> str:
             lines.append(f"    reason: {e['reason']}")
         sig = e["signature"]
         if sig:
+            how = (f"digital signature, {sig.get('algorithm')} key {sig.get('key_id')}"
+                   if sig.get("kind") == "digital" else "password-attested (no digital signature)")
             lines.append(f"    signed by {sig['full_name']} ({sig['user_id']}) at "
                          f"{sig['signed_at']}, meaning: {sig['meaning']}; content sha256 "
-                         f"{sig['content_sha256'][:16]}…")
+                         f"{sig['content_sha256'][:16]}…; {how}")
     return "\n".join(lines)
 
 

@@ -31,6 +31,9 @@ def user() -> None:
 def add(session: Session, user_id: str, full_name: str, roles: tuple[str, ...]) -> None:
     """Add a user; the initial password comes from CAPA_NEW_PASSWORD or the prompt.
 
+    The new user's signing key is endorsed with yours, so your password is asked again even
+    inside a session (CAPA_PASSWORD or the prompt).
+
     \b
     Example:
       CAPA_NEW_PASSWORD=... capa user add apatel --full-name "Anil Patel" --role owner

@@ -64,6 +64,16 @@ class Record(Aggregate):
     def create_id(ref: str) -> UUID:
         return record_uuid(ref)
 
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        # A digital signature signs its own time (SPEC §9.2); the event that records it carries
+        # that very time, so that the record as of the signature's time is the signed result.
+        signature = kwargs.get("signature")
+        if isinstance(signature, dict) and signature.get("signature") \
+                and kwargs.get("timestamp") is None:
+            kwargs["timestamp"] = dt.datetime.fromisoformat(
+                str(signature["signed_at"]).replace("Z", "+00:00"))
+        super().trigger_event(event_class, **kwargs)
+
     @property
     def event_time(self) -> str:
         """UTC time of the event being applied (valid inside event bodies)."""

@@ -16,11 +16,14 @@ class StoreRecord(Record):
 
     @event("StoreInitialised")
     def __init__(self, ref: str, organisation: str, tool_version: str,
-                 key_fingerprint: str | None) -> None:
+                 key_fingerprint: str | None, signing: dict[str, Any] | None = None) -> None:
         self.ref = ref
         self.organisation = organisation
         self.tool_version = tool_version
         self.key_fingerprint = key_fingerprint
+        # Stores made since digital signatures (SPEC §9.2): the scheme, and the first
+        # administrator's id and public key, where every later key's chain of endorsements ends.
+        self.signing = signing
         self.status = "active"
 
 
@@ -37,3 +40,13 @@ class EvidenceFile(Record):
 
     def fields(self) -> dict[str, Any]:
         return {"sha256": self.sha256, "size": self.size, "status": self.status}
+
+
+def _initialised_v1_v2(state: dict[str, Any]) -> None:
+    """Stores made before digital signatures name no signing scheme."""
+    state.setdefault("signing", None)
+
+
+StoreRecord.StoreInitialised.class_version = 2  # type: ignore[attr-defined]
+StoreRecord.StoreInitialised.upcast_v1_v2 = staticmethod(  # type: ignore[attr-defined]
+    _initialised_v1_v2)

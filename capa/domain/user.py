@@ -95,12 +95,13 @@ class User(Record):
     """A person who may act on the store: roles, credential, lockout and sessions."""
 
     @classmethod
-    def add(cls, *, user_id: str, full_name: str, roles: list[str],
-            credential: str) -> User:
+    def add(cls, *, user_id: str, full_name: str, roles: list[str], credential: str,
+            public_key: str | None = None, endorsement: dict[str, Any] | None = None) -> User:
         uid = valid_user_id(user_id)
         return cls(ref=USER_REF_PREFIX + uid, user_id=uid,
                    full_name=require_text(full_name, "full name"),
-                   roles=parse_roles(roles), credential=credential)
+                   roles=parse_roles(roles), credential=credential,
+                   public_key=public_key, endorsement=endorsement)
 
     class UserAdded(Record.Created):
         """Version 2 names the password by `credential`, the SHA-256 of its hash, which the
@@ -113,14 +114,20 @@ class User(Record):
         full_name: str
         roles: list[str]
         credential: str
+        public_key: str | None
+        endorsement: dict[str, Any] | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Accounts added before digital signatures have no key and no endorsement.
             state["credential"] = state.pop("password_hash")
+            state.setdefault("public_key", None)
+            state.setdefault("endorsement", None)
 
     @event(UserAdded)
     def __init__(self, ref: str, user_id: str, full_name: str, roles: list[str],
-                 credential: str) -> None:
+                 credential: str, public_key: str | None = None,
+                 endorsement: dict[str, Any] | None = None) -> None:
         self.ref = ref
         self.user_id = user_id
         self.full_name = full_name
@@ -128,6 +135,10 @@ class User(Record):
         # `sha256:HEX` naming a hash kept outside the log, or (events of earlier releases)
         # the scrypt hash itself; see is_legacy_credential.
         self.credential = credential
+        # The user's Ed25519 public key (base64) and the administrator's signature vouching
+        # for it (SPEC §9.2); None in accounts added before digital signatures.
+        self.public_key = public_key
+        self.endorsement = endorsement
         self.status = UserStatus.ACTIVE.value
         self.failed_attempts = 0
         # SHA-256 of each live session token -> its login time; never the token itself.
@@ -187,10 +198,15 @@ class User(Record):
 
         class_version = 2
         credential: str
+        public_key: str | None
+        endorsement: dict[str, Any] | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Accounts added before digital signatures have no key and no endorsement.
             state["credential"] = state.pop("password_hash")
+            state.setdefault("public_key", None)
+            state.setdefault("endorsement", None)
 
     @event(PasswordChanged)
     def _password_changed(self, credential: str) -> None:
@@ -281,3 +297,4 @@ class User(Record):
     def _require_not_deactivated(self, what: str) -> None:
         if self.status == UserStatus.DEACTIVATED:
             raise InvalidInput(f"cannot {what} {self.user_id}: the account is deactivated")
+

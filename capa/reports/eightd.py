@@ -57,7 +57,10 @@ def manifestation(sig: dict[str, Any]) -> str:
     """The signature as a reader sees it (11.50): printed name, UTC time, meaning."""
     return (f"{sig['full_name']} ({sig['user_id']}), signed {sig['signed_at']} (UTC), "
             f"meaning: {sig['meaning']}; bound to version {sig['signed_version']}, "
-            f"content SHA-256 {sig['content_sha256']}")
+            f"content SHA-256 {sig['content_sha256']}; " + (
+                f"digital signature ({sig.get('algorithm')}, key {sig.get('key_id')})"
+                if sig.get("signature")
+                else "password-attested (no digital signature)"))
 
 
 def build_report(app: Any, ref: str) -> Report:

@@ -37,3 +37,9 @@ Feature: Electronic signatures
     Then the signing is refused under rule "R10"
     And nothing was recorded
     And the corrective action "housing" is "planned"
+
+  @21cfr11.70 @21cfr11.10e
+  Scenario: A signature forged without the signer's password is reported
+    When someone who can write the store records an approval of "housing" in the name of "mhernandez" without her password
+    Then the history of "housing" shows that approval as signed by "Maria Hernandez"
+    But the integrity check of the store reports that approval as forged

@@ -295,3 +295,43 @@ def no_password_in_clear(world: Any) -> None:
     assert notifications
     for item in notifications:
         assert not any(s in item.state for s in secrets), f"a password is stored in {item.topic}"
+
+
+# -- forged signatures (SPEC §9.2) ------------------------------------------------------------
+
+
+@when(parsers.parse('someone who can write the store records an approval of "{ca}" in the name '
+                    'of "{user}" without her password'))
+def forges_approval(world: Any, ca: str, user: str) -> None:
+    from capa.audit.signatures import now_iso
+    from capa.domain.record import actor_id
+
+    account = world.app._user(user)
+    record: Any = world.app.repository.get(record_uuid(world.ref(ca)))
+    token = actor_id.set(user)
+    try:
+        # Everything a real signature has, except a signature only her key could make.
+        record.approve({"user_id": user, "full_name": account.full_name, "meaning": "approval",
+                        "content_sha256": record.content_digest(),
+                        "signed_version": record.version, "signed_at": now_iso(),
+                        "algorithm": "Ed25519", "key_id": "0" * 16,
+                        "signature": "A" * 86 + "=="})
+        world.app.save(record)
+    finally:
+        actor_id.reset(token)
+    world.paths["forged"] = f"{world.ref(ca)} version {record.version}"
+
+
+@then(parsers.parse('the history of "{ca}" shows that approval as signed by "{name}"'))
+def history_shows_forged(world: Any, ca: str, name: str) -> None:
+    last = world.app.history(world.ref(ca))[-1]
+    assert last.signature is not None and last.signature.full_name == name
+
+
+@then("the integrity check of the store reports that approval as forged")
+def integrity_reports_forged(world: Any) -> None:
+    from capa.audit.verify import TamperDetected, verify_store
+
+    with pytest.raises(TamperDetected) as caught:
+        verify_store(world.app, None, world.folder / "no.checkpoints")
+    assert f"({world.paths['forged']})" in str(caught.value)

@@ -31,6 +31,7 @@ import pytest
 
 from capa.adapters.credentials import TABLES as CREDENTIAL_TABLES
 from capa.adapters.target import parse_target
+from capa.adapters.userkeys import CREATE_TABLE as USER_KEYS_TABLE
 from capa.app.service import CapaApplication
 from capa.app.store import EVENTS_TABLE, open_store
 from tests.support.postgres import (
@@ -110,8 +111,14 @@ def clone_target(backend: str, template: str, folder: Path, name: str = "capa.db
     target = new_target(backend, folder, name)
     open_store(target, create=True).close()
     # The event table, and the tables of secrets and counters kept beside it.
-    tables = (EVENTS_TABLE["postgres"], *CREDENTIAL_TABLES)
+    tables = [EVENTS_TABLE["postgres"], *CREDENTIAL_TABLES]
     with psycopg.connect(template) as source, psycopg.connect(target) as copy:
+        # The users' encrypted signing keys live beside the events: without them no one could
+        # sign in the copy.
+        found = source.execute("SELECT to_regclass('public.capa_user_keys')").fetchone()
+        if found is not None and found[0] is not None:
+            copy.execute(USER_KEYS_TABLE)
+            tables.append("capa_user_keys")
         for table in tables:
             with source.cursor().copy(f"COPY {table} TO STDOUT (FORMAT BINARY)") as out, \
                     copy.cursor().copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as into:

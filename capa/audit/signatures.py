@@ -1,0 +1,445 @@
+"""Per-user Ed25519 signatures (SPEC §9.2): what is signed, and how a verifier checks it.
+
+What is signed:
+
+- a signature manifest: the canonical JSON (sorted keys, no spaces, UTF-8) of the record's id
+  (NC-…/CA-…), the version whose content was signed, that content's SHA-256, the meaning, the UTC
+  time, the user id and the printed name (``manifest_bytes``);
+- an endorsement of a user's public key by an administrator: the canonical JSON of the user id,
+  printed name, public key, time and the administrator's id (``endorsement_bytes``).
+
+How a verifier trusts a key: it walks the account events in log order. The store's first event
+(StoreInitialised) names the first administrator and their public key; every later key is
+trusted from its UserAdded on only if an administrator whose own key was trusted, and who held
+the admin role and was not deactivated at that point, endorsed it. Every signed event must then
+carry a valid signature by the key its signer had at that point over the manifest of that very
+event (record, version, printed name), and its content hash must be the hash of the record
+folded from the events at the signed version, where the verifier can fold records (a store).
+
+Signatures made before this release carry no digital signature: they are counted as
+"password-attested". A store whose first event says it uses digital signatures accepts none.
+scripts/verify_bundle.py repeats these checks (without folding records) for bundles.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ALGORITHM = "Ed25519"
+#: The value of StoreInitialised's ``signing`` field in stores that use digital signatures.
+SCHEME = "ed25519-v1"
+DIGITAL, PASSWORD_ATTESTED = "digital", "password-attested"
+
+_USER = "capa.domain.user:User."
+_STORE_INITIALISED = "capa.domain.store:StoreRecord.StoreInitialised"
+_RECORD_NAMESPACE = uuid5(NAMESPACE_URL, "urn:capa:record")
+_REF = re.compile(rb'"ref":"([^"\\]{1,80})"')
+
+
+def _canonical(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def manifest_bytes(*, record: str, version: int, content_sha256: str, meaning: str,
+                   signed_at: str, user_id: str, full_name: str) -> bytes:
+    """The bytes a signature covers (scripts/verify_bundle.py repeats this)."""
+    return _canonical({"purpose": "capa-signature-v1", "record": record, "version": version,
+                       "content_sha256": content_sha256, "meaning": meaning,
+                       "signed_at": signed_at, "user_id": user_id, "full_name": full_name})
+
+
+def endorsement_bytes(*, user_id: str, full_name: str, public_key: str, endorsed_at: str,
+                      admin: str) -> bytes:
+    """The bytes an administrator signs to vouch for a user's public key."""
+    return _canonical({"purpose": "capa-user-key-v1", "user_id": user_id,
+                       "full_name": full_name, "public_key": public_key,
+                       "endorsed_at": endorsed_at, "admin": admin})
+
+
+def sign(key: Ed25519PrivateKey, message: bytes) -> str:
+    return base64.b64encode(key.sign(message)).decode("ascii")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def kind_of(signature: dict[str, Any]) -> str:
+    return DIGITAL if signature.get("signature") else PASSWORD_ATTESTED
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+class SignatureFailure(Exception):
+    """A signature or key endorsement that does not hold, at one position of the log."""
+
+    def __init__(self, message: str, position: int, record: str, version: int) -> None:
+        super().__init__(message)
+        self.position, self.record, self.version = position, record, version
+
+
+@dataclass
+class _Account:
+    full_name: str
+    roles: set[str]
+    active: bool = True
+    public_key: Ed25519PublicKey | None = None
+    key_id: str | None = None
+
+
+@dataclass
+class SignatureWalk:
+    """Checks signatures while the events are fed in log order.
+
+    ``content_of(record_hex, version)`` gives the content SHA-256 of a record folded at a
+    version, or None where the caller cannot fold records."""
+
+    content_of: Callable[[str, int], str | None] | None = None
+    #: The ref of a record whose first event was not fed (the store's walk skips most).
+    ref_of: Callable[[str], str | None] | None = None
+    digital_store: bool = False
+    anchor: dict[str, Any] | None = None
+    accounts: dict[str, _Account] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)  # user record hex -> user id
+    refs: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: {DIGITAL: 0, PASSWORD_ATTESTED: 0,
+                                                             "keys": 0})
+    content_checked: int = 0
+    #: Without `content_of`, the content checks left for the caller (a bundle folds its records
+    #: in a second pass): (fail, record hex, signed version, signature).
+    deferred: list[tuple[Callable[[str], SignatureFailure], str, int, dict[str, Any]]] = field(
+        default_factory=list)
+
+    def feed(self, position: int, record_hex: str, version: int, topic: str,
+             state: bytes) -> None:
+        # Most events need no decoding: a record's first event only names it, and only
+        # account, store and signed events are read whole, so the walk stays cheap.
+        if not (topic.startswith(_USER) or topic == _STORE_INITIALISED
+                or b'"signature":{' in state):
+            if version == 1 and (found := _REF.search(state)) is not None:
+                self.refs.setdefault(record_hex, found[1].decode("utf-8"))
+            return
+        try:
+            data = json.loads(state.decode("utf-8"))
+        except ValueError:
+            return  # the ledger check reports bytes that are not an event
+        if not isinstance(data, dict):
+            return
+        if version == 1 and isinstance(data.get("ref"), str):
+            self.refs.setdefault(record_hex, data["ref"])
+        if record_hex not in self.refs and self.ref_of is not None:
+            self.refs[record_hex] = self.ref_of(record_hex) or record_hex
+        record = self.refs.get(record_hex, record_hex)
+
+        def fail(message: str) -> SignatureFailure:
+            return SignatureFailure(message, position, record, version)
+
+        if topic == _STORE_INITIALISED:
+            if position != 1 or version != 1:
+                raise fail("a second store record: only the store's first event sets it up")
+            signing = data.get("signing")
+            self.digital_store = isinstance(signing, dict) and signing.get("scheme") == SCHEME
+            self.anchor = signing if self.digital_store else None
+        elif topic.startswith(_USER):
+            self._account_event(topic[len(_USER):], record_hex, version, data, fail)
+        signature = data.get("signature")
+        if isinstance(signature, dict):
+            self._signature(record_hex, record, version, data, signature, fail)
+
+    # -- accounts and keys ---------------------------------------------------------------
+
+    def _account_event(self, name: str, record_hex: str, version: int, data: dict[str, Any],
+                       fail: Callable[[str], SignatureFailure]) -> None:
+        if name == "UserAdded":
+            user_id = str(data.get("user_id"))
+            if version != 1 or uuid5(_RECORD_NAMESPACE, f"USER-{user_id}").hex != record_hex \
+                    or user_id in self.accounts:
+                raise fail(f"an account record for {user_id} that is not that user's own")
+            account = _Account(str(data.get("full_name")), set(data.get("roles") or []))
+            public_key = data.get("public_key")
+            if public_key is not None:
+                account.public_key = self._trusted_key(user_id, account.full_name, public_key,
+                                                       data.get("endorsement"), fail)
+                account.key_id = key_id(public_key)
+                self.counts["keys"] += 1
+            self.accounts[user_id] = account
+            self.owners[record_hex] = user_id
+            return
+        owner = self.accounts.get(self.owners.get(record_hex, ""))
+        if owner is None:
+            return
+        if name == "RoleGranted":
+            owner.roles.add(str(data.get("role")))
+        elif name == "RoleRevoked":
+            owner.roles.discard(str(data.get("role")))
+        elif name == "UserDeactivated":
+            owner.active = False
+
+    def _trusted_key(self, user_id: str, full_name: str, public_key: Any, endorsement: Any,
+                     fail: Callable[[str], SignatureFailure]) -> Ed25519PublicKey:
+        key = _public_key(public_key)
+        if key is None:
+            raise fail(f"the public key of {user_id} is not an Ed25519 key")
+        anchor = self.anchor
+        if endorsement is None:
+            if anchor is not None and not self.accounts and anchor.get("admin") == user_id \
+                    and anchor.get("public_key") == public_key:
+                return key  # the first administrator, named by the store's first event
+            raise fail(f"the key of {user_id} is endorsed by no administrator")
+        if not isinstance(endorsement, dict):
+            raise fail(f"the key endorsement of {user_id} is malformed")
+        admin_id = str(endorsement.get("admin"))
+        admin = self.accounts.get(admin_id)
+        if admin is None or admin.public_key is None or not admin.active \
+                or "admin" not in admin.roles:
+            raise fail(f"the key of {user_id} is endorsed by {admin_id}, who was not an "
+                       "administrator with a trusted key at that point")
+        message = endorsement_bytes(user_id=user_id, full_name=full_name,
+                                    public_key=str(public_key),
+                                    endorsed_at=str(endorsement.get("endorsed_at")),
+                                    admin=admin_id)
+        if not _valid(admin.public_key, endorsement.get("signature"), message):
+            raise fail(f"the endorsement of the key of {user_id} by {admin_id} is forged")
+        return key
+
+    # -- signatures ----------------------------------------------------------------------
+
+    def _signature(self, record_hex: str, record: str, version: int, data: dict[str, Any],
+                   sig: dict[str, Any], fail: Callable[[str], SignatureFailure]) -> None:
+        user_id = str(sig.get("user_id"))
+        meaning = sig.get("meaning")
+        if kind_of(sig) == PASSWORD_ATTESTED:
+            if self.digital_store:
+                raise fail(f"the {meaning} signature of {user_id} has no digital signature, "
+                           "which this store requires")
+            self.counts[PASSWORD_ATTESTED] += 1
+            return
+        account = self.accounts.get(user_id)
+        if account is None or account.public_key is None:
+            raise fail(f"the {meaning} signature names {user_id}, who has no trusted key at "
+                       "that point")
+        if not account.active:
+            raise fail(f"the {meaning} signature names {user_id}, deactivated at that point")
+        if sig.get("algorithm") != ALGORITHM or sig.get("key_id") != account.key_id:
+            raise fail(f"the {meaning} signature of {user_id} names another key or algorithm "
+                       f"than the key {account.key_id} of that user")
+        if not _same_time(sig.get("signed_at"), data.get("timestamp")):
+            raise fail(f"the {meaning} signature of {user_id} was made at "
+                       f"{sig.get('signed_at')}, not at the time of the event that holds it")
+        if data.get("actor") != user_id:
+            raise fail(f"the {meaning} signature of {user_id} is on an event made by "
+                       f"{data.get('actor')}")
+        signed_version = sig.get("signed_version")
+        if signed_version != version - 1:
+            raise fail(f"the {meaning} signature of {user_id} signs version {signed_version}, "
+                       "not the version this event follows")
+        if sig.get("full_name") != account.full_name:
+            raise fail(f"the {meaning} signature prints {sig.get('full_name')!r}, not the "
+                       f"name of {user_id}")
+        message = manifest_bytes(record=record, version=version - 1,
+                                 content_sha256=str(sig.get("content_sha256")),
+                                 meaning=str(meaning), signed_at=str(sig.get("signed_at")),
+                                 user_id=user_id, full_name=account.full_name)
+        if not _valid(account.public_key, sig.get("signature"), message):
+            raise fail(f"the {meaning} signature of {user_id} does not verify with that "
+                       f"user's key {account.key_id}: it is forged or was copied from "
+                       "another event")
+        if self.content_of is not None:
+            folded = self.content_of(record_hex, version - 1)
+            if folded is not None:
+                self.check_content(fail, folded, sig)
+        else:
+            self.deferred.append((fail, record_hex, version - 1, sig))
+        self.counts[DIGITAL] += 1
+
+    def check_content(self, fail: Callable[[str], SignatureFailure], folded: str,
+                      sig: dict[str, Any]) -> None:
+        """The content hash a signature binds against the record folded at the signed version."""
+        if folded != sig.get("content_sha256"):
+            raise fail(f"the {sig.get('meaning')} signature of {sig.get('user_id')} binds "
+                       f"content {str(sig.get('content_sha256'))[:16]}…, but the record folded "
+                       f"at version {sig.get('signed_version')} has {folded[:16]}…")
+        self.content_checked += 1
+
+    def summary(self) -> dict[str, Any]:
+        return {"scheme": SCHEME if self.digital_store else "password-attested (before "
+                "digital signatures)", DIGITAL: self.counts[DIGITAL],
+                PASSWORD_ATTESTED: self.counts[PASSWORD_ATTESTED],
+                "user_keys": self.counts["keys"], "content_checked": self.content_checked}
+
+
+def _same_time(signed_at: Any, stored: Any) -> bool:
+    """Whether a signature's UTC time is the stored event time ({"_type_": "datetime_iso"})."""
+    try:
+        moment = dt.datetime.fromisoformat(str(signed_at).replace("Z", "+00:00"))
+        when = dt.datetime.fromisoformat(str(stored["_data_"]))
+    except (ValueError, TypeError, KeyError):
+        return False
+    return moment == when
+
+
+def key_id(public_key: Any) -> str:
+    import hashlib
+
+    try:
+        raw = base64.b64decode(str(public_key), validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _public_key(value: Any) -> Ed25519PublicKey | None:
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(str(value), validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _valid(key: Ed25519PublicKey, signature: Any, message: bytes) -> bool:
+    try:
+        key.verify(base64.b64decode(str(signature), validate=True), message)
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
+# -- the store's hook ------------------------------------------------------------------------
+
+#: The events that carry a signature (tests/unit/test_keyring.py holds this to the domain). An
+#: attacker's "signature" in any other event does not count: capa cannot even fold that event.
+SIGNED_TOPICS = frozenset({
+    "capa.domain.nonconformity:Nonconformity.Closed",
+    "capa.domain.corrective_action:CorrectiveAction.PlanApproved",
+    "capa.domain.corrective_action:CorrectiveAction.EffectivenessVerified",
+    "capa.domain.corrective_action:CorrectiveAction.EffectivenessNotVerified",
+    "capa.domain.corrective_action:CorrectiveAction.Closed",
+})
+#: The events the store's walk reads: signed ones, the store's first, and account changes.
+_WATCHED = frozenset({_STORE_INITIALISED, *SIGNED_TOPICS, *(_USER + name for name in (
+    "UserAdded", "RoleGranted", "RoleRevoked", "UserDeactivated"))})
+#: What a chunk's joined topics contain when it holds a watched event.
+_NEEDLES = (_USER, "StoreInitialised", "Nonconformity.Closed", "CorrectiveAction.PlanApproved",
+            "CorrectiveAction.Effectiveness", "CorrectiveAction.Closed")
+
+
+class StoreSignatures:
+    """The signature check of `capa audit verify`, fed the chunks of its one pass over the log
+    (capa.audit.verify), content hashes included. The first failure is kept and raised by
+    `result`, after the ledger's own checks, which name a changed event more precisely."""
+
+    def __init__(self, app: Any) -> None:
+        self.walk = SignatureWalk(content_of=lambda record_hex, v: _folded_digest(app, record_hex,
+                                                                                  v),
+                                  ref_of=lambda record_hex: _first_ref(app, record_hex))
+        self.failure: SignatureFailure | None = None
+
+    def observe(self, chunk: Sequence[tuple[int, str, int, str, bytes]], base: int) -> None:
+        """Events base+1, base+2, … of the log. Only first versions, account and store events
+        and events that hold a signature are looked at: this runs once per event of the log
+        (SPEC §7 P3)."""
+        if self.failure is not None:
+            return
+        # A few searches of the chunk's joined topics are much cheaper than a test per event,
+        # and account and signed events are rare: only a chunk that holds one is looked at event
+        # by event. Record names are read when a signature needs one (`ref_of`).
+        topics = "\n".join([e[3] for e in chunk])
+        if not any(needle in topics for needle in _NEEDLES):
+            return
+        picked = [i for i, e in enumerate(chunk) if e[3] in _WATCHED]
+        feed = self.walk.feed
+        try:
+            for i in picked:
+                event = chunk[i]
+                feed(base + i + 1, event[1], event[2], event[3], event[4])
+        except SignatureFailure as failure:
+            self.failure = failure
+
+    def result(self) -> dict[str, Any]:
+        """The summary, or TamperDetected (exit 6) naming the first bad event."""
+        from capa.audit.verify import TamperDetected
+
+        failure = self.failure
+        if failure is not None:
+            raise TamperDetected(str(failure), position=failure.position,
+                                 record=failure.record, version=failure.version)
+        return self.walk.summary()
+
+
+def _first_ref(app: Any, record_hex: str) -> str | None:
+    """The ref of a record as its stored first event gives it."""
+    stored = app.recorder.select_events(UUID(hex=record_hex), lte=1, limit=1)
+    found = _REF.search(bytes(stored[0].state)) if stored else None
+    return found[1].decode("utf-8") if found is not None else None
+
+
+def _folded_digest(app: Any, record_hex: str, version: int) -> str | None:
+    """The content SHA-256 of a record folded from its stored events (never a snapshot, which
+    the ledger does not cover) up to a version."""
+    aggregate: Any = None
+    try:
+        for item in app.recorder.select_events(UUID(hex=record_hex), lte=version):
+            aggregate = app.mapper.to_domain_event(item).mutate(aggregate)
+        if aggregate is None or aggregate.version != version:
+            return None
+        return str(aggregate.content_digest())
+    except Exception:  # noqa: BLE001 - a record that no longer folds binds no content
+        return "a record that cannot be folded"
+
+
+# -- bundles ---------------------------------------------------------------------------------
+
+
+def fold_deferred(walk: SignatureWalk,
+                  events: Iterable[tuple[str, int, str, bytes]]) -> None:
+    """Check the content hashes a bundle walk left (``walk.deferred``) by folding the signed
+    records from the bundle's own events (record hex id, version, topic, stored bytes), with
+    capa's record classes; raise SignatureFailure at the first that differs."""
+    from eventsourcing.persistence import (
+        DatetimeAsISO,
+        DecimalAsStr,
+        JSONTranscoder,
+        Mapper,
+        StoredEvent,
+        UUIDAsHex,
+    )
+
+    wanted: dict[str, list[tuple[Callable[[str], SignatureFailure], int, dict[str, Any]]]] = {}
+    for fail, record_hex, version, sig in walk.deferred:
+        wanted.setdefault(record_hex, []).append((fail, version, sig))
+    if not wanted:
+        return
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    mapper: Mapper[UUID] = Mapper(transcoder=transcoder)
+    folded: dict[str, Any] = {}
+    digests: dict[tuple[str, int], str] = {}
+    needed = {(h, v) for h, items in wanted.items() for _, v, _ in items}
+    for record_hex, version, topic, state in events:
+        if record_hex not in wanted:
+            continue
+        try:
+            event: Any = mapper.to_domain_event(StoredEvent(
+                originator_id=UUID(hex=record_hex), originator_version=version, topic=topic,
+                state=state))
+            folded[record_hex] = event.mutate(folded.get(record_hex))
+            if (record_hex, version) in needed:
+                digests[(record_hex, version)] = str(folded[record_hex].content_digest())
+        except Exception:  # noqa: BLE001 - a record that no longer folds binds no content
+            digests.setdefault((record_hex, version), "a record that cannot be folded")
+    for record_hex, items in wanted.items():
+        for fail, version, sig in items:
+            walk.check_content(fail, digests.get((record_hex, version), "no such version"), sig)
