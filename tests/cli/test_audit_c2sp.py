@@ -434,7 +434,8 @@ def test_a_witness_cosigns_an_append_only_history_and_verify_requires_it(capa: C
     assert ok.json()["witnesses"][0]["size"] == int(note_parts(second.read_text())[0][1])
     size = note_parts(second.read_text())[0][1]
     human = capa.run("audit", "verify", "--against", str(cosigned_second), "--witness", witness)
-    assert human.stdout.rstrip().endswith(f"; cosigned by qa-head.example/w1 up to {size} events")
+    assert human.stdout.splitlines()[0].endswith(
+        f"; cosigned by qa-head.example/w1 up to {size} events")
     vkey_file = capa.folder / "witness.vkey"
     vkey_file.write_text(witness + "\n")
     assert capa.run("audit", "verify", "--against", str(cosigned_first), "--witness",
