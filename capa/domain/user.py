@@ -198,15 +198,10 @@ class User(Record):
 
         class_version = 2
         credential: str
-        public_key: str | None
-        endorsement: dict[str, Any] | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            # Accounts added before digital signatures have no key and no endorsement.
             state["credential"] = state.pop("password_hash")
-            state.setdefault("public_key", None)
-            state.setdefault("endorsement", None)
 
     @event(PasswordChanged)
     def _password_changed(self, credential: str) -> None:

@@ -251,7 +251,7 @@ def test_forged_user_with_the_attackers_key(store: CapaApplication, store_target
     token = actor_id.set(ADMIN)
     try:
         mallory = User.add(user_id="mallory", full_name="Mal Lory", roles=["admin", "quality"],
-                           password_hash="x", public_key=public,
+                           credential="sha256:" + "0" * 64, public_key=public,
                            endorsement={"admin": ADMIN, "endorsed_at": "2026-01-01T00:00:00Z",
                                         "signature": sign(attacker, b"anything")})
         store.save(mallory)
@@ -266,7 +266,7 @@ def test_forged_user_without_endorsement(store: CapaApplication, store_target: s
     token = actor_id.set(ADMIN)
     try:
         store.save(User.add(user_id="mallory", full_name="Mal Lory", roles=["admin"],
-                            password_hash="x",
+                            credential="sha256:" + "0" * 64,
                             public_key=keyring.public_key_b64(keyring.new_key())))
     finally:
         actor_id.reset(token)
@@ -284,6 +284,7 @@ def test_bundle_verifiers_report_a_forged_signature(store: CapaApplication,
     signers' keys still give it away, in verify-bundle and in the standalone script."""
     key, log = tmp_path / "store.key", tmp_path / "store.checkpoints"
     create_store_key(key)
+    log.touch()  # as capa init starts it: a key beside the store is held to its log
     public = load_private_key(key).public_key()
     closed_nc(store, "Clean")
     export_bundle(store, tmp_path / "clean", key, log, public)
@@ -300,7 +301,7 @@ def test_bundle_verifiers_report_a_forged_signature(store: CapaApplication,
     version = forge_close(store, ref, {**sig, "signature": base64.b64encode(
         bytes(64)).decode()})
     monkeypatch.setattr(bundle_module, "verify_store",
-                        lambda app, *_: {"events": Ledger(app).catch_up().size})
+                        lambda app, *_, **__: {"events": Ledger(app).catch_up().size})
     export_bundle(store, tmp_path / "forged", key, log, public)
     with pytest.raises(TamperDetected) as caught:
         verify_bundle(tmp_path / "forged", [], None)
@@ -318,12 +319,12 @@ def test_bundle_verifiers_report_a_forged_key(store: CapaApplication,
     token = actor_id.set(ADMIN)
     try:
         store.save(User.add(user_id="mallory", full_name="Mal Lory", roles=["admin"],
-                            password_hash="x",
+                            credential="sha256:" + "0" * 64,
                             public_key=keyring.public_key_b64(keyring.new_key())))
     finally:
         actor_id.reset(token)
     monkeypatch.setattr(bundle_module, "verify_store",
-                        lambda app, *_: {"events": Ledger(app).catch_up().size})
+                        lambda app, *_, **__: {"events": Ledger(app).catch_up().size})
     export_bundle(store, tmp_path / "b", key, log, load_private_key(key).public_key())
     with pytest.raises(TamperDetected) as caught:
         verify_bundle(tmp_path / "b", [], None)
@@ -418,7 +419,7 @@ def test_verify_bundle_folds_the_signed_content(store: CapaApplication,
     version = forge_close(store, ref, {**sig, "signature": sign(private, message)},
                           actor=ENGINEER)
     monkeypatch.setattr(bundle_module, "verify_store",
-                        lambda app, *_: {"events": Ledger(app).catch_up().size})
+                        lambda app, *_, **__: {"events": Ledger(app).catch_up().size})
     export_bundle(store, tmp_path / "b", key, log, load_private_key(key).public_key())
     with pytest.raises(TamperDetected) as caught:
         verify_bundle(tmp_path / "b", [], None)
