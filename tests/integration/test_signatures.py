@@ -230,17 +230,23 @@ def test_changed_content_hash_by_sql(store: CapaApplication, store_target: str,
     assert_fails_at(verify_cli(store_target, tmp_path), ref, nc.version, "forged")
 
 
+def close_signed_over_false_content(store: CapaApplication, ref: str, content: str) -> int:
+    """The version of a closure the engineer really signed, with their own key, over a content
+    hash that is not the record's: a valid signature on a false binding."""
+    from capa.audit.signatures import now_iso
+
+    sig, message = manifest_of(store, ref, ENGINEER, now_iso(), content=content)
+    stored = store._user_keys().get(ENGINEER)
+    private = keyring.unwrap(stored.wrapped, PASSWORD, ENGINEER, stored.key_id)
+    return forge_close(store, ref, {**sig, "signature": sign(private, message)}, actor=ENGINEER)
+
+
 def test_a_signer_who_signs_a_false_content_hash(store: CapaApplication,
                                                  store_target: str, tmp_path: Path) -> None:
     """Even a valid signature by the right key must bind the content folded from the events."""
     ref = assessed_nc(store)
-    from capa.audit.signatures import now_iso
 
-    sig, message = manifest_of(store, ref, ENGINEER, now_iso(), content="ab" * 32)
-    stored = store._user_keys().get(ENGINEER)
-    private = keyring.unwrap(stored.wrapped, PASSWORD, ENGINEER, stored.key_id)
-    version = forge_close(store, ref, {**sig, "signature": sign(private, message)},
-                          actor=ENGINEER)
+    version = close_signed_over_false_content(store, ref, "ab" * 32)
     assert_fails_at(verify_cli(store_target, tmp_path), ref, version, "folded")
 
 
@@ -411,13 +417,8 @@ def test_verify_bundle_folds_the_signed_content(store: CapaApplication,
     key, log = tmp_path / "store.key", tmp_path / "store.checkpoints"
     create_store_key(key)
     ref = assessed_nc(store)
-    from capa.audit.signatures import now_iso
 
-    sig, message = manifest_of(store, ref, ENGINEER, now_iso(), content="cd" * 32)
-    stored = store._user_keys().get(ENGINEER)
-    private = keyring.unwrap(stored.wrapped, PASSWORD, ENGINEER, stored.key_id)
-    version = forge_close(store, ref, {**sig, "signature": sign(private, message)},
-                          actor=ENGINEER)
+    version = close_signed_over_false_content(store, ref, "cd" * 32)
     monkeypatch.setattr(bundle_module, "verify_store",
                         lambda app, *_, **__: {"events": Ledger(app).catch_up().size})
     export_bundle(store, tmp_path / "b", key, log, load_private_key(key).public_key())
