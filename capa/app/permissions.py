@@ -54,6 +54,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report": EVERYONE,
     "dashboard": EVERYONE,
     "export": EVERYONE,
+    "evidence list": EVERYONE,
+    "evidence get": EVERYONE,
     # Auditors never change the store: a checkpoint (which also catches the ledger up) and a
     # rebuild of the read tables are taken by quality or admin.
     "readmodels rebuild": frozenset({ADMIN, QUALITY}),

@@ -751,6 +751,10 @@ class CapaApplication(ReadSide, Application[UUID]):
 
         # A user id names the account's own history (SPEC §3: NC, CA or user).
         is_record = bool(_REF.match(ref.strip().upper()))
+        if not is_record and ref.strip().upper().startswith("USER-"):
+            # `history USER-jchen` names the account as its record does; no user id may itself
+            # begin with "user-", so the prefix is never part of the id.
+            ref = ref.strip()[len("USER-"):]
         canonical = user_ref(ref) if not is_record and is_user_id(ref) else self._canonical(ref)
         record_id = record_uuid(canonical)
         stored = self.recorder.select_events(record_id)
@@ -1036,6 +1040,19 @@ class CapaApplication(ReadSide, Application[UUID]):
 
         record = self._load(EvidenceFile, f"EVIDENCE-{sha256.lower()}")
         return base64.b64decode(record.content_b64)
+
+    def evidence_list(self, ref: str) -> list[dict[str, Any]]:
+        """The evidence files kept with a CA, or with the CAs linked to an NC (SPEC §10)."""
+        from capa.app.evidence import evidence_of
+
+        return evidence_of(self, ref)
+
+    def evidence_file(self, ref: str, wanted: str) -> tuple[dict[str, Any], bytes]:
+        """One evidence file of a record, by name or SHA-256, and its bytes, digest checked."""
+        from capa.app.evidence import checked_content, chosen, evidence_of
+
+        entry = chosen(evidence_of(self, ref), ref.strip().upper(), wanted)
+        return entry, checked_content(self, entry)
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:

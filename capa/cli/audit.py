@@ -200,11 +200,15 @@ def export(session: Session, out: Path, key: Path | None, public_key: Path | Non
               help="The store's verifier key you trust, as printed by capa audit vkey (or a "
                    "file holding it).")
 @witness_option
+@click.option("--extract", "extract", default=None, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Once verified, write the bundle's evidence files into DIR (new or empty), "
+                   "each checked against its SHA-256.")
 @json_option
 @pass_session
 def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
                   public_key: Path | None, store_vkey: str | None,
-                  witnesses: tuple[str, ...]) -> None:
+                  witnesses: tuple[str, ...], extract: Path | None) -> None:
     """Verify an exported bundle offline: no store and no login needed (exit 6 on failure).
 
     Without a pinned key (--public-key or --vkey) this proves only that the bundle is
@@ -219,6 +223,7 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
     \b
     Example:
       capa audit verify-bundle audit-2026-06.zip --public-key capa.db.key.pub
+      capa audit verify-bundle audit-2026-06.zip --public-key capa.db.key.pub --extract ev/
       capa audit verify-bundle audit-2026-06.zip --vkey capa/0a1b...+5e6f7a8b+AX... \\
           --checkpoint cosigned.checkpoint --witness qa-head+1a2b3c4d+BK...
     """
@@ -232,6 +237,10 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
     pinned = public_key is not None or pinned_vkey is not None
     result = {**result, "pinned_key": pinned,
               "proved": "origin" if pinned else "self-consistency only"}
+    if extract is not None:
+        from capa.audit.bundle import extract_evidence
+
+        result["extracted"] = extract_evidence(bundle, extract)
     emit(session.json, result, lambda d: (
         f"OK: {d['events']} events, root {d['root']}, signed {d['signed_at'] or '(no time)'} "
         f"by key {d['key_fingerprint']}" + "".join(
@@ -240,7 +249,14 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
         + (f"\n{d['withheld']} line(s) withheld ({d['withheld_reason']}): their place in the "
            "tree is proved, their content could not be read" if d["withheld"] else "")
         + _signed_text(d)
-        + ("" if d["pinned_key"] else _UNPINNED)))
+        + ("" if d["pinned_key"] else _UNPINNED) + _extracted_text(d, extract)))
+
+
+def _extracted_text(d: dict[str, Any], folder: Path | None) -> str:
+    if folder is None:
+        return ""
+    return f"\nextracted {len(d['extracted'])} evidence file(s) into {folder}" + "".join(
+        f"\n  {e['file']}  {e['size']} bytes  sha256 {e['sha256']}" for e in d["extracted"])
 
 
 #: Said after an unpinned bundle check: what it did not prove.

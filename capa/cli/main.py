@@ -143,6 +143,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("capa.cli.reports", "report"),
     "dashboard": ("capa.cli.reports", "dashboard"),
     "audit": ("capa.cli.audit", "audit"),
+    "evidence": ("capa.cli.evidence", "evidence"),
 }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from capa.adapters.files import PRIVATE_MODE
 from capa.domain.errors import CapaError, InvalidInput
 
 
@@ -44,12 +45,13 @@ def refuse_link(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_out(path: Path) -> Iterator[BinaryIO]:
+def atomic_out(path: Path, *, private: bool = False) -> Iterator[BinaryIO]:
     """A binary stream whose bytes become `path` only when the block ends without error.
 
     A symbolic link is refused; a link put in its place while the command runs is replaced,
     never followed. A device or pipe (/dev/null) is written directly, having no folder entry to
-    replace. A file that already exists keeps its permissions."""
+    replace. A file that already exists keeps its permissions; a new one is 0600 if `private`
+    (evidence taken out of the store stays as closely held as it was inside)."""
     check_out(path)
     target = path
     if not _regular_or_new(target):
@@ -62,7 +64,10 @@ def atomic_out(path: Path) -> Iterator[BinaryIO]:
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     with _failing(path):
         # 0o666 less the umask: the mode a plain open() would have given a new file.
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     PRIVATE_MODE if private else 0o666)
+        if private:
+            os.fchmod(fd, PRIVATE_MODE)
     try:
         with os.fdopen(fd, "wb") as stream:
             yield stream
@@ -79,9 +84,9 @@ def atomic_out(path: Path) -> Iterator[BinaryIO]:
             temporary.unlink()
 
 
-def write_out(path: Path, content: bytes) -> int:
+def write_out(path: Path, content: bytes, *, private: bool = False) -> int:
     """Write `content` to `path` atomically; returns the number of bytes written."""
-    with atomic_out(path) as stream, _failing(path):
+    with atomic_out(path, private=private) as stream, _failing(path):
         stream.write(content)
     return len(content)
 

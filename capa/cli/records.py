@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Any
 
 import click
 
 from capa.cli.main import Session, json_option, pass_session
-from capa.cli.output import emit, table
+from capa.cli.output import emit, table, terminal_safe
 
 
 @click.command()
@@ -49,12 +50,12 @@ def _diff_text(entries: list[dict[str, Any]]) -> str:
         changes = []
         for change in e["changes"]:
             if change["old"] is None and isinstance(change["new"], list):
-                changes += [f"{change['field']} + {_short(added)}" for added in change["new"]]
+                changes += [f"{change['field']} + {_whole(added)}" for added in change["new"]]
             elif change["old"] is None:
-                changes.append(f"{change['field']}={_short(change['new'])}")
+                changes.append(f"{change['field']}={_whole(change['new'])}")
             else:
-                changes.append(f"{change['field']}: {_short(change['old'])} -> "
-                               f"{_short(change['new'])}")
+                changes.append(f"{change['field']}: {_whole(change['old'])} -> "
+                               f"{_whole(change['new'])}")
         reason = f"  (reason: {e['reason']})" if e["reason"] else ""
         signed = f"  [signed: {e['signature']['meaning']}]" if e["signature"] else ""
         lines.append(f"v{e['version']} {e['time']} {e['actor']} {e['event_type']}: "
@@ -71,28 +72,45 @@ def _history_text(entries: list[dict[str, Any]]) -> str:
         for change in e["changes"]:
             if change["old"] is None and isinstance(change["new"], list):
                 for added in change["new"]:
-                    lines.append(f"    {change['field']} + {_short(added)}")
+                    lines += _wrapped(f"{change['field']} + ", _whole(added))
             else:
-                lines.append(
-                    f"    {change['field']}: {_short(change['old'])} -> {_short(change['new'])}"
-                )
+                lines += _wrapped(f"{change['field']}: ",
+                                  f"{_whole(change['old'])} -> {_whole(change['new'])}")
         if e["reason"]:
-            lines.append(f"    reason: {e['reason']}")
+            lines += _wrapped("reason: ", e["reason"])
         sig = e["signature"]
         if sig:
             how = (f"digital signature, {sig.get('algorithm')} key {sig.get('key_id')}"
                    if sig.get("kind") == "digital" else "password-attested (no digital signature)")
-            lines.append(f"    signed by {sig['full_name']} ({sig['user_id']}) at "
-                         f"{sig['signed_at']}, meaning: {sig['meaning']}; content sha256 "
-                         f"{sig['content_sha256'][:16]}…; {how}")
+            lines += _wrapped("signed by ", f"{sig['full_name']} ({sig['user_id']}) at "
+                              f"{sig['signed_at']}, meaning: {sig['meaning']}; content sha256 "
+                              f"{sig['content_sha256']}; {how}")
     return "\n".join(lines)
 
 
-def _short(value: Any) -> str:
+#: Human history is read in a terminal: values wrap at this width, indented under their field.
+_WIDTH = 100
+_INDENT = "    "
+
+
+def _wrapped(label: str, text: str) -> list[str]:
+    """`label` and the whole of `text` (an R1 rationale, a long description), wrapped to the
+    terminal width with continuation lines indented; its own line breaks are kept."""
+    lines: list[str] = []
+    first, rest = _INDENT + label, _INDENT * 2
+    # Escaped first: wrapping would quietly turn a carriage return or tab into a space.
+    for paragraph in terminal_safe(text).split("\n"):
+        wrapped = textwrap.wrap(paragraph, width=_WIDTH, initial_indent=first,
+                                subsequent_indent=rest, break_on_hyphens=False) or [first.rstrip()]
+        lines += wrapped
+        first = rest
+    return lines
+
+
+def _whole(value: Any) -> str:
     if value is None:
         return "-"
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 100 else text[:97] + "..."
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 @click.command()

@@ -14,7 +14,7 @@ import click
 
 from capa.cli.main import Session, json_option, pass_session
 from capa.cli.outfile import atomic_out, check_out, write_out
-from capa.cli.output import emit, table
+from capa.cli.output import csv_cell, emit, table
 
 
 @click.group()
@@ -122,21 +122,28 @@ def _report_text(d: dict[str, Any]) -> str:
               help="jsonl: every event; csv: current records.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write (default: standard output).")
+@click.option("--bom", is_flag=True,
+              help="csv: start with a UTF-8 byte order mark, so that Excel shows accents right.")
 @json_option
 @pass_session
-def export(session: Session, fmt: str, out: Path | None) -> None:
+def export(session: Session, fmt: str, out: Path | None, bom: bool) -> None:
     """Export every event as JSON lines, or the current NCs and CAs as CSV.
 
     With --json and --out, prints what was written: {"format", "out", "bytes"} and the number
     of "events" (jsonl) or "rows" (csv). With --json and no --out, prints the data as one JSON
     document: an array of the events (jsonl) or of the rows as objects (csv).
 
+    In csv, a text cell that starts with = + - @, a tab or a carriage return starts with a '
+    instead, so that no spreadsheet runs it as a formula; numbers stay numbers.
+
     \b
     Example:
       capa export --format jsonl --out events.jsonl
-      capa export --format csv --out records.csv
+      capa export --format csv --bom --out records.csv
       capa --json export --format csv
     """
+    if bom and fmt != "csv":
+        raise click.UsageError("--bom is for --format csv")
     if out is not None:
         check_out(out)
     app = session.app()
@@ -155,9 +162,11 @@ def export(session: Session, fmt: str, out: Path | None) -> None:
             return count
         rows = app.export_records()
         columns = list(rows[0]) if rows else ["id", "kind", "status", "title"]
+        if bom:
+            sink.write("\ufeff")
         writer = csv.DictWriter(sink, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         return len(rows)
 
     if out is None:

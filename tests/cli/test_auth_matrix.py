@@ -233,6 +233,7 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "ca show": (["ca", "show", "{CA_OPEN}"], {}),
     "ca list": (["ca", "list"], {}),
     "history": (["history", "{NC_OPEN}"], {}),
+    "evidence list": (["evidence", "list", "{CA_VERIFIED}"], {}),
     "overdue": (["overdue"], {}),
     "user add": (["user", "add", "newbie", "--full-name", "New Bie", "--role", "reporter"],
                  {"CAPA_NEW_PASSWORD": NEW_PASSWORD}),
@@ -253,7 +254,8 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
 #: owner completes an action, so quality (neither here) is refused.
 RECORD_LEVEL_REFUSALS = {("ca complete", "quality")}
 
-READS = {"nc show", "nc list", "ca show", "ca list", "history", "overdue", "user list",
+READS = {"nc show", "nc list", "ca show", "ca list", "history", "evidence list", "overdue",
+         "user list",
          "whoami", "user passwd", "audit verify", "audit prove"}
 #: Writes that change the store or its files without a record event.
 NO_EVENT_WRITES = {"readmodels rebuild", "audit checkpoint"}
@@ -329,7 +331,7 @@ def test_the_matrix_covers_every_command_of_the_role_table() -> None:
     from capa.app.permissions import PERMISSIONS
 
     others = {"import", "login", "logout", "report", "dashboard", "export", "audit export",
-              "store copy", "audit vkey", "audit consistency"}
+              "store copy", "audit vkey", "audit consistency", "evidence get"}
     assert set(PERMISSIONS) - others <= set(COMMANDS)
 
 
