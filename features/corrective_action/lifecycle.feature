@@ -149,6 +149,20 @@ Feature: The life of a corrective action
     And the corrective action "housing" is "approved"
 
   @iso9001-10.2.1c @qsit-capa-9
+  Scenario: The evidence kept with an action comes back out exactly, and an altered file does not
+    Given the corrective action "housing" owned by "apatel" was opened for "crack"
+    And the corrective action "housing" has since reached "investigated"
+    And "apatel" planned the "correction" action "Sort and scrap housings from lot L2311" for "housing", assigned to "lnguyen" and due in 7 days
+    And "mhernandez" approved the plan of "housing"
+    And the evidence file "sort-record.csv" containing "H-001 ok; H-002 scrapped; H-003 ok"
+    And "lnguyen" completed action "A1" of "housing" with the evidence file "sort-record.csv", noting "312 housings sorted, 27 scrapped"
+    When "dbrooks" takes the evidence file "sort-record.csv" of "housing" back out
+    Then the file taken out is "sort-record.csv" byte for byte
+    When someone with database access rewrites the kept file "sort-record.csv"
+    And "dbrooks" takes the evidence file "sort-record.csv" of "housing" back out
+    Then the command is refused as an integrity failure
+
+  @iso9001-10.2.1c @qsit-capa-9
   Scenario: When the last open action is done the corrective action is implemented
     Given the corrective action "housing" owned by "apatel" was opened for "crack"
     And the corrective action "housing" has since reached "investigated"

@@ -35,11 +35,19 @@ from pytest_bdd import given, parsers, then, when
 from capa.app.service import CapaApplication
 from capa.app.store import open_store
 from capa.app.views import CorrectiveActionView, HistoryEntry, NonconformityView
-from capa.domain.errors import CapaError, InvalidInput, NotFound, NotPermitted, RuleViolation
+from capa.domain.errors import (
+    CapaError,
+    IntegrityFailure,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    RuleViolation,
+)
 from tests.support.backends import (
     clone_target,
     discard_target,
     new_target,
+    query,
     store_exists,
 )
 
@@ -711,6 +719,14 @@ def action_was_completed(world: World, user: str, number: str, ca: str, note: st
     world.act(user, lambda app: app.complete_action(ref, number, note=note))
 
 
+@given(parsers.parse('"{user}" completed action "{number}" of "{ca}" with the evidence file '
+                     '"{name}", noting "{note}"'))
+def action_was_completed_with_evidence(world: World, user: str, number: str, ca: str, name: str,
+                                       note: str) -> None:
+    ref, path = world.ref(ca), world.files[name]
+    world.act(user, lambda app: app.complete_action(ref, number, note=note, evidence=[path]))
+
+
 @given(parsers.parse('"{user}" re-examined the root cause of "{ca}": "{root_cause}", category '
                      '"{category}"'))
 def ca_was_reinvestigated(world: World, user: str, ca: str, root_cause: str,
@@ -800,6 +816,28 @@ def completes_with_evidence(
     ref, path = world.ref(ca), world.files[name]
     world.attempt(user, lambda app: app.complete_action(ref, number, note=note,
                                                         evidence=[path]))
+
+
+@when(parsers.parse('"{user}" takes the evidence file "{name}" of "{ca}" back out'),
+      target_fixture="taken")
+def takes_evidence_out(world: World, user: str, name: str, ca: str) -> bytes | None:
+    ref = world.ref(ca)
+    result = world.attempt(user, lambda app: app.evidence_file(ref, name))
+    return None if result is None else bytes(result[1])
+
+
+@when(parsers.parse('someone with database access rewrites the kept file "{name}"'))
+def rewrites_kept_file(world: World, name: str) -> None:
+    import base64
+    import re
+
+    rows = query(world.target, "SELECT rowid, state FROM stored_events WHERE topic LIKE ?",
+                 "%EvidenceStored")
+    rowid, state = rows[0]
+    forged = base64.b64encode(world.files[name].read_bytes()[::-1]).decode()
+    query(world.target, "UPDATE stored_events SET state = ? WHERE rowid = ?",
+          re.sub(rb'"content_b64":"[^"]*"', f'"content_b64":"{forged}"'.encode(), bytes(state)),
+          rowid)
 
 
 @when(parsers.parse('"{user}" completes action "{number}" of "{ca}" without a note'))
@@ -1016,6 +1054,18 @@ def refused_under_rule(world: World, rule: str) -> None:
 def refused_as_invalid(world: World) -> None:
     refusal = world.take_refusal()
     assert isinstance(refusal, InvalidInput), f"refused, but not as invalid input: {refusal}"
+
+
+@then(parsers.parse('the file taken out is "{name}" byte for byte'))
+def taken_out_whole(taken: bytes | None, world: World, name: str) -> None:
+    world.expect_no_refusal()
+    assert taken == world.files[name].read_bytes()
+
+
+@then("the command is refused as an integrity failure")
+def refused_as_integrity_failure(world: World) -> None:
+    refusal = world.take_refusal()
+    assert isinstance(refusal, IntegrityFailure), f"refused, but not for integrity: {refusal}"
 
 
 @then("the command is refused as not found")
