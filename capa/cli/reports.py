@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -14,7 +13,7 @@ import click
 
 from capa.cli.main import Session, json_option, pass_session
 from capa.cli.outfile import atomic_out, check_out, write_out
-from capa.cli.output import csv_cell, emit, table
+from capa.cli.output import csv_cell, emit, json_text, table
 
 
 @click.group()
@@ -157,7 +156,7 @@ def export(session: Session, fmt: str, out: Path | None, bom: bool) -> None:
         if fmt == "jsonl":
             count = 0
             for event in app.export_events():
-                sink.write(json.dumps(event, ensure_ascii=False) + "\n")
+                sink.write(json_text(event) + "\n")
                 count += 1
             return count
         rows = app.export_records()

@@ -214,3 +214,18 @@ def test_an_error_line_is_escaped_whatever_the_message_holds(
     assert lines[0] == "capa: bad \\x1b[2J\\x0dline\\u202e"
     assert "\x9b" not in lines[1] and "\u202e" not in lines[1]
     assert json.loads(lines[1])["error"]["message"] == "bad \x9b\u202e"
+
+
+def test_json_lines_export_is_exact_and_inert(capa: Capa) -> None:
+    description = "line \u2028 " + HOSTILE
+    ref = str(capa.write("nc", "raise", "--title", BIDI_TITLE, "--description", description,
+                         "--source", "process", "--severity", "minor",
+                         user=capa.reporter)["id"])
+    outcome = capa.run("export", "--format", "jsonl")
+    assert outcome.code == 0
+    for raw in (*RAW, "\u2028"):
+        assert raw not in outcome.stdout
+    raised = [json.loads(line) for line in outcome.stdout.splitlines()
+              if json.loads(line)["record"] == ref]
+    assert raised[0]["state"]["title"] == BIDI_TITLE
+    assert raised[0]["state"]["description"] == description
