@@ -264,3 +264,28 @@ def test_a_bundle_file_that_does_not_match_its_digest_extracts_nothing(
     with pytest.raises(InvalidInput):
         extract_evidence(bundle, link)
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.sqlite_only("the golden store of the first release is a SQLite file")
+def test_evidence_of_a_store_written_by_the_first_release_comes_out(
+        tmp_path: Path, backend: str) -> None:
+    import shutil
+
+    from capa.app.store import open_store
+
+    assert backend == "sqlite"
+    golden = Path(__file__).resolve().parents[1] / "golden" / "golden-v1.db"
+    copy = tmp_path / "golden.db"
+    shutil.copyfile(golden, copy)
+    facts = json.loads(golden.with_suffix(".json").read_text())
+    app = open_store(str(copy))
+    try:
+        found = [e for r in facts["records"] if r["kind"] == "CorrectiveAction"
+                 for e in app.evidence_list(r["id"])]
+        assert found, "the golden store keeps an evidence file"
+        for entry in found:
+            chosen, content = app.evidence_file(entry["record"], entry["sha256"])
+            assert chosen["name"] == entry["name"]
+            assert sha(content) == entry["sha256"] and len(content) == entry["size"]
+    finally:
+        app.close()
