@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -186,6 +187,10 @@ def cli(ctx: click.Context, db: str, as_json: bool) -> None:
     ctx.obj = Session(db, as_json)
 
 
+#: What undecodable argument bytes become (PEP 383 surrogateescape).
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def _wants_json(argv: Sequence[str]) -> bool:
     args = list(argv)
     if "--" in args:
@@ -200,6 +205,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     _process["entry"] = argv is None
     as_json = _wants_json(args)
+    undecodable = next((a for a in args if _UNDECODED.search(a)), None)
+    if undecodable is not None:
+        # Bytes that are not UTF-8 reach Python as lone surrogates, which no store, file or
+        # terminal can take: refused here, before anything is opened or written.
+        error(as_json, 2, f"the argument {undecodable!r} is not valid UTF-8 text; give it in "
+                          "UTF-8")
+        sys.exit(2)
     try:
         code = cli.main(args=args, prog_name="capa", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

@@ -289,3 +289,18 @@ def test_evidence_of_a_store_written_by_the_first_release_comes_out(
             assert sha(content) == entry["sha256"] and len(content) == entry["size"]
     finally:
         app.close()
+
+
+def test_an_auditor_takes_evidence_out_and_changes_nothing(capa: Capa) -> None:
+    ref = kept(capa, ("A1", "work-order.pdf", WORK_ORDER))
+    added = capa.run("user", "add", "dbrooks", "--full-name", "Dana Brooks", "--role", "auditor",
+                     CAPA_NEW_PASSWORD=capa.password)
+    assert added.code == 0, added.stderr
+    before = capa.events()
+    out = capa.folder / "audited.pdf"
+    outcome = capa.run("evidence", "get", ref, "work-order.pdf", "--out", str(out),
+                       user="dbrooks")
+    assert outcome.code == 0, outcome.stderr
+    assert out.read_bytes() == WORK_ORDER
+    assert capa.run("evidence", "list", ref, user="dbrooks").code == 0
+    assert capa.events() == before

@@ -229,3 +229,14 @@ def test_json_lines_export_is_exact_and_inert(capa: Capa) -> None:
               if json.loads(line)["record"] == ref]
     assert raised[0]["state"]["title"] == BIDI_TITLE
     assert raised[0]["state"]["description"] == description
+
+
+def test_an_argument_that_is_not_utf8_is_refused_before_anything_is_written(capa: Capa) -> None:
+    # The byte 0x9b alone (a C1 CSI in Latin-1) is not UTF-8: Python hands it over as U+DC9B.
+    error = capa.refused("nc", "raise", "--title", "Cracked", "--description", "bad \udc9b2J",
+                         "--source", "process", "--severity", "minor", user=capa.reporter,
+                         code=2)
+    assert "UTF-8" in error["message"]
+    plain = capa.run("nc", "raise", "--title", "x\udc9b")
+    assert plain.code == 2 and plain.stderr.count("\n") == 1
+    assert "\udc9b" not in plain.stderr
