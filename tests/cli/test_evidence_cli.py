@@ -304,3 +304,17 @@ def test_an_auditor_takes_evidence_out_and_changes_nothing(capa: Capa) -> None:
     assert out.read_bytes() == WORK_ORDER
     assert capa.run("evidence", "list", ref, user="dbrooks").code == 0
     assert capa.events() == before
+
+
+def test_evidence_kept_with_a_verification_is_listed_with_its_signer(capa: Capa) -> None:
+    ref = capa.implemented_ca(capa.assessed_nc())
+    report = capa.folder / "three-lots.csv"
+    report.write_bytes(b"lot,cracks\nL2401,0\nL2402,0\nL2403,0\n")
+    capa.write("ca", "verify", ref, "--effective", "--note", "No cracks in 3 lots",
+               "--evidence", str(report), user=capa.verifier)
+    rows = capa.run("--json", "evidence", "list", ref).json()
+    assert [(r["name"], r["attached_to"], r["attached_by"]) for r in rows] == [
+        ("three-lots.csv", "verification 1", capa.verifier)]
+    out = capa.folder / "copy.csv"
+    assert capa.run("evidence", "get", ref, "three-lots.csv", "--out", str(out)).code == 0
+    assert out.read_bytes() == report.read_bytes()
