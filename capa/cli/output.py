@@ -92,7 +92,7 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str],
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
-    text = str(value)
+    text = _plain(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -113,8 +113,8 @@ def written(data: dict[str, Any]) -> str:
 
 def _join(value: Any) -> str:
     if isinstance(value, list):
-        return ", ".join(map(str, value)) or "none"
-    return str(value)
+        return ", ".join(map(_plain, value)) or "none"
+    return _plain(value)
 
 
 def record_text(data: dict[str, Any]) -> str:

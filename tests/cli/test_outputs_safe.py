@@ -240,3 +240,13 @@ def test_an_argument_that_is_not_utf8_is_refused_before_anything_is_written(capa
     plain = capa.run("nc", "raise", "--title", "x\udc9b")
     assert plain.code == 2 and plain.stderr.count("\n") == 1
     assert "\udc9b" not in plain.stderr
+
+
+def test_tables_and_write_results_say_yes_and_no() -> None:
+    from capa.cli.output import table, written
+
+    shown = table([["NC-2026-0001", True], ["NC-2026-0002", False]], ["id", "capa required"])
+    assert shown.splitlines()[1:] == ["NC-2026-0001  yes", "NC-2026-0002  no"]
+    assert written({"id": "NC-2026-0001", "status": "assessed", "version": 2,
+                    "capa_required": True}) == \
+        "NC-2026-0001: assessed (version 2); capa_required yes"
