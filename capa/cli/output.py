@@ -78,7 +78,7 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str],
           whole: Sequence[str] = ()) -> str:
     """Aligned columns; long cells are shortened, except in the `whole` columns (a SHA-256 that
     a person copies into the next command)."""
-    cells = [[str(v) if h in whole and v is not None else _cell(v)
+    cells = [[terminal_safe(str(v)) if h in whole and v is not None else _cell(v)
               for v, h in zip(row, headers, strict=True)] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
@@ -92,7 +92,8 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str],
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
-    text = _plain(value)
+    # Escaped before measuring, so that a hostile cell keeps the columns aligned.
+    text = terminal_safe(_plain(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

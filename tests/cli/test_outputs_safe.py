@@ -250,3 +250,11 @@ def test_tables_and_write_results_say_yes_and_no() -> None:
     assert written({"id": "NC-2026-0001", "status": "assessed", "version": 2,
                     "capa_required": True}) == \
         "NC-2026-0001: assessed (version 2); capa_required yes"
+
+
+def test_a_hostile_cell_keeps_the_columns_aligned() -> None:
+    from capa.cli.output import table
+
+    shown = table([["\u202eab", "x"], ["plain", "y"]], ["title", "next"]).splitlines()
+    assert [line.index(letter) for line, letter in zip(shown[1:], "xy", strict=True)] == \
+        [shown[0].index("NEXT")] * 2
