@@ -26,7 +26,7 @@ FAA = ["--map", "OperatorControlNumber=external_ref", "--map", "PartName=title",
        "--map", "PartCondition=title", "--map", "Discrepancy=description",
        "--map", "DifficultyDate=detected_on", "--map", "PartNumber=product",
        "--set", "title=Landing gear service difficulty", "--set", "source=product",
-       "--set", "severity=major"]
+       "--set", "severity=major", "--date-format", "MM/DD/YYYY"]
 SAFETY_GATE = ["--map", "alert_number=external_ref", "--map", "product_name=title",
                "--map", "brand=title", "--map", "risk_description=description",
                "--map", "measures_authorities=description", "--map", "product_description=product",
@@ -40,7 +40,8 @@ TRANSPORT_CANADA = ["--map", "RECALL_NUMBER_NUM=external_ref", "--map", "SYSTEM_
 OPENFDA = ["--map", "recall_ref=external_ref", "--map", "recalling-firm=title",
            "--map", "reason-for-recall=title", "--map", "product-description=description",
            "--map", "classification=severity", "--map", "report-date=detected_on",
-           "--set", "title=FDA enforcement report", "--set", "source=regulatory-inspection"]
+           "--set", "title=FDA enforcement report", "--set", "source=regulatory-inspection",
+           "--date-format", "MM/DD/YYYY"]
 
 
 def _import(store: Store, path: Path, options: list[str], monkeypatch: pytest.MonkeyPatch,

@@ -42,7 +42,8 @@ def _rows(tmp_path: Path) -> list[dict[str, str | None]]:
     columns = intake.resolve_columns(header, {}, {})
     import datetime as dt
 
-    valid, errors = validate_rows(rows, columns, {}, dt.date(2026, 6, 1), header=header)
+    valid, errors = validate_rows(rows, columns, {}, dt.date(2026, 6, 1), header=header,
+                                  date_format="MM/DD/YYYY")
     assert errors == []
     return valid
 
