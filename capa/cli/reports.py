@@ -14,7 +14,7 @@ import click
 
 from capa.cli.main import Session, json_option, pass_session
 from capa.cli.outfile import atomic_out, check_out, write_out
-from capa.cli.output import emit, table
+from capa.cli.output import emit
 
 
 @click.group()
@@ -122,11 +122,15 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
 
 
 def _errors_text(data: dict[str, Any]) -> str:
+    """One line per refused cell with its reason whole: a reason such as the two readings of
+    an ambiguous date is what tells the user what to do, and a table column would cut it."""
+    from capa.domain.values import CONTROL
+
     shown = data["errors"][:50]
-    text = table([[e["row"], e["column"], e["reason"]] for e in shown],
-                 ["row", "column", "reason"])
+    lines = [CONTROL.sub(lambda m: repr(m.group())[1:-1],
+                         f"row {e['row']}, {e['column']}: {e['reason']}") for e in shown]
     more = len(data["errors"]) - len(shown)
-    return text + (f"\n... and {more} more" if more > 0 else "")
+    return "\n".join(lines) + (f"\n... and {more} more" if more > 0 else "")
 
 
 def _report_text(d: dict[str, Any]) -> str:

@@ -23,10 +23,10 @@ FORMATS = tuple(f"{sep.join({'D': 'DD', 'M': 'MM', 'Y': 'YYYY'}[p] for p in orde
                 for order in ORDERS for sep in SEPARATORS) + ("YYYYMMDD",)
 
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
-                  r"(?:Z|[+-]\d{2}:?\d{2})?)?")
+                  r"(?:Z|[+-]\d{2}:?\d{2})?)?", re.ASCII)
 #: Any three-part date with one separator, and an optional time of day after it.
 _PARTS = re.compile(r"(\d{1,4})([/.\-])(\d{1,2})\2(\d{1,4})"
-                    r"(?:[T ]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?: ?[AaPp][Mm])?)?")
+                    r"(?:[T ]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?: ?[AaPp][Mm])?)?", re.ASCII)
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 
@@ -40,7 +40,7 @@ class DateFormat:
         if layout == "YYYYMMDD":
             self.order, self.separator = "YMD", ""
             return
-        match = re.fullmatch(r"(DD|MM|YYYY)([/.\-])(DD|MM|YYYY)\2(DD|MM|YYYY)", layout)
+        match = re.fullmatch(r"(DD|MM|YYYY)([/.\-])(DD|MM|YYYY)\2(DD|MM|YYYY)", layout, re.ASCII)
         order = "".join(match.group(i)[0] for i in (1, 3, 4)) if match else ""
         if match is None or order not in ORDERS:
             raise ValueError(f"--date-format {name!r} is not a layout capa reads; use one of: "
@@ -50,7 +50,7 @@ class DateFormat:
     def read(self, text: str) -> dt.date | None:
         """The day `text` names in this layout, or None if it is not written in it."""
         if not self.separator:
-            if len(text) == 8 and text.isdigit():
+            if len(text) == 8 and text.isascii() and text.isdigit():
                 return _day(int(text[:4]), int(text[4:6]), int(text[6:]))
             return None
         match = _PARTS.fullmatch(text)
@@ -84,7 +84,8 @@ def parse_day(value: str, layout: str | None = None, *, option: bool = True) -> 
     the command offers `--date-format` (the import does; single-record options take ISO).
     """
     text = value.strip()
-    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+    # ASCII digits only: fromisoformat and int() would read other scripts' digits too.
+    if len(text) == 10 and text[4] == "-" and text[7] == "-" and text.isascii():
         try:
             return dt.date.fromisoformat(text)  # the common case, and far cheaper than a regex
         except ValueError:
@@ -98,16 +99,17 @@ def parse_day(value: str, layout: str | None = None, *, option: bool = True) -> 
     if iso is not None:
         day = _day(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
         if day is None:
-            raise ValueError(f"{text!r} is not a calendar day (YYYY-MM-DD)")
+            raise ValueError(f"{_shown(text)} is not a calendar day (YYYY-MM-DD)")
         return day
     if fmt is not None:
-        raise ValueError(f"{text!r} is not a date in the layout {fmt.name} (nor YYYY-MM-DD)")
+        raise ValueError(f"{_shown(text)} is not a date in the layout {fmt.name} (nor "
+                         "YYYY-MM-DD)")
     raise ValueError(_unread(text, option))
 
 
 def _unread(text: str, option: bool) -> str:
     """Why a non-ISO value is refused without --date-format, naming both readings if any."""
-    shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+    shown = _shown(text)
     match = _PARTS.fullmatch(text)
     if match is not None and len(match.group(4)) == 4:
         first, sep, second, year = (match.group(1), match.group(2), match.group(3),
@@ -128,6 +130,11 @@ def _unread(text: str, option: bool) -> str:
             return f"{shown} is not YYYY-MM-DD; {advice}"
     advice = "; for another layout pass --date-format" if option else ""
     return f"{shown} is not a date YYYY-MM-DD{advice}"
+
+
+def _shown(text: str) -> str:
+    """A refused value as a message quotes it: escaped, and cut if it is long."""
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
 
 
 def _spoken(day: dt.date) -> str:
