@@ -22,11 +22,13 @@ SEPARATORS = "/.-"
 FORMATS = tuple(f"{sep.join({'D': 'DD', 'M': 'MM', 'Y': 'YYYY'}[p] for p in order)}"
                 for order in ORDERS for sep in SEPARATORS) + ("YYYYMMDD",)
 
-_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
-                  r"(?:Z|[+-]\d{2}:?\d{2})?)?", re.ASCII)
+#: A time of day after a date, which is read and dropped: hours 0-23, minutes and seconds 0-59.
+_TIME = r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
+_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"
+                  rf"(?:[T ]{_TIME}(?:Z|[+-]\d{{2}}:?\d{{2}})?)?", re.ASCII)
 #: Any three-part date with one separator, and an optional time of day after it.
 _PARTS = re.compile(r"(\d{1,4})([/.\-])(\d{1,2})\2(\d{1,4})"
-                    r"(?:[T ]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?: ?[AaPp][Mm])?)?", re.ASCII)
+                    rf"(?:[T ]+{_TIME}(?: ?[AaPp][Mm])?)?", re.ASCII)
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 
