@@ -364,9 +364,12 @@ def raised_rows(refs: Sequence[str], fields: Mapping[str, Sequence[str | None]],
     writes, assembled from escaped strings: every value is text or fixed, and encoding a dict
     per row cost more than the import's own events."""
     q = encode_basestring
+    words: dict[str | None, str] = {None: "null"}  # vocabulary words repeat: escape each once
 
-    def text(value: str | None) -> str:
-        return q(value) if value is not None else "null"
+    def word(value: str | None) -> str:
+        if value not in words:
+            words[value] = q(value)  # type: ignore[arg-type]
+        return words[value]
 
     head = f',"version":1,"created_at":{q(at)},"updated_at":{q(at)},"ref":'
     tail = (f',"reported_by":{q(user)},"status":"open","containment":[],"assessment":null,'
@@ -374,11 +377,17 @@ def raised_rows(refs: Sequence[str], fields: Mapping[str, Sequence[str | None]],
     rows: list[tuple[Any, ...]] = []
     for ref, title, description, source, severity, product, lot, external, detected_on in zip(
             refs, *(fields[name] for name in _RAISED_FIELDS[1:-1]), strict=True):
-        doc = (f'{{"id":{q(ref)}{head}{q(ref)},"title":{text(title)},'
-               f'"description":{text(description)},"source":{text(source)},'
-               f'"severity":{text(severity)},"product":{text(product)},"lot":{text(lot)},'
-               f'"external_ref":{text(external)},"detected_on":{text(detected_on)}{tail}')
-        rows.append((ref, sort_key(ref), "open", severity, source, product, lot, title,
+        # Title, description, source, severity and date are never empty (validated rows).
+        doc = (f'{{"id":{q(ref)}{head}{q(ref)},"title":{q(title)},'
+               f'"description":{q(description)},"source":{word(source)},'
+               f'"severity":{word(severity)},'
+               f'"product":{"null" if product is None else q(product)},'
+               f'"lot":{"null" if lot is None else q(lot)},'
+               f'"external_ref":{"null" if external is None else q(external)},'
+               f'"detected_on":{word(detected_on)}{tail}')
+        # sort_key of NC-YYYY-N, for the refs the import numbers itself.
+        key = int(ref[3:7]) * 10_000_000 + int(ref[8:])
+        rows.append((ref, key, "open", severity, source, product, lot, title,
                      external, detected_on, at, None, None, "[]", 1, doc))
     return rows
 
