@@ -8,6 +8,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,7 @@ _OTHER_SHEETS = {".xls": "an Excel 97-2003 workbook", ".ods": "an OpenDocument s
                  ".numbers": "a Numbers spreadsheet", ".xlsb": "a binary Excel workbook"}
 
 Table = tuple[list[str], list[list[str]]]
+_SEP_LINE = re.compile(r"sep=([^\r\n])\r?\n")
 
 
 def delimiter_option(value: str | None) -> str | None:
@@ -95,6 +97,11 @@ def decode(name: str, data: bytes, encoding: str | None) -> str:
 
 def read_csv_text(name: str, text: str, delimiter: str | None) -> Table:
     csv.field_size_limit(sys.maxsize)
+    hint = _SEP_LINE.match(text)
+    if hint is not None:
+        # Excel's `sep=;` first line names the delimiter and is not the header.
+        text = text[hint.end():]
+        delimiter = delimiter or hint.group(1)
     chosen = delimiter or sniff(name, text)
     try:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=chosen)

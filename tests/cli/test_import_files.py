@@ -102,10 +102,13 @@ def test_tab_separated_and_explicit_delimiter(store: Store, app: CapaApplication
     tabbed = tmp_path / "export.txt"
     tabbed.write_bytes(csv_bytes([HEADER, ROWS[0]], "\t", "utf-8", newline="\n"))
     assert imported(store, tabbed, monkeypatch, capsys)["imported"] == 1
+    hinted = tmp_path / "hinted.csv"
+    hinted.write_bytes(b"sep=;\r\n" + csv_bytes([HEADER, ["R-3", *ROWS[0][1:]]], ";", "utf-8"))
+    assert imported(store, hinted, monkeypatch, capsys)["imported"] == 1
     piped = tmp_path / "export.psv"
     piped.write_bytes(csv_bytes([HEADER, ROWS[1]], "|", "utf-8"))
     assert imported(store, piped, monkeypatch, capsys, "--delimiter", "|")["imported"] == 1
-    assert set(ncs(app)) == {"R-1", "R-2"}
+    assert set(ncs(app)) == {"R-1", "R-2", "R-3"}
 
 
 @READING
