@@ -354,3 +354,16 @@ def test_refusals_escape_what_the_file_holds(store: Store, app: CapaApplication,
     shown = refused(store, path, monkeypatch, capsys, "--map", "When\x1b[2J=detected_on")
     assert "\x1b" not in shown and "\x07" not in shown
     assert "row 2, When\\x1b[2J: " in shown
+
+
+@READING
+def test_read_rows_written_by_the_import_pass_the_audit(
+        store: Store, app: CapaApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "many.csv"
+    rows = [HEADER] + [[f"M-{i}", f"Titre « {i} » – 検査", f'Desc "{i}"\nligne 2', "process",
+                        "minor", "2025-1-5"] for i in range(40)]
+    path.write_bytes(csv_bytes(rows, ";", "utf-8", bom=True))
+    imported(store, path, monkeypatch, capsys)
+    code, out, err = run(store, ["audit", "verify"], monkeypatch, capsys, user=QUALITY_MANAGER)
+    assert code == 0, err + out
