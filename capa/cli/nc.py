@@ -161,7 +161,8 @@ def reopen(session: Session, nc_id: str, reason: str) -> None:
 @nc.command()
 @click.argument("nc_id", metavar="NC")
 @click.option("--field", "field_name", required=True, type=click.Choice(AMENDABLE_NC_FIELDS))
-@click.option("--value", required=True, help="The corrected value.")
+@click.option("--value", required=True,
+              help="The corrected value (detected_on: a date YYYY-MM-DD, not in the future).")
 @click.option("--reason", required=True, help="Why the correction is made (R6).")
 @json_option
 @pass_session

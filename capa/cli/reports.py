@@ -13,7 +13,7 @@ import click
 
 from capa.cli.main import Session, json_option, pass_session
 from capa.cli.outfile import atomic_out, check_out, write_out
-from capa.cli.output import csv_cell, emit, json_text, table
+from capa.cli.output import csv_cell, emit, json_text
 
 
 @click.group()
@@ -54,42 +54,66 @@ def rebuild(session: Session) -> None:
                    "field). Columns named like a field map by themselves.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
               help="A value for a field that no column gives, or where the column is empty.")
+@click.option("--date-format", metavar="LAYOUT",
+              help="How the file writes dates that are not YYYY-MM-DD: DD/MM/YYYY, MM/DD/YYYY, "
+                   "DD.MM.YYYY, YYYY/MM/DD, DD-MM-YYYY, YYYYMMDD... (YYYY-MM-DD is always "
+                   "read; without this option any other date is refused, never guessed).")
+@click.option("--delimiter", metavar="CHAR",
+              help="CSV delimiter (default: sniffed among comma, semicolon and tab; 'tab' for "
+                   "a tab).")
+@click.option("--encoding", metavar="NAME",
+              help="CSV text encoding, e.g. cp1252 or latin-1 (default: UTF-8, with or "
+                   "without a byte-order mark).")
+@click.option("--sheet", metavar="NAME", help="The .xlsx sheet to read (default: the first).")
 @click.option("--dry-run", is_flag=True, help="Validate and count; write nothing.")
 @json_option
 @pass_session
 def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str, ...],
-            dry_run: bool) -> None:
-    """Raise NCs in bulk from a CSV file with a header row.
+            date_format: str | None, delimiter: str | None, encoding: str | None,
+            sheet: str | None, dry_run: bool) -> None:
+    """Raise NCs in bulk from a CSV file or an .xlsx workbook with a header row.
 
     Every row is validated before anything is written; if any row is invalid the row-level
     report is printed and nothing is imported (exit 2). Rows whose external_ref is already in
     the store are skipped, so running the same file again imports nothing twice. NCs are saved
     in batches (20,000 on SQLite, 1,000 on PostgreSQL), each in one transaction: a run stopped
     midway keeps the batches it saved, and running it again completes it. Row numbers count the
-    header as row 1.
+    header as row 1. In a workbook, cells that are dates read as dates and whole numbers as
+    integers.
 
     \b
     Example:
       capa import complaints.csv --map "Complaint No=external_ref" --map Summary=title \\
           --map Details=description --set source=customer-complaint --set severity=major
+      capa import alerts.xlsx --sheet 2026 --date-format DD/MM/YYYY
     """
-    from capa.app.intake import ImportRejected, bulk_work, parse_assignments, read_csv
+    from capa.app.intake import (
+        ImportRejected,
+        bulk_work,
+        check_date_format,
+        parse_assignments,
+        read_csv,
+    )
+    from capa.app.spreadsheet import delimiter_option
 
     mapping = dict(parse_assignments(maps, "--map"))
     constants = dict(parse_assignments(sets, "--set"))
+    check_date_format(date_format)
     try:
         with bulk_work():
-            header, rows = read_csv(file)
+            header, rows = read_csv(file, delimiter=delimiter_option(delimiter),
+                                    encoding=encoding, sheet=sheet)
             app = session.app()
             show_bar = sys.stderr.isatty() and not dry_run and len(rows) > 1000
             if show_bar:
                 with click.progressbar(length=len(rows), label="importing",
                                        file=sys.stderr) as bar:
                     report = app.import_ncs(rows, mapping, dry_run, header=header,
-                                            constants=constants, progress=bar.update)
+                                            constants=constants, progress=bar.update,
+                                            date_format=date_format)
             else:
                 report = app.import_ncs(rows, mapping, dry_run, header=header,
-                                        constants=constants)
+                                        constants=constants, date_format=date_format)
     except ImportRejected as rejected:
         emit(session.json, rejected.report, _errors_text)
         raise
@@ -97,11 +121,15 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
 
 
 def _errors_text(data: dict[str, Any]) -> str:
+    """One line per refused cell with its reason whole: a reason such as the two readings of
+    an ambiguous date is what tells the user what to do, and a table column would cut it."""
+    from capa.domain.values import CONTROL
+
     shown = data["errors"][:50]
-    text = table([[e["row"], e["column"], e["reason"]] for e in shown],
-                 ["row", "column", "reason"])
+    lines = [CONTROL.sub(lambda m: repr(m.group())[1:-1],
+                         f"row {e['row']}, {e['column']}: {e['reason']}") for e in shown]
     more = len(data["errors"]) - len(shown)
-    return text + (f"\n... and {more} more" if more > 0 else "")
+    return "\n".join(lines) + (f"\n... and {more} more" if more > 0 else "")
 
 
 def _report_text(d: dict[str, Any]) -> str:

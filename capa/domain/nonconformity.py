@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from eventsourcing.domain import event
@@ -16,6 +17,7 @@ from capa.domain.values import (
     Source,
     choice,
     optional_line,
+    parse_date,
     require_line,
     require_text,
     risk_level,
@@ -244,6 +246,11 @@ class Nonconformity(Record):
             new = optional_line(value, field_name)
         elif field_name == "title":
             new = require_line(value, field_name)
+        elif field_name == "detected_on":
+            day = parse_date(value.strip(), "detected_on")
+            if day > dt.datetime.now(dt.UTC).date():
+                raise InvalidInput(f"detected_on {day} is in the future")
+            new = day.isoformat()
         else:
             new = require_text(value, field_name)
         old = getattr(self, field_name)

@@ -88,7 +88,7 @@ class SignatureMeaning(StrEnum):
 
 
 AMENDABLE_NC_FIELDS = ("title", "description", "product", "lot", "severity", "source",
-                       "external_ref")
+                       "external_ref", "detected_on")
 
 
 E = TypeVar("E", bound=StrEnum)
@@ -104,14 +104,14 @@ def choice(enum: type[E], value: str, what: str) -> E:
 
 
 def parse_date(value: str, what: str) -> dt.date:
+    """A date option of the command line, read by the same parser as an import's date cells
+    (capa.domain.dates): the two agree on every value."""
+    from capa.domain.dates import parse_day
+
     try:
-        return dt.date.fromisoformat(value) if len(value) == 10 else _bad_date(value, what)
-    except ValueError:
-        return _bad_date(value, what)
-
-
-def _bad_date(value: str, what: str) -> dt.date:
-    raise InvalidInput(f"{what} must be a date YYYY-MM-DD (got {value!r})")
+        return parse_day(value, option=False)
+    except ValueError as exc:
+        raise InvalidInput(f"{what} must be a date YYYY-MM-DD: {exc}") from None
 
 
 def risk_level(score: int) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 from uuid import UUID
 
@@ -230,6 +231,31 @@ class ReadModels:
                 raise _Moved
             _upsert(c, records, nc_rows)
 
+    def follow_import(self, cursor: Any, count: int,
+                      rows: Callable[[], Sequence[tuple[Any, ...]]]) -> bool:
+        """Write the nc_summary rows of `count` events just inserted by a bulk import in the
+        import's own transaction (SQLite), and move the tracked position past them, so that the
+        next query has nothing to catch up. Only when those events are all the log holds past
+        the position; otherwise (a follower behind, another writer's events) nothing is written
+        here and the next query projects them the ordinary way. Whether it wrote them."""
+        table = self._app.recorder.events_table_name
+        cursor.execute("SELECT position FROM rm_tracking WHERE name = ?", (TRACKING_NAME,))
+        tracked = cursor.fetchone()
+        if tracked is None:
+            return False
+        position = int(tracked[0])
+        cursor.execute(f"SELECT COUNT(*), MAX(rowid) FROM {table} WHERE rowid > ?",  # noqa: S608
+                       (position,))
+        after = cursor.fetchone()
+        summary = rows() if int(after[0]) == count else []
+        if len(summary) != count:
+            return False
+        cursor.executemany(f"INSERT INTO nc_summary ({', '.join(_NC_COLUMNS)}) "
+                           f"VALUES ({_marks(_NC_COLUMNS)})", summary)
+        cursor.execute("UPDATE rm_tracking SET position = ? WHERE name = ? AND position = ?",
+                       (int(after[1]), TRACKING_NAME, position))
+        return True
+
     # -- queries -----------------------------------------------------------------------------
 
     def ncs(self, *, statuses: Sequence[str] = (), severities: Sequence[str] = (),
@@ -326,6 +352,44 @@ def raised_row(mapper: Any, data: bytes) -> tuple[Any, ...] | None:
     doc.update(status="open", containment=[], assessment=None, linked_cas=[], closure=None,
                cancellation=None)
     return _nc_row_of(doc)
+
+
+def raised_rows(refs: Sequence[str], fields: Mapping[str, Sequence[str | None]], user: str,
+                at: str) -> list[tuple[Any, ...]]:
+    """The nc_summary rows of new NCs raised together at `at` (UTC ISO) by `user`, from their
+    field values: the rows `raised_row` makes from their stored events, without decoding them
+    (a test holds the two to the same rows).
+
+    The document is the JSON `json.dumps(doc, ensure_ascii=False, separators=(",", ":"))`
+    writes, assembled from escaped strings: every value is text or fixed, and encoding a dict
+    per row cost more than the import's own events."""
+    q = encode_basestring
+    words: dict[str | None, str] = {None: "null"}  # vocabulary words repeat: escape each once
+
+    def word(value: str | None) -> str:
+        if value not in words:
+            words[value] = q(value)  # type: ignore[arg-type]
+        return words[value]
+
+    head = f',"version":1,"created_at":{q(at)},"updated_at":{q(at)},"ref":'
+    tail = (f',"reported_by":{q(user)},"status":"open","containment":[],"assessment":null,'
+            '"linked_cas":[],"closure":null,"cancellation":null}')
+    rows: list[tuple[Any, ...]] = []
+    for ref, title, description, source, severity, product, lot, external, detected_on in zip(
+            refs, *(fields[name] for name in _RAISED_FIELDS[1:-1]), strict=True):
+        # Title, description, source, severity and date are never empty (validated rows).
+        doc = (f'{{"id":{q(ref)}{head}{q(ref)},"title":{q(title)},'
+               f'"description":{q(description)},"source":{word(source)},'
+               f'"severity":{word(severity)},'
+               f'"product":{"null" if product is None else q(product)},'
+               f'"lot":{"null" if lot is None else q(lot)},'
+               f'"external_ref":{"null" if external is None else q(external)},'
+               f'"detected_on":{word(detected_on)}{tail}')
+        # sort_key of NC-YYYY-N, for the refs the import numbers itself.
+        key = int(ref[3:7]) * 10_000_000 + int(ref[8:])
+        rows.append((ref, key, "open", severity, source, product, lot, title,
+                     external, detected_on, at, None, None, "[]", 1, doc))
+    return rows
 
 
 def record_rows(record: Record) -> dict[str, list[tuple[Any, ...]]]:

@@ -169,6 +169,37 @@ def take_in_bad(desk: Desk, row: int, source: str) -> None:
     _take_in(desk, _complaints(bad_source_row=row))
 
 
+@when(parsers.parse('the reporter takes in a spreadsheet of complaints detected on "{day}"'))
+@when(parsers.parse('the reporter takes in a spreadsheet of complaints detected on "{day}" '
+                    'written "{layout}"'))
+def take_in_dated(desk: Desk, day: str, layout: str | None = None) -> None:
+    path = desk.folder / "dated.csv"
+    path.write_text("Complaint;title;description;source;severity;detected_on\r\n"
+                    + "".join(f"COMP-{n};Alarm not audible;Case {n};customer-complaint;major;"
+                              f"{day}\r\n" for n in range(2, 5)), encoding="utf-8-sig")
+    header, rows = read_csv(path)
+    with desk.store.acting(desk.app, REPORTER):
+        try:
+            desk.app.import_ncs(rows, {"Complaint": "external_ref"}, header=header,
+                                date_format=layout)
+        except ImportRejected as refused:
+            desk.refusal = refused
+
+
+@then(parsers.parse("the intake is refused, naming both readings: {first} and {second}"))
+def refused_both_readings(desk: Desk, first: str, second: str) -> None:
+    assert desk.refusal is not None
+    reasons = [e.reason for e in desk.refusal.report.errors]
+    assert len(reasons) == 3 and all(first in r and second in r for r in reasons)
+
+
+@then(parsers.parse("every nonconformity taken in was detected on {day}"))
+def all_detected_on(desk: Desk, day: str) -> None:
+    assert desk.refusal is None
+    days = [v.detected_on for v in desk.app.list_records("nc")]
+    assert days == [day] * 3
+
+
 @then("the store holds 3 nonconformities, one for each complaint number")
 def one_per_complaint(desk: Desk) -> None:
     refs = [v.external_ref for v in desk.app.list_records("nc")]

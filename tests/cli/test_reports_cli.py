@@ -30,7 +30,7 @@ CSV = """\
 external_ref,title,description,source,severity,detected_on
 X-1,Burr on edge,Found at final inspection,process,minor,2024-02-01
 X-2,Wrong label,"Label shows
-wrong lot",customer-complaint,major,02/03/2024
+wrong lot",customer-complaint,major,2024-02-03
 """
 
 

@@ -26,7 +26,7 @@ FAA = ["--map", "OperatorControlNumber=external_ref", "--map", "PartName=title",
        "--map", "PartCondition=title", "--map", "Discrepancy=description",
        "--map", "DifficultyDate=detected_on", "--map", "PartNumber=product",
        "--set", "title=Landing gear service difficulty", "--set", "source=product",
-       "--set", "severity=major"]
+       "--set", "severity=major", "--date-format", "MM/DD/YYYY"]
 SAFETY_GATE = ["--map", "alert_number=external_ref", "--map", "product_name=title",
                "--map", "brand=title", "--map", "risk_description=description",
                "--map", "measures_authorities=description", "--map", "product_description=product",
@@ -40,7 +40,8 @@ TRANSPORT_CANADA = ["--map", "RECALL_NUMBER_NUM=external_ref", "--map", "SYSTEM_
 OPENFDA = ["--map", "recall_ref=external_ref", "--map", "recalling-firm=title",
            "--map", "reason-for-recall=title", "--map", "product-description=description",
            "--map", "classification=severity", "--map", "report-date=detected_on",
-           "--set", "title=FDA enforcement report", "--set", "source=regulatory-inspection"]
+           "--set", "title=FDA enforcement report", "--set", "source=regulatory-inspection",
+           "--date-format", "MM/DD/YYYY"]
 
 
 def _import(store: Store, path: Path, options: list[str], monkeypatch: pytest.MonkeyPatch,
@@ -117,3 +118,59 @@ def test_openfda_enforcement_reports(store: Store, app: CapaApplication, tmp_pat
     severities = {v["severity"] for v in _ncs(app).values()}
     assert severities <= {"critical", "major", "minor"} and "critical" in severities
     assert _ncs(app)["openfda-1"]["detected_on"] == "2012-06-13"
+
+
+def test_eu_safety_gate_alerts_as_excel_writes_csv(store: Store, app: CapaApplication,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The extract as Excel saves "CSV" in much of Europe: semicolons, a byte-order mark, CRLF."""
+    with (PUBLIC / "eu_safety_gate_alerts.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    converted = tmp_path / "safety_gate_excel.csv"
+    with converted.open("w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle, delimiter=";", lineterminator="\r\n").writerows(rows)
+    assert converted.read_bytes().startswith(b"\xef\xbb\xbfalert_number;")
+    report = _import(store, converted, SAFETY_GATE, monkeypatch, capsys)
+    assert (report["rows"], report["errors"]) == (202, [])
+    nc = _ncs(app)["A12/00328/22"]
+    assert nc["title"] == "Passenger car - Opel" and nc["product"] == "Insignia"
+    description = str(nc["description"])
+    assert "\n" in description and "\r" not in description
+
+
+def test_transport_canada_recalls_as_a_workbook(store: Store, app: CapaApplication,
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The recalls as an .xlsx sheet with real date cells and numeric unit counts."""
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    with (PUBLIC / "transport_canada_vehicle_recalls.csv").open(encoding="utf-8",
+                                                               newline="") as handle:
+        records = list(csv.DictReader(handle))
+    book = Workbook()
+    notes = book.active
+    assert notes is not None
+    notes.title = "Read me"
+    notes.append(["Vehicle recalls, last 60 days"])
+    sheet = book.create_sheet("Recalls")
+    columns = list(records[0])
+    sheet.append(columns)
+    for record in records:
+        cells: list[object] = [record[c] for c in columns]
+        cells[columns.index("RECALL_DATE_DTE")] = dt.datetime.fromisoformat(
+            record["RECALL_DATE_DTE"])
+        units = record["UNIT_AFFECTED_NBR"].replace(",", "")
+        cells[columns.index("UNIT_AFFECTED_NBR")] = float(units) if units else None
+        sheet.append(cells)
+    path = tmp_path / "recalls.xlsx"
+    book.save(path)
+    report = _import(store, path, [*TRANSPORT_CANADA, "--sheet", "Recalls"], monkeypatch,
+                     capsys)
+    assert (report["rows"], report["imported"], report["skipped_duplicate"]) == (2029, 224, 1805)
+    nc = _ncs(app)["2014299"]
+    assert nc["lot"] == "40915" and nc["detected_on"] == "2014-07-16"
+    assert "gonflable" in str(nc["description"]) and "é" in str(nc["description"])

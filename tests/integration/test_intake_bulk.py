@@ -42,7 +42,8 @@ def _rows(tmp_path: Path) -> list[dict[str, str | None]]:
     columns = intake.resolve_columns(header, {}, {})
     import datetime as dt
 
-    valid, errors = validate_rows(rows, columns, {}, dt.date(2026, 6, 1), header=header)
+    valid, errors = validate_rows(rows, columns, {}, dt.date(2026, 6, 1), header=header,
+                                  date_format="MM/DD/YYYY")
     assert errors == []
     return valid
 
@@ -139,3 +140,25 @@ def test_a_large_import_lands_whole(store: Store, app: CapaApplication,
     assert len(reopened.list_records("nc")) == 2500
     last = reopened.show(report.last_id or "").model_dump()
     assert (last["external_ref"], last["description"]) == ("L-2499", 'Edge "B" rough, lot 2499')
+
+
+@pytest.mark.sqlite_only("the read tables are written in the import's transaction on SQLite")
+def test_an_import_writes_its_read_rows_as_the_projection_would(
+        store: Store, app: CapaApplication, tmp_path: Path) -> None:
+    lines = ["external_ref,title,description,source,severity,product,lot,detected_on"]
+    lines += [f"Q-{i},Burr {i},\"Edge, \"\"B\"\" – café {i}\",process,minor,"
+              f"{'P-1' if i % 2 else ''},,2026-01-0{1 + i % 9}" for i in range(30)]
+    path = tmp_path / "q.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    header, rows = read_csv(path)
+    with store.acting(app, REPORTER):
+        app.list_records("nc")  # the read tables are up to date before the import
+        app.import_ncs(rows, {}, header=header)
+    # Written with the events: the tracked position already covers them, nothing to catch up.
+    (position,) = store.rows("SELECT position FROM rm_tracking")[0]
+    (last,) = store.rows("SELECT MAX(rowid) FROM stored_events")[0]
+    assert position == last
+    written = store.rows("SELECT * FROM nc_summary ORDER BY id")
+    assert len(written) == 30
+    app.read_models.rebuild()
+    assert store.rows("SELECT * FROM nc_summary ORDER BY id") == written

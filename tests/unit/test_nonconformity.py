@@ -441,7 +441,8 @@ def test_amend_needs_a_reason(reason: str) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("status", "closed"), ("reported_by", "someone"), ("detected_on", "2026-01-01"),
+    [("status", "closed"), ("reported_by", "someone"), ("detected_on", "01/02/2026"),
+     ("detected_on", "2999-01-01"), ("detected_on", ""),
      ("severity", "huge"), ("source", "rumour"), ("title", "  "),
      ("severity", "major")],  # unchanged value: nothing to correct
 )

@@ -46,8 +46,10 @@ def test_vocabularies_are_exactly_those_of_the_spec(enum: type, words: set[str])
 
 
 def test_amendable_fields_are_exactly_those_of_the_spec() -> None:
+    # SPEC §1's list, and detected_on: an imported date read wrongly is corrected with a reason.
     assert set(AMENDABLE_NC_FIELDS) == {
-        "title", "description", "product", "lot", "severity", "source", "external_ref"}
+        "title", "description", "product", "lot", "severity", "source", "external_ref",
+        "detected_on"}
 
 
 @pytest.mark.parametrize(
@@ -79,10 +81,18 @@ def test_parse_date_accepts_iso_dates(value: str) -> None:
     assert parse_date(value, "due") == dt.date.fromisoformat(value)
 
 
+@pytest.mark.parametrize("value", ["2026-1-1", "2026-01-01T10:00", "2026-01-01 10:00:00Z",
+                                   " 2026-01-01 "])
+def test_parse_date_reads_unpadded_iso_and_ignores_a_time_of_day(value: str) -> None:
+    """Year first is never followed by the day, so `2026-1-1` is unambiguous; the import reads
+    the same values the same way (capa.domain.dates)."""
+    assert parse_date(value, "due") == dt.date(2026, 1, 1)
+
+
 @pytest.mark.parametrize(
     "value",
-    ["2026-02-30", "2026-13-01", "26-01-01", "2026/01/01", "20260101", "2026-1-1", "",
-     "tomorrow", "2026-01-01T10:00", "2026-01-01 "],
+    ["2026-02-30", "2026-13-01", "26-01-01", "2026/01/01", "20260101", "", "01/02/2026",
+     "tomorrow", "2026-01-01T25:00", "2026-001-01", "٢٠٢٦-٠١-٠١"],
 )
 def test_parse_date_refuses_anything_but_yyyy_mm_dd(value: str) -> None:
     with pytest.raises(InvalidInput) as refused:
