@@ -56,10 +56,12 @@ def rebuild(session: Session) -> None:
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
               help="A value for a field that no column gives, or where the column is empty.")
 @click.option("--dry-run", is_flag=True, help="Validate and count; write nothing.")
+@click.option("--source-system", default="spreadsheet", show_default=True, metavar="NAME",
+              help="The legacy system migrated records name as their origin.")
 @json_option
 @pass_session
 def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str, ...],
-            dry_run: bool) -> None:
+            dry_run: bool, source_system: str) -> None:
     """Raise NCs in bulk from a CSV file with a header row.
 
     Every row is validated before anything is written; if any row is invalid the row-level
@@ -67,30 +69,39 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
     the store are skipped, so running the same file again imports nothing twice. NCs are saved
     in batches (20,000 on SQLite, 1,000 on PostgreSQL), each in one transaction: a run stopped
     midway keeps the batches it saved, and running it again completes it. Row numbers count the
-    header as row 1.
+    header as row 1. Columns that feed no field are named in a warning.
+
+    Rows with a legacy status (open, closed, cancelled), closing date (closed_on) or CA columns
+    (root_cause, ca_action, ca_owner, ca_opened_on, ca_closed_on, effectiveness) become records
+    marked migrated, in their legacy state with their legacy dates; running the file again
+    migrates nothing twice.
 
     \b
     Example:
       capa import complaints.csv --map "Complaint No=external_ref" --map Summary=title \\
           --map Details=description --set source=customer-complaint --set severity=major
+      capa import register.csv --map State=status --source-system "QMS 2019"
     """
     from capa.app.intake import ImportRejected, bulk_work, parse_assignments, read_csv
+    from capa.app.migration import LegacySource
 
     mapping = dict(parse_assignments(maps, "--map"))
     constants = dict(parse_assignments(sets, "--set"))
     try:
         with bulk_work():
             header, rows = read_csv(file)
+            source = LegacySource.of_file(file, source_system)
             app = session.app()
             show_bar = sys.stderr.isatty() and not dry_run and len(rows) > 1000
             if show_bar:
                 with click.progressbar(length=len(rows), label="importing",
                                        file=sys.stderr) as bar:
                     report = app.import_ncs(rows, mapping, dry_run, header=header,
-                                            constants=constants, progress=bar.update)
+                                            constants=constants, progress=bar.update,
+                                            source=source)
             else:
                 report = app.import_ncs(rows, mapping, dry_run, header=header,
-                                        constants=constants)
+                                        constants=constants, source=source)
     except ImportRejected as rejected:
         emit(session.json, rejected.report, _errors_text)
         raise
@@ -110,7 +121,13 @@ def _report_text(d: dict[str, Any]) -> str:
     span = f" ({d['first_id']} .. {d['last_id']})" if d["first_id"] else ""
     text = (f"{d['rows']} rows: {verb} {d['imported']}{span}; skipped {d['skipped_existing']} "
             f"already in the store and {d['skipped_duplicate']} repeated in the file")
-    if d["without_external_ref"]:
+    if d["migrated"] or d["already_migrated"]:
+        text += (f"\n{d['migrated']} {'would be' if d['dry_run'] else 'were'} migrated with "
+                 f"their legacy status and dates; {d['already_migrated']} already migrated")
+    if d["ignored_columns"]:
+        text += ("\nwarning: ignored columns (no field takes them; use --map COLUMN=FIELD): "
+                 + ", ".join(d["ignored_columns"]))
+    if d["without_external_ref"] and not d["migrated"] and not d["already_migrated"]:
         # Without a reference a row cannot be recognised next time: say so before it bites.
         text += (f"\nnote: {d['without_external_ref']} rows have no external_ref; running the "
                  "file again would import them again")
