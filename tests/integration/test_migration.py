@@ -260,3 +260,20 @@ def test_unknown_columns_are_reported_by_a_plain_import_too(
         report = _migrate(app, tmp_path, text, dry_run=True)
     # "State" (a US state in regulator exports) is never read as a status.
     assert (report.migrated, report.imported, report.ignored_columns) == (0, 1, ["State"])
+
+
+def test_the_8d_report_of_a_migrated_record_says_what_the_legacy_system_recorded(
+        store: Store, app: CapaApplication, tmp_path: Path) -> None:
+    from capa.reports.eightd import build_report, render
+
+    with store.acting(app, QUALITY_MANAGER):
+        _migrate(app, tmp_path)
+        ref = next(v.id for v in app.list_records("nc") if v.external_ref == "L-1")
+        text = render(build_report(app, ref), "md").decode("utf-8")
+    assert "Recorded in the legacy system: Mould too cold" in text
+    assert "Recorded in the legacy system: Raised mould temperature" in text
+    assert f"{ref}: Migrated from QMS 2019 (register.csv, row 2)" in text
+    assert "Effectiveness in the legacy system: Effective - no recurrence" in text
+    for misleading in ("No root-cause analysis recorded", "No corrective action planned",
+                       "Nothing implemented yet", "Not closed yet"):
+        assert misleading not in text
