@@ -124,6 +124,9 @@ def _report_text(d: dict[str, Any]) -> str:
     if d["migrated"] or d["already_migrated"]:
         text += (f"\n{d['migrated']} {'would be' if d['dry_run'] else 'were'} migrated with "
                  f"their legacy status and dates; {d['already_migrated']} already migrated")
+        if d["skipped_existing"]:
+            text += (f"\nnote: {d['skipped_existing']} rows match NCs already in the store that "
+                     "were not migrated; they are left as they are")
     if d["ignored_columns"]:
         text += ("\nwarning: ignored columns (no field takes them; use --map COLUMN=FIELD): "
                  + ", ".join(d["ignored_columns"]))

@@ -83,3 +83,19 @@ def test_an_unknown_source_system_name_cannot_smuggle_escapes(capa: Capa) -> Non
     assert done.code == 0, done.stderr
     shown = capa.run("--json", "nc", "show", done.json()["first_id"]).json()
     assert shown["migration"]["system"] == "QMS [2J 2019"
+
+
+def test_rows_matching_ncs_imported_before_without_history_are_left_as_they_are(
+        capa: Capa) -> None:
+    plain = capa.folder / "plain.csv"
+    plain.write_text("external_ref,title,description,source,severity\n"
+                     "Q-101,Cracked housing,Boss cracked,customer-complaint,major\n",
+                     encoding="utf-8")
+    assert capa.run("import", str(plain)).code == 0
+    done = capa.run("--json", "import", str(_register(capa)), *MAP)
+    assert done.code == 0, done.stderr
+    report = done.json()
+    assert (report["migrated"], report["skipped_existing"]) == (1, 1)
+    text = capa.run("import", str(_register(capa)), *MAP)
+    assert "1 rows match NCs already in the store that were not migrated" in text.stdout
+    assert "1 already migrated" in text.stdout
