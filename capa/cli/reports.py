@@ -71,10 +71,10 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
     midway keeps the batches it saved, and running it again completes it. Row numbers count the
     header as row 1. Columns that feed no field are named in a warning.
 
-    Rows with a legacy status (open, closed, cancelled), closing date (closed_on) or CA columns
-    (root_cause, ca_action, ca_owner, ca_opened_on, ca_closed_on, effectiveness) become records
-    marked migrated, in their legacy state with their legacy dates; running the file again
-    migrates nothing twice.
+    A file with legacy columns (status: open, closed or cancelled; closed_on; CA columns
+    root_cause, ca_action, ca_owner, ca_opened_on, ca_closed_on, effectiveness) migrates its
+    history: every row needs a status and becomes a record marked migrated, in its legacy state
+    with its legacy dates; running the file again migrates nothing twice.
 
     \b
     Example:
