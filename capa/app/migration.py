@@ -24,7 +24,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from capa.domain.corrective_action import CorrectiveAction
-from capa.domain.errors import Conflict
+from capa.domain.errors import Conflict, InvalidInput
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT
 
@@ -153,6 +153,7 @@ def plan(app: CapaApplication, rows: Sequence[Row], header: Sequence[str],
 
     cells_of = _column_reader(rows, header)
     fixed = {_normal(k): v for k, v in constants.items()}
+    _check_constants(fixed, today)
 
     def column(name: str, cols: Mapping[str, list[str]]) -> list[tuple[str, str]]:
         """(cleaned text, raw text) of a field in every row; a constant fills empty cells."""
@@ -283,6 +284,24 @@ def plan(app: CapaApplication, rows: Sequence[Row], header: Sequence[str],
             closed_on=closed.isoformat() if closed else None, values=values, ca=ca,
             ca_status=ca_status, note=note))
     return result
+
+
+def _check_constants(fixed: Mapping[str, str], today: dt.date) -> None:
+    """A `--set` of a legacy field must be valid in itself, whether or not a row uses it."""
+    from capa.app.intake import clean, parse_day
+
+    word = clean(fixed.get("status"))
+    if "status" in fixed and STATUS_WORDS.get(word.lower()) is None:
+        raise InvalidInput(f"--set status={fixed['status']!r}: not one of open, closed, "
+                           "cancelled")
+    for name in ("closed_on", "ca_opened_on", "ca_closed_on"):
+        if name in fixed:
+            try:
+                day = parse_day(clean(fixed[name]))
+            except ValueError as exc:
+                raise InvalidInput(f"--set {name}={fixed[name]!r}: {exc}") from None
+            if day > today:
+                raise InvalidInput(f"--set {name}={fixed[name]!r}: {day} is in the future")
 
 
 def _effective(text: str | None) -> bool | None:

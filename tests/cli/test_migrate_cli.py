@@ -99,3 +99,12 @@ def test_rows_matching_ncs_imported_before_without_history_are_left_as_they_are(
     text = capa.run("import", str(_register(capa)), *MAP)
     assert "1 rows match NCs already in the store that were not migrated" in text.stdout
     assert "1 already migrated" in text.stdout
+
+
+def test_a_bad_constant_for_a_legacy_field_is_exit_2_and_stores_nothing(capa: Capa) -> None:
+    path = _register(capa)
+    for constant, said in (("status=parked", "not one of open, closed, cancelled"),
+                           ("closed_on=31/31/2024", "not a date"),
+                           ("ca_closed_on=2999-01-01", "in the future")):
+        error = capa.refused("import", str(path), *MAP, "--set", constant, code=2)
+        assert said in error["message"] and constant.split("=")[0] in error["message"]
