@@ -63,8 +63,11 @@ STATUS_WORDS = {
     "cancelled": "cancelled", "canceled": "cancelled", "void": "cancelled",
     "voided": "cancelled", "withdrawn": "cancelled",
 }
-_NOT_EFFECTIVE = re.compile(r"^(not\b|in-?effective|no\b|n$|false\b|fail)", re.IGNORECASE)
-_EFFECTIVE = re.compile(r"^(effective|yes\b|y$|true\b|verified|pass)", re.IGNORECASE)
+#: Effectiveness read as a verdict only where the register says so plainly: a one-word answer,
+#: or a text that starts with the verdict ("No recurrence in 3 months" is no verdict).
+_NOT_EFFECTIVE = re.compile(r"^(not effective|ineffective|in-effective|not verified)\b|"
+                            r"^(no|n|false|fail|failed)$", re.IGNORECASE)
+_EFFECTIVE = re.compile(r"^effective\b|^(yes|y|true|pass|passed|verified)$", re.IGNORECASE)
 #: Rows saved per atomic batch: each row is one to three records.
 BATCH_ROWS = 500
 DEFAULT_SYSTEM = "spreadsheet"
@@ -169,6 +172,10 @@ def plan(app: CapaApplication, rows: Sequence[Row], header: Sequence[str],
             out = [(t, r) if t else (constant, fixed[name]) for t, r in out]
         return out
 
+    if "status" not in legacy and "status" not in fixed:
+        given = ", ".join(sorted({c for cols in legacy.values() for c in cols}))
+        raise InvalidInput(f"the file has legacy columns ({given}) but no status: map one with "
+                           "--map COLUMN=status, or give one with --set status=closed")
     fields = {name: column(name, legacy) for name in MIGRATION_FIELDS}
     detected = column("detected_on", columns)
     has_ca_columns = any(name in legacy or name in fixed for name in CA_FIELDS)

@@ -108,3 +108,9 @@ def test_a_bad_constant_for_a_legacy_field_is_exit_2_and_stores_nothing(capa: Ca
                            ("ca_closed_on=2999-01-01", "in the future")):
         error = capa.refused("import", str(path), *MAP, "--set", constant, code=2)
         assert said in error["message"] and constant.split("=")[0] in error["message"]
+
+
+def test_legacy_columns_without_a_status_are_exit_2_saying_how_to_give_one(capa: Capa) -> None:
+    path = _register(capa, REGISTER.replace(",Status,", ",Phase,"))
+    error = capa.refused("import", str(path), *MAP, code=2)
+    assert "no status" in error["message"] and "--map COLUMN=status" in error["message"]
