@@ -24,7 +24,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from capa.domain.corrective_action import CorrectiveAction
-from capa.domain.errors import Conflict, InvalidInput
+from capa.domain.errors import Conflict, InvalidInput, NotPermitted
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT
 
@@ -151,8 +151,16 @@ def wanted(legacy: Mapping[str, list[str]], constants: Mapping[str, str]) -> boo
 def plan(app: CapaApplication, rows: Sequence[Row], header: Sequence[str],
          columns: Mapping[str, list[str]], legacy: Mapping[str, list[str]],
          constants: Mapping[str, str], today: dt.date) -> Plan:
-    """Every row checked against the migration rules; the reasons the others cannot migrate."""
+    """Every row checked against the migration rules; the reasons the others cannot migrate.
+    Only quality may migrate: it brings records to closed or cancelled, as `nc close` does."""
     from capa.app.intake import RowError, _column_reader, _normal, clean, parse_day
+    from capa.app.readside import authorise
+
+    try:
+        authorise(app, "nc close")
+    except NotPermitted as refused:
+        raise NotPermitted(f"migrating a register's history needs the quality role: "
+                           f"{refused}") from None
 
     cells_of = _column_reader(rows, header)
     fixed = {_normal(k): v for k, v in constants.items()}

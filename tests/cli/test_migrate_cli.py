@@ -114,3 +114,8 @@ def test_legacy_columns_without_a_status_are_exit_2_saying_how_to_give_one(capa:
     path = _register(capa, REGISTER.replace(",Status,", ",Phase,"))
     error = capa.refused("import", str(path), *MAP, code=2)
     assert "no status" in error["message"] and "--map COLUMN=status" in error["message"]
+
+
+def test_a_reporter_may_import_ncs_but_not_migrate_a_register(capa: Capa) -> None:
+    error = capa.refused("import", str(_register(capa)), *MAP, code=4, user=capa.reporter)
+    assert "needs the quality role" in error["message"]
