@@ -27,6 +27,7 @@ from capa.domain.record import record_hex, record_uuid
 from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT, Severity, Source, has_visible
 
 if TYPE_CHECKING:
+    from capa.app.migration import LegacySource
     from capa.app.service import CapaApplication
 
 NC_FIELDS = ("title", "description", "source", "severity", "product", "lot", "external_ref",
@@ -72,6 +73,11 @@ class ImportReport:
     first_id: str | None = None
     last_id: str | None = None
     errors: list[RowError] = field(default_factory=list)
+    #: Rows that became migrated records (SPEC §10), and rows an earlier run already migrated.
+    migrated: int = 0
+    already_migrated: int = 0
+    #: Columns of the file that feed no field: reported, never silently dropped.
+    ignored_columns: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "imported": self.imported,
@@ -80,7 +86,9 @@ class ImportReport:
                 "without_external_ref": self.without_external_ref, "dry_run": self.dry_run,
                 "first_id": self.first_id, "last_id": self.last_id,
                 "errors": [{"row": e.row, "column": e.column, "reason": e.reason}
-                           for e in self.errors]}
+                           for e in self.errors],
+                "migrated": self.migrated, "already_migrated": self.already_migrated,
+                "ignored_columns": list(self.ignored_columns)}
 
 
 class ImportRejected(InvalidInput):
@@ -138,12 +146,15 @@ def _normal(name: str) -> str:
 def resolve_columns(header: Sequence[str], mapping: Mapping[str, str],
                     constants: Mapping[str, str]) -> dict[str, list[str]]:
     """NC field -> the columns that feed it: explicit `--map` first, then same-named columns."""
+    from capa.app.migration import MIGRATION_FIELDS
+
+    known = (*NC_FIELDS, *MIGRATION_FIELDS)
     columns: dict[str, list[str]] = {}
     for column, target in mapping.items():
         name = _normal(target)
-        if name not in NC_FIELDS:
+        if name not in known:
             raise InvalidInput(f"--map {column}={target}: {target!r} is not an NC field "
-                               f"(fields: {', '.join(NC_FIELDS)})")
+                               f"(fields: {', '.join(known)})")
         if column not in header:
             match = [h for h in header if _normal(h) == _normal(column)]
             if not match:
@@ -152,8 +163,8 @@ def resolve_columns(header: Sequence[str], mapping: Mapping[str, str],
             column = match[0]
         columns.setdefault(name, []).append(column)
     for name in constants:
-        if _normal(name) not in NC_FIELDS:
-            raise InvalidInput(f"--set {name}: not an NC field (fields: {', '.join(NC_FIELDS)})")
+        if _normal(name) not in known:
+            raise InvalidInput(f"--set {name}: not an NC field (fields: {', '.join(known)})")
     for column in header:
         name = _normal(column)
         if name in NC_FIELDS and name not in columns and column not in mapping:
@@ -370,13 +381,17 @@ class Intake:
         mapping: Mapping[str, str], dry_run: bool = False, *,
         header: Sequence[str] | None = None, constants: Mapping[str, str] | None = None,
         progress: Callable[[int], None] | None = None, date_format: str | None = None,
+        source: LegacySource | None = None,
     ) -> ImportReport:
         """Raise one NC per valid row; refuse the whole file if any row is invalid.
 
         Idempotent on external_ref: rows whose reference is already in the store, or repeated
         earlier in the file, are skipped, so a re-run (even after an interrupted one) imports
         nothing twice. Dates are ISO unless `date_format` names their layout (DD/MM/YYYY…).
+        Rows that carry a legacy status, closing date or CA columns become migrated records
+        (capa.app.migration), named after `source`.
         """
+        from capa.app import migration
         from capa.app.readside import authorise
 
         app = cast("CapaApplication", self)
@@ -392,9 +407,21 @@ class Intake:
         check_constants(fixed, today, date_format)
         valid, errors = validate_columns(rows, columns, fixed, today, header=names,
                                          date_format=date_format)
-        report = ImportReport(rows=len(rows), dry_run=dry_run, errors=errors)
+        legacy_columns = migration.legacy_columns(names, mapping, columns)
+        legacy = None
+        if migration.wanted(legacy_columns, fixed):
+            legacy = migration.plan(app, rows, names, columns, legacy_columns, fixed, today,
+                                    date_format=date_format)
+            errors = sorted([*errors, *legacy.errors], key=lambda e: e.row)
+        used = {c for cols in (*columns.values(), *legacy_columns.values()) for c in cols}
+        report = ImportReport(rows=len(rows), dry_run=dry_run, errors=errors,
+                              ignored_columns=[h for h in names if h not in used and h.strip()])
         if errors:
             raise ImportRejected(report)
+        if legacy is not None:
+            return migration.run(app, valid, legacy,
+                                 source or migration.LegacySource.of_rows(names, rows), user,
+                                 report, dry_run=dry_run, progress=progress)
         existing = app.read_models.external_refs(r for r in valid["external_ref"] if r)
         seen: set[str] = set()
         keep: list[int] = []

@@ -86,7 +86,28 @@ class NCClosure(View):
     signature: Signature | None
 
 
-class NonconformityView(View):
+class _MaybeMigrated(View):
+    """A record that may have been migrated from a legacy register (SPEC §10): `migration`
+    says from where, by whom and in which legacy state; records that were not leave it out."""
+
+    migration: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_migration(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        migration = data.pop("migration", None)
+        if migration is None:
+            return data
+        # Said right after the status: it is what the record's state rests on.
+        ordered: dict[str, Any] = {}
+        for key, value in data.items():
+            ordered[key] = value
+            if key == "status":
+                ordered["migration"] = migration
+        return ordered
+
+
+class NonconformityView(_MaybeMigrated):
     id: str
     kind: str = "nonconformity"
     status: str
@@ -174,7 +195,7 @@ class CAClosure(View):
     signature: Signature
 
 
-class CorrectiveActionView(View):
+class CorrectiveActionView(_MaybeMigrated):
     id: str
     kind: str = "corrective-action"
     status: str

@@ -66,11 +66,13 @@ def rebuild(session: Session) -> None:
                    "without a byte-order mark).")
 @click.option("--sheet", metavar="NAME", help="The .xlsx sheet to read (default: the first).")
 @click.option("--dry-run", is_flag=True, help="Validate and count; write nothing.")
+@click.option("--source-system", default="spreadsheet", show_default=True, metavar="NAME",
+              help="The legacy system migrated records name as their origin.")
 @json_option
 @pass_session
 def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str, ...],
             date_format: str | None, delimiter: str | None, encoding: str | None,
-            sheet: str | None, dry_run: bool) -> None:
+            sheet: str | None, dry_run: bool, source_system: str) -> None:
     """Raise NCs in bulk from a CSV file or an .xlsx workbook with a header row.
 
     Every row is validated before anything is written; if any row is invalid the row-level
@@ -79,13 +81,19 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
     in batches (20,000 on SQLite, 1,000 on PostgreSQL), each in one transaction: a run stopped
     midway keeps the batches it saved, and running it again completes it. Row numbers count the
     header as row 1. In a workbook, cells that are dates read as dates and whole numbers as
-    integers.
+    integers. Columns that feed no field are named in a warning.
+
+    A file with legacy columns (status: open, closed or cancelled; closed_on; CA columns
+    root_cause, ca_action, ca_owner, ca_opened_on, ca_closed_on, effectiveness) migrates its
+    history: every row needs a status and becomes a record marked migrated, in its legacy state
+    with its legacy dates; running the file again migrates nothing twice.
 
     \b
     Example:
       capa import complaints.csv --map "Complaint No=external_ref" --map Summary=title \\
           --map Details=description --set source=customer-complaint --set severity=major
       capa import alerts.xlsx --sheet 2026 --date-format DD/MM/YYYY
+      capa import register.csv --map State=status --source-system "QMS 2019"
     """
     from capa.app.intake import (
         ImportRejected,
@@ -94,6 +102,7 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
         parse_assignments,
         read_csv,
     )
+    from capa.app.migration import LegacySource
     from capa.app.spreadsheet import delimiter_option
 
     mapping = dict(parse_assignments(maps, "--map"))
@@ -103,6 +112,7 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
         with bulk_work():
             header, rows = read_csv(file, delimiter=delimiter_option(delimiter),
                                     encoding=encoding, sheet=sheet)
+            source = LegacySource.of_file(file, source_system)
             app = session.app()
             show_bar = sys.stderr.isatty() and not dry_run and len(rows) > 1000
             if show_bar:
@@ -110,10 +120,11 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
                                        file=sys.stderr) as bar:
                     report = app.import_ncs(rows, mapping, dry_run, header=header,
                                             constants=constants, progress=bar.update,
-                                            date_format=date_format)
+                                            date_format=date_format, source=source)
             else:
                 report = app.import_ncs(rows, mapping, dry_run, header=header,
-                                        constants=constants, date_format=date_format)
+                                        constants=constants, date_format=date_format,
+                                        source=source)
     except ImportRejected as rejected:
         emit(session.json, rejected.report, _errors_text)
         raise
@@ -137,7 +148,16 @@ def _report_text(d: dict[str, Any]) -> str:
     span = f" ({d['first_id']} .. {d['last_id']})" if d["first_id"] else ""
     text = (f"{d['rows']} rows: {verb} {d['imported']}{span}; skipped {d['skipped_existing']} "
             f"already in the store and {d['skipped_duplicate']} repeated in the file")
-    if d["without_external_ref"]:
+    if d["migrated"] or d["already_migrated"]:
+        text += (f"\n{d['migrated']} {'would be' if d['dry_run'] else 'were'} migrated with "
+                 f"their legacy status and dates; {d['already_migrated']} already migrated")
+        if d["skipped_existing"]:
+            text += (f"\nnote: {d['skipped_existing']} rows match NCs already in the store that "
+                     "were not migrated; they are left as they are")
+    if d["ignored_columns"]:
+        text += ("\nwarning: ignored columns (no field takes them; use --map COLUMN=FIELD): "
+                 + ", ".join(d["ignored_columns"]))
+    if d["without_external_ref"] and not d["migrated"] and not d["already_migrated"]:
         # Without a reference a row cannot be recognised next time: say so before it bites.
         text += (f"\nnote: {d['without_external_ref']} rows have no external_ref; running the "
                  "file again would import them again")

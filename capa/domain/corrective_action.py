@@ -261,6 +261,43 @@ class CorrectiveAction(Record):
                         "signature": {**signature, "signed_at": self.event_time}}
         self.status = CAStatus.CLOSED.value
 
+    # -- migration from a legacy register -------------------------------------------------
+
+    def migrate(self, provenance: dict[str, Any], legacy: dict[str, Any], status: str,
+                reason: str) -> None:
+        """The CA a legacy row gave, in its legacy state (SPEC §10). `legacy` holds its root
+        cause, action, owner, opened and closed dates and effectiveness as the register had
+        them; the steps themselves happened in the legacy system, so no analysis, plan or
+        signature is made up here."""
+        if self.version != 1 or getattr(self, "migration", None) is not None:
+            raise RuleViolation("R7", f"{self.ref} was not just opened; it cannot be migrated")
+        if status not in (CAStatus.OPEN, CAStatus.CLOSED, CAStatus.CANCELLED):
+            raise InvalidInput(f"legacy status must be open, closed or cancelled (got {status!r})")
+        self._migrated(provenance=provenance, legacy=legacy, legacy_status=status,
+                       reason=reason)
+
+    class Migrated(Record.Event):
+        """Imported from a legacy register with the NC it belongs to (see
+        Nonconformity.Migrated)."""
+
+        class_version = 1
+        provenance: dict[str, Any]
+        legacy: dict[str, Any]
+        legacy_status: str
+        reason: str
+
+    @event(Migrated)
+    def _migrated(self, provenance: dict[str, Any], legacy: dict[str, Any], legacy_status: str,
+                  reason: str) -> None:
+        self.migration = {"note": reason, **provenance, **legacy,
+                          "legacy_status": legacy_status, "by": self.event_actor,
+                          "at": self.event_time}
+        if legacy_status == CAStatus.CANCELLED:
+            self.cancellation = {"by": self.event_actor, "at": self.event_time,
+                                 "reason": reason}
+        # A closed legacy CA keeps `closure` empty: that field holds a capa signature.
+        self.status = legacy_status
+
     # -- corrections ---------------------------------------------------------------------
 
     def cancel(self, reason: str) -> None:

@@ -208,6 +208,52 @@ class Nonconformity(Record):
                         "signature": None}
         self.status = NCStatus.CLOSED.value
 
+    # -- migration from a legacy register -------------------------------------------------
+
+    def migrate(self, provenance: dict[str, Any], status: str, closed_on: str | None,
+                ca: str | None, reason: str) -> None:
+        """The steps before this record's first capa event happened in a legacy system: the
+        event names where the record came from and brings it to its legacy state (SPEC §10).
+        Only a record just raised, and never migrated before, may be migrated."""
+        if self.version != 1 or getattr(self, "migration", None) is not None:
+            raise RuleViolation("R7", f"{self.ref} was not just raised; it cannot be migrated")
+        if status not in (NCStatus.OPEN, NCStatus.CLOSED, NCStatus.CANCELLED):
+            raise InvalidInput(f"legacy status must be open, closed or cancelled (got {status!r})")
+        self._migrated(provenance=provenance, legacy_status=status, closed_on=closed_on, ca=ca,
+                       reason=reason)
+
+    class Migrated(Record.Event):
+        """Imported from a legacy register: source system and file (name and SHA-256), the row,
+        the legacy values as given, the legacy status and its date, the CA made for it."""
+
+        class_version = 1
+        provenance: dict[str, Any]
+        legacy_status: str
+        closed_on: str | None
+        ca: str | None
+        reason: str
+
+    @event(Migrated)
+    def _migrated(self, provenance: dict[str, Any], legacy_status: str, closed_on: str | None,
+                  ca: str | None, reason: str) -> None:
+        self.migration = {"note": reason, **provenance, "legacy_status": legacy_status,
+                          "closed_on": closed_on, "ca": ca, "by": self.event_actor,
+                          "at": self.event_time}
+        if ca is not None and ca not in self.linked_cas:
+            self.linked_cas.append(ca)
+        if legacy_status == NCStatus.CLOSED:
+            # No signature: none was made in capa. `closed_on` is the legacy business date the
+            # read models report; `at` stays the time the record reached this state in capa.
+            self.closure = {"by": self.event_actor, "at": self.event_time, "with_ca": ca,
+                            "signature": None, "closed_on": closed_on, "migrated": True}
+            self.status = NCStatus.CLOSED.value
+        elif legacy_status == NCStatus.CANCELLED:
+            self.cancellation = {"by": self.event_actor, "at": self.event_time,
+                                 "reason": reason, "cancelled_on": closed_on}
+            self.status = NCStatus.CANCELLED.value
+        elif ca is not None:
+            self.status = NCStatus.LINKED.value
+
     # -- corrections ---------------------------------------------------------------------
 
     def cancel(self, reason: str) -> None:

@@ -471,9 +471,11 @@ def _nc_row(nc: Nonconformity) -> tuple[Any, ...]:
 def _nc_row_of(doc: dict[str, Any]) -> tuple[Any, ...]:
     """The nc_summary row of an NC given as its document (`record_data`)."""
     ref, closure = doc["id"], doc["closure"]
+    # A record migrated closed reports its legacy closing date (SPEC §10), not the migration's.
+    closed_at = (closure.get("closed_on") or closure["at"]) if closure else None
     return (ref, sort_key(ref), doc["status"], doc["severity"], doc["source"], doc["product"],
             doc["lot"], doc["title"], doc["external_ref"], doc["detected_on"],
-            doc["created_at"], closure["at"] if closure else None, None,
+            doc["created_at"], closed_at, None,
             json.dumps(doc["linked_cas"]), doc["version"],
             json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
@@ -482,9 +484,19 @@ def _ca_row(ca: CorrectiveAction) -> tuple[Any, ...]:
     data = _fast_data(ca)
     first = ca.verifications[0]["effective"] if ca.verifications else None
     closed_at = ca.closure["signature"]["signed_at"] if ca.closure else None
+    opened_at = data["created_at"]
+    migration: dict[str, Any] | None = data.get("migration")
+    if migration is not None:
+        # A migrated CA reports its legacy business dates and effectiveness (SPEC §10) until
+        # capa itself verifies or closes it.
+        opened_at = migration["opened_on"]
+        if first is None:
+            first = migration["effective"]
+        if closed_at is None and ca.status == "closed":
+            closed_at = migration["closed_on"]
     category = ca.root_cause["category"] if ca.root_cause else None
     return (ca.ref, sort_key(ca.ref), ca.status, ca.owner, ca.title, ca.iteration,
-            data["created_at"], closed_at, None if first is None else int(first), category,
+            opened_at, closed_at, None if first is None else int(first), category,
             json.dumps(ca.linked_ncs), ca.version,
             json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 

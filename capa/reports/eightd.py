@@ -145,7 +145,9 @@ def _d3(ncs: list[dict[str, Any]]) -> Section:
 def _d4(ca: dict[str, Any] | None, ncs: list[dict[str, Any]]) -> Section:
     section = Section("D4", "Root cause")
     if not ca or not ca["analyses"]:
-        section.text("No root-cause analysis recorded.")
+        legacy = _legacy(ca, "root_cause")
+        section.text(f"Recorded in the legacy system: {legacy}" if legacy
+                     else "No root-cause analysis recorded.")
         return section
     for index, a in enumerate(ca["analyses"]):
         current = " (current)" if index == len(ca["analyses"]) - 1 else ""
@@ -168,7 +170,9 @@ def _d5(ca: dict[str, Any] | None) -> Section:
     rows = _items(ca, ("correction", "corrective"))
     section.table(["action", "type", "text", "assignee", "due", "iteration"], rows)
     if not rows:
-        section.text("No corrective action planned.")
+        legacy = _legacy(ca, "action")
+        section.text(f"Recorded in the legacy system: {legacy}" if legacy
+                     else "No corrective action planned.")
     for approval in (ca or {}).get("approvals", []):
         label = f"Plan approval, iteration {approval['iteration']}"
         section.signature(label + (" (voided: plan changed later)" if approval["voided"]
@@ -187,7 +191,8 @@ def _d6(ca: dict[str, Any] | None) -> Section:
                   for i in items for e in i["extensions"]]
     section.table(["action", "due was", "due now", "reason", "by", "at (UTC)"], extensions)
     if not items:
-        section.text("Nothing implemented yet.")
+        section.text("Done in the legacy system (see D8)." if ca and ca.get("migration")
+                     and ca["status"] == "closed" else "Nothing implemented yet.")
     return section
 
 
@@ -215,6 +220,12 @@ def _d8(ca: dict[str, Any] | None, ncs: list[dict[str, Any]]) -> Section:
         if nc["closure"] and nc["closure"]["signature"]:
             section.signature(f"Closure of {nc['id']} (no CA required)",
                               nc["closure"]["signature"])
+    # A migrated record's earlier steps happened in the legacy system (SPEC §10): say so.
+    for migrated in (ca, *ncs):
+        if migrated and migrated.get("migration"):
+            section.text(f"{migrated['id']}: {migrated['migration']['note']}.")
+    if _legacy(ca, "effectiveness"):
+        section.text(f"Effectiveness in the legacy system: {_legacy(ca, 'effectiveness')}")
     record = ca or ncs[0]
     if record.get("cancellation"):
         c = record["cancellation"]
@@ -222,6 +233,12 @@ def _d8(ca: dict[str, Any] | None, ncs: list[dict[str, Any]]) -> Section:
     if not section.blocks:
         section.text(f"Not closed yet (status {record['status']}).")
     return section
+
+
+def _legacy(ca: dict[str, Any] | None, name: str) -> str | None:
+    """A value of a migrated CA as the legacy register gave it."""
+    value = ((ca or {}).get("migration") or {}).get(name)
+    return str(value) if value else None
 
 
 # -- rendering ---------------------------------------------------------------------------------
