@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from capa.domain.errors import InvalidInput
 from capa.readmodels.projection import ReadModels
 
 AGE_BUCKETS = ((30, "0-30 days"), (90, "31-90 days"), (180, "91-180 days"),
@@ -22,6 +23,8 @@ RISK_LEVELS = ("low", "medium", "high", "critical", "not assessed")
 SEVERITY_ORDER = ("critical", "major", "minor")
 #: Rows of the overdue table shown in the page; the rest are counted, so the file stays small.
 OVERDUE_ROWS = 100
+#: Months a dashboard can show (fifty years), so one chart cannot grow without bound.
+MAX_MONTHS = 600
 #: Bars of a Pareto or owner chart; the rest are summed into one "other" bar.
 MAX_BARS = 15
 
@@ -72,9 +75,17 @@ def months_between(start: dt.date, end: dt.date) -> list[str]:
 
 def default_period(today: str, start: str | None, end: str | None) -> tuple[str, str]:
     """The period shown: `end` defaults to today, `start` to the first day of the twelfth
-    month back from `end`, so the default is the last twelve months."""
+    month back from `end`, so the default is the last twelve months. A period that ends before
+    it starts, or spans more than MAX_MONTHS months, is refused (InvalidInput, exit 2)."""
     last = _day(end) if end else _day(today)
     first = _day(start) if start else _month_start(last, 11)
+    if first > last:
+        raise InvalidInput(f"--from {first} is after --to {last}"
+                           + ("" if end else " (today)") + "; give a --from on or before --to")
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    if months > MAX_MONTHS:
+        raise InvalidInput(f"the period spans {months} months; the dashboard shows at most "
+                           f"{MAX_MONTHS}: give a later --from or an earlier --to")
     return first.isoformat(), last.isoformat()
 
 
@@ -102,92 +113,99 @@ def collect(rm: ReadModels, today: str, start: str | None = None,
     now = _day(today)
     first, last = default_period(today, start, end)
     q = rm.sql.query
-    # Business dates: detected_on for NCs, opened_at/closed_at for CAs (legacy dates for
-    # migrated records land in the same columns). Only their date part is compared.
-    in_period = "substr(detected_on, 1, 10) BETWEEN ? AND ?"
-    live = "status <> 'cancelled'"
-    period = (first, last)
+    # One pass over the NC table, grouped by everything the page breaks NCs down by; the rest
+    # is summed here. Business dates: detected_on for NCs, opened_at/closed_at for CAs (legacy
+    # dates of migrated records land in the same columns); only their date part is compared.
+    # The risk level lives in the record's document; an NC at version 1 has only been raised,
+    # so only documents of NCs with later events are parsed.
     risk = ("(doc::jsonb #>> '{assessment,risk_level}')" if rm.sql.postgres
             else "json_extract(doc, '$.assessment.risk_level')")
+    nc_cube = q("SELECT substr(detected_on, 1, 10) AS d, status AS s, source, severity, "
+                "cause_category AS cause, "
+                "CASE WHEN cause_category IS NOT NULL THEN product END AS product, "
+                f"CASE WHEN version > 1 THEN {risk} END AS risk, count(*) AS n "
+                "FROM nc_summary GROUP BY 1, 2, 3, 4, 5, 6, 7")
+    closed_nc = q("SELECT substr(detected_on, 1, 10) AS d, substr(closed_at, 1, 10) AS c, "
+                  "count(*) AS n FROM nc_summary WHERE status = 'closed' "
+                  "AND closed_at IS NOT NULL GROUP BY 1, 2")
+    ca_cube = q("SELECT substr(opened_at, 1, 10) AS d, substr(closed_at, 1, 10) AS c, "
+                "status AS s, owner, first_time_effective AS f, count(*) AS n "
+                "FROM ca_summary GROUP BY 1, 2, 3, 4, 5")
 
-    def grouped(sql: str, params: tuple[str, ...] = period) -> list[dict[str, Any]]:
-        return q(sql, params)
+    def within(day: str | None) -> bool:
+        return day is not None and first <= day <= last
 
-    open_nc = grouped("SELECT substr(detected_on, 1, 10) AS d, count(*) AS n FROM nc_summary "
-                      "WHERE status NOT IN ('closed', 'cancelled') GROUP BY 1", ())
-    open_ca = grouped("SELECT substr(opened_at, 1, 10) AS d, count(*) AS n FROM ca_summary "
-                      "WHERE status NOT IN ('closed', 'cancelled') GROUP BY 1", ())
-    raised = grouped(f"SELECT substr(detected_on, 1, 7) AS m, count(*) AS n FROM nc_summary "
-                     f"WHERE {live} AND {in_period} GROUP BY 1")
-    closed_nc = grouped("SELECT substr(detected_on, 1, 10) AS d, substr(closed_at, 1, 10) AS c, "
-                        "count(*) AS n FROM nc_summary WHERE status = 'closed' "
-                        "AND closed_at IS NOT NULL AND substr(closed_at, 1, 10) BETWEEN ? AND ? "
-                        "GROUP BY 1, 2")
-    closed_ca = grouped("SELECT substr(opened_at, 1, 10) AS d, substr(closed_at, 1, 10) AS c, "
-                        "count(*) AS n FROM ca_summary WHERE status = 'closed' "
-                        "AND closed_at IS NOT NULL AND substr(closed_at, 1, 10) BETWEEN ? AND ? "
-                        "GROUP BY 1, 2")
-    by = {column: grouped(f"SELECT {column} AS k, count(*) AS n FROM nc_summary "
-                          f"WHERE {live} AND {in_period} GROUP BY 1")
-          for column in ("source", "cause_category", "severity", risk)}
-    products = grouped(f"SELECT product AS p, cause_category AS c, count(*) AS n FROM nc_summary "
-                       f"WHERE {live} AND {in_period} AND product IS NOT NULL "
-                       f"AND cause_category IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1")
-    ca_period = "substr(opened_at, 1, 10) BETWEEN ? AND ?"
-    owners = grouped(f"SELECT owner AS o, status = 'closed' AS done, count(*) AS n "
-                     f"FROM ca_summary WHERE {live} AND {ca_period} GROUP BY 1, 2")
-    verified = grouped(f"SELECT first_time_effective AS f, count(*) AS n FROM ca_summary "
-                       f"WHERE {live} AND {ca_period} AND first_time_effective IS NOT NULL "
-                       f"GROUP BY 1")
-    totals = grouped("SELECT 'nc' AS t, status = 'cancelled' AS gone, count(*) AS n "
-                     "FROM nc_summary WHERE substr(detected_on, 1, 10) BETWEEN ? AND ? "
-                     "GROUP BY 1, 2 UNION ALL "
-                     "SELECT 'ca', status = 'cancelled', count(*) FROM ca_summary "
-                     "WHERE substr(opened_at, 1, 10) BETWEEN ? AND ? GROUP BY 1, 2",
-                     period + period)
-    count = Counter({(str(r["t"]), bool(r["gone"])): int(r["n"]) for r in totals})
-
-    def counts(rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
-        return sorted(((str(r["k"]), int(r["n"])) for r in rows if r["k"] is not None),
-                      key=lambda kv: (-kv[1], kv[0]))
-
-    def closes(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
-        return [((_day(r["c"]) - _day(r["d"])).days, int(r["n"])) for r in rows]
-
-    monthly_raised = {str(r["m"]): int(r["n"]) for r in raised}
+    open_nc: list[tuple[int, int]] = []
+    raised: Counter[str] = Counter()
+    by: dict[str, Counter[str]] = {k: Counter() for k in ("source", "cause", "severity", "risk")}
+    products: Counter[tuple[str, str]] = Counter()
+    count: Counter[tuple[str, bool]] = Counter()
+    for r in nc_cube:
+        n = int(r["n"])
+        if r["s"] not in ("closed", "cancelled"):
+            open_nc.append(((now - _day(r["d"])).days, n))
+        if not within(r["d"]):
+            continue
+        count[("nc", r["s"] == "cancelled")] += n
+        if r["s"] == "cancelled":
+            continue
+        raised[r["d"][:7]] += n
+        by["source"][str(r["source"])] += n
+        by["severity"][str(r["severity"])] += n
+        by["risk"][str(r["risk"] or "not assessed")] += n
+        if r["cause"] is not None:
+            by["cause"][str(r["cause"])] += n
+            if r["product"] is not None:
+                products[(str(r["product"]), str(r["cause"]))] += n
+    open_ca: list[tuple[int, int]] = []
+    closed_ca: list[tuple[int, int]] = []
+    owners: dict[str, list[int]] = {}
+    ftr: Counter[bool] = Counter()
+    for r in ca_cube:
+        n = int(r["n"])
+        if r["s"] not in ("closed", "cancelled"):
+            open_ca.append(((now - _day(r["d"])).days, n))
+        if r["s"] == "closed" and within(r["c"]):
+            closed_ca.append(((_day(r["c"]) - _day(r["d"])).days, n))
+        if not within(r["d"]):
+            continue
+        count[("ca", r["s"] == "cancelled")] += n
+        if r["s"] == "cancelled":
+            continue
+        owners.setdefault(str(r["owner"]), [0, 0])[1 if r["s"] == "closed" else 0] += n
+        if r["f"] is not None:
+            ftr[bool(r["f"])] += n
     monthly_closed: Counter[str] = Counter()
+    closes_nc: list[tuple[int, int]] = []
     for r in closed_nc:
-        monthly_closed[str(r["c"])[:7]] += int(r["n"])
-    severity = dict(counts(by["severity"]))
-    risk_counts = {str(r["k"] or "not assessed"): int(r["n"]) for r in by[risk]}
-    owner_rows: dict[str, list[int]] = {}
-    for r in owners:
-        owner_rows.setdefault(str(r["o"]), [0, 0])[1 if r["done"] else 0] += int(r["n"])
-    ftr = {bool(r["f"]): int(r["n"]) for r in verified}
+        if within(r["c"]):
+            monthly_closed[str(r["c"])[:7]] += int(r["n"])
+            closes_nc.append(((_day(r["c"]) - _day(r["d"])).days, int(r["n"])))
+
+    def ranked(counter: Counter[str]) -> list[tuple[str, int]]:
+        return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    severity = dict(by["severity"])
     verified_n = sum(ftr.values())
-    overdue = rm.overdue(today)
     return Dashboard(
         today=today, start=first, end=last,
-        open_nc_ages=_ages([((now - _day(r["d"])).days, int(r["n"])) for r in open_nc]),
-        open_ca_ages=_ages([((now - _day(r["d"])).days, int(r["n"])) for r in open_ca]),
-        overdue=overdue,
-        pareto_source=counts(by["source"]),
-        pareto_cause=counts(by["cause_category"]),
-        mean_days_to_close_nc=_mean(closes(closed_nc)),
-        mean_days_to_close_ca=_mean(closes(closed_ca)),
-        first_time_effective_rate=(round(100 * ftr.get(True, 0) / verified_n, 1)
+        open_nc_ages=_ages(open_nc), open_ca_ages=_ages(open_ca),
+        overdue=rm.overdue(today),
+        pareto_source=ranked(by["source"]), pareto_cause=ranked(by["cause"]),
+        mean_days_to_close_nc=_mean(closes_nc), mean_days_to_close_ca=_mean(closed_ca),
+        first_time_effective_rate=(round(100 * ftr[True] / verified_n, 1)
                                    if verified_n else None),
         verified_cas=verified_n,
-        recurrence=sorted(((str(r["p"]), str(r["c"]), int(r["n"])) for r in products),
+        recurrence=sorted(((p, c, k) for (p, c), k in products.items() if k > 1),
                           key=lambda r: (-r[2], r[0], r[1])),
-        trend=[(m, monthly_raised.get(m, 0), monthly_closed.get(m, 0))
+        trend=[(m, raised.get(m, 0), monthly_closed.get(m, 0))
                for m in months_between(_day(first), _day(last))],
-        totals={"ncs": count[("nc", False)], "open_ncs": sum(int(r["n"]) for r in open_nc),
-                "cas": count[("ca", False)], "open_cas": sum(int(r["n"]) for r in open_ca)},
+        totals={"ncs": count[("nc", False)], "open_ncs": sum(n for _, n in open_nc),
+                "cas": count[("ca", False)], "open_cas": sum(n for _, n in open_ca)},
         by_severity=[(s, severity.pop(s)) for s in SEVERITY_ORDER if s in severity]
         + sorted(severity.items()),
-        by_risk=[(level, risk_counts[level]) for level in RISK_LEVELS if level in risk_counts],
-        by_owner=sorted(((o, v[0], v[1]) for o, v in owner_rows.items()),
+        by_risk=[(level, by["risk"][level]) for level in RISK_LEVELS if by["risk"][level]],
+        by_owner=sorted(((o, v[0], v[1]) for o, v in owners.items()),
                         key=lambda r: (-(r[1] + r[2]), r[0])),
         cancelled={"ncs": count[("nc", True)], "cas": count[("ca", True)]},
     )
@@ -199,8 +217,15 @@ COLOURS = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5")
 _W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 640, 300, 48, 44, 16, 84
 
 
+#: Control characters (terminal escapes among them) are shown as their visible pictures, so
+#: text pasted from a terminal or a legacy system can neither hide text nor reach a terminal
+#: that prints the file.
+_CONTROLS = {code: 0x2400 + code for code in range(0x20) if code not in (0x09, 0x0A)} \
+    | {0x7F: 0x2421} | {code: 0xFFFD for code in range(0x80, 0xA0)}
+
+
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(str(text).translate(_CONTROLS), quote=True)
 
 
 def _short(label: str, limit: int = 18) -> str:
