@@ -119,6 +119,10 @@ def grow_demo(app: CapaApplication, people: dict[str, str], password: str | None
         with acting("quality"):
             app.contain_nc(refs[i], action="Affected stock quarantined", disposition="quarantine")
 
+    def cancel(i: int) -> None:
+        with acting("quality"):
+            app.cancel_nc(refs[i], reason="Raised twice for one complaint; see the other NC")
+
     for day, indices in sorted(batches.items()):
         clock.later(clock.moment(day), partial(take_in, indices))
         for i in indices:
@@ -126,8 +130,10 @@ def grow_demo(app: CapaApplication, people: dict[str, str], password: str | None
                 clock.later(clock.moment(day + dt.timedelta(days=4), 1), partial(no_ca, i))
             elif 60 <= i < 80 and i % 4 == 0:
                 clock.later(clock.moment(day + dt.timedelta(days=1), 1), partial(contain, i))
+            elif i in (81, 85):  # raised in error: the dashboard leaves them out
+                clock.later(clock.moment(day + dt.timedelta(days=2), 2), partial(cancel, i))
 
-    used = {i for i in range(80)}
+    used = set(range(86))
     for index, (stage, age) in enumerate(STAGES):
         scenario_no = (100 + index) % len(SCENARIOS)
         opened = today - dt.timedelta(days=age)

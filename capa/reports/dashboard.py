@@ -60,7 +60,10 @@ def _day(text: str) -> dt.date:
 
 
 def _month_start(day: dt.date, back: int = 0) -> dt.date:
+    """The first day of the month `back` months before `day`'s, kept within the calendar that
+    dates can hold (years 1 to 9999)."""
     months = day.year * 12 + day.month - 1 - back
+    months = min(max(months, 12), 9999 * 12 + 11)
     return dt.date(months // 12, months % 12 + 1, 1)
 
 
@@ -69,6 +72,8 @@ def months_between(start: dt.date, end: dt.date) -> list[str]:
     out, month = [], _month_start(start)
     while month <= end:
         out.append(month.isoformat()[:7])
+        if month.year == 9999 and month.month == 12:
+            break
         month = _month_start(month, -1)
     return out
 

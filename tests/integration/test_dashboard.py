@@ -128,6 +128,12 @@ def test_period_refusals() -> None:
         default_period("2026-12-01", "1900-01-01", None)
     assert default_period("2026-12-01", None, None) == ("2026-01-01", "2026-12-01")
     assert default_period("2026-12-01", None, "2026-02-10") == ("2025-03-01", "2026-02-10")
+    # The ends of the calendar: no date arithmetic may leave it.
+    assert default_period("2026-12-01", None, "0001-03-04") == ("0001-01-01", "0001-03-04")
+    assert default_period("2026-12-01", "9999-01-01", "9999-12-31")[1] == "9999-12-31"
+    from capa.reports.dashboard import months_between
+
+    assert months_between(dt.date(9999, 11, 5), dt.date(9999, 12, 31)) == ["9999-11", "9999-12"]
 
 
 # -- the page ------------------------------------------------------------------------------------

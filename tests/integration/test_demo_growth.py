@@ -51,6 +51,9 @@ def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.Monke
     assert sum(closed for _, _, closed in figures.trend) >= 10
     assert figures.mean_days_to_close_ca is not None and figures.mean_days_to_close_ca >= 21
     assert figures.mean_days_to_close_nc is not None and figures.mean_days_to_close_nc >= 7
+    whole_year = collect(app.read_models, today.isoformat(),
+                         (today - dt.timedelta(days=400)).isoformat())
+    assert whole_year.cancelled["ncs"] == 2 and whole_year.totals["ncs"] == len(ncs) - 2
     story = app.history(json.loads(out)["records"]["ca"])
     times = [dt.datetime.fromisoformat(e.time.replace("Z", "+00:00")) for e in story]
     assert times == sorted(times) and (times[-1] - times[0]).days >= 20
