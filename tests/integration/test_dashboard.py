@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capa.app.service import CapaApplication
 from capa.domain.errors import InvalidInput
@@ -307,3 +309,21 @@ def test_printed_page_keeps_each_chart_on_one_page(tmp_path: Path) -> None:
         on = [i for i, p in enumerate(pages) if caption in p]
         assert len(on) == 1, caption
         assert legend in pages[on[0]], caption
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=st.one_of(st.none(), st.dates()), last=st.one_of(st.none(), st.dates()),
+       today=st.dates())
+def test_any_period_is_drawn_or_refused_cleanly(first: dt.date | None, last: dt.date | None,
+                                                today: dt.date) -> None:
+    from capa.reports.dashboard import default_period, months_between
+
+    try:
+        start, end = default_period(today.isoformat(), first and first.isoformat(),
+                                    last and last.isoformat())
+    except InvalidInput as refused:
+        assert "--from" in str(refused) or "months" in str(refused)
+        return
+    months = months_between(dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+    assert 1 <= len(months) <= 600 and start <= end
+    assert months[0] == start[:7] and months[-1] == end[:7]
