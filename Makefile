@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_readmodels.py
 	$(BIN)/python scripts/bench_audit.py
+	$(BIN)/python scripts/bench_dashboard.py
 
 validate: setup
 	$(BIN)/capa validate

@@ -6,8 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import TYPE_CHECKING
 
 from capa.app.service import CapaApplication
+
+if TYPE_CHECKING:
+    from capa.app.demo_clock import DemoClock
 
 QUALITY_MANAGER = "mhernandez"
 QUALITY_ENGINEER = "jchen"
@@ -34,12 +38,28 @@ PEOPLE: dict[str, tuple[str, list[str]]] = {
 
 def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict[str, str]:
     """Tell the story; return the ids of the records a tour should show. With the fingerprint
-    of a signing key, the store is bound to that key as `capa init` binds it."""
+    of a signing key, the store is bound to that key as `capa init` binds it.
+
+    Every step is recorded at the moment it stands for (a demo-only clock, see demo_clock), so
+    the store holds a year of history: NCs detected across twelve months, CAs closed weeks after
+    they opened, some actions overdue today."""
+    from capa.app.demo_clock import DemoClock
+    from capa.app.demo_data import grow_demo
+
     today = dt.datetime.now(dt.UTC).date()
+    with DemoClock(dt.datetime.combine(today - dt.timedelta(days=366), dt.time(8),
+                                       tzinfo=dt.UTC)) as clock:
+        _setup(app, key_fingerprint)
+        # A year of history behind the story, so lists and the dashboard have something to show.
+        grow_demo(app, {"reporter": QUALITY_ENGINEER, "quality": QUALITY_MANAGER,
+                        "owner": ACTION_OWNER, "technician": TECHNICIAN, "verifier": VERIFIER},
+                  DEMO_PASSWORD, clock)
+        refs = _story(app, clock, today)
+        clock.finish()
+    return refs
 
-    def days(n: int) -> str:
-        return (today + dt.timedelta(days=n)).isoformat()
 
+def _setup(app: CapaApplication, key_fingerprint: str | None) -> None:
     app.initialise("Northwind Medical Devices", key_fingerprint, admin=ADMINISTRATOR,
                    full_name=PEOPLE[ADMINISTRATOR][0], password=DEMO_PASSWORD)
     with app.acting_as(ADMINISTRATOR, DEMO_PASSWORD):
@@ -47,6 +67,19 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
             if user != ADMINISTRATOR:
                 app.add_user(user, full_name=full_name, roles=roles, password=DEMO_PASSWORD)
 
+
+def _story(app: CapaApplication, clock: DemoClock, today: dt.date) -> dict[str, str]:
+    """The story of the last forty days; each `on(n)` moves the clock to day n (from today)."""
+    minute = {"n": 0}
+
+    def days(n: int) -> str:
+        return (today + dt.timedelta(days=n)).isoformat()
+
+    def on(n: int) -> None:
+        minute["n"] += 7
+        clock.at(clock.moment(today + dt.timedelta(days=n), 60 + minute["n"] % 240))
+
+    on(-39)
     with app.acting_as(REPORTER, DEMO_PASSWORD):
         crack = app.raise_nc(
             title="Cracked housing on infusion pump IP-200",
@@ -56,6 +89,7 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
             lot="L2311", external_ref="COMP-2026-0142", detected_on=days(-40)).id
         app.contain_nc(crack, action="Lot L2311 quarantined in finished goods; field units "
                                      "under customer notification", disposition="quarantine")
+    on(-35)
     with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
         records = app.raise_nc(
             title="Calibration record missing for torque driver TD-14",
@@ -63,6 +97,8 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
                         "for the March interval.",
             source="internal-audit", severity="minor", product="Assembly cell 2",
             external_ref="IA-2026-07 finding 3", detected_on=days(-35)).id
+    on(-33)
+    with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
         resin = app.raise_nc(
             title="Resin lot outside melt-flow specification",
             description="Incoming inspection: MFI 14.2 g/10 min against 10-12 specified.",
@@ -70,20 +106,7 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
             detected_on=days(-33)).id
         app.contain_nc(resin, action="Resin lot R-8812 returned to supplier",
                        disposition="return-to-supplier")
-        seal = app.raise_nc(
-            title="Seal strength below limit on pouch line 3",
-            description="12 of 50 sampled pouches below 8 N peel strength at start of shift.",
-            source="process", severity="critical", product="Sterile pouch P-10", lot="L2407",
-            detected_on=days(-2)).id
-        app.contain_nc(seal, action="Line 3 stopped; shift output on hold",
-                       disposition="quarantine")
-        inspection = app.raise_nc(
-            title="Complaint files lack documented investigation decision",
-            description="FDA Form 483 observation 2: complaint files do not document the "
-                        "decision not to investigate.",
-            source="regulatory-inspection", severity="major",
-            external_ref="FDA 483 obs. 2", detected_on=days(-20)).id
-
+    on(-31)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.assess_nc(crack, impact=4, likelihood=3, capa_required=True)
         app.assess_nc(resin, impact=3, likelihood=3, capa_required=True)
@@ -91,17 +114,12 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
                       rationale="Certificate obtained from the calibration house and filed; "
                                 "TD-14 was within tolerance. Isolated filing slip.")
         app.close_nc(records)
-        app.assess_nc(inspection, impact=3, likelihood=4, capa_required=True)
         housing = app.open_ca(
             title="Housing cracks at screw boss B2",
             problem="IP-200 housings crack at boss B2 within weeks of assembly (COMP-2026-0142, "
                     "resin lot R-8812).",
             owner=ACTION_OWNER, ncs=[crack, resin]).id
-        complaints = app.open_ca(
-            title="Complaint investigation decisions not documented",
-            problem="Complaint files lack the documented decision required by 820.198.",
-            owner=QUALITY_ENGINEER, ncs=[inspection]).id
-
+    on(-30)
     with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
         app.investigate_ca(
             housing, method="5-whys", category="machine",
@@ -110,20 +128,50 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
                   "Wall thickness at the boss is below drawing minimum",
                   "The mould gate insert is worn and short-shots the boss"],
             root_cause="Worn gate insert on mould M-17 gives thin boss walls")
+    on(-29)
+    with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
         app.plan_ca(housing, action="Sort and scrap housings from lot L2311", assignee=TECHNICIAN,
                     due=days(-25), action_type="correction")
         app.plan_ca(housing, action="Replace gate insert on mould M-17", assignee=ACTION_OWNER,
                     due=days(-18), action_type="corrective")
+    on(-28)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.approve_ca(housing)
+    on(-25)
     with app.acting_as(TECHNICIAN, DEMO_PASSWORD):
         app.complete_action(housing, "A1", note="312 housings sorted, 27 scrapped")
+    on(-20)
+    with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
+        inspection = app.raise_nc(
+            title="Complaint files lack documented investigation decision",
+            description="FDA Form 483 observation 2: complaint files do not document the "
+                        "decision not to investigate.",
+            source="regulatory-inspection", severity="major",
+            external_ref="FDA 483 obs. 2", detected_on=days(-20)).id
+    on(-19)
+    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
+        app.assess_nc(inspection, impact=3, likelihood=4, capa_required=True)
+        complaints = app.open_ca(
+            title="Complaint investigation decisions not documented",
+            problem="Complaint files lack the documented decision required by 820.198.",
+            owner=QUALITY_ENGINEER, ncs=[inspection]).id
     with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
         app.complete_action(housing, "A2", note="Insert replaced; first-article wall 1.52 mm")
+    on(-18)
+    with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
+        app.investigate_ca(
+            complaints, method="fault-tree", category="method",
+            root_cause="Complaint SOP-12 has no field for the no-investigation decision")
+    on(-17)
     with app.acting_as(VERIFIER, DEMO_PASSWORD):
         app.verify_ca(housing, effective=False,
                       note="Two cracked bosses found in lot L2402 built after the change: "
                            "the root cause was not fully addressed.")
+    on(-16)
+    with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
+        app.plan_ca(complaints, action="Revise SOP-12 and the complaint form",
+                    assignee=QUALITY_ENGINEER, due=days(-3), action_type="corrective")
+    on(-15)
     with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
         app.investigate_ca(
             housing, method="ishikawa", category="material",
@@ -135,37 +183,37 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
                                     "control plan for all moulded parts",
                     assignee=ACTION_OWNER, due=days(-6), action_type="preventive")
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
+        app.approve_ca(complaints)
+    on(-14)
+    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.approve_ca(housing)
+    on(-9)
     with app.acting_as(TECHNICIAN, DEMO_PASSWORD), TemporaryDirectory() as folder:
         record = Path(folder) / "moisture-check-record.csv"
         record.write_text("run,moisture_pct\n1,0.012\n2,0.011\n3,0.014\n", encoding="utf-8")
         app.complete_action(housing, "A3", note="Moisture check in work instruction WI-220 "
                                                 "rev C; first three runs recorded",
                             evidence=[record])
+    on(-7)
     with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
         app.complete_action(housing, "A4", note="PFMEA PF-031 rev F and control plan updated")
+    on(-5)
     with app.acting_as(VERIFIER, DEMO_PASSWORD):
         app.verify_ca(housing, effective=True,
                       note="Six lots, 2,400 units since the change: no cracks; boss wall "
                            "thickness Cpk 1.8")
+    on(-4)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.close_ca(housing)
-
-    with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
-        app.investigate_ca(
-            complaints, method="fault-tree", category="method",
-            root_cause="Complaint SOP-12 has no field for the no-investigation decision")
-        app.plan_ca(complaints, action="Revise SOP-12 and the complaint form",
-                    assignee=QUALITY_ENGINEER, due=days(-3), action_type="corrective")
-    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
-        app.approve_ca(complaints)
         app.extend_action(complaints, "A1", due=days(-1),
                           reason="Form change needs the document-control board of the 20th")
-
-    # A year of history behind the story, so lists and the dashboard have something to show.
-    from capa.app.demo_data import grow_demo
-
-    grow_demo(app, {"reporter": QUALITY_ENGINEER, "quality": QUALITY_MANAGER,
-                    "owner": ACTION_OWNER, "technician": TECHNICIAN, "verifier": VERIFIER},
-              DEMO_PASSWORD)
+    on(-2)
+    with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
+        seal = app.raise_nc(
+            title="Seal strength below limit on pouch line 3",
+            description="12 of 50 sampled pouches below 8 N peel strength at start of shift.",
+            source="process", severity="critical", product="Sterile pouch P-10", lot="L2407",
+            detected_on=days(-2)).id
+        app.contain_nc(seal, action="Line 3 stopped; shift output on hold",
+                       disposition="quarantine")
     return {"ca": housing, "nc_no_ca": records, "open_nc": seal, "overdue_ca": complaints}

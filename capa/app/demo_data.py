@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from functools import partial
 from typing import Any
 
+from capa.app.demo_clock import DemoClock
 from capa.app.service import CapaApplication
 
 #: (title, description, source, product, cause category of its eventual CA)
@@ -56,78 +58,148 @@ def demo_rows(count: int, today: dt.date, seed: int = 2026) -> list[dict[str, st
     return rows
 
 
+#: Days after its CA opens at which each step of the lifecycle happens, and how long an action
+#: is given from the day it is planned (A1, A2).
+STEP_DAYS = {"investigate": 6, "plan": 9, "approve": 11, "A1": 25, "A2": 38, "verify": 68,
+             "close": 72}
+GIVEN = (30, 45)
+LATE_GIVEN = (20, 35)
+#: How many days before today each stage's CA opened: closed ones across the year, the others
+#: as recently as their stage makes plausible.
+STAGES: tuple[tuple[str, int], ...] = (
+    ("open", 3), ("investigated", 8), ("planned", 10), ("approved", 20), ("overdue", 70),
+    ("implemented", 55), ("verified", 100), ("closed", 330), ("closed", 270), ("closed", 200),
+    ("ineffective", 180), ("closed", 110), ("closed", 150))
+
+
+def import_day(detected: dt.date, today: dt.date) -> dt.date:
+    """NCs are logged in weekly batches: on the Monday after they were detected."""
+    return min(detected + dt.timedelta(days=7 - detected.weekday()), today)
+
+
 def grow_demo(app: CapaApplication, people: dict[str, str], password: str | None,
-              count: int = 220) -> dict[str, Any]:
-    """Import `count` NCs and walk some of them through assessment and CAs at every stage.
+              clock: DemoClock, count: int = 220) -> dict[str, Any]:
+    """Queue on `clock` a year of history: `count` NCs taken in weekly through the bulk import
+    path, some closed without a CA, and CAs left at every stage of their lifecycle, each step at
+    a plausible moment after the one before. The steps run as the clock passes them.
 
     `people` names who plays which part: reporter, quality, owner, technician, verifier.
     """
-    today = dt.datetime.now(dt.UTC).date()
+    today = clock.real_today
 
     def acting(role: str) -> Any:
         user = people[role]
         return app.acting_as(user, password) if password is not None \
             else app.acting_as(user)
 
-    def due(days: int) -> str:
-        return (today + dt.timedelta(days=days)).isoformat()
-
     rows = demo_rows(count, today)
-    with acting("reporter"):
-        report = app.import_ncs(rows, {}, header=list(rows[0]))
-    first = int(str(report.first_id).rsplit("-", 1)[1])
-    prefix = str(report.first_id).rsplit("-", 1)[0]
-    refs = [f"{prefix}-{first + i:04d}" for i in range(report.imported)]
-    stages = ("open", "investigated", "planned", "approved", "overdue", "implemented",
-              "verified", "closed", "closed", "closed", "ineffective", "closed")
-    cas: dict[str, str] = {}
-    with acting("quality"):
-        for ref in refs[:60:3]:  # a third of the early NCs need no CA; closed with a rationale
-            app.assess_nc(ref, impact=1, likelihood=2, capa_required=False,
+    detected = [dt.date.fromisoformat(r["detected_on"]) for r in rows]
+    refs: dict[int, str] = {}
+    result: dict[str, Any] = {"imported": 0, "cas": {}}
+    batches: dict[dt.date, list[int]] = {}
+    for i, day in enumerate(detected):
+        batches.setdefault(import_day(day, today), []).append(i)
+
+    def take_in(indices: list[int]) -> None:
+        batch = [rows[i] for i in indices]
+        with acting("reporter"):
+            report = app.import_ncs(batch, {}, header=list(batch[0]))
+        prefix, first = str(report.first_id).rsplit("-", 1)
+        for k, i in enumerate(indices):
+            refs[i] = f"{prefix}-{int(first) + k:04d}"
+        result["imported"] += report.imported
+
+    def no_ca(i: int) -> None:
+        with acting("quality"):
+            app.assess_nc(refs[i], impact=1, likelihood=2, capa_required=False,
                           rationale="Isolated occurrence, corrected on the spot")
-            app.close_nc(ref)
-        for ref in refs[60:80:4]:
-            app.contain_nc(ref, action="Affected stock quarantined", disposition="quarantine")
-    for index, stage in enumerate(stages):
-        # Two NCs of the same scenario per CA: same product, and the CA gives them one cause.
-        group = [refs[100 + index], refs[100 + index + 2 * len(SCENARIOS)]]
-        scenario = SCENARIOS[(100 + index) % len(SCENARIOS)]
+            app.close_nc(refs[i])
+
+    def contain(i: int) -> None:
         with acting("quality"):
-            for ref in group:
-                app.assess_nc(ref, impact=3, likelihood=3, capa_required=True)
-            ca = app.open_ca(title=scenario[0], problem=f"{scenario[0]} on {scenario[3]}",
-                             owner=people["owner"], ncs=group).id
-        cas[stage if stage not in cas else f"{stage}-{index}"] = ca
-        if stage == "open":
-            continue
-        with acting("owner"):
-            app.investigate_ca(ca, method="ishikawa", category=scenario[4],
-                               root_cause=f"{scenario[4].title()} cause of: {scenario[0]}")
-        if stage == "investigated":
-            continue
-        late = stage == "overdue"
-        with acting("owner"):
-            app.plan_ca(ca, action="Correct the affected product", action_type="correction",
-                        assignee=people["technician"], due=due(-12 if late else 20))
-            app.plan_ca(ca, action="Remove the cause in the process", action_type="corrective",
-                        assignee=people["technician"], due=due(-5 if late else 30))
-        if stage == "planned":
-            continue
+            app.contain_nc(refs[i], action="Affected stock quarantined", disposition="quarantine")
+
+    def cancel(i: int) -> None:
         with acting("quality"):
-            app.approve_ca(ca)
-        if stage in ("approved", "overdue"):
+            app.cancel_nc(refs[i], reason="Raised twice for one complaint; see the other NC")
+
+    for day, indices in sorted(batches.items()):
+        clock.later(clock.moment(day), partial(take_in, indices))
+        for i in indices:
+            if i < 60 and i % 3 == 0:  # a third of the early NCs need no CA
+                clock.later(clock.moment(day + dt.timedelta(days=4), 1), partial(no_ca, i))
+            elif 60 <= i < 80 and i % 4 == 0:
+                clock.later(clock.moment(day + dt.timedelta(days=1), 1), partial(contain, i))
+            elif i in (81, 85):  # raised in error: the dashboard leaves them out
+                clock.later(clock.moment(day + dt.timedelta(days=2), 2), partial(cancel, i))
+
+    used = set(range(86))
+    for index, (stage, age) in enumerate(STAGES):
+        scenario_no = (100 + index) % len(SCENARIOS)
+        opened = today - dt.timedelta(days=age)
+        # Two NCs of the same scenario, taken in before the CA opens: same product, and the CA
+        # gives them one cause (the dashboard's recurrence).
+        fit = sorted((i for i in range(len(rows)) if i % len(SCENARIOS) == scenario_no
+                      and i not in used and import_day(detected[i], today) < opened),
+                     key=lambda i: detected[i], reverse=True)[:2]
+        if len(fit) < 2:
             continue
-        with acting("technician"):
-            app.complete_action(ca, "A1", note="Done; records in the batch file")
-            app.complete_action(ca, "A2", note="Work instruction revised and trained")
-        if stage == "implemented":
-            continue
-        with acting("verifier"):
-            app.verify_ca(ca, effective=stage != "ineffective",
-                          note="Three months of data reviewed")
-        if stage == "ineffective":
-            continue
-        if stage == "closed":
+        used.update(fit)
+        _walk_ca(app, clock, acting, people, result, stage, index, opened, fit, refs)
+    return result
+
+
+def _walk_ca(app: CapaApplication, clock: DemoClock, acting: Any, people: dict[str, str],
+             result: dict[str, Any], stage: str, index: int, opened: dt.date, group: list[int],
+             refs: dict[int, str]) -> None:
+    """Queue the steps of one CA, from opening to the stage it is left at."""
+    scenario = SCENARIOS[group[0] % len(SCENARIOS)]
+    state: dict[str, str] = {}
+    order = ("investigate", "plan", "approve", "A1", "A2", "verify", "close")
+    last = {"open": -1, "investigated": 0, "planned": 1, "approved": 2, "overdue": 2,
+            "implemented": 4, "verified": 5, "ineffective": 5, "closed": 6}[stage]
+
+    def open_ca() -> None:
+        with acting("quality"):
+            for i in group:
+                app.assess_nc(refs[i], impact=3, likelihood=3, capa_required=True)
+            state["ca"] = app.open_ca(title=scenario[0], problem=f"{scenario[0]} on {scenario[3]}",
+                                      owner=people["owner"], ncs=[refs[i] for i in group]).id
+        cas = result["cas"]
+        cas[stage if stage not in cas else f"{stage}-{index}"] = state["ca"]
+
+    def step(name: str) -> None:
+        ca = state["ca"]
+        if name == "investigate":
+            with acting("owner"):
+                app.investigate_ca(ca, method="ishikawa", category=scenario[4],
+                                   root_cause=f"{scenario[4].title()} cause of: {scenario[0]}")
+        elif name == "plan":
+            given = LATE_GIVEN if stage == "overdue" else GIVEN
+            now = dt.datetime.now(dt.UTC).date()
+            with acting("owner"):
+                app.plan_ca(ca, action="Correct the affected product", action_type="correction",
+                            assignee=people["technician"],
+                            due=(now + dt.timedelta(days=given[0])).isoformat())
+                app.plan_ca(ca, action="Remove the cause in the process", action_type="corrective",
+                            assignee=people["technician"],
+                            due=(now + dt.timedelta(days=given[1])).isoformat())
+        elif name == "approve":
+            with acting("quality"):
+                app.approve_ca(ca)
+        elif name in ("A1", "A2"):
+            with acting("technician"):
+                app.complete_action(ca, name, note="Done; records in the batch file"
+                                    if name == "A1" else "Work instruction revised and trained")
+        elif name == "verify":
+            with acting("verifier"):
+                app.verify_ca(ca, effective=stage != "ineffective",
+                              note="Three months of data reviewed")
+        elif name == "close":
             with acting("quality"):
                 app.close_ca(ca)
-    return {"imported": report.imported, "cas": cas}
+
+    clock.later(clock.moment(opened, 5), open_ca)
+    for name in order[:last + 1]:
+        clock.later(clock.moment(opened + dt.timedelta(days=STEP_DAYS[name]), 5),
+                    partial(step, name))

@@ -132,11 +132,13 @@ class ReadSide(Intake):
             raise InvalidInput(f"format must be one of: md, html, pdf (got {fmt!r})")
         return render(build_report(cast("CapaApplication", self), ref), fmt)
 
-    def render_dashboard(self, today: str | None = None) -> str:
-        """The KPI dashboard as one self-contained HTML document."""
+    def render_dashboard(self, today: str | None = None, start: str | None = None,
+                         end: str | None = None) -> str:
+        """The KPI dashboard as one self-contained HTML document, for the period from `start`
+        to `end` (ISO dates, both included; the last twelve months by default)."""
         from capa.reports.dashboard import collect, render_html
 
-        return render_html(collect(self.read_models, today or _today()),
+        return render_html(collect(self.read_models, today or _today(), start, end),
                            organisation=_organisation(self))
 
 

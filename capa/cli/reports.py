@@ -268,17 +268,35 @@ def report(session: Session, record_id: str, fmt: str, out: Path) -> None:
 
 @click.command()
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--from", "start", metavar="YYYY-MM-DD",
+              help="First day of the period (default: the first day of the twelfth month "
+                   "back from --to).")
+@click.option("--to", "end", metavar="YYYY-MM-DD", help="Last day of the period (default: today).")
 @json_option
 @pass_session
-def dashboard(session: Session, out: Path) -> None:
-    """Write the KPI dashboard: one HTML file with its charts inline, which opens offline.
+def dashboard(session: Session, out: Path, start: str | None, end: str | None) -> None:
+    """Write the KPI dashboard: one HTML file with its charts drawn inline (SVG), which opens
+    offline and prints without splitting a chart.
+
+    Trend, Paretos and breakdowns (severity, risk level, owner) count the records of the
+    period: NCs by their detection date, CAs by the date they were opened; every month of the
+    period is shown, empty ones as zero. Open counts, ages and overdue items are as of today.
+    Cancelled records are left out of every figure.
 
     \b
     Example:
-      capa dashboard --out dashboard.html
+      capa dashboard --out dashboard.html --from 2026-01-01 --to 2026-06-30
     """
+    from capa.domain.values import parse_date
+
+    # Dates are checked here; the period itself (from on or before to, at most 600 months)
+    # where the dashboard is drawn, before anything is written.
+    first = parse_date(start, "--from") if start is not None else None
+    last = parse_date(end, "--to") if end is not None else None
     check_out(out)
-    html = session.app().render_dashboard().encode()
+    html = session.app().render_dashboard(
+        start=first.isoformat() if first else None,
+        end=last.isoformat() if last else None).encode()
     write_out(out, html)
     emit(session.json, {"out": str(out), "bytes": len(html)},
          lambda d: f"written {d['out']}")

@@ -15,3 +15,10 @@ Feature: The quality dashboard
   Scenario: A problem that comes back on the same product for the same cause is shown as recurring
     When the quality manager produces the dashboard
     Then the dashboard shows 2 nonconformities on "IP-200 housing" recurring for the cause "machine"
+
+  @qsit-capa-3
+  Scenario: A nonconformity raised in error is left out of the figures
+    Given the third complaint was cancelled as raised in error
+    When the quality manager produces the dashboard
+    Then the dashboard counts 2 nonconformities from "customer-complaint" and 1 from "supplier"
+    And the dashboard says that cancelled records are left out

@@ -13,6 +13,7 @@ Feature: Trends and recurrence across the sources of quality data
       | 2 months ago | 3      | 0      |
       | 1 month ago  | 1      | 0      |
       | this month   | 2      | 1      |
+    And every other month of the last twelve reads zero
 
   @qsit-capa-5
   Scenario: A problem reported through different sources is recognised as one recurring problem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.Monke
     files = json.loads(out)["files"]
     dashboard, report = Path(files["dashboard"]), Path(files["report"])
     assert dashboard.parent == report.parent == tmp_path
-    assert "Plotly.newPlot" in dashboard.read_text(encoding="utf-8")
+    assert dashboard.read_text(encoding="utf-8").count("<svg") == 7
     assert report.read_bytes().startswith(b"%PDF-")
 
     app = open_store(str(db))
@@ -40,6 +41,24 @@ def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.Monke
     assert {"open", "investigated", "planned", "approved", "implemented", "verified",
             "closed"} <= {v.status for v in cas}
     assert {o.kind for o in overdue} == {"action-overdue", "awaiting-verification"}
+    # A real year: NCs detected in every month, CAs closed weeks after they opened, each step
+    # recorded at the moment it stands for, in order.
+    from capa.reports.dashboard import collect
+
+    today = dt.datetime.now(dt.UTC).date()
+    figures = collect(app.read_models, today.isoformat())
+    assert sum(1 for _, raised, _ in figures.trend if raised) >= 11
+    assert sum(closed for _, _, closed in figures.trend) >= 10
+    assert figures.mean_days_to_close_ca is not None and figures.mean_days_to_close_ca >= 21
+    assert figures.mean_days_to_close_nc is not None and figures.mean_days_to_close_nc >= 7
+    whole_year = collect(app.read_models, today.isoformat(),
+                         (today - dt.timedelta(days=400)).isoformat())
+    assert whole_year.cancelled["ncs"] == 2 and whole_year.totals["ncs"] == len(ncs) - 2
+    story = app.history(json.loads(out)["records"]["ca"])
+    times = [dt.datetime.fromisoformat(e.time.replace("Z", "+00:00")) for e in story]
+    assert times == sorted(times) and (times[-1] - times[0]).days >= 20
+    first_nc = app.history(min(v.id for v in ncs))
+    assert (today - dt.datetime.fromisoformat(first_nc[0].time[:10]).date()).days >= 300
     app.close()
 
 
