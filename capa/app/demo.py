@@ -17,6 +17,9 @@ VERIFIER = "rkowalski"
 REPORTER = "tokafor"
 ADMINISTRATOR = "sysadmin"
 
+#: The story is told today with dates in the past: its plans accept past due dates (R5).
+PAST_DUE_REASON = "demo story: plans recorded after the fact to show overdue items"
+
 #: Everyone in the story shares one password so that a visitor can log in as any of them.
 DEMO_PASSWORD = "northwind-demo"
 
@@ -111,9 +114,9 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
                   "The mould gate insert is worn and short-shots the boss"],
             root_cause="Worn gate insert on mould M-17 gives thin boss walls")
         app.plan_ca(housing, action="Sort and scrap housings from lot L2311", assignee=TECHNICIAN,
-                    due=days(-25), action_type="correction")
+                    due=days(-25), action_type="correction", past_due_reason=PAST_DUE_REASON)
         app.plan_ca(housing, action="Replace gate insert on mould M-17", assignee=ACTION_OWNER,
-                    due=days(-18), action_type="corrective")
+                    due=days(-18), action_type="corrective", past_due_reason=PAST_DUE_REASON)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.approve_ca(housing)
     with app.acting_as(TECHNICIAN, DEMO_PASSWORD):
@@ -130,10 +133,12 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
             root_cause="Resin moisture above 0.02 % at moulding weakens the boss; the dryer "
                        "residence time is not controlled")
         app.plan_ca(housing, action="Add resin moisture check before each moulding run",
-                    assignee=TECHNICIAN, due=days(-8), action_type="corrective")
+                    assignee=TECHNICIAN, due=days(-8), action_type="corrective",
+                    past_due_reason=PAST_DUE_REASON)
         app.plan_ca(housing, action="Add dryer residence time to the moulding PFMEA and "
                                     "control plan for all moulded parts",
-                    assignee=ACTION_OWNER, due=days(-6), action_type="preventive")
+                    assignee=ACTION_OWNER, due=days(-6), action_type="preventive",
+                    past_due_reason=PAST_DUE_REASON)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.approve_ca(housing)
     with app.acting_as(TECHNICIAN, DEMO_PASSWORD), TemporaryDirectory() as folder:
@@ -156,11 +161,13 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
             complaints, method="fault-tree", category="method",
             root_cause="Complaint SOP-12 has no field for the no-investigation decision")
         app.plan_ca(complaints, action="Revise SOP-12 and the complaint form",
-                    assignee=QUALITY_ENGINEER, due=days(-3), action_type="corrective")
+                    assignee=QUALITY_ENGINEER, due=days(-3), action_type="corrective",
+                    past_due_reason=PAST_DUE_REASON)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.approve_ca(complaints)
         app.extend_action(complaints, "A1", due=days(-1),
-                          reason="Form change needs the document-control board of the 20th")
+                          reason="Form change needs the document-control board of the 20th",
+                          allow_past_due=True)
 
     # A year of history behind the story, so lists and the dashboard have something to show.
     from capa.app.demo_data import grow_demo

@@ -11,6 +11,7 @@ import datetime as dt
 import random
 from typing import Any
 
+from capa.app.demo import PAST_DUE_REASON
 from capa.app.service import CapaApplication
 
 #: (title, description, source, product, cause category of its eventual CA)
@@ -108,9 +109,11 @@ def grow_demo(app: CapaApplication, people: dict[str, str], password: str | None
         late = stage == "overdue"
         with acting("owner"):
             app.plan_ca(ca, action="Correct the affected product", action_type="correction",
-                        assignee=people["technician"], due=due(-12 if late else 20))
+                        assignee=people["technician"], due=due(-12 if late else 20),
+                        past_due_reason=PAST_DUE_REASON)
             app.plan_ca(ca, action="Remove the cause in the process", action_type="corrective",
-                        assignee=people["technician"], due=due(-5 if late else 30))
+                        assignee=people["technician"], due=due(-5 if late else 30),
+                        past_due_reason=PAST_DUE_REASON)
         if stage == "planned":
             continue
         with acting("quality"):

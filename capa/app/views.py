@@ -153,6 +153,11 @@ class ActionItem(View):
     completed_by: str | None
     completed_at: str | None
     extensions: list[Extension]
+    #: Why a due date already past was accepted when the item was planned.
+    past_due_reason: str | None = None
+    #: Who recorded the completion, when not the one who did the work, and why.
+    recorded_by: str | None = None
+    on_behalf_reason: str | None = None
 
 
 class Approval(View):
