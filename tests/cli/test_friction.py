@@ -295,3 +295,54 @@ def test_on_behalf_only_of_the_assignee_or_the_owner(capa: Capa) -> None:
     # The owner answers for every action: quality may record it for them too.
     capa.write("ca", "complete", ref, "A1", "--note", "Done", "--on-behalf-of", capa.owner,
                "--reason", "Owner on leave; signed paper record", user=capa.quality_engineer)
+
+
+# -- 5. the demo's tour prints commands that work as typed -----------------------------------
+
+
+def _program(folder: Path) -> Path:
+    program = folder / ".venv" / "bin" / "capa"
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    return program
+
+
+def test_the_tour_names_capa_by_its_path_when_the_path_does_not_find_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from capa.cli.store import command_as_typed
+
+    program = _program(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [".venv/bin/capa", "--db", "demo.db", "demo"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert command_as_typed() == ".venv/bin/capa"
+    monkeypatch.setattr("sys.argv", [str(program), "demo"])
+    assert command_as_typed() == ".venv/bin/capa"
+    monkeypatch.chdir(tmp_path.parent)
+    assert command_as_typed() == f"{tmp_path.name}/.venv/bin/capa"
+
+
+def test_the_tour_says_capa_when_the_path_finds_this_very_program(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from capa.cli.store import command_as_typed
+
+    program = _program(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [".venv/bin/capa", "demo"])
+    monkeypatch.setenv("PATH", f"{program.parent}:/usr/bin:/bin")
+    assert command_as_typed() == "capa"
+    other = _program(tmp_path / "other")  # another capa first on the PATH is not this one
+    monkeypatch.setenv("PATH", f"{other.parent}:{program.parent}")
+    assert command_as_typed() == ".venv/bin/capa"
+
+
+def test_the_tour_of_python_m_capa_says_python_m_capa(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from capa.cli.store import command_as_typed
+
+    monkeypatch.setattr("sys.argv", ["/somewhere/capa/__main__.py", "demo"])
+    typed = command_as_typed()
+    assert typed.endswith(" -m capa")
+    assert Path(typed.removesuffix(" -m capa").strip("'")).samefile(sys.executable)
