@@ -194,7 +194,7 @@ def test_today_is_not_in_the_past(capa: Capa) -> None:
     ref = investigated(capa)
     capa.write(*plan(capa, ref, capa.day(0)), user=capa.owner)
     item = capa.run("--json", "ca", "show", ref).json()["items"][0]
-    assert item["past_due_reason"] is None
+    assert "past_due_reason" not in item
 
 
 @pytest.mark.parametrize("reason", HOSTILE)
@@ -239,7 +239,8 @@ def test_a_reporter_may_be_assigned_and_complete_the_action(capa: Capa) -> None:
     done = capa.write("ca", "complete", ref, "A1", "--note", "Re-labelled", user=capa.reporter)
     assert done["status"] == "implemented"
     item = capa.run("--json", "ca", "show", ref).json()["items"][0]
-    assert (item["completed_by"], item["recorded_by"]) == (capa.reporter, None)
+    assert item["completed_by"] == capa.reporter
+    assert "recorded_by" not in item and "on_behalf_reason" not in item
 
 
 def test_an_auditor_cannot_be_assigned(capa: Capa) -> None:
@@ -346,3 +347,25 @@ def test_the_tour_of_python_m_capa_says_python_m_capa(monkeypatch: pytest.Monkey
     typed = command_as_typed()
     assert typed.endswith(" -m capa")
     assert Path(typed.removesuffix(" -m capa").strip("'")).samefile(sys.executable)
+
+
+def test_signed_content_reads_as_signed_with_the_new_item_fields(capa: Capa) -> None:
+    """SPEC §9: the documented recipe recomputes each signature's content digest from `show`;
+    an item planned past due, or completed on someone's behalf, must still match it."""
+    from tests.cli.test_audit_cli import documented_digest
+
+    ref = investigated(capa)
+    capa.write(*plan(capa, ref, capa.day(-2), "--allow-past-due", "--reason", "Recorded late"),
+               user=capa.owner)
+    capa.write("ca", "approve", ref)
+    capa.write("ca", "complete", ref, "A1", "--note", "Done", "--on-behalf-of", capa.technician,
+               "--reason", "Paper record WO-4471", user=capa.quality_engineer)
+    capa.write("ca", "verify", ref, "--effective", "--note", "No cracks", user=capa.verifier)
+    signatures = [e["signature"] for e in capa.run("--json", "history", ref).json()
+                  if e["signature"] is not None]
+    assert len(signatures) == 2
+    for signature in signatures:
+        shown = capa.run("--json", "ca", "show", ref, "--version",
+                         str(signature["signed_version"])).json()
+        assert documented_digest(shown) == signature["content_sha256"]
+    assert "recorded_by" in shown["items"][0] and "past_due_reason" in shown["items"][0]
