@@ -28,6 +28,7 @@ from capa.domain.record import Record, actor_id, record_uuid, utc_iso
 from capa.domain.user import (
     MAX_FAILED_ATTEMPTS,
     SESSION_MAX_AGE,
+    USER_REF_PREFIX,
     User,
     credential_of,
     is_legacy_credential,
@@ -783,11 +784,18 @@ class CapaApplication(ReadSide, Application[UUID]):
         from capa.app.views import HistoryEntry
 
         # A user id names the account's own history (SPEC §3: NC, CA or user).
+        # `history USER-jchen` and `history jchen` name the same account.
         is_record = bool(_REF.match(ref.strip().upper()))
-        canonical = user_ref(ref) if not is_record and is_user_id(ref) else self._canonical(ref)
+        name = ref.strip()
+        if name.upper().startswith(USER_REF_PREFIX):
+            name = name[len(USER_REF_PREFIX):]
+        is_user = not is_record and is_user_id(name)
+        canonical = user_ref(name) if is_user else self._canonical(ref)
         record_id = record_uuid(canonical)
         stored = self.recorder.select_events(record_id)
         if not stored:
+            if is_user:
+                raise NotFound(f"not found (user): {name.lower()!r} is not a user of this store")
             raise NotFound(f"{canonical} not found")
         positions = self._positions(record_id)
         entries: list[HistoryEntry] = []

@@ -78,6 +78,16 @@ def session_store() -> str | None:
     return target if isinstance(target, str) and target else None
 
 
+def session_server_store() -> str | None:
+    """The store of the session, as it may be printed, when it is a server store that cannot be
+    opened again without --db (its URI holds a password)."""
+    data = read_session()
+    store = data.get("store") if data else None
+    if data is None or data.get("target") or not isinstance(store, str) or "://" not in store:
+        return None
+    return store
+
+
 def write_session(target: str, user: str, token: str, started_at: str) -> Path:
     path = session_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

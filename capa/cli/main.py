@@ -105,10 +105,17 @@ class Session:
             return self._given
         from pathlib import Path
 
-        from capa.cli.auth import session_store
+        from capa.cli.auth import session_server_store, session_store
 
         remembered = session_store()
-        if remembered is None or remembered == str(Path(self._given).resolve()):
+        if remembered is None:
+            unreachable = session_server_store()
+            if unreachable is not None and not self.json:
+                click.echo(f"your session's store {unreachable} is used only when named with "
+                           "--db or CAPA_DB (the session never keeps a database password)",
+                           err=True)
+            return self._given
+        if remembered == str(Path(self._given).resolve()):
             return self._given
         if not self.json:  # with --json, stderr carries only the error document
             from capa.app.storecopy import target_display
@@ -200,8 +207,9 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES_HELP)
-@click.option("--db", envvar="CAPA_DB", default="capa.db", show_default=True, metavar="TARGET",
-              help="Store: a SQLite file path or a postgresql:// URI (env CAPA_DB).")
+@click.option("--db", envvar="CAPA_DB", default="capa.db", metavar="TARGET",
+              help="Store: a SQLite file path or a postgresql:// URI (env CAPA_DB; default: "
+                   "the store of your `capa login` session, else capa.db).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document.")
 @click.version_option(capa.__version__, "--version", prog_name="capa")
 @click.pass_context

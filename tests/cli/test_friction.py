@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 
@@ -30,10 +32,37 @@ def away(capa: Capa, tmp_path: Path) -> Capa:
     return other
 
 
+def without_password(capa: Capa) -> tuple[str, dict[str, str | None]]:
+    """The store's target as a session can remember it, and the environment that lets libpq
+    connect without a password in the URI (a password file, as a team would use ~/.pgpass)."""
+    if capa.backend == "sqlite":
+        return capa.target, {}
+    parts = urlsplit(capa.target)
+    password = unquote(parts.password or "")
+    netloc = parts.netloc.rpartition("@")[2]
+    user = unquote(parts.username or "")
+    passfile = capa.folder / "pgpass"
+    if not passfile.exists():  # 0600 from the start: libpq ignores a file others can read
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"*:*:*:{_pgpass_field(user)}:{_pgpass_field(password)}\n")
+    uri = urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{netloc}"))
+    return uri, {"PGPASSFILE": str(passfile)}
+
+
+def _pgpass_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def login(capa: Capa) -> Outcome:
+    target, env = without_password(capa)
+    return capa.run("login", CAPA_DB=target, **env)
+
+
 def run_away(capa: Capa, tmp_path: Path, *args: str, **env: str | None) -> Outcome:
     """A command in another folder: no --db, no CAPA_DB, no credentials; only the session."""
     settings: dict[str, str | None] = {"CAPA_DB": None, "CAPA_SESSION_DIR": str(capa.sessions),
-                                       **env}
+                                       **without_password(capa)[1], **env}
     return away(capa, tmp_path).run(*args, user=None, **settings)
 
 
@@ -41,18 +70,18 @@ def run_away(capa: Capa, tmp_path: Path, *args: str, **env: str | None) -> Outco
 
 
 def test_a_command_without_db_uses_the_store_of_the_session(capa: Capa, tmp_path: Path) -> None:
-    assert capa.run("login").code == 0
+    assert login(capa).code == 0
     outcome = run_away(capa, tmp_path, "nc", "list")
     assert outcome.code == 0, outcome.stderr
     shown = target_display(str(Path(capa.target).resolve()) if capa.backend == "sqlite"
-                           else capa.target)
+                           else without_password(capa)[0])
     assert outcome.stderr == f"using store {shown} (from your session)\n"
     assert not (tmp_path / "elsewhere" / "capa.db").exists()
 
 
 def test_the_session_store_is_quiet_under_json(capa: Capa, tmp_path: Path) -> None:
     capa.nc()
-    assert capa.run("login").code == 0
+    assert login(capa).code == 0
     outcome = run_away(capa, tmp_path, "--json", "nc", "list")
     assert outcome.code == 0, outcome.stderr
     assert outcome.stderr == ""
@@ -60,7 +89,7 @@ def test_the_session_store_is_quiet_under_json(capa: Capa, tmp_path: Path) -> No
 
 
 def test_db_and_capa_db_take_precedence_over_the_session(capa: Capa, tmp_path: Path) -> None:
-    assert capa.run("login").code == 0
+    assert login(capa).code == 0
     missing = str(tmp_path / "elsewhere" / "other.db")
     for outcome in (run_away(capa, tmp_path, "--db", missing, "nc", "list"),
                     run_away(capa, tmp_path, "nc", "list", CAPA_DB=missing)):
@@ -79,18 +108,44 @@ def test_without_a_session_a_missing_store_says_how_to_create_one(capa: Capa,
     assert not (tmp_path / "elsewhere" / "capa.db").exists()
 
 
+def test_a_session_on_a_server_store_with_a_password_says_to_name_it(tmp_path: Path) -> None:
+    here = Capa(tmp_path, str(tmp_path / "capa.db"))
+    here.sessions.mkdir()
+    (here.sessions / "session.json").write_text(json.dumps(
+        {"user": "mhernandez", "store": "postgresql://capa:***@db.example:5432/capa",
+         "token": "0" * 64, "started_at": "2026-01-01T00:00:00Z"}))
+    outcome = here.run("nc", "list", user=None, CAPA_DB=None)
+    assert outcome.code == 3
+    assert outcome.stderr.splitlines()[0] == (
+        "your session's store postgresql://capa:***@db.example:5432/capa is used only when "
+        "named with --db or CAPA_DB (the session never keeps a database password)")
+    assert not (tmp_path / "capa.db").exists()
+
+
 def test_the_session_file_stays_private_and_holds_no_password(capa: Capa) -> None:
-    assert capa.run("login").code == 0
+    assert login(capa).code == 0
     path = capa.sessions / "session.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     data = json.loads(path.read_text())
     assert capa.password not in path.read_text()
-    assert data["target"] in (str(Path(capa.target).resolve()), target_display(capa.target))
+    assert data["target"] == (str(Path(capa.target).resolve()) if capa.backend == "sqlite"
+                              else target_display(without_password(capa)[0]))
+
+
+def test_a_server_store_whose_uri_holds_a_password_is_not_remembered() -> None:
+    from capa.cli.auth import reopenable
+
+    assert reopenable("postgresql://capa:s3cret@db.example:5432/capa") is None
+    assert reopenable("postgresql://capa@db.example:5432/capa") == \
+        "postgresql://capa@db.example:5432/capa"
+    assert reopenable("postgresql://capa@/capa?host=/run/postgresql") == \
+        "postgresql://capa@/capa?host=/run/postgresql"
+    assert reopenable("relative.db") == str(Path("relative.db").resolve())
 
 
 def test_logout_in_another_folder_ends_the_session_in_its_store(capa: Capa,
                                                                 tmp_path: Path) -> None:
-    assert capa.run("login").code == 0
+    assert login(capa).code == 0
     outcome = run_away(capa, tmp_path, "logout")
     assert outcome.code == 0, outcome.stderr
     assert f"logged out {capa.quality_manager}" in outcome.stdout
@@ -99,7 +154,7 @@ def test_logout_in_another_folder_ends_the_session_in_its_store(capa: Capa,
 
 @pytest.mark.sqlite_only("init makes a SQLite file in the folder whatever the back end")
 def test_init_never_falls_back_to_the_session_store(capa: Capa, tmp_path: Path) -> None:
-    assert capa.run("login").code == 0
+    assert login(capa).code == 0
     before = capa.events()
     outcome = run_away(capa, tmp_path, "init", "--admin", "newadmin", "--full-name", "New Admin",
                        CAPA_PASSWORD=capa.password)
@@ -369,3 +424,16 @@ def test_signed_content_reads_as_signed_with_the_new_item_fields(capa: Capa) -> 
                          str(signature["signed_version"])).json()
         assert documented_digest(shown) == signature["content_sha256"]
     assert "recorded_by" in shown["items"][0] and "past_due_reason" in shown["items"][0]
+
+
+@pytest.mark.parametrize("name", ["{user}", "USER-{user}", "user-{user}", "  {user} "])
+def test_history_of_an_account_by_id_or_record_id(capa: Capa, name: str) -> None:
+    trail = capa.run("--json", "history", name.format(user=capa.technician))
+    assert trail.code == 0, trail.stderr
+    assert trail.json()[0]["event_type"] == "UserAdded"
+
+
+@pytest.mark.parametrize("name", ["nobody", "USER-nobody"])
+def test_history_of_an_unknown_user_is_not_found(capa: Capa, name: str) -> None:
+    error = capa.refused("history", name, code=3)
+    assert error["message"] == "not found (user): 'nobody' is not a user of this store"
