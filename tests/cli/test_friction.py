@@ -315,6 +315,9 @@ def test_quality_records_a_completion_on_someones_behalf(capa: Capa, reason: str
     item = capa.run("--json", "ca", "show", ref).json()["items"][0]
     assert (item["state"], item["completed_by"], item["recorded_by"],
             item["on_behalf_reason"]) == ("done", capa.technician, capa.quality_engineer, reason)
+    # The read tables follow the new event: the CA is implemented, nothing is overdue.
+    rows = {r["id"]: r for r in capa.run("--json", "ca", "list").json()}
+    assert rows[ref]["status"] == "implemented"
     event = capa.run("--json", "history", ref).json()[-1]
     assert event["event_type"] == "ActionItemCompletedOnBehalf"
     assert event["actor"] == capa.quality_engineer
