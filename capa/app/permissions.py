@@ -6,6 +6,8 @@ from capa.domain.user import Role
 
 ADMIN, QUALITY, OWNER, REPORTER, AUDITOR = (r.value for r in Role)
 EVERYONE = frozenset(r.value for r in Role)
+#: Every role that may write a record: an action may be assigned to any of them (SPEC §10).
+WRITERS = EVERYONE - {AUDITOR}
 
 #: Command name -> roles allowed to run it. Every command is named here (or, if it runs without
 #: a logged-in user, in UNAUTHENTICATED_COMMANDS): a command missing from both is refused for
@@ -26,7 +28,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "ca investigate": frozenset({OWNER, QUALITY}),
     "ca plan": frozenset({OWNER, QUALITY}),
     "ca approve": frozenset({QUALITY}),
-    "ca complete": frozenset({OWNER, QUALITY}),
+    # Any writer may be an assignee; the record then admits only the assignee, the owner, or
+    # quality recording the completion on their behalf.
+    "ca complete": WRITERS,
     "ca extend": frozenset({QUALITY}),
     "ca verify": frozenset({QUALITY}),
     "ca close": frozenset({QUALITY}),

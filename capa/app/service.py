@@ -28,6 +28,7 @@ from capa.domain.record import Record, actor_id, record_uuid, utc_iso
 from capa.domain.user import (
     MAX_FAILED_ATTEMPTS,
     SESSION_MAX_AGE,
+    USER_REF_PREFIX,
     User,
     credential_of,
     is_legacy_credential,
@@ -83,6 +84,11 @@ _SESSION_REFRESH_SECONDS = 30
 
 #: The password presented for this command, checked again when a signature is made (R10).
 _signing_password: ContextVar[str | None] = ContextVar("capa_signing_password", default=None)
+
+
+def _today() -> str:
+    """Today's date in UTC, the calendar every stored date is read against."""
+    return dt.datetime.now(dt.UTC).date().isoformat()
 
 
 def _sha256(text: str) -> str:
@@ -164,7 +170,7 @@ class CapaApplication(ReadSide, Application[UUID]):
     def _user(self, user: str) -> User:
         found = self._find_user(user)
         if found is None:
-            raise NotFound(f"user {user} not found")
+            raise NotFound(f"not found (user): {user!r} is not a user of this store")
         return found
 
     def _authorise(self, command: str) -> str:
@@ -609,19 +615,23 @@ class CapaApplication(ReadSide, Application[UUID]):
         return self._update(CorrectiveAction, ref, change, command="ca investigate")
 
     def plan_ca(
-        self, ref: str, *, action: str, assignee: str, due: str, action_type: str
+        self, ref: str, *, action: str, assignee: str, due: str, action_type: str,
+        past_due_reason: str | None = None,
     ) -> WriteResult:
+        """Add an action item; a due date before today (UTC) needs `past_due_reason` (R5)."""
         from capa.domain.corrective_action import CorrectiveAction
 
         self._authorise("ca plan")
         due_date = parse_date(due, "due").isoformat()
+        today = _today()
         numbers: list[str] = []
 
         worker = self._worker("assignee", assignee, "ca complete", "complete the action")
 
         def change(ca: CorrectiveAction) -> None:
             self._require_owner_or_quality(ca, "plan")
-            numbers.append(ca.plan(action, worker, due_date, action_type))
+            numbers.append(ca.plan(action, worker, due_date, action_type, today=today,
+                                   past_due_reason=past_due_reason))
 
         result = self._update(CorrectiveAction, ref, change, command="ca plan")
         return WriteResult(result.id, result.status, result.version, {"action": numbers[0]})
@@ -636,27 +646,47 @@ class CapaApplication(ReadSide, Application[UUID]):
         )
 
     def complete_action(
-        self, ref: str, action: str, *, note: str, evidence: Sequence[str | Path] = ()
+        self, ref: str, action: str, *, note: str, evidence: Sequence[str | Path] = (),
+        on_behalf_of: str | None = None, reason: str | None = None,
     ) -> WriteResult:
+        """Mark an item done as its assignee or the CA owner; or, for quality, record it on
+        behalf of one of them with a reason (both people are kept)."""
         from capa.domain.corrective_action import CorrectiveAction
 
         user = self._authorise("ca complete")
         ca = self._load(CorrectiveAction, self._canonical(ref, "CA"))
         item = ca.item(action)
-        if user not in (item.get("assignee"), ca.owner):
-            raise NotPermitted(f"{user} may not complete {item['number']} of {ca.ref}: only its "
+        doer = user
+        if on_behalf_of is not None:
+            if not self._has_role(user, "quality"):
+                raise NotPermitted(f"{user} may not record a completion on someone's behalf: "
+                                   "that needs the quality role")
+            doer = self._user(on_behalf_of.strip().lower()).user_id
+            if doer == user:
+                raise InvalidInput(f"{user} is you: complete the action without --on-behalf-of")
+        if doer not in (item.get("assignee"), ca.owner):
+            raise NotPermitted(f"{doer} may not complete {item['number']} of {ca.ref}: only its "
                                f"assignee ({item.get('assignee')}) or the CA owner ({ca.owner})")
         files, entries = self._evidence(evidence)
-        ca.complete(action, note, entries)
+        if on_behalf_of is None:
+            ca.complete(action, note, entries)
+        else:
+            ca.complete(action, note, entries, done_by=doer, reason=reason)
         self._save(ca, *files)
         return WriteResult(ca.ref, ca.status, ca.version, {"action": action.upper()})
 
-    def extend_action(self, ref: str, action: str, *, due: str, reason: str) -> WriteResult:
+    def extend_action(self, ref: str, action: str, *, due: str, reason: str,
+                      allow_past_due: bool = False) -> WriteResult:
+        """Move a due date later; a new date before today (UTC) needs `allow_past_due` (R5)."""
         from capa.domain.corrective_action import CorrectiveAction
 
         due_date = parse_date(due, "due").isoformat()
-        result = self._update(CorrectiveAction, ref, lambda ca: ca.extend(action, due_date, reason),
-                              command="ca extend")
+        today = _today()
+        result = self._update(
+            CorrectiveAction, ref,
+            lambda ca: ca.extend(action, due_date, reason, today=today,
+                                 allow_past_due=allow_past_due),
+            command="ca extend")
         return WriteResult(result.id, result.status, result.version, {"action": action.upper()})
 
     def verify_ca(
@@ -699,10 +729,14 @@ class CapaApplication(ReadSide, Application[UUID]):
 
     def _worker(self, part: str, user: str, command: str, work: str) -> str:
         """The id of the active user named as a CA's owner or an action's assignee, who must
-        hold a role that may run `command`; InvalidInput otherwise."""
-        account = self._find_user(user) if is_user_id(user) else None
-        if account is None or not account.active:
-            raise InvalidInput(f"{part} {user!r} is not an active user of this store")
+        hold a role that may run `command`; NotFound for a user the store does not have,
+        InvalidInput otherwise."""
+        account = self._find_user(user.strip().lower()) if is_user_id(user.strip().lower()) \
+            else None
+        if account is None:
+            raise NotFound(f"not found (user): {part} {user!r} is not a user of this store")
+        if not account.active:
+            raise InvalidInput(f"{part} {account.user_id} is deactivated; name an active user")
         if not permits(account.roles, command):
             needed = " or ".join(sorted(allowed_roles(command)))
             raise InvalidInput(f"{part} {account.user_id} (roles: "
@@ -750,15 +784,18 @@ class CapaApplication(ReadSide, Application[UUID]):
         from capa.app.views import HistoryEntry
 
         # A user id names the account's own history (SPEC §3: NC, CA or user).
+        # `history USER-jchen` and `history jchen` name the same account.
         is_record = bool(_REF.match(ref.strip().upper()))
-        if not is_record and ref.strip().upper().startswith("USER-"):
-            # `history USER-jchen` names the account as its record does; no user id may itself
-            # begin with "user-", so the prefix is never part of the id.
-            ref = ref.strip()[len("USER-"):]
-        canonical = user_ref(ref) if not is_record and is_user_id(ref) else self._canonical(ref)
+        name = ref.strip()
+        if name.upper().startswith(USER_REF_PREFIX):
+            name = name[len(USER_REF_PREFIX):]
+        is_user = not is_record and is_user_id(name)
+        canonical = user_ref(name) if is_user else self._canonical(ref)
         record_id = record_uuid(canonical)
         stored = self.recorder.select_events(record_id)
         if not stored:
+            if is_user:
+                raise NotFound(f"not found (user): {name.lower()!r} is not a user of this store")
             raise NotFound(f"{canonical} not found")
         positions = self._positions(record_id)
         entries: list[HistoryEntry] = []

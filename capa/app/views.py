@@ -174,6 +174,21 @@ class ActionItem(View):
     completed_by: str | None
     completed_at: str | None
     extensions: list[Extension]
+    #: Why a due date already past was accepted when the item was planned.
+    past_due_reason: str | None = None
+    #: Who recorded the completion, when not the one who did the work, and why.
+    recorded_by: str | None = None
+    on_behalf_reason: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Shown only when recorded, as the record holds them: the item then reads exactly as
+        # it was signed (the content digest of docs/audit.md).
+        data: dict[str, Any] = handler(self)
+        for name in ("past_due_reason", "recorded_by", "on_behalf_reason"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class Approval(View):

@@ -79,7 +79,7 @@ class _Writer:
             if out.exists():
                 raise InvalidInput(f"{out} already exists; choose a new bundle path")
             if not out.parent.is_dir():
-                raise NotFound(f"folder {str(out.parent)!r} does not exist")
+                raise InvalidInput(f"folder {str(out.parent)!r} does not exist")
             self.zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
         else:
             if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -176,9 +176,9 @@ def export(session: Session, out: Path, key: Path | None, public_key: Path | Non
     """
     from capa.audit.bundle import export_bundle
     from capa.audit.verify import public_key_for
-    from capa.cli.outfile import refuse_link
+    from capa.cli.outfile import check_out_place
 
-    refuse_link(out)
+    check_out_place(out)
     key_path, log_path = _paths(session, key, log)
     app = session.app()
     trusted = public_key_for(key_path, public_key)

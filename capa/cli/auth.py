@@ -52,11 +52,50 @@ def store_key(target: str) -> str:
     return target_display(target)
 
 
+def reopenable(target: str) -> str | None:
+    """The target as a later command may open it again without --db: a file by its absolute
+    path, a server store by its URI when that holds no password (None otherwise: the session
+    file never holds a database password, so such a store is named with --db or CAPA_DB)."""
+    if "://" not in target:
+        return str(Path(target).resolve())
+    from capa.adapters.target import parse_target
+
+    try:
+        parsed = parse_target(target)
+    except ValueError:
+        return None
+    return None if parsed.env.get("POSTGRES_PASSWORD") else parsed.display
+
+
+def session_store() -> str | None:
+    """The store of the session on this machine, if it can be opened again without --db."""
+    data = read_session()
+    if not data:
+        return None
+    target = data.get("target")
+    if target is None and isinstance(data.get("store"), str) and "://" not in data["store"]:
+        target = data["store"]  # a session file written before the target was kept
+    return target if isinstance(target, str) and target else None
+
+
+def session_server_store() -> str | None:
+    """The store of the session, as it may be printed, when it is a server store that cannot be
+    opened again without --db (its URI holds a password)."""
+    data = read_session()
+    store = data.get("store") if data else None
+    if data is None or data.get("target") or not isinstance(store, str) or "://" not in store:
+        return None
+    return store
+
+
 def write_session(target: str, user: str, token: str, started_at: str) -> Path:
     path = session_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = {"user": user, "store": store_key(target), "token": token,
             "started_at": started_at}
+    again = reopenable(target)
+    if again is not None:
+        data["target"] = again
     # Created 0600 from the start: there is no moment at which others could read the token.
     if path.exists():
         path.unlink()

@@ -74,19 +74,28 @@ def investigate(session: Session, ca_id: str, method: str, root_cause: str, cate
 @click.option("--assignee", required=True, help="User id who will do it.")
 @click.option("--due", required=True, metavar="YYYY-MM-DD")
 @click.option("--type", "action_type", required=True, type=TYPES)
+@click.option("--allow-past-due", is_flag=True,
+              help="Accept a due date before today (needs --reason; R5).")
+@click.option("--reason", default=None, help="Why a past due date is accepted (kept).")
 @json_option
 @pass_session
 def plan(session: Session, ca_id: str, action: str, assignee: str, due: str,
-         action_type: str) -> None:
-    """Add an action item to the plan (after approval this voids the approval).
+         action_type: str, allow_past_due: bool, reason: str | None) -> None:
+    """Add an action item to the plan (after approval this voids the approval). The assignee
+    is any active user who may write records. A due date before today is refused (R5) unless
+    accepted with --allow-past-due and a reason.
 
     \b
     Example:
       capa ca plan CA-2026-0001 --action "Replace gate insert" --assignee apatel \\
           --due 2026-12-15 --type corrective
     """
+    if reason is not None and not allow_past_due:
+        raise click.UsageError("--reason goes with --allow-past-due")
+    accepted = (reason or "") if allow_past_due else None
     emit(session.json, session.app().plan_ca(ca_id, action=action, assignee=assignee, due=due,
-                                              action_type=action_type), written)
+                                              action_type=action_type,
+                                              past_due_reason=accepted), written)
 
 
 @ca.command()
@@ -108,18 +117,28 @@ def approve(session: Session, ca_id: str) -> None:
 @click.argument("action", metavar="ACTION")
 @click.option("--note", required=True, help="What was done.")
 @click.option("--evidence", multiple=True, type=EVIDENCE, help="File to keep (≤ 25 MiB).")
+@click.option("--on-behalf-of", "on_behalf_of", default=None, metavar="USER",
+              help="Quality records the completion for the assignee or owner who did the work "
+                   "(needs --reason).")
+@click.option("--reason", default=None, help="Why the completion is recorded on their behalf.")
 @json_option
 @pass_session
 def complete(session: Session, ca_id: str, action: str, note: str,
-             evidence: tuple[str, ...]) -> None:
-    """Mark an action item done; the last one makes the CA implemented.
+             evidence: tuple[str, ...], on_behalf_of: str | None, reason: str | None) -> None:
+    """Mark an action item done; the last one makes the CA implemented. The item's assignee or
+    the CA owner completes it, or quality records it on their behalf with a reason.
 
     \b
     Example:
       capa ca complete CA-2026-0001 A1 --note "Insert replaced" --evidence work-order.pdf
+      capa ca complete CA-2026-0001 A2 --note "Sorted 312 units" --on-behalf-of lnguyen \\
+          --reason "Night shift has no terminal; paper record WO-4471"
     """
+    if reason is not None and on_behalf_of is None:
+        raise click.UsageError("--reason goes with --on-behalf-of")
     emit(session.json, session.app().complete_action(ca_id, action, note=note,
-                                                      evidence=evidence), written)
+                                                      evidence=evidence, on_behalf_of=on_behalf_of,
+                                                      reason=reason), written)
 
 
 @ca.command()
@@ -127,17 +146,21 @@ def complete(session: Session, ca_id: str, action: str, note: str,
 @click.argument("action", metavar="ACTION")
 @click.option("--due", required=True, metavar="YYYY-MM-DD", help="The new, later due date.")
 @click.option("--reason", required=True, help="Why more time is needed (R5).")
+@click.option("--allow-past-due", is_flag=True,
+              help="Accept a new due date that is still before today (R5).")
 @json_option
 @pass_session
-def extend(session: Session, ca_id: str, action: str, due: str, reason: str) -> None:
-    """Extend an action item's due date, with a reason (R5).
+def extend(session: Session, ca_id: str, action: str, due: str, reason: str,
+           allow_past_due: bool) -> None:
+    """Extend an action item's due date, with a reason (R5). A new date before today is
+    refused unless --allow-past-due.
 
     \b
     Example:
       capa ca extend CA-2026-0001 A2 --due 2027-01-31 --reason "Supplier tooling lead time"
     """
-    emit(session.json, session.app().extend_action(ca_id, action, due=due, reason=reason),
-         written)
+    emit(session.json, session.app().extend_action(ca_id, action, due=due, reason=reason,
+                                                   allow_past_due=allow_past_due), written)
 
 
 @ca.command()

@@ -73,15 +73,57 @@ def _loading() -> Iterator[None]:
             gc.enable()
 
 
+#: Commands that bring a store into being: they never fall back to the session's store.
+STORE_CREATING_COMMANDS = frozenset({"init", "demo"})
+
+
 class Session:
     """Per-invocation state: where the store is, how to print, and the opened application."""
 
-    def __init__(self, db: str, as_json: bool) -> None:
-        self.db = db
+    def __init__(self, db: str, as_json: bool, *, db_given: bool = True) -> None:
+        self._given = db
+        #: Whether the store was named (--db or CAPA_DB), not taken from the default.
+        self.db_given = db_given
+        self._db: str | None = None
         self.json = as_json
         self._app: CapaApplication | None = None
         #: The password presented for this command, if any (re-checked when signing).
         self.password: str | None = None
+
+    @property
+    def db(self) -> str:
+        """The store: --db or CAPA_DB; else the store of the `capa login` session on this
+        machine (said on stderr), so that a command run in another folder does not look for
+        ./capa.db; else ./capa.db."""
+        if self._db is None:
+            self._db = self._given if self.db_given else self._default_store()
+        return self._db
+
+    def _default_store(self) -> str:
+        ctx = click.get_current_context(silent=True)
+        words = ctx.command_path.split()[1:] if ctx is not None else []
+        if words and words[0] in STORE_CREATING_COMMANDS:
+            return self._given
+        from pathlib import Path
+
+        from capa.cli.auth import session_server_store, session_store
+
+        remembered = session_store()
+        if remembered is None:
+            unreachable = session_server_store()
+            if unreachable is not None and not self.json:
+                click.echo(f"your session's store {unreachable} is used only when named with "
+                           "--db or CAPA_DB (the session never keeps a database password)",
+                           err=True)
+            return self._given
+        if remembered == str(Path(self._given).resolve()):
+            return self._given
+        if not self.json:  # with --json, stderr carries only the error document
+            from capa.app.storecopy import target_display
+
+            click.echo(f"using store {target_display(remembered)} (from your session)",
+                       err=True)
+        return remembered
 
     def app(self) -> CapaApplication:
         if self._app is None:
@@ -167,8 +209,9 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES_HELP)
-@click.option("--db", envvar="CAPA_DB", default="capa.db", show_default=True, metavar="TARGET",
-              help="Store: a SQLite file path or a postgresql:// URI (env CAPA_DB).")
+@click.option("--db", envvar="CAPA_DB", default="capa.db", metavar="TARGET",
+              help="Store: a SQLite file path or a postgresql:// URI (env CAPA_DB; default: "
+                   "the store of your `capa login` session, else capa.db).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document.")
 @click.version_option(capa.__version__, "--version", prog_name="capa")
 @click.pass_context
@@ -184,7 +227,9 @@ def cli(ctx: click.Context, db: str, as_json: bool) -> None:
       CAPA_USER=jchen CAPA_PASSWORD=... capa nc raise --title "Cracked housing" \\
           --description "Found at final inspection" --source process --severity major
     """
-    ctx.obj = Session(db, as_json)
+    given = ctx.get_parameter_source("db") in (click.core.ParameterSource.COMMANDLINE,
+                                                click.core.ParameterSource.ENVIRONMENT)
+    ctx.obj = Session(db, as_json, db_given=given)
 
 
 #: What undecodable argument bytes become (PEP 383 surrogateescape).

@@ -36,6 +36,21 @@ def check_out(path: Path) -> Path:
     return path
 
 
+def check_out_place(path: Path) -> Path:
+    """Refuse (InvalidInput, exit 2) an --out that names a new file or folder (an evidence
+    bundle) in a folder that does not exist or cannot be written to, or a symbolic link."""
+    refuse_link(path)
+    parent = path.parent
+    if not parent.exists():
+        raise InvalidInput(f"folder {str(parent)!r} does not exist; create it first or choose "
+                           "another --out")
+    if not parent.is_dir():
+        raise InvalidInput(f"{str(parent)!r} is not a folder")
+    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"folder {str(parent)!r} is not writable")
+    return path
+
+
 def refuse_link(path: Path) -> None:
     """A symbolic link is refused (exit 2): whoever placed it, not the person running the
     command, would choose which file gets written (SPEC §9.10)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -149,15 +150,44 @@ def demo(session: Session) -> None:
     click.echo(record_text(to_data(ca)))
     click.echo(f"\n== {refs['ca']} audit trail ==")
     click.echo(_history_text(to_data(trail)))
+    import shlex
+
     from capa.app.demo import DEMO_PASSWORD, QUALITY_MANAGER
 
+    # Typed as printed, from the folder the demo ran in: `capa` is often not on the PATH (it
+    # sits in .venv/bin after `make demo`).
+    run = f"{command_as_typed()} --db {shlex.quote(session.db)}"
     click.echo(f"\nTry next (every demo user's password is {DEMO_PASSWORD}):")
     for line in (f"export CAPA_USER={QUALITY_MANAGER} CAPA_PASSWORD={DEMO_PASSWORD}",
-                 f"capa --db {session.db} nc list",
-                 f"capa --db {session.db} ca show {refs['ca']} --version 10",
-                 f"capa --db {session.db} history {refs['nc_no_ca']}",
-                 f"capa --db {session.db} overdue",
-                 f"capa --db {session.db} audit checkpoint",
-                 f"capa --db {session.db} audit verify"):
+                 f"{run} nc list",
+                 f"{run} ca show {refs['ca']} --version 10",
+                 f"{run} history {refs['nc_no_ca']}",
+                 f"{run} overdue",
+                 f"{run} audit checkpoint",
+                 f"{run} audit verify"):
         click.echo(f"  {line}")
 
+
+
+def command_as_typed() -> str:
+    """How to run this very `capa` from the current folder: `capa` when the PATH finds it,
+    else its path (relative when it lies below the folder, as .venv/bin/capa does)."""
+    import shlex
+    import shutil
+    import sys
+
+    program = Path(sys.argv[0])
+    if program.name != "capa":  # `python -m capa`, or capa called from Python code
+        return f"{shlex.quote(_as_typed(Path(sys.executable)))} -m capa"
+    found = shutil.which("capa")
+    if found is not None and Path(found).resolve() == program.resolve():
+        return "capa"
+    return shlex.quote(_as_typed(program))
+
+
+def _as_typed(program: Path) -> str:
+    try:
+        inside = program.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return str(program.absolute())
+    return str(inside) if "/" in str(inside) else f"./{inside}"

@@ -19,6 +19,22 @@ from capa.domain.values import (
 )
 
 
+def past_due_accepted(due: str, today: str | None, reason: str | None) -> str | None:
+    """The reason for accepting a due date before `today`, or None when the date is not past;
+    a past date without a reason is refused (R5 family: a due date is a commitment, and one
+    already missed when it is set hides lateness from the overdue view)."""
+    if today is None or due >= today:
+        return None
+    text = (reason or "").strip()
+    if reason is None:
+        raise RuleViolation("R5", f"the due date {due} is in the past (today is {today}); "
+                                  "choose a later date, or accept it with --allow-past-due "
+                                  "--reason TEXT")
+    if not text:
+        raise RuleViolation("R5", f"accepting the past due date {due} needs a reason")
+    return text
+
+
 class CorrectiveAction(Record):
     """A CA: root cause, a plan of action items, approval, implementation, effectiveness."""
 
@@ -91,7 +107,10 @@ class CorrectiveAction(Record):
         """The current analysis: the latest one; all earlier ones stay in `analyses`."""
         return self.analyses[-1] if self.analyses else None
 
-    def plan(self, text: str, assignee: str, due: str, action_type: str) -> str:
+    def plan(self, text: str, assignee: str, due: str, action_type: str, *,
+             today: str | None = None, past_due_reason: str | None = None) -> str:
+        """Add an action item. Given `today`, a due date before it is refused (R5) unless a
+        reason for accepting it is given; the reason is kept in the event."""
         self._require_status(
             "plan", CAStatus.INVESTIGATED, CAStatus.PLANNED, CAStatus.APPROVED
         )
@@ -103,18 +122,24 @@ class CorrectiveAction(Record):
                 "R7", f"{self.ref} iteration {self.iteration} needs a root-cause analysis before "
                 "planning: the actions of the last iteration were not effective")
         number = f"A{len(self.items) + 1}"
-        self._action_planned(
-            number=number,
-            text=require_text(text, "action text"),
-            assignee=require_text(assignee, "assignee"),
-            due=due,
-            action_type=choice(ActionType, action_type, "action type").value,
-        )
+        fields: dict[str, str] = {
+            "number": number,
+            "text": require_text(text, "action text"),
+            "assignee": require_text(assignee, "assignee"),
+            "due": due,
+            "action_type": choice(ActionType, action_type, "action type").value,
+        }
+        reason = past_due_accepted(due, today, past_due_reason)
+        if reason is not None:
+            # Only a date that is in fact past carries a reason: older events have none.
+            fields["reason"] = reason
+        self._action_planned(**fields)
         return number
 
     @event("ActionItemPlanned")
     def _action_planned(
-        self, number: str, text: str, assignee: str, due: str, action_type: str
+        self, number: str, text: str, assignee: str, due: str, action_type: str,
+        reason: str | None = None,
     ) -> None:
         self.items.append(
             {"number": number, "text": text, "assignee": assignee, "due": due,
@@ -123,6 +148,8 @@ class CorrectiveAction(Record):
              "note": None, "evidence": [], "completed_by": None, "completed_at": None,
              "extensions": []}
         )
+        if reason is not None:
+            self.items[-1]["past_due_reason"] = reason
         if self.status == CAStatus.APPROVED:
             # A plan that grows after approval is no longer the plan that was approved.
             for approval in self.approvals:
@@ -151,24 +178,49 @@ class CorrectiveAction(Record):
                 return item
         raise NotFound(f"{self.ref} has no action item {number}")
 
-    def complete(self, number: str, note: str, evidence: list[dict[str, Any]]) -> None:
+    def complete(self, number: str, note: str, evidence: list[dict[str, Any]], *,
+                 done_by: str | None = None, reason: str | None = None) -> None:
+        """Mark an item done. With `done_by`, the acting user records the completion for the
+        one who did the work, and says why (the event keeps both people and the reason)."""
         self._require_status("complete an action of", CAStatus.APPROVED)
         item = self.item(number)
         if item["state"] != "open":
             raise RuleViolation("R7", f"action {item['number']} of {self.ref} is already done")
-        self._action_completed(
-            number=item["number"], note=require_text(note, "completion note"), evidence=evidence
-        )
+        text = require_text(note, "completion note")
+        if done_by is None:
+            self._action_completed(number=item["number"], note=text, evidence=evidence)
+            return
+        why = (reason or "").strip()
+        if not why:
+            raise RuleViolation("R8", f"recording {item['number']} of {self.ref} on behalf of "
+                                      f"{done_by} needs a reason (--reason)")
+        self._action_completed_on_behalf(number=item["number"], note=text, evidence=evidence,
+                                         done_by=done_by, reason=why)
 
     @event("ActionItemCompleted")
     def _action_completed(self, number: str, note: str, evidence: list[dict[str, Any]]) -> None:
+        self._mark_done(number, note, evidence, self.event_actor)
+
+    @event("ActionItemCompletedOnBehalf")
+    def _action_completed_on_behalf(self, number: str, note: str,
+                                    evidence: list[dict[str, Any]], done_by: str,
+                                    reason: str) -> None:
+        item = self._mark_done(number, note, evidence, done_by)
+        item.update(recorded_by=self.event_actor, on_behalf_reason=reason)
+
+    def _mark_done(self, number: str, note: str, evidence: list[dict[str, Any]],
+                   done_by: str) -> dict[str, Any]:
         item = self.item(number)
-        item.update(state="done", note=note, evidence=evidence, completed_by=self.event_actor,
+        item.update(state="done", note=note, evidence=evidence, completed_by=done_by,
                     completed_at=self.event_time)
         if all(i["state"] == "done" for i in self.items):
             self.status = CAStatus.IMPLEMENTED.value
+        return item
 
-    def extend(self, number: str, due: str, reason: str) -> None:
+    def extend(self, number: str, due: str, reason: str, *, today: str | None = None,
+               allow_past_due: bool = False) -> None:
+        """Move a due date later (R5). Given `today`, a new date before it is refused unless
+        `allow_past_due`; the extension's reason then also accounts for the past date."""
         self._require_status("extend an action of", CAStatus.APPROVED)
         item = self.item(number)
         if item["state"] != "open":
@@ -180,6 +232,7 @@ class CorrectiveAction(Record):
         text = (reason or "").strip()
         if not text:
             raise RuleViolation("R5", "a due-date extension needs a reason")
+        past_due_accepted(due, today, text if allow_past_due else None)
         self._due_date_extended(number=item["number"], old_due=item["due"], new_due=due,
                                 reason=text)
 
@@ -207,7 +260,8 @@ class CorrectiveAction(Record):
             raise RuleViolation("R3", f"{verifier} owns {self.ref} and cannot verify its "
                                       "effectiveness")
         implemented = sorted({i["number"] for i in self.items
-                              if verifier in (i["completed_by"], i["assignee"])})
+                              if verifier in (i["completed_by"], i["assignee"],
+                                              i.get("recorded_by"))})
         if implemented:
             raise RuleViolation(
                 "R3", f"{verifier} implemented {', '.join(implemented)} of {self.ref} (as "

@@ -52,7 +52,7 @@ Feature: The life of a corrective action
 
   Scenario: The owner of a corrective action must be a person of the quality system
     When "mhernandez" opens the corrective action "housing" for "crack" with owner "nobody"
-    Then the command is refused as invalid input
+    Then the command is refused as not found
     And nothing was recorded
     And the nonconformity "crack" is "assessed"
 

@@ -69,6 +69,31 @@ Feature: The rules refuse what they forbid, and a refusal records nothing
     And nothing was recorded
     And action "A1" of "housing" is due in 14 days
 
+  @R5
+  Scenario: R5 - an action may not be planned with a due date already past
+    Given the corrective action "housing" owned by "apatel" has reached "investigated"
+    When "apatel" plans the "correction" action "Sort housings from lot L2311" for "housing", assigned to "lnguyen", due 3 days ago
+    Then the command is refused under rule "R5"
+    And nothing was recorded
+    And the corrective action "housing" is "investigated"
+
+  @R5
+  Scenario: R5 - a due date already past is accepted only with a stated reason
+    Given the corrective action "housing" owned by "apatel" has reached "investigated"
+    When "apatel" accepts a past due date, planning the "correction" action "Sort housings from lot L2311" for "housing", assigned to "lnguyen", due 3 days ago, because "Sorted on the night shift; recorded late"
+    Then action "A1" of "housing" was due 3 days ago, accepted because "Sorted on the night shift; recorded late"
+
+  @R3 @iso9001-10.2.1d @qsit-capa-8
+  Scenario: R3 - whoever recorded a completion on someone's behalf may not verify effectiveness
+    Given the corrective action "housing" owned by "apatel" has reached "investigated"
+    And "apatel" planned the "correction" action "Sort and scrap housings from lot L2311" for "housing", assigned to "lnguyen" and due in 7 days
+    And "mhernandez" approved the plan of "housing"
+    And "jchen" recorded for "lnguyen" that action "A1" of "housing" was done, noting "312 housings sorted" because "Night shift has no terminal; paper record WO-4471"
+    When "jchen" verifies "housing" as effective: "No cracks since"
+    Then the command is refused under rule "R3"
+    And nothing was recorded
+    And the corrective action "housing" is "implemented"
+
   @R6 @annex11-9 @21cfr11.10e
   Scenario: R6 - a correction states its reason
     Given a "minor" nonconformity "label" was raised

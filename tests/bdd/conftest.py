@@ -726,6 +726,14 @@ def action_was_completed_with_evidence(world: World, user: str, number: str, ca:
     ref, path = world.ref(ca), world.files[name]
     world.act(user, lambda app: app.complete_action(ref, number, note=note, evidence=[path]))
 
+@given(parsers.parse('"{user}" recorded for "{doer}" that action "{number}" of "{ca}" was done, '
+                     'noting "{note}" because "{reason}"'))
+def completion_was_recorded_on_behalf(world: World, user: str, doer: str, number: str, ca: str,
+                                      note: str, reason: str) -> None:
+    ref = world.ref(ca)
+    world.act(user, lambda app: app.complete_action(ref, number, note=note, on_behalf_of=doer,
+                                                    reason=reason))
+
 
 @given(parsers.parse('"{user}" re-examined the root cause of "{ca}": "{root_cause}", category '
                      '"{category}"'))
@@ -794,6 +802,26 @@ def plans(world: World, user: str, kind: str, text: str, ca: str, assignee: str,
     world.attempt(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
                                                 due=days_from_today(days),
                                                 action_type=word(kind)))
+
+
+@when(parsers.parse('"{user}" plans the "{kind}" action "{text}" for "{ca}", assigned to '
+                    '"{assignee}", due {days:d} days ago'))
+def plans_past_due(world: World, user: str, kind: str, text: str, ca: str, assignee: str,
+                   days: int) -> None:
+    ref = world.ref(ca)
+    world.attempt(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
+                                                due=days_from_today(-days),
+                                                action_type=word(kind)))
+
+
+@when(parsers.parse('"{user}" accepts a past due date, planning the "{kind}" action "{text}" for '
+                    '"{ca}", assigned to "{assignee}", due {days:d} days ago, because "{reason}"'))
+def plans_past_due_with_reason(world: World, user: str, kind: str, text: str, ca: str,
+                               assignee: str, days: int, reason: str) -> None:
+    ref = world.ref(ca)
+    world.attempt(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
+                                                due=days_from_today(-days),
+                                                action_type=word(kind), past_due_reason=reason))
 
 
 @when(parsers.parse('"{user}" approves the plan of "{ca}"'))
@@ -999,6 +1027,13 @@ def evidence_kept(world: World, number: str, ca: str, name: str) -> None:
     digest = hashlib.sha256(content).hexdigest()
     assert [(e.name, e.size, e.sha256) for e in item.evidence] == [(name, len(content), digest)]
     assert world.app.evidence_content(digest) == content
+
+
+@then(parsers.parse('action "{number}" of "{ca}" was due {days:d} days ago, accepted because '
+                    '"{reason}"'))
+def action_accepted_past_due(world: World, number: str, ca: str, days: int, reason: str) -> None:
+    item = next(i for i in world.ca(ca).items if i.number == number)
+    assert (item.due, item.past_due_reason) == (days_from_today(-days), reason)
 
 
 @then(parsers.parse('action "{number}" of "{ca}" is due in {days:d} days'))

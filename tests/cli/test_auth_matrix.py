@@ -251,8 +251,9 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
 }
 
 #: Where the record itself narrows the role table: only the item's assignee or the CA's
-#: owner completes an action, so quality (neither here) is refused.
-RECORD_LEVEL_REFUSALS = {("ca complete", "quality")}
+#: owner completes an action (any writer may be an assignee), so the others are refused.
+RECORD_LEVEL_REFUSALS = {("ca complete", "quality"), ("ca complete", "admin"),
+                         ("ca complete", "reporter")}
 
 READS = {"nc show", "nc list", "ca show", "ca list", "history", "evidence list", "overdue",
          "user list",

@@ -151,7 +151,8 @@ def test_ca_list_filters_and_shape(capa: Capa) -> None:
     capa.write("ca", "investigate", late, "--method", "other", "--root-cause", "x",
                "--category", "method", user=capa.owner)
     capa.write("ca", "plan", late, "--action", "Overdue", "--assignee", capa.owner, "--due",
-               capa.day(-2), "--type", "corrective", user=capa.owner)
+               capa.day(-2), "--type", "corrective", "--allow-past-due", "--reason",
+               "Planned late on purpose: the list must show an overdue CA", user=capa.owner)
     capa.write("ca", "approve", late)
     on_time = capa.approved_ca()
     rows = capa.run("--json", "ca", "list").json()

@@ -297,11 +297,19 @@ def test_owners_and_assignees_hold_a_role_that_can_do_the_work(store: Store,
     with store.acting(app, OWNER):
         app.investigate_ca(ca, method="ishikawa", root_cause="Worn gate insert",
                            category="machine")
+    # An assignee is any active user who may write (SPEC §10), a reporter too; an auditor
+    # writes nothing and cannot be one.
+    with store.acting(app, QUALITY_MANAGER):
+        app.add_user("aud1", full_name="Audrey Auditor", roles=["auditor"],
+                     password="correct-horse-battery-staple")
     before = store.event_count()
     with store.acting(app, OWNER), pytest.raises(InvalidInput, match="could not complete"):
-        app.plan_ca(ca, action="Sort lot L2311", assignee=REPORTER, due=days(10),
+        app.plan_ca(ca, action="Sort lot L2311", assignee="aud1", due=days(10),
                     action_type="correction")
     assert store.event_count() == before
+    with store.acting(app, OWNER):
+        app.plan_ca(ca, action="Sort lot L2311", assignee=REPORTER, due=days(10),
+                    action_type="correction")
 
 
 # -- CA closure closes its NCs in the same save (R4) -----------------------------------------

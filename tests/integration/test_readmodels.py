@@ -42,7 +42,7 @@ def _story(store: Store, app: CapaApplication) -> dict[str, str]:
         app.investigate_ca(ca, method="ishikawa", root_cause="Worn gate insert",
                            category="machine")
         app.plan_ca(ca, action="Replace insert", assignee=TECHNICIAN, due=_day(-3),
-                    action_type="corrective")
+                    action_type="corrective", past_due_reason="an overdue item to read")
         app.plan_ca(ca, action="Review PFMEA", assignee=OWNER, due=_day(10),
                     action_type="preventive")
     with store.acting(app, QUALITY_ENGINEER):

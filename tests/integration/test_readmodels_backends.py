@@ -58,7 +58,7 @@ def test_the_read_side_on_each_back_end(app: CapaApplication) -> None:
     with app.acting_as(OWNER, PASSWORD):
         app.investigate_ca(ca, method="ishikawa", root_cause="Worn tool", category="machine")
         app.plan_ca(ca, action="Replace tool", assignee=OWNER, due=_day(-2),
-                    action_type="corrective")
+                    action_type="corrective", past_due_reason="an overdue item to read")
     with app.acting_as(ADMIN, PASSWORD):
         app.approve_ca(ca)
     before = _answers(app)
