@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fpdf import FPDF
+from fpdf.enums import Align, MethodReturnValue, XPos, YPos
 from fpdf.fonts import FontFace, TTFFont
+
+from capa.reports.eightd import manifestation
 
 if TYPE_CHECKING:
     from capa.reports.eightd import Report
@@ -25,9 +28,19 @@ FAMILY = "DejaVu"
 FONT_FILES = {"": FONT_DIR / "DejaVuSans.ttf", "B": FONT_DIR / "DejaVuSans-Bold.ttf"}
 
 
+TABLE_LINE = 4.5  # mm: a table's line height
+# A table column is made wide enough for its longest word when that word is at most WORD_CAP mm
+# (an id, a UTC time, a user name: these never break); a column holding a longer unbroken word
+# (a part number, a URL) wraps it and starts from WRAPPED mm.
+WORD_CAP = 45.0
+WRAPPED = 20.0
+CELL_PADDING = 2.5  # mm: a cell's inner margins and a little air
+
+
 class _Writer:
     """An A4 document in DejaVu Sans that prints a character absent from the font as its code
-    point."""
+    point, and sets every block from the left margin across the text width, so no line runs
+    past the right edge (fpdf2's `multi_cell` otherwise leaves the cursor at its right end)."""
 
     def __init__(self, title: str) -> None:
         self.pdf = FPDF(format="A4")
@@ -53,12 +66,94 @@ class _Writer:
     def paragraph(self, value: str, size: float, height: float, style: str = "",
                   border: Literal[0, 1] | str = 0) -> None:
         self.pdf.set_font(FAMILY, style, size)
-        self.pdf.multi_cell(self.pdf.epw, height, self.text(value, style), border=border)
+        # Left-aligned, not justified: a justified line with one long unbroken word (a part
+        # number, a URL) is stretched into gaps that read as missing words. A word wider than
+        # the line is broken across lines by fpdf2, never cut.
+        self.pdf.multi_cell(self.pdf.epw, height, self.text(value, style), border=border,
+                            align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def height(self, value: str, size: float, height: float, style: str = "",
+               width: float | None = None) -> float:
+        """The height `paragraph` (or a table cell `width` mm wide) would take, in mm, without
+        drawing it."""
+        self.pdf.set_font(FAMILY, style, size)
+        lines = self.pdf.multi_cell(self.pdf.epw if width is None else width, height,
+                                    self.text(value, style), align=Align.L, dry_run=True,
+                                    output=MethodReturnValue.LINES)
+        assert isinstance(lines, list)
+        return len(lines) * height
+
+    def lead(self, kind: str, body: Any) -> float:
+        """The height of what must stay with the heading above a block: a few lines of a
+        paragraph, a table's heading and first row, or a whole signature."""
+        if kind == "p":
+            return min(self.height(body, 9, 5), 15.0)
+        if kind == "table":
+            headers, rows = body
+            widths = self.column_widths(headers, rows)
+            inner = [w - 2 * self.pdf.c_margin for w in widths]
+            return 2 + sum(max(self.height(c, 9, TABLE_LINE, style, w)
+                               for c, w in zip(row, inner, strict=True))
+                           for row, style in ((headers, "B"), (rows[0], "")))
+        label, sig = body
+        return (self.height(f"Signature - {label}", 9, 5, "B")
+                + self.height(manifestation(sig), 9, 5))
+
+    def keep(self, height: float) -> None:
+        """Start a new page unless `height` mm fit on this one (a block taller than a page is
+        left to break where it must)."""
+        pdf = self.pdf
+        if pdf.will_page_break(height) and pdf.get_y() > pdf.t_margin + 1:
+            pdf.add_page()
+
+    def table(self, headers: list[str], rows: list[list[str]]) -> None:
+        pdf = self.pdf
+        pdf.set_font(FAMILY, "", 9)
+        widths = self.column_widths(headers, rows)
+        with pdf.table(headings_style=FontFace(emphasis="BOLD"), line_height=TABLE_LINE,
+                       text_align="LEFT", col_widths=widths, width=pdf.epw,
+                       repeat_headings=1) as table:
+            heading = table.row()
+            for h in headers:
+                heading.cell(self.text(h, "B"))
+            for values in rows:
+                row = table.row()
+                for value in values:
+                    row.cell(self.text(value))
+        pdf.set_x(pdf.l_margin)
+
+    def column_widths(self, headers: list[str], rows: list[list[str]]) -> tuple[float, ...]:
+        """Column widths in mm: each column at least as wide as its longest word (see WORD_CAP),
+        the rest of the text width shared by how much more each column's longest line would
+        want; if even that is too wide, every column in proportion to that floor."""
+        pdf = self.pdf
+
+        def width(value: str, style: str = "") -> float:
+            pdf.set_font(FAMILY, style, 9)
+            return float(pdf.get_string_width(self.text(value, style)))
+
+        need: list[float] = []
+        want: list[float] = []
+        for i, header in enumerate(headers):
+            cells = [r[i] for r in rows]
+            words = [width(w, "B") for w in header.split()] + [
+                width(w) for c in cells for w in c.split()]
+            lines = [width(header, "B")] + [width(line) for c in cells for line in c.splitlines()]
+            longest = max(words, default=0)
+            need.append((longest if longest <= WORD_CAP else WRAPPED) + CELL_PADDING)
+            want.append(max(need[-1], min(pdf.epw, max(lines, default=0)) + CELL_PADDING))
+        spare = pdf.epw - sum(need)
+        if spare <= 0:
+            return tuple(n * pdf.epw / sum(need) for n in need)
+        more = [w - n for w, n in zip(want, need, strict=True)]
+        if sum(more) <= spare:
+            return tuple(w * pdf.epw / sum(want) for w in want)
+        return tuple(n + spare * m / sum(more) for n, m in zip(need, more, strict=True))
 
 
 def to_pdf(report: Report) -> bytes:
-    from capa.reports.eightd import manifestation
-
+    """The report as PDF. A heading is kept on one page with the start of what follows it, a
+    table's heading with its first row, and a signature's label with its whole manifestation."""
     doc = _Writer(f"8D report {report.record}")
     pdf = doc.pdf
     doc.paragraph(f"8D report {report.record}: {report.title}", 16, 8, "B")
@@ -66,26 +161,21 @@ def to_pdf(report: Report) -> bytes:
                   f"Generated {report.generated_at}.", 10, 5)
     for section in report.sections:
         pdf.ln(3)
+        doc.keep(7 + (doc.lead(*section.blocks[0]) if section.blocks else 0))
         doc.paragraph(f"{section.code} {section.title}", 13, 7, "B")
         for kind, body in section.blocks:
             if kind == "p":
                 doc.paragraph(body, 9, 5)
                 pdf.ln(1)
             elif kind == "table":
-                headers, rows = body
-                pdf.set_font(FAMILY, "", 9)
-                with pdf.table(headings_style=FontFace(emphasis="BOLD"), line_height=4.5,
-                               text_align="LEFT") as table:
-                    heading = table.row()
-                    for h in headers:
-                        heading.cell(doc.text(h, "B"))
-                    for values in rows:
-                        row = table.row()
-                        for value in values:
-                            row.cell(doc.text(value))
+                doc.keep(doc.lead(kind, body))
+                doc.table(*body)
                 pdf.ln(1)
             else:
                 label, sig = body
+                # A manifestation is read as one statement (21 CFR 11.50): keep it on one page
+                # with its label.
+                doc.keep(doc.lead(kind, body))
                 doc.paragraph(f"Signature - {label}", 9, 5, "B")
                 doc.paragraph(manifestation(sig), 9, 5, border="L")
                 pdf.ln(1)

@@ -1,0 +1,262 @@
+"""The 8D PDF read back as a viewer lays it out (pdfplumber: every word and its position): every
+word inside the page's text area, nothing cut or overlapping, every signature manifestation
+printed whole in one block on one page, for long names, long root causes, several
+effectiveness iterations, unbroken part numbers and URLs, non-Latin scripts and page breaks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from typing import Any
+
+import pytest
+
+from capa.app.service import CapaApplication
+from capa.reports.eightd import Report, Section, manifestation
+from capa.reports.pdf import to_pdf
+from tests.integration.readside_fixtures import (
+    OWNER,
+    PASSWORD,
+    QUALITY_ENGINEER,
+    QUALITY_MANAGER,
+    REPORTER,
+    TECHNICIAN,
+    Store,
+    app,
+    has_accounts,
+    store,
+)
+
+pdfplumber = pytest.importorskip("pdfplumber", reason="pdfplumber is in the test extra")
+
+__all__ = ["app", "store"]
+
+MM = 72 / 25.4
+# The text area of an A4 page as capa sets it: 10 mm left, top and right, 15 mm at the bottom.
+PAGE_W, PAGE_H = 210 * MM, 297 * MM
+LEFT, TOP, RIGHT, BOTTOM = 10 * MM, 10 * MM, PAGE_W - 10 * MM, PAGE_H - 15 * MM
+SLACK = 0.75  # points: a glyph's box may overhang its cell by a hair, not by a letter
+
+PART = "PN-" + "7F3A9C2E" * 14  # one unbroken "word" wider than the page
+URL = "https://supplier.example.com/quality/8d/attachments/" + "x" * 90 + "?lot=A17&rev=D"
+LONG_CAUSE = (
+    "Gate insert worn beyond its 0.05 mm limit because the preventive maintenance interval was "
+    "set for the old resin; the new glass-filled grade abrades the insert three times faster, "
+    "so the wall at boss B2 thinned to 0.6 mm and cracked under assembly torque. ") * 6
+NAMES = {
+    "Maria-Concepción de los Ángeles Hernández-Villanueva y Ruiz de Alarcón": "mhernandez",
+    "Łukasz Wróblewski-Szczepański": "lwroblewski",
+    "Νικόλαος Παπαδόπουλος": "npapadopoulos",
+    "Александра Вячеславовна Рождественская": "arozhdestvenskaya",
+    "Nguyễn Thị Thu Hương": "nthu",
+    "山田太郎": "yamada",
+}
+
+
+def _sig(name: str, user: str, meaning: str, n: int) -> dict[str, Any]:
+    return {"full_name": name, "user_id": user, "meaning": meaning,
+            "signed_at": f"2026-11-{10 + n:02d}T08:{n:02d}:17Z", "signed_version": 10 + n,
+            "content_sha256": f"{n:x}" * 64, "signature": "sig", "algorithm": "Ed25519",
+            "key_id": f"key-{user}-{n}"}
+
+
+def hostile_report(iterations: int = 4) -> Report:
+    """A report built to hurt the layout: every kind of text that has broken reports before."""
+    people = list(NAMES.items())
+    d1 = Section("D1", "Team")
+    d1.table(["user", "name", "part"], [[u, n, "reported the nonconformity, assessed risk, "
+                                         "CA owner, action 1, action 2, verified effectiveness"]
+                                        for n, u in people])
+    d2 = Section("D2", "Problem description")
+    d2.text(f"NC-2026-0001 Cracked housing on {PART} (major, customer-complaint, detected "
+            f"2026-10-01): see {URL} for the complaint file. " + LONG_CAUSE[:400])
+    d2.table(["field", "value"], [["product", PART], ["lot", "L" * 120],
+                                  ["external reference", URL]])
+    d3 = Section("D3", "Containment")
+    d3.table(["NC", "action", "disposition", "where", "by", "at (UTC)"],
+             [["NC-2026-0001", "Quarantine every lot of " + PART, "quarantine", URL,
+               "arozhdestvenskaya", "2026-10-02T09:00:00Z"]])
+    d4 = Section("D4", "Root cause")
+    d5 = Section("D5", "Chosen corrective actions")
+    d5.table(["action", "type", "text", "assignee", "due", "iteration"],
+             [[f"A{i}", "corrective", f"Replace insert {PART} and requalify; " + LONG_CAUSE[:300],
+               "lwroblewski", "2026-12-20", str(i)] for i in range(1, iterations + 1)])
+    d6 = Section("D6", "Implementation")
+    d6.table(["action", "state", "completed by", "at (UTC)", "note", "evidence"],
+             [[f"A{i}", "done", "lwroblewski", "2026-11-01T10:00:00Z", URL,
+               f"{PART}.pdf (sha256 0123456789ab)"] for i in range(1, iterations + 1)])
+    d7 = Section("D7", "Prevention of recurrence")
+    d7.text("No preventive action recorded.")
+    d8 = Section("D8", "Verification and closure")
+    for i in range(1, iterations + 1):
+        name, user = people[i % len(people)]
+        d4.text(f"Iteration {i}, 5-whys, category machine{' (current)' if i == iterations else ''}"
+                f": {LONG_CAUSE} - by {user} at 2026-10-{i:02d}T10:00:00Z")
+        d4.table(["why", "answer"], [[str(k), f"Because {PART} wore; " + LONG_CAUSE[:200]]
+                                     for k in range(1, 4)])
+        d5.signature(f"Plan approval, iteration {i}", _sig(name, user, "approval", i))
+        d8.text(f"Iteration {i}: {'effective' if i == iterations else 'NOT effective'}. "
+                + LONG_CAUSE[:250])
+        d8.signature(f"Effectiveness verification, iteration {i}",
+                     _sig(name, user, "verification", i + iterations))
+    longest = max(NAMES, key=len)
+    d8.signature("Closure of CA-2026-0001", _sig(longest, NAMES[longest], "approval", 15))
+    return Report(record="CA-2026-0001", title="Housing cracks at boss B2 on " + PART,
+                  status="closed", version=42, organisation="Northwind Medical Devices GmbH & Co",
+                  generated_at="2026-12-01T23:00:00Z", sections=[d1, d2, d3, d4, d5, d6, d7, d8])
+
+
+def _pages(content: bytes) -> list[tuple[list[dict[str, Any]], str]]:
+    """Each page's words (text and box, in points from the top left) and its text by lines."""
+    with pdfplumber.open(io.BytesIO(content)) as pdf:
+        return [(p.extract_words(keep_blank_chars=False, use_text_flow=True),
+                 p.extract_text(use_text_flow=True) or "") for p in pdf.pages]
+
+
+def assert_inside_text_area(content: bytes) -> None:
+    pages = _pages(content)
+    assert pages, "the report has pages"
+    for number, (words, _) in enumerate(pages, 1):
+        assert words, f"page {number} is blank"
+        for w in words:
+            where = f"page {number}: {w['text']!r} at x {w['x0']:.1f}..{w['x1']:.1f}, " \
+                    f"y {w['top']:.1f}..{w['bottom']:.1f}"
+            assert w["x0"] >= LEFT - SLACK and w["x1"] <= RIGHT + SLACK, "off the side: " + where
+            assert w["top"] >= TOP - SLACK and w["bottom"] <= BOTTOM + SLACK, \
+                "off the top or bottom: " + where
+        # Two words drawn over each other are as unreadable as a word off the page.
+        boxes = sorted(words, key=lambda w: (w["top"], w["x0"]))
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                if b["top"] >= a["bottom"] - SLACK:
+                    break
+                overlap_x = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
+                assert overlap_x <= SLACK, f"page {number}: {a['text']!r} overlaps {b['text']!r}"
+
+
+def _flat(text: str) -> str:
+    return "".join(text.split())
+
+
+def test_every_word_of_a_hostile_report_lies_inside_the_page() -> None:
+    report = hostile_report()
+    content = to_pdf(report)
+    assert len(_pages(content)) >= 3, "the report is long enough to break pages"
+    assert_inside_text_area(content)
+
+
+def test_no_text_is_lost() -> None:
+    """Everything the report says is on the pages, in order (wrapping may split an unbroken
+    word, so spaces are not compared)."""
+    report = hostile_report()
+    printed = _flat("".join(text for _, text in _pages(to_pdf(report))))
+    expected = [_flat(f"8D report {report.record}: {report.title}")]
+    for section in report.sections:
+        expected.append(_flat(f"{section.code} {section.title}"))
+        for kind, body in section.blocks:
+            if kind == "p":
+                expected.append(_flat(body))
+            elif kind == "table":
+                headers, rows = body
+                expected += [_flat(c) for row in rows for c in row if c.strip()]
+    position = 0
+    for piece in expected:
+        # CJK ideographs are printed as their code points; compare what the font can show.
+        piece = re.sub(r"[\u4e00-\u9fff]", lambda m: f"<U+{ord(m.group()):04X}>", piece)
+        found = printed.find(piece, position)
+        assert found >= 0, f"not printed (or out of order): {piece[:80]!r}"
+        position = found + len(piece)
+
+
+def _signature_blocks(content: bytes) -> list[tuple[int, str, str]]:
+    """(page, label, the text of the block under it) for every signature on every page."""
+    blocks = []
+    for number, (_, text) in enumerate(_pages(content), 1):
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("Signature - "):
+                body: list[str] = []
+                for follower in lines[i + 1:]:
+                    if re.match(r"(Signature - |D\d |Iteration \d)", follower):
+                        break
+                    body.append(follower)
+                blocks.append((number, line.removeprefix("Signature - "), "\n".join(body)))
+    return blocks
+
+
+def test_every_signature_manifestation_is_printed_whole() -> None:
+    report = hostile_report()
+    signatures = [body for s in report.sections for kind, body in s.blocks if kind == "sig"]
+    blocks = _signature_blocks(to_pdf(report))
+    assert [label for _, label, _ in blocks] == [label for label, _ in signatures]
+    for (page, label, text), (_, sig) in zip(blocks, signatures, strict=True):
+        words = text.split()
+        # Each word whole, in order: a name, time or meaning split mid-word (or cut at the
+        # margin) reads as something else.
+        expected = manifestation(sig).replace("山田太郎",
+                                              "<U+5C71><U+7530><U+592A><U+90CE>").split()
+        assert words[:len(expected)] == expected, (page, label)
+        for line in text.splitlines():
+            assert line.strip() in manifestation(sig) or "<U+" in line, (page, label, line)
+        assert f"signed {sig['signed_at']} (UTC)," in " ".join(words), (page, label)
+        assert f"meaning: {sig['meaning']};" in " ".join(words), (page, label)
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 3, 5, 8])
+def test_layout_holds_whatever_falls_at_a_page_break(iterations: int) -> None:
+    """Different lengths move every block across the page breaks: a signature block or a
+    heading is never split from its body or left alone at the bottom of a page."""
+    content = to_pdf(hostile_report(iterations))
+    assert_inside_text_area(content)
+    for number, (_, text) in enumerate(_pages(content), 1):
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        assert not re.match(r"(D\d [A-Z]|Signature - )", last), \
+            f"page {number} ends with a stranded heading: {last!r}"
+    assert len(_signature_blocks(content)) == 2 * iterations + 1
+
+
+def _day(n: int) -> str:
+    return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=n)).isoformat()
+
+
+@pytest.mark.sqlite_only("the layout does not depend on the back end; the other tests here "
+                         "cover the renderer alone")
+@pytest.mark.skipif(not has_accounts(), reason="printed names come from user accounts")
+def test_report_of_a_real_ca_with_several_iterations(store: Store, app: CapaApplication) -> None:
+    with store.acting(app, QUALITY_MANAGER):
+        app.add_user("arozhdestvenskaya",
+                     full_name="Александра Вячеславовна Рождественская-Лебедева",
+                     roles=["quality"], password=PASSWORD)
+    with store.acting(app, REPORTER):
+        nc = app.raise_nc(title="Cracked housing " + PART, description=LONG_CAUSE + URL,
+                          source="customer-complaint", severity="major", product=PART,
+                          detected_on=_day(-20)).id
+    with store.acting(app, QUALITY_ENGINEER):
+        app.assess_nc(nc, impact=4, likelihood=3, capa_required=True)
+        ca = app.open_ca(title="Housing cracks", problem=LONG_CAUSE, owner=OWNER, ncs=[nc]).id
+    for iteration in (1, 2, 3):
+        with store.acting(app, OWNER):
+            app.investigate_ca(ca, method="5-whys", root_cause=f"{iteration}: {LONG_CAUSE}",
+                               category="machine", whys=[LONG_CAUSE[:300], PART])
+            action = app.plan_ca(ca, action=f"Replace insert {PART}", assignee=TECHNICIAN,
+                                 due=_day(5), action_type="corrective")
+        with store.acting(app, QUALITY_MANAGER):
+            app.approve_ca(ca)
+        with store.acting(app, TECHNICIAN):
+            app.complete_action(ca, f"A{iteration}", note=URL)
+        with store.acting(app, "arozhdestvenskaya"):
+            app.verify_ca(ca, effective=iteration == 3, note=LONG_CAUSE[:400])
+        assert action
+    with store.acting(app, QUALITY_MANAGER):
+        app.close_ca(ca)
+    content = app.render_report(ca, "pdf")
+    assert_inside_text_area(content)
+    blocks = _signature_blocks(content)
+    assert len(blocks) == 3 + 3 + 1, [label for _, label, _ in blocks]
+    for _, label, text in blocks:
+        words = " ".join(text.split())
+        assert re.match(r"\S.* \([a-z]+\), signed \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z "
+                        r"\(UTC\), meaning: (approval|verification);", words), (label, words)
+    assert "Рождественская-Лебедева (arozhdestvenskaya), signed" in " ".join(
+        " ".join(t.split()) for _, _, t in blocks)
