@@ -6,7 +6,6 @@ effectiveness iterations, unbroken part numbers and URLs, non-Latin scripts and 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from typing import Any
 
@@ -28,15 +27,14 @@ from tests.integration.readside_fixtures import (
     store,
 )
 
-pdfplumber = pytest.importorskip("pdfplumber", reason="pdfplumber is in the test extra")
+pytest.importorskip("pdfplumber", reason="pdfplumber is in the test extra")
+from tests.support.pdflayout import (  # noqa: E402 - only once pdfplumber is known present
+    assert_inside_text_area,
+    pages,
+    signature_blocks,
+)
 
 __all__ = ["app", "store"]
-
-MM = 72 / 25.4
-# The text area of an A4 page as capa sets it: 10 mm left, top and right, 15 mm at the bottom.
-PAGE_W, PAGE_H = 210 * MM, 297 * MM
-LEFT, TOP, RIGHT, BOTTOM = 10 * MM, 10 * MM, PAGE_W - 10 * MM, PAGE_H - 15 * MM
-SLACK = 0.75  # points: a glyph's box may overhang its cell by a hair, not by a letter
 
 PART = "PN-" + "7F3A9C2E" * 14  # one unbroken "word" wider than the page
 URL = "https://supplier.example.com/quality/8d/attachments/" + "x" * 90 + "?lot=A17&rev=D"
@@ -107,34 +105,6 @@ def hostile_report(iterations: int = 4) -> Report:
                   generated_at="2026-12-01T23:00:00Z", sections=[d1, d2, d3, d4, d5, d6, d7, d8])
 
 
-def _pages(content: bytes) -> list[tuple[list[dict[str, Any]], str]]:
-    """Each page's words (text and box, in points from the top left) and its text by lines."""
-    with pdfplumber.open(io.BytesIO(content)) as pdf:
-        return [(p.extract_words(keep_blank_chars=False, use_text_flow=True),
-                 p.extract_text(use_text_flow=True) or "") for p in pdf.pages]
-
-
-def assert_inside_text_area(content: bytes) -> None:
-    pages = _pages(content)
-    assert pages, "the report has pages"
-    for number, (words, _) in enumerate(pages, 1):
-        assert words, f"page {number} is blank"
-        for w in words:
-            where = f"page {number}: {w['text']!r} at x {w['x0']:.1f}..{w['x1']:.1f}, " \
-                    f"y {w['top']:.1f}..{w['bottom']:.1f}"
-            assert w["x0"] >= LEFT - SLACK and w["x1"] <= RIGHT + SLACK, "off the side: " + where
-            assert w["top"] >= TOP - SLACK and w["bottom"] <= BOTTOM + SLACK, \
-                "off the top or bottom: " + where
-        # Two words drawn over each other are as unreadable as a word off the page.
-        boxes = sorted(words, key=lambda w: (w["top"], w["x0"]))
-        for i, a in enumerate(boxes):
-            for b in boxes[i + 1:]:
-                if b["top"] >= a["bottom"] - SLACK:
-                    break
-                overlap_x = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
-                assert overlap_x <= SLACK, f"page {number}: {a['text']!r} overlaps {b['text']!r}"
-
-
 def _flat(text: str) -> str:
     return "".join(text.split())
 
@@ -142,7 +112,7 @@ def _flat(text: str) -> str:
 def test_every_word_of_a_hostile_report_lies_inside_the_page() -> None:
     report = hostile_report()
     content = to_pdf(report)
-    assert len(_pages(content)) >= 3, "the report is long enough to break pages"
+    assert len(pages(content)) >= 3, "the report is long enough to break pages"
     assert_inside_text_area(content)
 
 
@@ -150,7 +120,7 @@ def test_no_text_is_lost() -> None:
     """Everything the report says is on the pages, in order (wrapping may split an unbroken
     word, so spaces are not compared)."""
     report = hostile_report()
-    printed = _flat("".join(text for _, text in _pages(to_pdf(report))))
+    printed = _flat("".join(text for _, text in pages(to_pdf(report))))
     expected = [_flat(f"8D report {report.record}: {report.title}")]
     for section in report.sections:
         expected.append(_flat(f"{section.code} {section.title}"))
@@ -169,26 +139,10 @@ def test_no_text_is_lost() -> None:
         position = found + len(piece)
 
 
-def _signature_blocks(content: bytes) -> list[tuple[int, str, str]]:
-    """(page, label, the text of the block under it) for every signature on every page."""
-    blocks = []
-    for number, (_, text) in enumerate(_pages(content), 1):
-        lines = text.splitlines()
-        for i, line in enumerate(lines):
-            if line.startswith("Signature - "):
-                body: list[str] = []
-                for follower in lines[i + 1:]:
-                    if re.match(r"(Signature - |D\d |Iteration \d)", follower):
-                        break
-                    body.append(follower)
-                blocks.append((number, line.removeprefix("Signature - "), "\n".join(body)))
-    return blocks
-
-
 def test_every_signature_manifestation_is_printed_whole() -> None:
     report = hostile_report()
     signatures = [body for s in report.sections for kind, body in s.blocks if kind == "sig"]
-    blocks = _signature_blocks(to_pdf(report))
+    blocks = signature_blocks(to_pdf(report))
     assert [label for _, label, _ in blocks] == [label for label, _ in signatures]
     for (page, label, text), (_, sig) in zip(blocks, signatures, strict=True):
         words = text.split()
@@ -209,11 +163,11 @@ def test_layout_holds_whatever_falls_at_a_page_break(iterations: int) -> None:
     heading is never split from its body or left alone at the bottom of a page."""
     content = to_pdf(hostile_report(iterations))
     assert_inside_text_area(content)
-    for number, (_, text) in enumerate(_pages(content), 1):
+    for number, (_, text) in enumerate(pages(content), 1):
         last = [line for line in text.splitlines() if line.strip()][-1]
         assert not re.match(r"(D\d [A-Z]|Signature - )", last), \
             f"page {number} ends with a stranded heading: {last!r}"
-    assert len(_signature_blocks(content)) == 2 * iterations + 1
+    assert len(signature_blocks(content)) == 2 * iterations + 1
 
 
 def _day(n: int) -> str:
@@ -252,7 +206,7 @@ def test_report_of_a_real_ca_with_several_iterations(store: Store, app: CapaAppl
         app.close_ca(ca)
     content = app.render_report(ca, "pdf")
     assert_inside_text_area(content)
-    blocks = _signature_blocks(content)
+    blocks = signature_blocks(content)
     assert len(blocks) == 3 + 3 + 1, [label for _, label, _ in blocks]
     for _, label, text in blocks:
         words = " ".join(text.split())
