@@ -30,9 +30,9 @@ FONT_FILES = {"": FONT_DIR / "DejaVuSans.ttf", "B": FONT_DIR / "DejaVuSans-Bold.
 
 TABLE_LINE = 4.5  # mm: a table's line height
 # A table column is made wide enough for its longest word when that word is at most WORD_CAP mm
-# (an id, a UTC time, a user name: these never break); a column holding a longer unbroken word
-# (a part number, a URL) wraps it and starts from WRAPPED mm.
-WORD_CAP = 45.0
+# (an id, a UTC time to the microsecond, a user name: these never break); a column holding a
+# longer unbroken word (a part number, a URL) wraps it and starts from WRAPPED mm.
+WORD_CAP = 52.0
 WRAPPED = 20.0
 CELL_PADDING = 2.5  # mm: a cell's inner margins and a little air
 
@@ -125,7 +125,7 @@ class _Writer:
     def column_widths(self, headers: list[str], rows: list[list[str]]) -> tuple[float, ...]:
         """Column widths in mm: each column at least as wide as its longest word (see WORD_CAP),
         the rest of the text width shared by how much more each column's longest line would
-        want; if even that is too wide, every column in proportion to that floor."""
+        want; if even the floors are too wide, the widest columns give way first."""
         pdf = self.pdf
 
         def width(value: str, style: str = "") -> float:
@@ -144,7 +144,13 @@ class _Writer:
             want.append(max(need[-1], min(pdf.epw, max(lines, default=0)) + CELL_PADDING))
         spare = pdf.epw - sum(need)
         if spare <= 0:
-            return tuple(n * pdf.epw / sum(need) for n in need)
+            # Lower a common ceiling until the columns fit: narrow columns (ids, states) keep
+            # their words whole while the widest ones wrap.
+            ceiling = max(need)
+            while sum(min(n, ceiling) for n in need) > pdf.epw and ceiling > CELL_PADDING + 1:
+                ceiling -= 0.5
+            capped = [min(n, ceiling) for n in need]
+            return tuple(c * pdf.epw / sum(capped) for c in capped)
         more = [w - n for w, n in zip(want, need, strict=True)]
         if sum(more) <= spare:
             return tuple(w * pdf.epw / sum(want) for w in want)

@@ -74,7 +74,7 @@ def hostile_report(iterations: int = 4) -> Report:
     d3 = Section("D3", "Containment")
     d3.table(["NC", "action", "disposition", "where", "by", "at (UTC)"],
              [["NC-2026-0001", "Quarantine every lot of " + PART, "quarantine", URL,
-               "arozhdestvenskaya", "2026-10-02T09:00:00Z"]])
+               "arozhdestvenskaya", "2026-10-02T09:00:00.123456Z"]])
     d4 = Section("D4", "Root cause")
     d5 = Section("D5", "Chosen corrective actions")
     d5.table(["action", "type", "text", "assignee", "due", "iteration"],
@@ -82,7 +82,7 @@ def hostile_report(iterations: int = 4) -> Report:
                "lwroblewski", "2026-12-20", str(i)] for i in range(1, iterations + 1)])
     d6 = Section("D6", "Implementation")
     d6.table(["action", "state", "completed by", "at (UTC)", "note", "evidence"],
-             [[f"A{i}", "done", "lwroblewski", "2026-11-01T10:00:00Z", URL,
+             [[f"A{i}", "done", "lwroblewski", f"2026-11-0{i}T10:00:00.65432{i}Z", URL,
                f"{PART}.pdf (sha256 0123456789ab)"] for i in range(1, iterations + 1)])
     d7 = Section("D7", "Prevention of recurrence")
     d7.text("No preventive action recorded.")
@@ -103,6 +103,21 @@ def hostile_report(iterations: int = 4) -> Report:
     return Report(record="CA-2026-0001", title="Housing cracks at boss B2 on " + PART,
                   status="closed", version=42, organisation="Northwind Medical Devices GmbH & Co",
                   generated_at="2026-12-01T23:00:00Z", sections=[d1, d2, d3, d4, d5, d6, d7, d8])
+
+
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+
+def test_ids_times_and_user_names_in_tables_are_never_broken() -> None:
+    """A table column is made wide enough for the short words it holds: an NC number, a UTC
+    time to the microsecond or a user name split over two lines reads as two values."""
+    report = hostile_report()
+    words = {w["text"] for page_words, _ in pages(to_pdf(report)) for w in page_words}
+    whole = {c for s in report.sections for kind, body in s.blocks if kind == "table"
+             for row in body[1] for c in row
+             if TIME.fullmatch(c) or re.fullmatch(r"(NC|CA)-\d{4}-\d{4}|[a-z]{2,20}", c)}
+    assert any(TIME.fullmatch(c) for c in whole)
+    assert not whole - words, sorted(whole - words)
 
 
 def _flat(text: str) -> str:
@@ -206,6 +221,9 @@ def test_report_of_a_real_ca_with_several_iterations(store: Store, app: CapaAppl
         app.close_ca(ca)
     content = app.render_report(ca, "pdf")
     assert_inside_text_area(content)
+    words = {w["text"] for page_words, _ in pages(content) for w in page_words}
+    completed = [i["completed_at"] for i in app.show(ca).model_dump(mode="json")["items"]]
+    assert completed and set(completed) <= words, "each completion time printed whole"
     blocks = signature_blocks(content)
     assert len(blocks) == 3 + 3 + 1, [label for _, label, _ in blocks]
     for _, label, text in blocks:
