@@ -5,7 +5,8 @@ embedded as a subset of the glyphs used, so every printed name is shown as writt
 11.50) in any script DejaVu covers: Latin with every diacritic, Greek, Cyrillic, Vietnamese and
 more. Text is NFC-normalised so that letters and their accents print as the composed glyph. A
 character DejaVu has no glyph for (CJK ideographs, for one) is printed as its code point, e.g.
-`<U+5C71>`, never silently as "?"; the Markdown and HTML reports carry it as is.
+`<U+5C71>`, never silently as "?"; the Markdown and HTML reports carry it as is. So is a
+control character (a terminal escape, a bell); a tab prints as spaces.
 """
 
 from __future__ import annotations
@@ -59,8 +60,13 @@ class _Writer:
 
     def text(self, value: str, style: str = "") -> str:
         covered = self.covered[style]
+        # Line ends are kept, a tab becomes spaces, and any other control character (a terminal
+        # escape, a bell, NUL) is printed as its code point like a character with no glyph:
+        # the font has none, so it would otherwise vanish from the page.
+        value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
         return "".join(
-            c if ord(c) in covered or unicodedata.category(c) == "Cc" else f"<U+{ord(c):04X}>"
+            c if c == "\n" or (ord(c) in covered and unicodedata.category(c) != "Cc")
+            else f"<U+{ord(c):04X}>"
             for c in unicodedata.normalize("NFC", value))
 
     def paragraph(self, value: str, size: float, height: float, style: str = "",
@@ -91,10 +97,11 @@ class _Writer:
         if kind == "table":
             headers, rows = body
             widths = self.column_widths(headers, rows)
-            inner = [w - 2 * self.pdf.c_margin for w in widths]
-            return 2 + sum(max(self.height(c, 9, TABLE_LINE, style, w)
-                               for c, w in zip(row, inner, strict=True))
-                           for row, style in ((headers, "B"), (rows[0], "")))
+            if self.as_list(headers, rows, widths):
+                return min(self.height(f"{headers[0]}: {rows[0][0]}", 9, 5), 15.0)
+            # fpdf2 moves a row that does not fit to the next page: keep it whole with the
+            # table's heading (and so with the section heading above).
+            return 2 + self.row_height(headers, widths, "B") + self.row_height(rows[0], widths)
         label, sig = body
         return (self.height(f"Signature - {label}", 9, 5, "B")
                 + self.height(manifestation(sig), 9, 5))
@@ -106,10 +113,29 @@ class _Writer:
         if pdf.will_page_break(height) and pdf.get_y() > pdf.t_margin + 1:
             pdf.add_page()
 
+    def row_height(self, row: list[str], widths: tuple[float, ...], style: str = "") -> float:
+        inner = [w - 2 * self.pdf.c_margin for w in widths]
+        return max(self.height(c, 9, TABLE_LINE, style, w)
+                   for c, w in zip(row, inner, strict=True))
+
+    def as_list(self, headers: list[str], rows: list[list[str]],
+                widths: tuple[float, ...]) -> bool:
+        """Whether a table must be set as a list of "column: value" lines: fpdf2 cannot split
+        a table row across pages, and a row longer than a page (a very long note) would not
+        print."""
+        room = self.pdf.eph - self.row_height(headers, widths, "B") - 2
+        return any(self.row_height(row, widths) > room for row in rows)
+
     def table(self, headers: list[str], rows: list[list[str]]) -> None:
         pdf = self.pdf
         pdf.set_font(FAMILY, "", 9)
         widths = self.column_widths(headers, rows)
+        if self.as_list(headers, rows, widths):
+            for values in rows:
+                for header, value in zip(headers, values, strict=True):
+                    self.paragraph(f"{header}: {value}", 9, 5, border="L")
+                pdf.ln(1)
+            return
         with pdf.table(headings_style=FontFace(emphasis="BOLD"), line_height=TABLE_LINE,
                        text_align="LEFT", col_widths=widths, width=pdf.epw,
                        repeat_headings=1) as table:

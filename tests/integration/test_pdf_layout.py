@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from typing import Any
 
 import pytest
@@ -118,6 +119,42 @@ def test_ids_times_and_user_names_in_tables_are_never_broken() -> None:
              if TIME.fullmatch(c) or re.fullmatch(r"(NC|CA)-\d{4}-\d{4}|[a-z]{2,20}", c)}
     assert any(TIME.fullmatch(c) for c in whole)
     assert not whole - words, sorted(whole - words)
+
+
+def test_control_characters_are_shown_not_swallowed(caplog: pytest.LogCaptureFixture) -> None:
+    """A terminal escape or a bell pasted into a record has no glyph: it is printed as its code
+    point, as a missing glyph is, and the rest of the line stays in place."""
+    section = Section("D2", "Problem description")
+    section.text("Red \x1b[31mALERT\x1b[0m bell\x07 nul\x00 tab\tend\r\nnext line")
+    section.table(["field", "value"], [["lot", "L\x1b[2J1\x9b"]])
+    report = Report(record="NC-2026-0001", title="Title\x1b]0;owned\x07", status="open",
+                    version=1, organisation="", generated_at="2026-12-01T23:00:00Z",
+                    sections=[section])
+    with caplog.at_level("WARNING"):
+        content = to_pdf(report)
+    assert not [r for r in caplog.records if "missing" in r.getMessage()], caplog.text
+    text = "\n".join(t for _, t in pages(content))
+    words = " ".join(text.split())
+    assert "Red <U+001B>[31mALERT<U+001B>[0m bell<U+0007> nul<U+0000> tab end" in words
+    assert "next line" in text.splitlines(), "a line end stays a line end"
+    assert "L<U+001B>[2J1<U+009B>" in words and "Title<U+001B>]0;owned<U+0007>" in words
+    assert not any(unicodedata.category(c) == "Cc" for c in text.replace("\n", ""))
+    assert_inside_text_area(content)
+
+
+def test_a_table_row_longer_than_a_page_is_printed_whole() -> None:
+    """A why-answer or a note longer than a page cannot sit in one table row: it is printed
+    in full, inside the page, over as many pages as it needs."""
+    section = Section("D4", "Root cause")
+    answer = " ".join(f"reason{k}" for k in range(2500))
+    section.table(["why", "answer"], [["1", "Short first answer"], ["2", answer]])
+    report = Report(record="CA-2026-0001", title="Long", status="open", version=1,
+                    organisation="", generated_at="2026-12-01T23:00:00Z", sections=[section])
+    content = to_pdf(report)
+    assert_inside_text_area(content)
+    printed = _flat("".join(t for _, t in pages(content)))
+    assert _flat(answer) in printed and "Shortfirstanswer" in printed
+    assert len(pages(content)) >= 3
 
 
 def _flat(text: str) -> str:
