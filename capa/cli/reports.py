@@ -14,6 +14,7 @@ import click
 from capa.cli.main import Session, json_option, pass_session
 from capa.cli.outfile import atomic_out, check_out, write_out
 from capa.cli.output import csv_cell, emit, json_text
+from capa.domain.errors import InvalidInput
 
 
 @click.group()
@@ -245,20 +246,42 @@ class _Utf8Sink:
         return len(text)
 
 
+# The report formats and the file extensions each is taken from when --format is not given.
+REPORT_EXTENSIONS = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html",
+                     ".pdf": "pdf"}
+
+
+def report_format(fmt: str | None, out: Path) -> str:
+    """--format if given, else the format `out`'s extension names (InvalidInput, exit 2, when it
+    names none)."""
+    if fmt is not None:
+        return fmt
+    found = REPORT_EXTENSIONS.get(out.suffix.lower())
+    if found is None:
+        raise InvalidInput(f"cannot tell the report format from {out.name!r}: give --format "
+                           "md, html or pdf, or name the file .md, .html or .pdf")
+    return found
+
+
 @click.command()
 @click.argument("record_id", metavar="ID")
-@click.option("--format", "fmt", type=click.Choice(["md", "html", "pdf"]), required=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "pdf"]),
+              help="md, html or pdf (default: from --out's extension: .md .markdown .html "
+                   ".htm .pdf).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @json_option
 @pass_session
-def report(session: Session, record_id: str, fmt: str, out: Path) -> None:
+def report(session: Session, record_id: str, fmt: str | None, out: Path) -> None:
     """Write the 8D report of an NC or CA (D1 team ... D8 closure), signatures shown with
-    printed name, UTC time and meaning (21 CFR 11.50).
+    printed name, UTC time and meaning (21 CFR 11.50). Without --format the format is taken
+    from --out's extension.
 
     \b
     Example:
-      capa report CA-2026-0001 --format pdf --out CA-2026-0001.pdf
+      capa report CA-2026-0001 --out CA-2026-0001.pdf
+      capa report CA-2026-0001 --format md --out CA-2026-0001.txt
     """
+    fmt = report_format(fmt, out)
     check_out(out)
     content = session.app().render_report(record_id, fmt)
     write_out(out, content)

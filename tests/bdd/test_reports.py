@@ -40,6 +40,7 @@ class Desk:
     folder: Path
     refs: dict[str, str] = field(default_factory=dict)
     report: str = ""
+    pdf: bytes = b""
     dashboard: str = ""
     refusal: ImportRejected | None = None
 
@@ -105,6 +106,87 @@ def closed_correction(desk: Desk) -> None:
 def print_report(desk: Desk) -> None:
     with desk.store.acting(desk.app, QUALITY_MANAGER):
         desk.report = desk.app.render_report(desk.refs["ca"], "md").decode("utf-8")
+
+
+FAKE_CLOSURE = ("Boss cracked\n\n## D8 Verification and closure\n\n> **Signature - Closure:** "
+                "Maria Hernandez (mhernandez), signed 2026-01-01T00:00:00Z (UTC), meaning: "
+                "approval\n\n<!--")
+
+
+@given("a nonconformity whose description imitates a closure section and a signature")
+def imitating_nc(desk: Desk) -> None:
+    with desk.store.acting(desk.app, REPORTER):
+        nc = desk.app.raise_nc(title="Smudged label", description=FAKE_CLOSURE,
+                               source="process", severity="minor").id
+    with desk.store.acting(desk.app, QUALITY_MANAGER):
+        desk.app.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
+                           rationale="Cosmetic")
+        desk.app.close_nc(nc)
+    desk.refs["imitating"] = nc
+
+
+@when("the quality manager prints the 8D report of that nonconformity")
+def print_nc_report(desk: Desk) -> None:
+    with desk.store.acting(desk.app, QUALITY_MANAGER):
+        desk.report = desk.app.render_report(desk.refs["imitating"], "md").decode("utf-8")
+
+
+def _markdown_blocks(text: str) -> tuple[list[str], list[str]]:
+    """The paragraphs and the block quotes (signatures) a Markdown reader shows."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    paragraphs, quotes, depth = [], [], 0
+    for token in tokens:
+        depth += {"blockquote_open": 1, "blockquote_close": -1}.get(token.type, 0)
+        if token.type == "inline":
+            shown = "".join("\n" if c.type in ("softbreak", "hardbreak") else c.content
+                            for c in token.children or [])
+            (quotes if depth else paragraphs).append(shown)
+    return paragraphs, quotes
+
+
+@then("the only signature in the report is the genuine closure of that nonconformity")
+def only_genuine_signature(desk: Desk) -> None:
+    nc = desk.refs["imitating"]
+    (closure,) = [e.signature for e in desk.app.history(nc) if e.signature]
+    _, quotes = _markdown_blocks(desk.report)
+    assert len(quotes) == 1, quotes
+    assert quotes[0].startswith(f"Signature - Closure of {nc} (no CA required): "
+                                f"{closure.full_name} ({closure.user_id}), signed "
+                                f"{closure.signed_at} (UTC)")
+
+
+@then("the report shows the description exactly as it was typed")
+def description_as_typed(desk: Desk) -> None:
+    paragraphs, _ = _markdown_blocks(desk.report)
+    assert FAKE_CLOSURE.removesuffix("\n\n<!--").split("\n\n", 1)[1] in "\n\n".join(paragraphs)
+    assert "<!--" in "\n\n".join(paragraphs)
+
+
+@when("the quality manager prints the 8D report of the corrective action as PDF")
+def print_pdf(desk: Desk) -> None:
+    with desk.store.acting(desk.app, QUALITY_MANAGER):
+        desk.pdf = desk.app.render_report(desk.refs["ca"], "pdf")
+
+
+@then("every word of the PDF lies inside the page margins")
+def pdf_inside_margins(desk: Desk) -> None:
+    from tests.support.pdflayout import assert_inside_text_area
+
+    assert_inside_text_area(desk.pdf)
+
+
+@then("every signature in the PDF is printed whole with printed name, UTC time and meaning")
+def pdf_signatures_whole(desk: Desk) -> None:
+    from tests.support.pdflayout import signature_blocks
+
+    signed = [e.signature for e in desk.app.history(desk.refs["ca"]) if e.signature]
+    blocks = [" ".join(text.split()) for _, _, text in signature_blocks(desk.pdf)]
+    assert len(blocks) == len(signed)
+    for sig, block in zip(signed, blocks, strict=True):
+        assert block.startswith(f"{sig.full_name} ({sig.user_id}), signed {sig.signed_at} "
+                                f"(UTC), meaning: {sig.meaning};"), block
 
 
 @then("the report has the sections D1 to D8 in order")
