@@ -227,8 +227,8 @@ class CapaApplication(ReadSide, Application[UUID]):
     def _signed_roles(self, user: str) -> set[str] | None:
         """The roles of `user` as the signature walk of the account events gives them (SPEC
         §9.2): only changes signed by an administrator trusted at that point count; None in a
-        store made before digital signatures. It reads the account events only (about 50 ms
-        in a store of 100,000 events), so every command can afford it."""
+        store made before digital signatures. It reads the account events only, once per
+        process (about 70 ms in a store of 100,000 events), so a write can afford it."""
         from capa.audit.signatures import ACCOUNT_TOPICS, SignatureFailure, SignatureWalk
 
         # The walk is kept and fed only the events written since, so a run of commands in one
