@@ -428,6 +428,15 @@ def canonical(value: dict[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def same_time(signed_at: object, stored: object) -> bool:
+    """Whether a signature's UTC time is its event's stored time ({"_data_": ISO time})."""
+    try:
+        return datetime.datetime.fromisoformat(str(signed_at).replace("Z", "+00:00")) == \
+            datetime.datetime.fromisoformat(str(stored["_data_"]))  # type: ignore[index]
+    except (ValueError, TypeError, KeyError):
+        return False
+
+
 def ed25519_valid(key: Ed25519PublicKey, signature: object, message: bytes) -> bool:
     try:
         key.verify(base64.b64decode(str(signature), validate=True), message)
@@ -460,6 +469,7 @@ class Signatures:
         self.owners: dict[str, str] = {}  # account record id -> user id
         self.refs: dict[str, str] = {}
         self.digital = self.attested = 0
+        self.roles_signed = self.roles_legacy = 0
 
     def feed(self, where: str, position: int, record_id: str, version: int, event_type: str,
              state: bytes) -> None:
@@ -489,13 +499,16 @@ class Signatures:
             if version != 1 or uuid.uuid5(RECORD_NAMESPACE, f"USER-{user}").hex != record_id \
                     or user in self.accounts:
                 raise Failed(f"{where}: an account record for {user} that is not that user's own")
+            roles = data.get("roles") or []
+            if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+                raise Failed(f"{where}: the roles of {user} are malformed")
             account: dict[str, Any] = {"name": data.get("full_name"),
-                                       "roles": set(data.get("roles") or []),
+                                       "roles": set(roles),
                                        "active": True, "key": None, "key_id": None}
             public = data.get("public_key")
             if public is not None:
-                account["key"] = self.trusted(where, user, data.get("full_name"), public,
-                                              data.get("endorsement"))
+                account["key"] = self.trusted(where, user, data.get("full_name"), roles,
+                                              public, data.get("endorsement"))
                 account["key_id"] = key_name(public)
             self.accounts[user] = account
             self.owners[record_id] = user
@@ -503,15 +516,51 @@ class Signatures:
         owner = self.accounts.get(self.owners.get(record_id, ""))
         if owner is None:
             return
-        if name == "RoleGranted":
-            owner["roles"].add(data.get("role"))
-        elif name == "RoleRevoked":
-            owner["roles"].discard(data.get("role"))
+        if name in ("RoleGranted", "RoleRevoked"):
+            role = str(data.get("role"))
+            self.role_change(where, self.owners[record_id], name == "RoleGranted", role,
+                             version, data)
+            if name == "RoleGranted":
+                owner["roles"].add(role)
+            else:
+                owner["roles"].discard(role)
         elif name == "UserDeactivated":
             owner["active"] = False
 
-    def trusted(self, where: str, user: str, full_name: object, public: object,
-                endorsement: object) -> Ed25519PublicKey:
+    def role_change(self, where: str, user: str, granted: bool, role: str, version: int,
+                    data: dict[str, Any]) -> None:
+        """A role change must be signed by an administrator trusted at that point, except in a
+        store made before digital signatures (counted as legacy)."""
+        change = "grant" if granted else "revoke"
+        what = f"the {change} of the role {role} {'to' if granted else 'from'} {user}"
+        auth = data.get("authorisation")
+        if auth is None:
+            if self.digital_store:
+                raise Failed(f"{where}: {what} is signed by no administrator, which this store "
+                             "requires")
+            self.roles_legacy += 1
+            return
+        if not isinstance(auth, dict):
+            raise Failed(f"{where}: {what} carries a malformed signature")
+        admin_id = str(auth.get("admin"))
+        admin = self.accounts.get(admin_id)
+        if not admin or admin["key"] is None or not admin["active"] \
+                or "admin" not in admin["roles"]:
+            raise Failed(f"{where}: {what} is signed by {admin_id}, who was not an "
+                         "administrator with a trusted key at that point")
+        if auth.get("key_id") != admin["key_id"] or data.get("actor") != admin_id \
+                or not same_time(auth.get("signed_at"), data.get("timestamp")):
+            raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
+        message = canonical({"purpose": "capa-role-change-v1", "user_id": user,
+                             "change": change, "role": role, "version": version,
+                             "signed_at": str(auth.get("signed_at")), "admin": admin_id})
+        if not ed25519_valid(admin["key"], auth.get("signature"), message):
+            raise Failed(f"{where}: the signature of {admin_id} on {what} is forged or was "
+                         "copied from another event")
+        self.roles_signed += 1
+
+    def trusted(self, where: str, user: str, full_name: object, roles: list[str],
+                public: object, endorsement: object) -> Ed25519PublicKey:
         key = ed25519_key(public)
         if key is None:
             raise Failed(f"{where}: the public key of {user} is not an Ed25519 key")
@@ -529,8 +578,9 @@ class Signatures:
                 or "admin" not in admin["roles"]:
             raise Failed(f"{where}: the key of {user} is endorsed by {admin_id}, who was not an "
                          "administrator with a trusted key at that point")
-        message = canonical({"purpose": "capa-user-key-v1", "user_id": user,
-                             "full_name": full_name, "public_key": public,
+        message = canonical({"purpose": "capa-user-key-v2", "user_id": user,
+                             "full_name": full_name, "roles": sorted(roles),
+                             "public_key": public,
                              "endorsed_at": str(endorsement.get("endorsed_at")),
                              "admin": admin_id})
         if not ed25519_valid(admin["key"], endorsement.get("signature"), message):
@@ -550,16 +600,10 @@ class Signatures:
         if not account or account["key"] is None or not account["active"]:
             raise Failed(f"{where}: the {meaning} signature names {user}, who has no trusted "
                          "key at that point")
-        stored = data.get("timestamp")
-        try:
-            same_time = datetime.datetime.fromisoformat(
-                str(sig.get("signed_at")).replace("Z", "+00:00")) == \
-                datetime.datetime.fromisoformat(str(stored["_data_"]))  # type: ignore[index]
-        except (ValueError, TypeError, KeyError):
-            same_time = False
         if (sig.get("algorithm") != "Ed25519" or sig.get("key_id") != account["key_id"]
                 or data.get("actor") != user or sig.get("signed_version") != version - 1
-                or sig.get("full_name") != account["name"] or not same_time):
+                or sig.get("full_name") != account["name"]
+                or not same_time(sig.get("signed_at"), data.get("timestamp"))):
             raise Failed(f"{where}: the {meaning} signature of {user} does not match its event "
                          "(key, signer, version, printed name or time)")
         message = canonical({"purpose": "capa-signature-v1",
@@ -787,6 +831,8 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None, vkey: str | No
         + f"; signatures: {events.signatures.digital} digital (manifest signatures checked "
         f"against the signers' keys; content hashes not recomputed by this script), "
         f"{events.signatures.attested} password-attested (no digital signature)"
+        + f"; role changes: {events.signatures.roles_signed} signed by an administrator, "
+        f"{events.signatures.roles_legacy} legacy (unsigned, before digital signatures)"
         + (
             f"\n{events.withheld} line(s) withheld (account events of an earlier release that "
             "hold a password hash): their place in the tree is proved, their content could not "

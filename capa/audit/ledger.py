@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from capa.audit.merkle import HASH_SIZE, TreeBuilder
+from capa.domain.errors import IntegrityFailure
 
 __all__ = ["LEAF_HASH_PREFIX", "Ledger", "LedgerRow", "StoredEvent", "leaf_of"]
 
@@ -52,6 +53,38 @@ def leaf_of(position: int, event: StoredEvent) -> bytes:
     _, record_id, version, topic, state = event
     return _sha256(b"".join((LEAF_HASH_PREFIX, f"{position}\n{record_id}\n{version}\n{topic}\n"
                              .encode(), state))).digest()
+
+
+class UnreadableEvent(IntegrityFailure):
+    """A stored event whose state is not the bytes capa writes (e.g. a SQLite TEXT value): it
+    was written past capa. Exit 6, worded like capa.audit.verify.TamperDetected."""
+
+    def __init__(self, position: int, record: str, version: int, kind: str) -> None:
+        super().__init__(f"integrity check failed: position {position} ({record} version "
+                         f"{version}): mismatch: the stored state is {kind}, not the bytes capa "
+                         "writes; the event was written past capa")
+        self.position, self.record, self.version = position, record, version
+
+
+def checked(rows: Sequence[Any], first: int, name_of: Any = None) -> list[StoredEvent]:
+    """Rows (notification id, record hex, version, topic, state) as StoredEvents, the first at
+    ordinal position `first`; UnreadableEvent for a state that is not bytes. One cheap type
+    test per row: this runs once per event of the log (P3)."""
+    if all(type(r[4]) is bytes for r in rows):
+        return rows if isinstance(rows, list) else list(rows)
+    out: list[StoredEvent] = []
+    for position, r in enumerate(rows, start=first):
+        state = r[4]
+        if isinstance(state, memoryview):
+            state = bytes(state)
+        elif type(state) is not bytes:
+            record = str(r[1])
+            kind = {str: "TEXT", int: "an INTEGER", float: "a REAL"}.get(type(state), "NULL") \
+                if state is None or isinstance(state, str | int | float) else type(state).__name__
+            raise UnreadableEvent(position, (name_of(record) if name_of else None) or record,
+                                  int(r[2]), kind)
+        out.append((r[0], r[1], r[2], r[3], state))
+    return out
 
 
 @dataclass(frozen=True)
@@ -145,7 +178,7 @@ class Ledger:
         while True:
             tree = self.state()
             after = self.last_notification_id() if tree.size else 0
-            batch = self._read_batch(after, _BATCH)
+            batch = checked(self._read_batch(after, _BATCH), tree.size + 1, self.name_of)
             if not batch:
                 return tree
             start = tree.size
@@ -193,15 +226,16 @@ class Ledger:
                          "ORDER BY notification_id LIMIT %s")
             with self._recorder.datastore.transaction(commit=False) as c:
                 c.execute(statement, (after, limit))
+                # A state is checked by `checked`, where its position is known.
                 return [(int(r["notification_id"]), r["originator_id"].hex,
-                         int(r["originator_version"]), r["topic"], bytes(r["state"]))
-                        for r in c.fetchall()]
+                         int(r["originator_version"]), r["topic"],
+                         bytes(r["state"]) if isinstance(r["state"], memoryview)
+                         else r["state"]) for r in c.fetchall()]
         statement = (f"SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
                      f"FROM {self._events_table} WHERE rowid > ? ORDER BY rowid LIMIT ?")
         with self._recorder.datastore.transaction(commit=False) as c:
             c.execute(statement, (after, limit))
-            return [(int(r[0]), str(r[1]), int(r[2]), str(r[3]), bytes(r[4]))
-                    for r in c.fetchall()]
+            return [(int(r[0]), str(r[1]), int(r[2]), str(r[3]), r[4]) for r in c.fetchall()]
 
     def events(self, chunk: int = 4096) -> Iterator[list[StoredEvent]]:
         """Every stored event in global order, in chunks, from one consistent snapshot.
@@ -209,11 +243,12 @@ class Ledger:
         On SQLite this is one plain read-only connection and one SELECT: it sees a single
         snapshot (WAL), returns plain tuples and never holds more than a chunk in memory.
         """
+        position = 1
         if self.postgres or self._sqlite_path() is None:
             after = 0
             while batch := self._read_batch(after, chunk):
-                yield batch
-                after = batch[-1][0]
+                yield checked(batch, position, self.name_of)
+                after, position = batch[-1][0], position + len(batch)
             return
         path = self._sqlite_path()
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
@@ -221,7 +256,8 @@ class Ledger:
             cursor = db.execute(f"SELECT rowid, originator_id, originator_version, topic, "  # noqa: S608
                                 f"state FROM {self._events_table} ORDER BY rowid")
             while rows := cursor.fetchmany(chunk):
-                yield rows
+                yield checked(rows, position, self.name_of)
+                position += len(rows)
         finally:
             db.close()
 

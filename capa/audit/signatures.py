@@ -6,12 +6,19 @@ What is signed:
   (NC-…/CA-…), the version whose content was signed, that content's SHA-256, the meaning, the UTC
   time, the user id and the printed name (``manifest_bytes``);
 - an endorsement of a user's public key by an administrator: the canonical JSON of the user id,
-  printed name, public key, time and the administrator's id (``endorsement_bytes``).
+  printed name, roles, public key, time and the administrator's id (``endorsement_bytes``);
+- a role change (grant or revoke) by an administrator: the canonical JSON of the user id, the
+  change, the role, the account version the change makes, the time and the administrator's id
+  (``role_change_bytes``), so that no one without an administrator's password can give
+  themselves a role, nor replay a signed change elsewhere.
 
 How a verifier trusts a key: it walks the account events in log order. The store's first event
 (StoreInitialised) names the first administrator and their public key; every later key is
 trusted from its UserAdded on only if an administrator whose own key was trusted, and who held
-the admin role and was not deactivated at that point, endorsed it. Every signed event must then
+the admin role and was not deactivated at that point, endorsed it (with the roles it is added
+with). Every role change must be signed likewise by such an administrator; only a store made
+before digital signatures (no signing anchor in its first event) holds unsigned role changes,
+which are counted as "legacy". Every signed event must then
 carry a valid signature by the key its signer had at that point over the manifest of that very
 event (record, version, printed name), and its content hash must be the hash of the record
 folded from the events at the signed version, where the verifier can fold records (a store).
@@ -60,12 +67,21 @@ def manifest_bytes(*, record: str, version: int, content_sha256: str, meaning: s
                        "signed_at": signed_at, "user_id": user_id, "full_name": full_name})
 
 
-def endorsement_bytes(*, user_id: str, full_name: str, public_key: str, endorsed_at: str,
-                      admin: str) -> bytes:
-    """The bytes an administrator signs to vouch for a user's public key."""
-    return _canonical({"purpose": "capa-user-key-v1", "user_id": user_id,
-                       "full_name": full_name, "public_key": public_key,
+def endorsement_bytes(*, user_id: str, full_name: str, roles: Sequence[str], public_key: str,
+                      endorsed_at: str, admin: str) -> bytes:
+    """The bytes an administrator signs to vouch for a user's public key and first roles."""
+    return _canonical({"purpose": "capa-user-key-v2", "user_id": user_id,
+                       "full_name": full_name, "roles": sorted(roles), "public_key": public_key,
                        "endorsed_at": endorsed_at, "admin": admin})
+
+
+def role_change_bytes(*, user_id: str, change: str, role: str, version: int, signed_at: str,
+                      admin: str) -> bytes:
+    """The bytes an administrator signs to grant or revoke a role (`change`: grant, revoke);
+    `version` is the account version the change makes."""
+    return _canonical({"purpose": "capa-role-change-v1", "user_id": user_id, "change": change,
+                       "role": role, "version": version, "signed_at": signed_at,
+                       "admin": admin})
 
 
 def sign(key: Ed25519PrivateKey, message: bytes) -> str:
@@ -116,7 +132,8 @@ class SignatureWalk:
     owners: dict[str, str] = field(default_factory=dict)  # user record hex -> user id
     refs: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: {DIGITAL: 0, PASSWORD_ATTESTED: 0,
-                                                             "keys": 0})
+                                                             "keys": 0, "roles_signed": 0,
+                                                             "roles_legacy": 0})
     content_checked: int = 0
     #: Without `content_of`, the content checks left for the caller (a bundle folds its records
     #: in a second pass): (fail, record hex, signed version, signature).
@@ -168,11 +185,14 @@ class SignatureWalk:
             if version != 1 or uuid5(_RECORD_NAMESPACE, f"USER-{user_id}").hex != record_hex \
                     or user_id in self.accounts:
                 raise fail(f"an account record for {user_id} that is not that user's own")
-            account = _Account(str(data.get("full_name")), set(data.get("roles") or []))
+            roles = data.get("roles") or []
+            if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+                raise fail(f"the roles of {user_id} are malformed")
+            account = _Account(str(data.get("full_name")), set(roles))
             public_key = data.get("public_key")
             if public_key is not None:
-                account.public_key = self._trusted_key(user_id, account.full_name, public_key,
-                                                       data.get("endorsement"), fail)
+                account.public_key = self._trusted_key(user_id, account.full_name, roles,
+                                                       public_key, data.get("endorsement"), fail)
                 account.key_id = key_id(public_key)
                 self.counts["keys"] += 1
             self.accounts[user_id] = account
@@ -181,14 +201,52 @@ class SignatureWalk:
         owner = self.accounts.get(self.owners.get(record_hex, ""))
         if owner is None:
             return
-        if name == "RoleGranted":
-            owner.roles.add(str(data.get("role")))
-        elif name == "RoleRevoked":
-            owner.roles.discard(str(data.get("role")))
+        if name in ("RoleGranted", "RoleRevoked"):
+            role = str(data.get("role"))
+            self._role_change(self.owners[record_hex], "grant" if name == "RoleGranted"
+                              else "revoke", role, version, data, fail)
+            if name == "RoleGranted":
+                owner.roles.add(role)
+            else:
+                owner.roles.discard(role)
         elif name == "UserDeactivated":
             owner.active = False
 
-    def _trusted_key(self, user_id: str, full_name: str, public_key: Any, endorsement: Any,
+    def _role_change(self, user_id: str, change: str, role: str, version: int,
+                     data: dict[str, Any], fail: Callable[[str], SignatureFailure]) -> None:
+        """A role change holds only with a valid signature by an administrator whose key is
+        trusted at that point; unsigned ones only in a store without a signing anchor."""
+        what = f"the {change} of the role {role} {'to' if change == 'grant' else 'from'} " \
+               f"{user_id}"
+        authorisation = data.get("authorisation")
+        if authorisation is None:
+            if self.digital_store:
+                raise fail(f"{what} is signed by no administrator, which this store requires")
+            self.counts["roles_legacy"] += 1
+            return
+        if not isinstance(authorisation, dict):
+            raise fail(f"{what} carries a malformed signature")
+        admin_id = str(authorisation.get("admin"))
+        admin = self.accounts.get(admin_id)
+        if admin is None or admin.public_key is None or not admin.active \
+                or "admin" not in admin.roles:
+            raise fail(f"{what} is signed by {admin_id}, who was not an administrator with a "
+                       "trusted key at that point")
+        if authorisation.get("key_id") != admin.key_id or data.get("actor") != admin_id \
+                or not _same_time(authorisation.get("signed_at"), data.get("timestamp")):
+            raise fail(f"{what} is signed by {admin_id} with another key, on an event made by "
+                       f"{data.get('actor')} or at another time than the event's")
+        message = role_change_bytes(user_id=user_id, change=change, role=role,
+                                    version=version,
+                                    signed_at=str(authorisation.get("signed_at")),
+                                    admin=admin_id)
+        if not _valid(admin.public_key, authorisation.get("signature"), message):
+            raise fail(f"the signature of {admin_id} on {what} is forged or was copied from "
+                       "another event")
+        self.counts["roles_signed"] += 1
+
+    def _trusted_key(self, user_id: str, full_name: str, roles: Sequence[str], public_key: Any,
+                     endorsement: Any,
                      fail: Callable[[str], SignatureFailure]) -> Ed25519PublicKey:
         key = _public_key(public_key)
         if key is None:
@@ -207,7 +265,7 @@ class SignatureWalk:
                 or "admin" not in admin.roles:
             raise fail(f"the key of {user_id} is endorsed by {admin_id}, who was not an "
                        "administrator with a trusted key at that point")
-        message = endorsement_bytes(user_id=user_id, full_name=full_name,
+        message = endorsement_bytes(user_id=user_id, full_name=full_name, roles=roles,
                                     public_key=str(public_key),
                                     endorsed_at=str(endorsement.get("endorsed_at")),
                                     admin=admin_id)
@@ -278,7 +336,9 @@ class SignatureWalk:
         return {"scheme": SCHEME if self.digital_store else "password-attested (before "
                 "digital signatures)", DIGITAL: self.counts[DIGITAL],
                 PASSWORD_ATTESTED: self.counts[PASSWORD_ATTESTED],
-                "user_keys": self.counts["keys"], "content_checked": self.content_checked}
+                "user_keys": self.counts["keys"], "content_checked": self.content_checked,
+                "role_changes": {"signed": self.counts["roles_signed"],
+                                 "legacy": self.counts["roles_legacy"]}}
 
 
 def _same_time(signed_at: Any, stored: Any) -> bool:
@@ -330,6 +390,9 @@ SIGNED_TOPICS = frozenset({
 #: The events the store's walk reads: signed ones, the store's first, and account changes.
 _WATCHED = frozenset({_STORE_INITIALISED, *SIGNED_TOPICS, *(_USER + name for name in (
     "UserAdded", "RoleGranted", "RoleRevoked", "UserDeactivated"))})
+#: The events that decide who holds which key and role (the application's own role check).
+ACCOUNT_TOPICS = [_STORE_INITIALISED, *(_USER + name for name in (
+    "UserAdded", "RoleGranted", "RoleRevoked", "UserDeactivated"))]
 #: What a chunk's joined topics contain when it holds a watched event.
 _NEEDLES = (_USER, "StoreInitialised", "Nonconformity.Closed", "CorrectiveAction.PlanApproved",
             "CorrectiveAction.Effectiveness", "CorrectiveAction.Closed")

@@ -506,7 +506,9 @@ def _verify_log(app: Any, public_key: Ed25519PublicKey | None, log_path: Path | 
     # each further kept checkpoint costs one more pass (auditors keep one or two).
     passes = [_proof_ranges(cp.size, size) for _, cp in kept if cp.size <= size] or [[]]
     signatures = _signature_check(app)
-    recomputed = _recompute(ledger, sizes, passes[0], size, signatures.observe)
+    readable = _Readable(app, max((cp.size for _, cp in logged + kept if cp.size <= size),
+                                  default=0), signatures.observe)
+    recomputed = _recompute(ledger, sizes, passes[0], size, readable.observe)
     for extra in passes[1:]:
         recomputed.range_roots.update(_recompute(ledger, set(), extra, size).range_roots)
 
@@ -545,6 +547,7 @@ def _verify_log(app: Any, public_key: Ed25519PublicKey | None, log_path: Path | 
             [(n, c.note, cp.size) for (n, cp), c in zip(logged, log_notes, strict=True)]
             + [(n, text, cp.size) for (n, cp), text in zip(kept, kept_notes, strict=True)],
             witnesses)
+    readable.result()
     return {"events": size, "root": recomputed.roots[size].hex(), "key_fingerprint": key_fp,
             "checkpoints": len(logged), "latest_checkpoint": max(
                 (cp.size for _, cp in logged), default=None),
@@ -585,13 +588,53 @@ def _verify_events_only(app: Any) -> dict[str, Any]:
     ledger = Ledger(app)
     tree = ledger.catch_up()
     signatures = _signature_check(app)
-    recomputed = _recompute(ledger, {tree.size}, [], tree.size, signatures.observe)
+    readable = _Readable(app, 0, signatures.observe)
+    recomputed = _recompute(ledger, {tree.size}, [], tree.size, readable.observe)
     if recomputed.count < tree.size or recomputed.roots.get(tree.size) != tree.root():
         raise _locate(app, ledger, tree.size) or TamperDetected(
             "the events no longer hash to the ledger's root")
+    readable.result()
     return {"events": tree.size, "root": tree.root().hex(), "key_fingerprint": None,
             "checkpoints": 0, "latest_checkpoint": None, "kept_checkpoints": [],
             "signatures": signatures.result(), "status": "verified"}
+
+
+class _Readable:
+    """Every event after `after` (the largest checkpoint checked: events it covers are the
+    bytes capa signed, so they decode) must be an event capa can read: JSON of an object, of a
+    known type. A row written past capa that the ledger took in as it was (no checkpoint
+    covers it yet) is reported here, at its position (exit 6), not when someone opens it."""
+
+    def __init__(self, app: Any, after: int, observe: Any) -> None:
+        self.app, self.after, self.inner = app, after, observe
+        self.failure: TamperDetected | None = None
+
+    def observe(self, chunk: Sequence[StoredEvent], base: int) -> None:
+        self.inner(chunk, base)
+        if self.failure is not None or base + len(chunk) <= self.after:
+            return
+        import json
+
+        from eventsourcing.utils import resolve_topic
+
+        for index in range(max(0, self.after - base), len(chunk)):
+            event = chunk[index]
+            try:
+                readable = isinstance(json.loads(event[4]), dict) and event[3].startswith(
+                    "capa.") and resolve_topic(event[3]) is not None
+            except Exception:  # noqa: BLE001 - bytes that are not JSON, a type that is no class
+                readable = False
+            if not readable:
+                self.failure = TamperDetected(
+                    "mismatch: the stored event is not an event capa can read (its state is "
+                    "not JSON of an object, or its type is unknown); it was written past capa",
+                    position=base + index + 1, record=describe_record(self.app, event[1]),
+                    version=event[2])
+                return
+
+    def result(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
 
 def _signature_check(app: Any) -> Any:

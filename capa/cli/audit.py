@@ -154,7 +154,15 @@ def _cosigned_text(d: dict[str, Any]) -> str:
 def _signed_text(d: dict[str, Any]) -> str:
     s = d.get("signatures") or {}
     return (f"\nsignatures: {s.get('digital', 0)} digital (checked against the signer's key), "
-            f"{s.get('password-attested', 0)} password-attested (no digital signature)")
+            f"{s.get('password-attested', 0)} password-attested (no digital signature)"
+            + _role_text(s.get("role_changes")))
+
+
+def _role_text(roles: Any) -> str:
+    if not isinstance(roles, dict):
+        return ""
+    return (f"; role changes: {roles.get('signed', 0)} signed by an administrator, "
+            f"{roles.get('legacy', 0)} legacy (unsigned, before digital signatures)")
 
 
 @audit.command()

@@ -18,8 +18,9 @@ from capa.cli.output import emit
 @click.option("--org", "organisation", default="", help="Organisation name shown in reports.")
 @click.option("--key", "key", default=None, metavar="PATH",
               help="Where to create the store's signing key (env CAPA_KEY; default "
-                   "<store>.key; a PostgreSQL store needs --key or CAPA_KEY). The empty "
-                   "checkpoint log goes beside the store, or the key (env CAPA_CHECKPOINTS).")
+                   "<store>.key; a PostgreSQL store needs --key or CAPA_KEY). The checkpoint "
+                   "log, started with a checkpoint of the new store, goes beside the store, "
+                   "or the key (env CAPA_CHECKPOINTS).")
 @json_option
 @pass_session
 def init(session: Session, admin: str | None, full_name: str | None, organisation: str,
@@ -59,6 +60,7 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
         checkpoint_log_path,
         create_store_key,
         default_key_path,
+        make_checkpoint,
     )
 
     key_path = Path(key) if key else default_key_path(session.db)
@@ -72,12 +74,15 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
                            "with CAPA_CHECKPOINTS")
     app = open_store(session.db, create=True)
     # The key lives outside the store; its fingerprint goes into the store's first event so a
-    # replaced key is noticed (SPEC §5). The log starts empty, so that from now on a missing
-    # log fails verification instead of passing for a store never checkpointed (SPEC §9.4).
+    # replaced key is noticed (SPEC §5). The log exists from the start, so that from now on a
+    # missing log fails verification instead of passing for a store never checkpointed.
     fingerprint = create_store_key(key_path)
     CheckpointLog(log_path).create()
     result = app.initialise(organisation, fingerprint, admin=admin_id, full_name=full_name,
                             password=password)
+    # A genesis checkpoint over the store's first events: from now on a store writer who
+    # rewrites the whole store (and its ledger) is caught by consistency with it (SPEC §9.4).
+    make_checkpoint(app, key_path, log_path)
     result = replace(result, detail={**(result.detail or {}), "key": str(key_path),
                                      "key_fingerprint": fingerprint,
                                      "checkpoints": str(log_path)})

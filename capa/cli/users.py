@@ -51,7 +51,8 @@ def add(session: Session, user_id: str, full_name: str, roles: tuple[str, ...]) 
 @json_option
 @pass_session
 def grant(session: Session, user_id: str, role: str) -> None:
-    """Give a user one more role.
+    """Give a user one more role, signed with your key (your password is asked again even
+    inside a session: CAPA_PASSWORD or the prompt).
 
     \b
     Example:
@@ -66,7 +67,8 @@ def grant(session: Session, user_id: str, role: str) -> None:
 @json_option
 @pass_session
 def revoke(session: Session, user_id: str, role: str) -> None:
-    """Take a role away from a user.
+    """Take a role away from a user, signed with your key (your password is asked again even
+    inside a session: CAPA_PASSWORD or the prompt).
 
     \b
     Example:

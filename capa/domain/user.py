@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +21,9 @@ MAX_FAILED_ATTEMPTS = 5
 SESSION_MAX_AGE = dt.timedelta(hours=8)
 
 _USER_ID = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
+
+#: Signs a role change: (the role, the account version the change makes) -> the signature.
+Authorise = Callable[[str, int], dict[str, Any] | None]
 
 #: User records live under their own prefix so that no user id can collide with NC/CA refs.
 USER_REF_PREFIX = "USER-"
@@ -164,26 +168,63 @@ class User(Record):
 
     # -- roles -------------------------------------------------------------------------
 
-    def grant(self, role: str) -> None:
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        # A role change carries an administrator's signature over its own time (SPEC §9.2):
+        # the event records that very time, as a signed record event does (Record).
+        authorisation = kwargs.get("authorisation")
+        if isinstance(authorisation, dict) and authorisation.get("signed_at") \
+                and kwargs.get("timestamp") is None:
+            kwargs["timestamp"] = dt.datetime.fromisoformat(
+                str(authorisation["signed_at"]).replace("Z", "+00:00"))
+        super().trigger_event(event_class, **kwargs)
+
+    def grant(self, role: str, authorise: Authorise | None = None) -> None:
+        """Add a role; `authorise(role, version)` gives the administrator's signature over the
+        change (None in stores made before digital signatures)."""
         chosen = choice(Role, role.strip().lower(), "role").value
         self._require_not_deactivated("grant a role to")
         if chosen in self.roles:
             raise InvalidInput(f"{self.user_id} already has the role {chosen}")
-        self._role_granted(role=chosen)
+        self._role_granted(role=chosen, authorisation=authorise(chosen, self.version + 1)
+                           if authorise is not None else None)
 
-    @event("RoleGranted")
-    def _role_granted(self, role: str) -> None:
+    class RoleGranted(Record.Event):
+        """Version 2 carries the administrator's signature over the change (`authorisation`);
+        version 1 events, of stores made before digital signatures, carry none."""
+
+        class_version = 2
+        role: str
+        authorisation: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("authorisation", None)
+
+    @event(RoleGranted)
+    def _role_granted(self, role: str, authorisation: dict[str, Any] | None = None) -> None:
         self.roles = sorted({*self.roles, role})
 
-    def revoke(self, role: str) -> None:
+    def revoke(self, role: str, authorise: Authorise | None = None) -> None:
         chosen = choice(Role, role.strip().lower(), "role").value
         self._require_not_deactivated("revoke a role from")
         if chosen not in self.roles:
             raise InvalidInput(f"{self.user_id} does not have the role {chosen}")
-        self._role_revoked(role=chosen)
+        self._role_revoked(role=chosen, authorisation=authorise(chosen, self.version + 1)
+                           if authorise is not None else None)
 
-    @event("RoleRevoked")
-    def _role_revoked(self, role: str) -> None:
+    class RoleRevoked(Record.Event):
+        """Like RoleGranted: version 2 is signed by an administrator, version 1 is not."""
+
+        class_version = 2
+        role: str
+        authorisation: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("authorisation", None)
+
+    @event(RoleRevoked)
+    def _role_revoked(self, role: str, authorisation: dict[str, Any] | None = None) -> None:
         self.roles = [r for r in self.roles if r != role]
 
     # -- password and lockout ----------------------------------------------------------

@@ -103,3 +103,10 @@ Feature: Roles decide who may do what
     Given "admin" deactivated the account "tokafor"
     When "tokafor" tries to raise a nonconformity
     Then the attempt is "refused"
+
+  @21cfr11.10g @21cfr11.10e
+  Scenario: A role written into the store without an administrator's signature is not honoured
+    Given someone who can write the store has given "tokafor" the role "admin" without an administrator's signature
+    When "tokafor" tries to add the user "mallory"
+    Then the attempt is "refused"
+    And the integrity check of the store reports that role change as signed by no administrator

@@ -322,6 +322,38 @@ def forges_approval(world: Any, ca: str, user: str) -> None:
     world.paths["forged"] = f"{world.ref(ca)} version {record.version}"
 
 
+@given(parsers.parse('someone who can write the store has given "{user}" the role "{role}" '
+                     "without an administrator's signature"))
+def forges_role(world: Any, user: str, role: str) -> None:
+    from capa.domain.record import actor_id
+
+    account: Any = world.app._user(user)
+    token = actor_id.set(user)
+    try:
+        # The library's own event, written past the service: no administrator signed it.
+        account._role_granted(role=role, authorisation=None)
+        world.app.save(account)
+    finally:
+        actor_id.reset(token)
+    world.paths["forged"] = f"USER-{user} version {account.version}"
+
+
+@when(parsers.parse('"{user}" tries to add the user "{new}"'))
+def tries_to_add(world: Any, user: str, new: str) -> None:
+    world.attempt(user, lambda app: app.add_user(new, full_name="New Person", roles=["admin"],
+                                                 password="a-long-enough-password-1"))
+
+
+@then("the integrity check of the store reports that role change as signed by no administrator")
+def integrity_reports_unsigned_role(world: Any) -> None:
+    from capa.audit.verify import TamperDetected, verify_store
+
+    with pytest.raises(TamperDetected) as caught:
+        verify_store(world.app, None, world.folder / "no.checkpoints")
+    assert f"({world.paths['forged']})" in str(caught.value)
+    assert "signed by no administrator" in str(caught.value)
+
+
 @then(parsers.parse('the history of "{ca}" shows that approval as signed by "{name}"'))
 def history_shows_forged(world: Any, ca: str, name: str) -> None:
     last = world.app.history(world.ref(ca))[-1]

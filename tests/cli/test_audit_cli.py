@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from capa.audit.verify import CheckpointLog
 from capa.cli.main import cli
 from tests.support.backends import new_target, query
 
@@ -55,7 +56,8 @@ def test_checkpoint_verify_and_prove_with_json(capa: Capa) -> None:
     verified = capa.run("--json", "audit", "verify", user=capa.reporter)
     assert verified.code == 0, verified.stderr
     assert verified.json()["status"] == "verified"
-    assert verified.json()["checkpoints"] == 1
+    # The genesis checkpoint taken by capa init, and this one.
+    assert verified.json()["checkpoints"] == 2
     proved = capa.run("--json", "audit", "prove", nc)
     assert proved.code == 0, proved.stderr
     assert proved.json()["checkpoint"] == checkpoint["note"]
@@ -317,16 +319,38 @@ def _log_of(capa: Capa) -> Path:
     return capa.folder / "capa-audit.checkpoints"
 
 
-def test_init_starts_an_empty_checkpoint_log(fresh: Capa) -> None:
+def test_init_takes_a_genesis_checkpoint(fresh: Capa) -> None:
     done = fresh.run("--json", "init", "--admin", "mhernandez", "--full-name",
                      "Maria Hernandez", user=None, CAPA_PASSWORD=fresh.password)
     assert done.code == 0, done.stderr
     log = _log_of(fresh)
-    assert log.is_file() and log.read_text() == ""
     assert Path(done.json()["checkpoints"]).resolve() == log.resolve()
+    # One signed checkpoint over the store's first events, before anyone else can write.
+    notes = CheckpointLog(log).notes()
+    assert len(notes) == 1
+    assert notes[0].note.splitlines()[1] == str(fresh.events())
     verified = fresh.run("--json", "audit", "verify", user="mhernandez")
     assert verified.code == 0, verified.stderr
-    assert verified.json()["checkpoints"] == 0
+    assert verified.json()["checkpoints"] == 1
+    assert verified.json()["latest_checkpoint"] == fresh.events()
+
+
+def test_a_store_rewritten_wholly_after_init_fails_against_the_genesis_checkpoint(
+        fresh: Capa) -> None:
+    """A store writer rewrites the first event and rebuilds the ledger table to match: never
+    checkpointed by hand, the store is still held to the checkpoint capa init took."""
+    assert fresh.run("init", "--admin", "mhernandez", "--full-name", "Maria Hernandez",
+                     "--org", "Northwind", user=None, CAPA_PASSWORD=fresh.password).code == 0
+    state = query(fresh.target, "SELECT state FROM stored_events WHERE rowid = 1")[0][0]
+    assert b"Northwind" in state
+    query(fresh.target, "UPDATE stored_events SET state = ? WHERE rowid = 1",
+          state.replace(b"Northwind", b"Southwind"))
+    for table in ("capa_ledger", "capa_ledger_state", "capa_ledger_names"):
+        query(fresh.target, f"DELETE FROM {table}")
+    done = fresh.run("audit", "verify", user="mhernandez")
+    assert done.code == 6, done.stderr
+    assert "checkpoint 1 of" in done.stderr and "no longer have the signed root" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_verify_fails_when_the_checkpoint_log_was_moved_away(capa: Capa) -> None:
@@ -345,7 +369,7 @@ def test_verify_fails_when_the_checkpoint_log_was_moved_away(capa: Capa) -> None
     assert capa.events() == before
     told = capa.run("--json", "audit", "verify", "--checkpoints", str(moved))
     assert told.code == 0, told.stderr
-    assert told.json()["checkpoints"] == 2
+    assert told.json()["checkpoints"] == 3  # the genesis checkpoint of capa init, and these two
     against = capa.run("--json", "audit", "verify", "--against", str(kept))
     assert against.code == 0, against.stderr
     assert against.json()["kept_checkpoints"][0]["size"] == capa.events()
@@ -363,7 +387,7 @@ def test_verify_fails_when_the_store_key_is_missing(capa: Capa) -> None:
     assert "no key was found" in message and "--public-key PEM" in message
     told = capa.run("--json", "audit", "verify", "--public-key", str(pub))
     assert told.code == 0, told.stderr
-    assert told.json()["checkpoints"] == 1
+    assert told.json()["checkpoints"] == 2  # the genesis checkpoint of capa init, and this one
 
 
 def test_a_postgresql_store_takes_no_key_or_log_from_the_current_folder(fresh: Capa) -> None:
@@ -380,11 +404,12 @@ def test_a_postgresql_store_takes_no_key_or_log_from_the_current_folder(fresh: C
                     user=None, CAPA_PASSWORD=capa.password)
     assert made.code == 0, made.stderr
     assert (tmp_path / "capa-audit.key").is_file()
-    assert (tmp_path / "capa-audit.checkpoints").is_file()
+    genesis = (tmp_path / "capa-audit.checkpoints").read_text()
+    assert len(CheckpointLog(tmp_path / "capa-audit.checkpoints").notes()) == 1
     # The key and log sit in the current folder, but nothing configures them any more.
     checkpoint = capa.run("audit", "checkpoint", user="mhernandez", CAPA_KEY=None)
     assert checkpoint.code == 2 and "CAPA_KEY" in checkpoint.stderr
-    assert (tmp_path / "capa-audit.checkpoints").read_text() == ""
+    assert (tmp_path / "capa-audit.checkpoints").read_text() == genesis
     verify = capa.run("audit", "verify", user="mhernandez", CAPA_KEY=None)
     assert verify.code == 6 and "none is configured" in verify.stderr
     key = capa.folder / "capa-audit.key"

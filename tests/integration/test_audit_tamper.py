@@ -192,7 +192,7 @@ def test_clean_store_verifies_after_reopening_and_more_writes(audited: AuditedSt
     assert done.code == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["events"] == audited.count()
-    assert summary["checkpoints"] == 2
+    assert summary["checkpoints"] == 3  # the genesis checkpoint of capa init, and these two
     assert summary["kept_checkpoints"][0]["size"] < summary["events"]
 
 
@@ -437,6 +437,12 @@ def test_a_replaced_key_without_rewriting_the_first_event_is_detected(
     from capa.audit.verify import create_store_key
 
     create_store_key(audited.key)
+    # The genesis checkpoint of capa init is signed by the old key: it gives the new one away.
+    kept = audited.run("audit", "verify")
+    assert kept.code == 6 and "checkpoint 1 of" in kept.stderr
+    assert "signed by another key" in kept.stderr
+    # An adversary who also empties the log is caught by the first event's fingerprint.
+    audited.log.write_text("")
     checkpoint(audited)
     message = failed_at(audited.run("audit", "verify"), 1)
     assert "the store key was replaced" in message
