@@ -81,10 +81,12 @@ def test_checkpoints_at_any_size_verify_and_are_consistent(
     kept.write_text(sign_checkpoint(create_checkpoint(
         origin_of(private), kept_size, MerkleTree(leaves).root(kept_size)), private))
     make_checkpoint(app, key, log)
-    # More events after the checkpoint: the ledger catches up only the new ones.
+    # More events after the checkpoint: the ledger catches up only the new ones. They must be
+    # events capa can read: verify decodes every event the checkpoints do not yet cover.
     with sqlite3.connect(str(Ledger(app).sqlite_path())) as raw:
         raw.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)",
-                        [(uuid.uuid4().hex, 1, "t", b"x") for _ in range(10)])
+                        [(uuid.uuid4().hex, 1, "capa.domain.nonconformity:Nonconformity.Amended",
+                          json.dumps({"n": n}).encode()) for n in range(10)])
     summary = verify_store(app, private.public_key(), log, [kept])
     assert summary["events"] == EVENTS + 10
     assert summary["kept_checkpoints"][0]["size"] == kept_size
