@@ -146,8 +146,9 @@ def test_a_revoked_role_no_longer_permits(app: CapaApplication, store: Any) -> N
         app.assess_nc(nc, impact=1, likelihood=1, capa_required=True)
 
 
-def test_the_owner_of_a_ca_must_be_an_active_user(app: CapaApplication) -> None:
-    with as_(app, "mhernandez"), pytest.raises(InvalidInput, match="not an active user"):
+def test_the_owner_of_a_ca_must_be_a_user_of_the_store(app: CapaApplication) -> None:
+    # An unknown user is "not found" (exit 3) everywhere, an owner included (SPEC §10).
+    with as_(app, "mhernandez"), pytest.raises(NotFound, match="not a user of this store"):
         app.open_ca(title="t", problem="p", owner="ghost")
 
 

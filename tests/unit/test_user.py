@@ -218,7 +218,8 @@ def test_auditors_may_only_read() -> None:
     writes = {c for c, roles in PERMISSIONS.items() if "auditor" in roles} - {
         "nc show", "nc list", "ca show", "ca list", "history", "overdue", "report",
         "dashboard", "export", "audit verify", "audit export", "audit prove", "audit vkey",
-        "audit consistency", "user list", "user passwd", "login", "logout", "whoami"}
+        "audit consistency", "user list", "user passwd", "login", "logout", "whoami",
+        "evidence list", "evidence get"}
     assert writes == set()
     # Auditors never change the store, not even by a checkpoint or a rebuild (SPEC §9.6).
     assert not permits(["auditor"], "audit checkpoint")
