@@ -267,8 +267,9 @@ class CapaApplication(ReadSide, Application[UUID]):
         """Why `account` may not be used as its events fold it: a deactivation, unlock or
         password change in its history that the signature walk refused (written past capa);
         None when there is none, or in a store made before digital signatures. It reuses the
-        role check's walk of the account events."""
-        if self._signed_roles(account.user_id) is None:
+        role check's walk of the account events, only for an account that holds such a change,
+        so that most logins need no walk."""
+        if not account._signed_change or self._signed_roles(account.user_id) is None:
             return None
         signed = self.__dict__["_signed_walk"].accounts.get(account.user_id)
         if signed is None:

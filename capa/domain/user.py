@@ -151,6 +151,10 @@ class User(Record):
         # SHA-256 of each live session token -> its login time; never the token itself.
         self.sessions: dict[str, str] = {}
 
+    #: Whether the account's events hold a change that must be signed (an unlock, deactivation
+    #: or password change): only such an account is held to the signature walk at login.
+    _signed_change = False
+
     def fields(self) -> dict[str, Any]:
         # The hash is kept out of every view, diff and digest: history must never show it.
         return {k: v for k, v in super().fields().items() if k != "credential"}
@@ -263,6 +267,7 @@ class User(Record):
         self.credential = credential
         # A new password ends every session opened with the old one.
         self.sessions = {}
+        self._signed_change = True
 
     def login_failed(self, attempt: int = 0) -> None:
         """Record a failed password check, `attempt` being its number in the run as the store
@@ -317,6 +322,7 @@ class User(Record):
     def _account_unlocked(self, authorisation: dict[str, Any] | None = None) -> None:
         self.status = UserStatus.ACTIVE.value
         self.failed_attempts = 0
+        self._signed_change = True
 
     def deactivate(self, authorise: AuthoriseChange | None = None) -> None:
         """Deactivate; `authorise("deactivate", version)` gives the administrator's signature."""
@@ -337,6 +343,7 @@ class User(Record):
     def _deactivated(self, authorisation: dict[str, Any] | None = None) -> None:
         self.status = UserStatus.DEACTIVATED.value
         self.sessions = {}
+        self._signed_change = True
 
     # -- sessions ------------------------------------------------------------------------
 
