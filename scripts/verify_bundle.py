@@ -459,6 +459,11 @@ def key_name(value: object) -> str:
         return ""
 
 
+#: The account changes signed with the canonical statement above: event name -> action.
+ACCOUNT_ACTIONS = {"UserDeactivated": "deactivate", "AccountUnlocked": "unlock",
+                   "PasswordChanged": "passwd"}
+
+
 class Signatures:
     """Feed every event in position order; raises Failed at the first bad signature or key."""
 
@@ -470,6 +475,7 @@ class Signatures:
         self.refs: dict[str, str] = {}
         self.digital = self.attested = 0
         self.roles_signed = self.roles_legacy = 0
+        self.changes_signed = self.changes_legacy = 0
 
     def feed(self, where: str, position: int, record_id: str, version: int, event_type: str,
              state: bytes) -> None:
@@ -504,7 +510,8 @@ class Signatures:
                 raise Failed(f"{where}: the roles of {user} are malformed")
             account: dict[str, Any] = {"name": data.get("full_name"),
                                        "roles": set(roles),
-                                       "active": True, "key": None, "key_id": None}
+                                       "active": True, "key": None, "key_id": None,
+                                       "locked": False}
             public = data.get("public_key")
             if public is not None:
                 account["key"] = self.trusted(where, user, data.get("full_name"), roles,
@@ -524,8 +531,55 @@ class Signatures:
                 owner["roles"].add(role)
             else:
                 owner["roles"].discard(role)
-        elif name == "UserDeactivated":
-            owner["active"] = False
+        elif name == "AccountLocked":
+            owner["locked"] = True  # written by the failed check itself: never signed
+        elif name in ACCOUNT_ACTIONS:
+            action = ACCOUNT_ACTIONS[name]
+            self.account_change(where, self.owners[record_id], action, version, data)
+            if action == "deactivate":
+                owner["active"] = False
+            elif action == "unlock":
+                owner["locked"] = False
+
+    def account_change(self, where: str, user: str, action: str, version: int,
+                       data: dict[str, Any]) -> None:
+        """A deactivation or unlock must be signed by an administrator trusted at that point, a
+        password change by its own user's key (binding the new credential), except in a store
+        made before digital signatures (counted as legacy)."""
+        what = {"deactivate": f"the deactivation of {user}", "unlock": f"the unlock of {user}",
+                "passwd": f"the password change of {user}"}[action]
+        own = action == "passwd"
+        auth = data.get("authorisation")
+        if auth is None:
+            if self.digital_store:
+                raise Failed(f"{where}: {what} is signed by no "
+                             f"{'key of that user' if own else 'administrator'}, which this "
+                             "store requires")
+            self.changes_legacy += 1
+            return
+        if not isinstance(auth, dict):
+            raise Failed(f"{where}: {what} carries a malformed signature")
+        signer_id = str(auth.get("signer"))
+        signer = self.accounts.get(signer_id)
+        if own and signer_id != user:
+            raise Failed(f"{where}: {what} is signed by {signer_id}, not by that user")
+        if not signer or signer["key"] is None or not signer["active"] \
+                or (not own and "admin" not in signer["roles"]):
+            raise Failed(f"{where}: {what} is signed by {signer_id}, who was not "
+                         f"{'an active user' if own else 'an administrator'} with a trusted "
+                         "key at that point")
+        if auth.get("key_id") != signer["key_id"] or data.get("actor") != signer_id \
+                or not same_time(auth.get("signed_at"), data.get("timestamp")):
+            raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
+        credential = data.get("credential") if own else None
+        message = canonical({"purpose": "capa-account-change-v1", "user_id": user,
+                             "action": action, "version": version,
+                             "signed_at": str(auth.get("signed_at")), "signer": signer_id,
+                             "credential": None if credential is None else str(credential)})
+        if not ed25519_valid(signer["key"], auth.get("signature"), message):
+            raise Failed(f"{where}: the signature of {signer_id} on {what} is forged or was "
+                         "copied from another event")
+        self.changes_signed += 1
 
     def role_change(self, where: str, user: str, granted: bool, role: str, version: int,
                     data: dict[str, Any]) -> None:
@@ -833,6 +887,8 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None, vkey: str | No
         f"{events.signatures.attested} password-attested (no digital signature)"
         + f"; role changes: {events.signatures.roles_signed} signed by an administrator, "
         f"{events.signatures.roles_legacy} legacy (unsigned, before digital signatures)"
+        + f"; deactivations, unlocks and password changes: {events.signatures.changes_signed} "
+        f"signed, {events.signatures.changes_legacy} legacy (unsigned, before digital signatures)"
         + (
             f"\n{events.withheld} line(s) withheld (account events of an earlier release that "
             "hold a password hash): their place in the tree is proved, their content could not "

@@ -38,6 +38,7 @@ from capa.domain.user import (
     USER_REF_PREFIX,
     Role,
     User,
+    UserStatus,
     credential_of,
     is_legacy_credential,
     is_user_id,
@@ -258,8 +259,33 @@ class CapaApplication(ReadSide, Application[UUID]):
             state["next"] = found[-1].id + 1 if len(found) == 1000 else last + 1
         if not walk.digital_store:
             return None
+        self.__dict__["_signed_walk"] = walk
         account = walk.accounts.get(user)
         return account.roles if account is not None and account.active else set()
+
+    def _unsigned_account_change(self, account: User) -> str | None:
+        """Why `account` may not be used as its events fold it: a deactivation, unlock or
+        password change in its history that the signature walk refused (written past capa);
+        None when there is none, or in a store made before digital signatures. It reuses the
+        role check's walk of the account events, only for an account that holds such a change,
+        so that most logins need no walk."""
+        if not account._signed_change or self._signed_roles(account.user_id) is None:
+            return None
+        signed = self.__dict__["_signed_walk"].accounts.get(account.user_id)
+        if signed is None:
+            return None
+        uid, check = account.user_id, "; capa audit verify, run by any other user, names it"
+        if account.status == UserStatus.DEACTIVATED:
+            # Still refused: were a genuine deactivation ever misjudged, a leaver would be let
+            # back in; a store writer can refuse an account in other ways anyway.
+            return (f"user {uid} is deactivated by a change no administrator signed{check}"
+                    if signed.active else None)
+        if signed.locked and account.status != UserStatus.LOCKED:
+            return (f"user {uid} is locked, and the unlock in its history is not signed by an "
+                    f"administrator{check}")
+        if signed.credential != account.credential:
+            return f"the password of {uid} was set by a change that user did not sign{check}"
+        return None
 
     def authorise(self, command: str) -> str:
         """Check the acting user against the role table for a command before it runs; entry
@@ -315,6 +341,10 @@ class CapaApplication(ReadSide, Application[UUID]):
             # The same scrypt work as for a real account, so timing does not reveal user ids.
             verify_password(password, _NO_SUCH_USER_HASH)
             raise NotPermitted("unknown user id or wrong password")
+        # A forged account change is never acted on: neither the unlock nor the password it
+        # claims lets anyone in (SPEC §9.2); `audit verify` names the event.
+        if (forged := self._unsigned_account_change(account)) is not None:
+            raise NotPermitted(forged)
         account.require_usable()
         if self._reserve_check(account) == "locked":
             # The run is full: the guess is not checked, and the lock is recorded if the check
@@ -476,7 +506,7 @@ class CapaApplication(ReadSide, Application[UUID]):
 
     def unlock_user(self, user: str) -> WriteResult:
         def unlock(account: User) -> None:
-            account.unlock()
+            account.unlock(self._account_signer(account))
             # The run ends before the unlock is saved: should the save fail, the account is
             # still locked by its events, and never unlocked with a full run.
             self.credentials.clear_attempts(account.user_id)
@@ -486,19 +516,23 @@ class CapaApplication(ReadSide, Application[UUID]):
     def deactivate_user(self, user: str) -> WriteResult:
         if valid_user_id(user) == self._authorise("user deactivate"):
             raise InvalidInput("an administrator cannot deactivate their own account")
-        return self._change_user("user deactivate", user, lambda u: u.deactivate())
+        return self._change_user("user deactivate", user,
+                                 lambda u: u.deactivate(self._account_signer(u)))
 
     def change_password(self, current: str, new: str) -> WriteResult:
-        """The acting user's own password; the current one is checked first."""
+        """The acting user's own password; the current one is checked first. The change is
+        signed with the user's own key (SPEC §9.2), which is then kept under the new one."""
         uid = self._authorise("user passwd")
         self.authenticate(uid, current)
         if current == new:
             raise InvalidInput("the new password must differ from the current one")
         encoded, credential = self._new_password(new)
-        rewrapped = self._rewrapped_key(uid, current, new)
+        private = self._own_key(uid, current)
+        rewrapped = _wrapped(uid, private, new) if private is not None else None
 
         def change(account: User) -> None:
-            account.change_password(credential)
+            account.change_password(credential, self._account_signer(
+                account, own=private, credential=credential))
             self.credentials.put_hash(uid, credential, encoded)
 
         result = self._change_user("user passwd", uid, change)
@@ -1133,17 +1167,48 @@ class CapaApplication(ReadSide, Application[UUID]):
                             "key_id": _key_id(str(admin.public_key)),
                             "signature": sign(admin_key, message)}, _wrapped(uid, key, password)
 
-    def _rewrapped_key(self, uid: str, current: str, new: str) -> WrappedKey | None:
-        """The user's private key encrypted under the new password, or None when the account
-        has no key (or its stored key does not open: it could not sign before either)."""
+    def _own_key(self, uid: str, password: str) -> Any:
+        """The user's private key, or None when the account has no key (a store made before
+        digital signatures); a stored key that does not open can sign nothing, and a store
+        that requires signatures then refuses the change."""
         account = self._user(uid)
         if account.public_key is None:
             return None
         try:
-            private = self._private_key(uid, current, _key_id(account.public_key))
+            return self._private_key(uid, password, _key_id(account.public_key))
         except NotPermitted:
+            if self._digital_store():
+                raise NotPermitted(f"the signing key of {uid} does not open, so the password "
+                                   "change cannot be signed; nothing was changed") from None
             return None
-        return _wrapped(uid, private, new)
+
+    def _account_signer(self, account: User, *, own: Any = None,
+                        credential: str | None = None) -> Any:
+        """What signs a deactivation or unlock of `account` with the acting administrator's
+        key, or (`own`: the user's private key) the user's own password change, binding its
+        `credential` (SPEC §9.2): a store writer can neither lock an administrator out nor
+        re-open a locked account nor set a password."""
+        from capa.audit.signatures import account_change_bytes, now_iso, sign
+
+        def authorise(action: str, version: int) -> dict[str, Any] | None:
+            if action == "passwd":
+                if own is None:
+                    return None
+                signer, private = account, own
+            else:
+                opened = self._admin_key(f"sign the {action} of an account")
+                if opened is None:
+                    return None
+                signer, private = opened
+            signed_at = now_iso()
+            message = account_change_bytes(user_id=account.user_id, action=action,
+                                           version=version, signed_at=signed_at,
+                                           signer=signer.user_id, credential=credential)
+            return {"signer": signer.user_id, "signed_at": signed_at,
+                    "key_id": _key_id(str(signer.public_key)),
+                    "signature": sign(private, message)}
+
+        return authorise
 
     def _evidence(
         self, paths: Sequence[str | Path]

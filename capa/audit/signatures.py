@@ -10,15 +10,21 @@ What is signed:
 - a role change (grant or revoke) by an administrator: the canonical JSON of the user id, the
   change, the role, the account version the change makes, the time and the administrator's id
   (``role_change_bytes``), so that no one without an administrator's password can give
-  themselves a role, nor replay a signed change elsewhere.
+  themselves a role, nor replay a signed change elsewhere;
+- another account change: the canonical JSON of the user id, the action (``deactivate`` or
+  ``unlock``, signed by an administrator; ``passwd``, signed by the user whose password it is,
+  with the new credential), the account version the change makes, the time and the signer's id
+  (``account_change_bytes``), so that a store writer can neither lock an administrator out,
+  nor re-open a locked account, nor set someone's password.
 
 How a verifier trusts a key: it walks the account events in log order. The store's first event
 (StoreInitialised) names the first administrator and their public key; every later key is
 trusted from its UserAdded on only if an administrator whose own key was trusted, and who held
 the admin role and was not deactivated at that point, endorsed it (with the roles it is added
-with). Every role change must be signed likewise by such an administrator; only a store made
-before digital signatures (no signing anchor in its first event) holds unsigned role changes,
-which are counted as "legacy". Every signed event must then
+with). Every role change, deactivation and unlock must be signed likewise by such an
+administrator, and every password change by its own user's trusted key; only a store made before
+digital signatures (no signing anchor in its first event) holds unsigned ones, which are counted
+as "legacy". Every signed event must then
 carry a valid signature by the key its signer had at that point over the manifest of that very
 event (record, version, printed name), and its content hash must be the hash of the record
 folded from the events at the signed version, where the verifier can fold records (a store).
@@ -84,6 +90,21 @@ def role_change_bytes(*, user_id: str, change: str, role: str, version: int, sig
                        "admin": admin})
 
 
+#: The account changes signed by ``account_change_bytes``: the event's name -> its action.
+ACCOUNT_ACTIONS = {"UserDeactivated": "deactivate", "AccountUnlocked": "unlock",
+                   "PasswordChanged": "passwd"}
+
+
+def account_change_bytes(*, user_id: str, action: str, version: int, signed_at: str,
+                         signer: str, credential: str | None = None) -> bytes:
+    """The bytes signed to deactivate or unlock an account (by an administrator) or to change
+    its password (by its user, binding the new `credential`); `version` is the account version
+    the change makes (scripts/verify_bundle.py repeats this)."""
+    return _canonical({"purpose": "capa-account-change-v1", "user_id": user_id,
+                       "action": action, "version": version, "signed_at": signed_at,
+                       "signer": signer, "credential": credential})
+
+
 def sign(key: Ed25519PrivateKey, message: bytes) -> str:
     return base64.b64encode(key.sign(message)).decode("ascii")
 
@@ -114,6 +135,10 @@ class _Account:
     active: bool = True
     public_key: Ed25519PublicKey | None = None
     key_id: str | None = None
+    #: Locked by failed password checks and not unlocked by a signed change since.
+    locked: bool = False
+    #: The credential its last UserAdded or signed password change names.
+    credential: str | None = None
 
 
 @dataclass
@@ -133,7 +158,9 @@ class SignatureWalk:
     refs: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: {DIGITAL: 0, PASSWORD_ATTESTED: 0,
                                                              "keys": 0, "roles_signed": 0,
-                                                             "roles_legacy": 0})
+                                                             "roles_legacy": 0,
+                                                             "changes_signed": 0,
+                                                             "changes_legacy": 0})
     content_checked: int = 0
     #: Without `content_of`, the content checks left for the caller (a bundle folds its records
     #: in a second pass): (fail, record hex, signed version, signature).
@@ -189,6 +216,8 @@ class SignatureWalk:
             if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
                 raise fail(f"the roles of {user_id} are malformed")
             account = _Account(str(data.get("full_name")), set(roles))
+            credential = data.get("credential", data.get("password_hash"))
+            account.credential = credential if isinstance(credential, str) else None
             public_key = data.get("public_key")
             if public_key is not None:
                 account.public_key = self._trusted_key(user_id, account.full_name, roles,
@@ -209,8 +238,62 @@ class SignatureWalk:
                 owner.roles.add(role)
             else:
                 owner.roles.discard(role)
-        elif name == "UserDeactivated":
-            owner.active = False
+        elif name == "AccountLocked":
+            # Written by the failed check itself, when no key can be opened: never signed.
+            owner.locked = True
+        elif name in ACCOUNT_ACTIONS:
+            action = ACCOUNT_ACTIONS[name]
+            credential = data.get("credential", data.get("password_hash"))
+            self._account_change(self.owners[record_hex], action, version, data, fail,
+                                 credential=str(credential) if action == "passwd"
+                                 and credential is not None else None)
+            if action == "deactivate":
+                owner.active = False
+            elif action == "unlock":
+                owner.locked = False
+            else:
+                owner.credential = str(credential)
+
+    def _account_change(self, user_id: str, action: str, version: int, data: dict[str, Any],
+                        fail: Callable[[str], SignatureFailure], *,
+                        credential: str | None) -> None:
+        """A deactivation or unlock holds only with a valid signature by an administrator whose
+        key is trusted at that point, a password change only with its own user's; unsigned ones
+        only in a store without a signing anchor."""
+        what = {"deactivate": f"the deactivation of {user_id}",
+                "unlock": f"the unlock of {user_id}",
+                "passwd": f"the password change of {user_id}"}[action]
+        own = action == "passwd"
+        authorisation = data.get("authorisation")
+        if authorisation is None:
+            if self.digital_store:
+                raise fail(f"{what} is signed by no "
+                           f"{'key of that user' if own else 'administrator'}, which this "
+                           "store requires")
+            self.counts["changes_legacy"] += 1
+            return
+        if not isinstance(authorisation, dict):
+            raise fail(f"{what} carries a malformed signature")
+        signer_id = str(authorisation.get("signer"))
+        signer = self.accounts.get(signer_id)
+        if own and signer_id != user_id:
+            raise fail(f"{what} is signed by {signer_id}, not by that user")
+        if signer is None or signer.public_key is None or not signer.active \
+                or (not own and "admin" not in signer.roles):
+            raise fail(f"{what} is signed by {signer_id}, who was not "
+                       f"{'an active user' if own else 'an administrator'} with a trusted key "
+                       "at that point")
+        if authorisation.get("key_id") != signer.key_id or data.get("actor") != signer_id \
+                or not _same_time(authorisation.get("signed_at"), data.get("timestamp")):
+            raise fail(f"{what} is signed by {signer_id} with another key, on an event made by "
+                       f"{data.get('actor')} or at another time than the event's")
+        message = account_change_bytes(user_id=user_id, action=action, version=version,
+                                       signed_at=str(authorisation.get("signed_at")),
+                                       signer=signer_id, credential=credential)
+        if not _valid(signer.public_key, authorisation.get("signature"), message):
+            raise fail(f"the signature of {signer_id} on {what} is forged or was copied from "
+                       "another event")
+        self.counts["changes_signed"] += 1
 
     def _role_change(self, user_id: str, change: str, role: str, version: int,
                      data: dict[str, Any], fail: Callable[[str], SignatureFailure]) -> None:
@@ -338,7 +421,9 @@ class SignatureWalk:
                 PASSWORD_ATTESTED: self.counts[PASSWORD_ATTESTED],
                 "user_keys": self.counts["keys"], "content_checked": self.content_checked,
                 "role_changes": {"signed": self.counts["roles_signed"],
-                                 "legacy": self.counts["roles_legacy"]}}
+                                 "legacy": self.counts["roles_legacy"]},
+                "account_changes": {"signed": self.counts["changes_signed"],
+                                    "legacy": self.counts["changes_legacy"]}}
 
 
 def _same_time(signed_at: Any, stored: Any) -> bool:
@@ -387,12 +472,14 @@ SIGNED_TOPICS = frozenset({
     "capa.domain.corrective_action:CorrectiveAction.EffectivenessNotVerified",
     "capa.domain.corrective_action:CorrectiveAction.Closed",
 })
+#: The account events that decide who holds which key, role, status and password.
+_ACCOUNT_NAMES = ("UserAdded", "RoleGranted", "RoleRevoked", "AccountLocked",
+                  *ACCOUNT_ACTIONS)
 #: The events the store's walk reads: signed ones, the store's first, and account changes.
-_WATCHED = frozenset({_STORE_INITIALISED, *SIGNED_TOPICS, *(_USER + name for name in (
-    "UserAdded", "RoleGranted", "RoleRevoked", "UserDeactivated"))})
-#: The events that decide who holds which key and role (the application's own role check).
-ACCOUNT_TOPICS = [_STORE_INITIALISED, *(_USER + name for name in (
-    "UserAdded", "RoleGranted", "RoleRevoked", "UserDeactivated"))]
+_WATCHED = frozenset({_STORE_INITIALISED, *SIGNED_TOPICS,
+                      *(_USER + name for name in _ACCOUNT_NAMES)})
+#: The events that decide who holds which key and role (the application's own checks).
+ACCOUNT_TOPICS = [_STORE_INITIALISED, *(_USER + name for name in _ACCOUNT_NAMES)]
 #: What a chunk's joined topics contain when it holds a watched event.
 _NEEDLES = (_USER, "StoreInitialised", "Nonconformity.Closed", "CorrectiveAction.PlanApproved",
             "CorrectiveAction.Effectiveness", "CorrectiveAction.Closed")

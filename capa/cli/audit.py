@@ -155,7 +155,7 @@ def _signed_text(d: dict[str, Any]) -> str:
     s = d.get("signatures") or {}
     return (f"\nsignatures: {s.get('digital', 0)} digital (checked against the signer's key), "
             f"{s.get('password-attested', 0)} password-attested (no digital signature)"
-            + _role_text(s.get("role_changes")))
+            + _role_text(s.get("role_changes")) + _account_text(s.get("account_changes")))
 
 
 def _role_text(roles: Any) -> str:
@@ -163,6 +163,13 @@ def _role_text(roles: Any) -> str:
         return ""
     return (f"; role changes: {roles.get('signed', 0)} signed by an administrator, "
             f"{roles.get('legacy', 0)} legacy (unsigned, before digital signatures)")
+
+
+def _account_text(changes: Any) -> str:
+    if not isinstance(changes, dict):
+        return ""
+    return (f"; deactivations, unlocks and password changes: {changes.get('signed', 0)} signed, "
+            f"{changes.get('legacy', 0)} legacy (unsigned, before digital signatures)")
 
 
 @audit.command()

@@ -30,9 +30,11 @@ if TYPE_CHECKING:
     from capa.app.service import CapaApplication
 
 #: Commands that ask for the password again even inside a session (`user add` signs the new
-#: user's key with the administrator's, `user grant` and `user revoke` sign the change).
+#: user's key with the administrator's; `user grant`, `revoke`, `unlock`, `deactivate` and
+#: `passwd` sign the change).
 REAUTHENTICATING_COMMANDS = SIGNING_COMMANDS | {"user passwd", "user add", "user grant",
-                                                 "user revoke"}
+                                                 "user revoke", "user unlock",
+                                                 "user deactivate"}
 
 NOT_LOGGED_IN = ("not logged in: run `capa login`, or set CAPA_USER and CAPA_PASSWORD "
                  "(automation)")

@@ -113,6 +113,7 @@ def demo(session: Session) -> None:
         checkpoint_log_path,
         create_store_key,
         default_key_path,
+        make_checkpoint,
     )
     from capa.cli.output import record_text, to_data
     from capa.cli.records import _history_text
@@ -136,6 +137,8 @@ def demo(session: Session) -> None:
     app = open_store(session.db, create=True)
     refs = build_demo(app, create_store_key(key_path))
     CheckpointLog(log_path).create()
+    # As `capa init` does: a checkpoint of the finished demo, so that its log is never empty.
+    make_checkpoint(app, key_path, log_path)
     ca = app.show(refs["ca"])
     trail = app.history(refs["ca"])
     outputs = {"dashboard": folder / "dashboard.html", "report": folder / f"{refs['ca']}.pdf"}

@@ -81,8 +81,8 @@ def revoke(session: Session, user_id: str, role: str) -> None:
 @json_option
 @pass_session
 def passwd(session: Session) -> None:
-    """Change your own password: the current one is checked (CAPA_PASSWORD or the prompt),
-    the new one comes from CAPA_NEW_PASSWORD or the prompt.
+    """Change your own password, signed with your key: the current one is checked
+    (CAPA_PASSWORD or the prompt), the new one comes from CAPA_NEW_PASSWORD or the prompt.
 
     \b
     Example:
@@ -105,7 +105,8 @@ def passwd(session: Session) -> None:
 @json_option
 @pass_session
 def unlock(session: Session, user_id: str) -> None:
-    """Unlock an account locked after five failed password checks.
+    """Unlock an account locked after five failed password checks, signed with your key (your
+    password is asked again even inside a session: CAPA_PASSWORD or the prompt).
 
     \b
     Example:
@@ -119,7 +120,9 @@ def unlock(session: Session, user_id: str) -> None:
 @json_option
 @pass_session
 def deactivate(session: Session, user_id: str) -> None:
-    """Deactivate an account: it keeps its history but can no longer log in or act.
+    """Deactivate an account: it keeps its history but can no longer log in or act. Signed
+    with your key (your password is asked again even inside a session: CAPA_PASSWORD or the
+    prompt).
 
     \b
     Example:

@@ -24,6 +24,9 @@ _USER_ID = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 
 #: Signs a role change: (the role, the account version the change makes) -> the signature.
 Authorise = Callable[[str, int], dict[str, Any] | None]
+#: Signs another account change (SPEC §9.2): (the action: deactivate, unlock or passwd, the
+#: account version the change makes) -> the signature.
+AuthoriseChange = Callable[[str, int], dict[str, Any] | None]
 
 #: User records live under their own prefix so that no user id can collide with NC/CA refs.
 USER_REF_PREFIX = "USER-"
@@ -148,6 +151,10 @@ class User(Record):
         # SHA-256 of each live session token -> its login time; never the token itself.
         self.sessions: dict[str, str] = {}
 
+    #: Whether the account's events hold a change that must be signed (an unlock, deactivation
+    #: or password change): only such an account is held to the signature walk at login.
+    _signed_change = False
+
     def fields(self) -> dict[str, Any]:
         # The hash is kept out of every view, diff and digest: history must never show it.
         return {k: v for k, v in super().fields().items() if k != "credential"}
@@ -229,26 +236,38 @@ class User(Record):
 
     # -- password and lockout ----------------------------------------------------------
 
-    def change_password(self, credential: str) -> None:
+    def change_password(self, credential: str, authorise: AuthoriseChange | None = None
+                        ) -> None:
+        """Set a new password; `authorise("passwd", version)` gives the user's own signature
+        over the change (None in stores made before digital signatures)."""
         self._require_not_deactivated("change the password of")
-        self._password_changed(credential=credential)
+        self._password_changed(credential=credential,
+                               authorisation=_signed(authorise, "passwd", self.version + 1))
 
     class PasswordChanged(Record.Event):
-        """Version 2 names the new password by its digest (`credential`); version 1 held the
-        hash as `password_hash`."""
+        """Version 3 carries the user's own signature over the change and the new credential
+        (`authorisation`); version 2 named the new password by its digest (`credential`) and
+        is unsigned; version 1 held the hash as `password_hash`."""
 
-        class_version = 2
+        class_version = 3
         credential: str
+        authorisation: dict[str, Any] | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["credential"] = state.pop("password_hash")
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state.setdefault("authorisation", None)
+
     @event(PasswordChanged)
-    def _password_changed(self, credential: str) -> None:
+    def _password_changed(self, credential: str,
+                          authorisation: dict[str, Any] | None = None) -> None:
         self.credential = credential
         # A new password ends every session opened with the old one.
         self.sessions = {}
+        self._signed_change = True
 
     def login_failed(self, attempt: int = 0) -> None:
         """Record a failed password check, `attempt` being its number in the run as the store
@@ -282,24 +301,49 @@ class User(Record):
     def _failures_cleared(self) -> None:
         self.failed_attempts = 0
 
-    def unlock(self) -> None:
+    def unlock(self, authorise: AuthoriseChange | None = None) -> None:
+        """Unlock; `authorise("unlock", version)` gives the administrator's signature."""
         if self.status != UserStatus.LOCKED:
             raise InvalidInput(f"user {self.user_id} is not locked (it is {self.status})")
-        self._account_unlocked()
+        self._account_unlocked(authorisation=_signed(authorise, "unlock", self.version + 1))
 
-    @event("AccountUnlocked")
-    def _account_unlocked(self) -> None:
+    class AccountUnlocked(Record.Event):
+        """Version 2 is signed by an administrator (`authorisation`); version 1 events, of
+        stores made before digital signatures, carry none."""
+
+        class_version = 2
+        authorisation: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("authorisation", None)
+
+    @event(AccountUnlocked)
+    def _account_unlocked(self, authorisation: dict[str, Any] | None = None) -> None:
         self.status = UserStatus.ACTIVE.value
         self.failed_attempts = 0
+        self._signed_change = True
 
-    def deactivate(self) -> None:
+    def deactivate(self, authorise: AuthoriseChange | None = None) -> None:
+        """Deactivate; `authorise("deactivate", version)` gives the administrator's signature."""
         self._require_not_deactivated("deactivate")
-        self._deactivated()
+        self._deactivated(authorisation=_signed(authorise, "deactivate", self.version + 1))
 
-    @event("UserDeactivated")
-    def _deactivated(self) -> None:
+    class UserDeactivated(Record.Event):
+        """Like AccountUnlocked: version 2 is signed by an administrator, version 1 is not."""
+
+        class_version = 2
+        authorisation: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("authorisation", None)
+
+    @event(UserDeactivated)
+    def _deactivated(self, authorisation: dict[str, Any] | None = None) -> None:
         self.status = UserStatus.DEACTIVATED.value
         self.sessions = {}
+        self._signed_change = True
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -334,3 +378,9 @@ class User(Record):
         if self.status == UserStatus.DEACTIVATED:
             raise InvalidInput(f"cannot {what} {self.user_id}: the account is deactivated")
 
+
+
+def _signed(authorise: AuthoriseChange | None, action: str,
+            version: int) -> dict[str, Any] | None:
+    # Asked only once the domain has accepted the change: a refused one signs nothing.
+    return authorise(action, version) if authorise is not None else None

@@ -25,6 +25,13 @@ Feature: Accounts, lockout and account history
     Then the account "apatel" is "active"
     And "apatel" can sign in with the right password
 
+  @21cfr11.10g @21cfr11.10e
+  Scenario: An unlock that no administrator signed opens nothing
+    When "apatel" gives a wrong password 5 times
+    And someone who can write the store unlocks the account "apatel" without an administrator's signature
+    Then "apatel" cannot sign in even with the right password
+    And the integrity check of the store reports that unlock as signed by no administrator
+
   @21cfr11.10g
   Scenario: Sixteen wrong passwords given at the same moment still lock the account after five
     When "apatel" is given a wrong password 16 times at the same moment

@@ -338,6 +338,32 @@ def forges_role(world: Any, user: str, role: str) -> None:
     world.paths["forged"] = f"USER-{user} version {account.version}"
 
 
+@when(parsers.parse('someone who can write the store unlocks the account "{user}" without an '
+                    "administrator's signature"))
+def forges_unlock(world: Any, user: str) -> None:
+    from capa.domain.record import actor_id
+
+    account: Any = world.app._user(user)
+    token = actor_id.set("admin")
+    try:
+        # The library's own event, written past the service: no administrator signed it.
+        account._account_unlocked(authorisation=None)
+        world.app.save(account)
+    finally:
+        actor_id.reset(token)
+    world.paths["forged"] = f"USER-{user} version {account.version}"
+
+
+@then("the integrity check of the store reports that unlock as signed by no administrator")
+def integrity_reports_unsigned_unlock(world: Any) -> None:
+    from capa.audit.verify import TamperDetected, verify_store
+
+    with pytest.raises(TamperDetected) as caught:
+        verify_store(world.app, None, world.folder / "no.checkpoints")
+    assert f"({world.paths['forged']})" in str(caught.value)
+    assert "unlock of" in str(caught.value) and "signed by no administrator" in str(caught.value)
+
+
 @when(parsers.parse('"{user}" tries to add the user "{new}"'))
 def tries_to_add(world: Any, user: str, new: str) -> None:
     world.attempt(user, lambda app: app.add_user(new, full_name="New Person", roles=["admin"],

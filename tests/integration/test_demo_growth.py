@@ -76,6 +76,10 @@ def test_the_demo_store_has_its_signing_key_for_the_auditors_commands(
     assert built.value.code == 0
     assert key == tmp_path / "demo.db.key"
     assert key.stat().st_mode & 0o077 == 0
+    # A genesis checkpoint of the finished demo, as `capa init` takes one: the log is never empty.
+    from capa.audit.verify import CheckpointLog
+
+    assert len(CheckpointLog(tmp_path / "demo.db.checkpoints").notes()) == 1
     monkeypatch.setenv("CAPA_USER", demo.QUALITY_MANAGER)
     monkeypatch.setenv("CAPA_PASSWORD", demo.DEMO_PASSWORD)
     for command in (["audit", "checkpoint"], ["audit", "verify"]):
@@ -83,7 +87,7 @@ def test_the_demo_store_has_its_signing_key_for_the_auditors_commands(
             main(["--db", str(db), "--json", *command])
         out, err = capsys.readouterr()
         assert done.value.code == 0, err
-    assert json.loads(out)["checkpoints"] == 1
+    assert json.loads(out)["checkpoints"] == 2  # the demo's genesis checkpoint and this one
 
 
 def test_a_stale_key_where_the_demo_would_put_its_own_is_refused(

@@ -235,3 +235,58 @@ def test_unknown_commands_are_allowed_to_nobody_and_each_audit_command_has_its_r
     assert allowed_roles("audit destroy") == frozenset()
     assert permits(["auditor"], "audit verify")
     assert not permits(["admin"], "ca approve")
+
+
+def test_account_changes_ask_for_a_signature_only_once_the_domain_accepts_them() -> None:
+    """Deactivation, unlock and password change carry the signature `authorise` gives for the
+    version they make; a refused change asks for none."""
+    asked: list[tuple[str, int]] = []
+
+    def authorise(action: str, version: int) -> dict[str, str]:
+        asked.append((action, version))
+        return {"signer": "admin", "action": action}
+
+    user = new_user()
+    with pytest.raises(InvalidInput, match="not locked"):
+        user.unlock(authorise)
+    assert asked == []
+    for _ in range(MAX_FAILED_ATTEMPTS):
+        user.login_failed()
+    user.unlock(authorise)
+    user.change_password("sha256:" + "0" * 64, authorise)
+    user.deactivate(authorise)
+    with pytest.raises(InvalidInput, match="deactivated"):
+        user.deactivate(authorise)
+    events = user.collect_events()
+    assert asked == [("unlock", user.version - 2), ("passwd", user.version - 1),
+                     ("deactivate", user.version)]
+    assert [getattr(e, "authorisation", None) for e in events[-3:]] == [
+        {"signer": "admin", "action": a} for a, _ in asked]
+
+
+@pytest.mark.parametrize(("name", "state"), [
+    ("UserDeactivated", {}), ("AccountUnlocked", {}),
+    ("PasswordChanged", {"password_hash": HASH}),
+    ("PasswordChanged", {"credential": "sha256:ab", "class_version": 2})])
+def test_unsigned_account_changes_of_earlier_releases_are_read_with_no_signature(
+        name: str, state: dict[str, object]) -> None:
+    import json
+    import uuid
+
+    from eventsourcing.persistence import (
+        DatetimeAsISO,
+        JSONTranscoder,
+        Mapper,
+        StoredEvent,
+        UUIDAsHex,
+    )
+
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    stored = {"timestamp": {"_type_": "datetime_iso", "_data_": "2025-01-01T00:00:00+00:00"},
+              "actor": "admin", **state}
+    event = Mapper(transcoder=transcoder).to_domain_event(StoredEvent(
+        originator_id=uuid.uuid4(), originator_version=2, topic=f"capa.domain.user:User.{name}",
+        state=json.dumps(stored).encode()))
+    assert event.authorisation is None  # type: ignore[attr-defined]
