@@ -445,23 +445,56 @@ def _nc_row(events: list[tuple[Any, ...]], raised: str, amended: str) -> tuple[A
         doc.update(status="open", containment=[], assessment=None, linked_cas=[],
                    closure=None, cancellation=None)
         last = at
+        # Only the last correction of each field sets a value that stays; the others are
+        # looked at only so far as to know which field they correct (see _corrected).
+        stays: dict[str, int] = {}
         for expected, (_, version, topic, state) in enumerate(events[1:], start=2):
             if version != expected or topic != amended:
                 return None
-            data = json.loads(bytes(state).decode("utf8"))
+            corrected = _corrected(bytes(state))
+            if corrected is None:
+                return None
+            stays[corrected] = expected
+        for expected in sorted(stays.values()):
+            data = json.loads(bytes(events[expected - 1][3]).decode("utf8"))
             if type(data) is not dict or data.keys() != _AMENDED_KEYS:
                 return None
             name, new = data["field"], data["new"]
-            if name not in AMENDABLE_NC_FIELDS or (new is not None and type(new) is not str):
+            if stays.get(name) != expected or (new is not None and type(new) is not str):
                 return None
             doc[name] = new
-            last = data["timestamp"]
+            if expected == len(events):
+                last = data["timestamp"]
         doc["version"] = len(events)
         if len(events) > 1:
             doc["updated_at"] = _moment(last)
         return projection._nc_row_of(doc)
     except (ValueError, TypeError, KeyError):
         return None  # the full fold says what is wrong with it
+
+
+#: Each key of an Amended event, as capa's JSON writes it; a key's text cannot occur inside a
+#: JSON string (its quotes would be escaped there), only as that key.
+_AMENDED_MARKS = tuple(f'"{key}":'.encode() for key in sorted(_AMENDED_KEYS))
+_FIELD_MARK = b'"field":"'
+
+
+def _corrected(state: bytes) -> str | None:
+    """The NC field an Amended event's state corrects, found without decoding it, or None when
+    the state is anything but one JSON object with each key of an Amended event once, an
+    amendable field, no other stored type than its timestamp and no class version: decoded in
+    full, such a state sets nothing but that field, which a later correction overwrites."""
+    if not state.startswith(b"{") or state.count(b'"_type_"') != 1 \
+            or b'"class_version"' in state:
+        return None
+    for mark in _AMENDED_MARKS:
+        if state.count(mark) != 1:
+            return None
+    start = state.find(_FIELD_MARK) + len(_FIELD_MARK)
+    if start < len(_FIELD_MARK):
+        return None
+    name = state[start:state.find(b'"', start)].decode("ascii", "replace")
+    return name if name in AMENDABLE_NC_FIELDS else None
 
 
 def _moment(value: Any) -> str:

@@ -404,3 +404,33 @@ def test_an_edited_row_of_an_amended_nc_is_named(capa: Capa) -> None:
                                      "problem": "missing: the events have this row"}
     assert capa.run("readmodels", "rebuild").code == 0
     verify_passes(capa)
+
+
+@pytest.mark.parametrize(("state", "field"), [
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L1","new":"L2","reason":"r"}', "lot"),
+    # The keys' text inside a value is escaped, so it is never taken for a key.
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"title","old":"\\"field\\":\\"status","new":"x","reason":"r"}',
+     "title"),
+    # Anything else is decoded in full: a key twice, another stored type, a class version,
+    # a field that cannot be amended, a key missing, spaced JSON, not an object.
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","field":"status","old":"L1","new":"L2","reason":"r"}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L1","new":{"_type_":"x","_data_":1},"reason":"r"}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L1","new":"L2","reason":"r","class_version":2}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"status","old":"open","new":"closed","reason":"r"}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L1","reason":"r"}', None),
+    (b'{"timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"}, '
+     b'"actor": "a", "field": "lot", "old": "L1", "new": "L2", "reason": "r"}', None),
+    (b'["timestamp","actor","field","old","new","reason"]', None),
+])
+def test_a_correction_is_only_passed_over_when_its_field_is_certain(
+        state: bytes, field: str | None) -> None:
+    from capa.audit.caches import _corrected
+
+    assert _corrected(state) == field
