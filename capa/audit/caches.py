@@ -14,8 +14,9 @@ compared a chunk at a time with the rows the tables hold for them (capa.readmode
 
 Speed (SPEC §13 P8): an NC whose events are only `Raised` and `Amended` of the shapes this
 release records (most of a large log: imports and corrections) gets its row from the events'
-JSON directly, as the fold would make it, without building events or the record; any other
-record is folded in full. Rows equal to the expected ones are passed over whole; only rows that
+JSON directly, as the fold would make it, without building events or the record (a correction
+that a later one of the same field overwrites is not even decoded); any other record is folded
+in full. Rows equal to the expected ones are passed over whole; only rows that
 are not are looked at column by column.
 """
 
