@@ -331,3 +331,106 @@ def test_an_added_read_table_row_never_makes_an_import_skip_a_row(
     assert (first.json()["imported"], first.json()["skipped_existing"]) == (1, 0)
     again = capa.run("--json", "import", str(complaints))
     assert (again.json()["imported"], again.json()["skipped_existing"]) == (0, 1)
+
+
+# -- NCs raised and amended: their rows are read from the events' JSON (P8) -----------------
+
+HOSTILE = ["**Bold** [link](http://x) <script>alert(1)</script>", "=HYPERLINK(\"http://x\")",
+           "Riss am Gehäuse \x1b[31mrot\x1b[0m", "ひび割れ 裂纹 трещина", "W" * 400]
+
+
+def amended_ncs(capa: Capa) -> list[str]:
+    """NCs raised and amended, some many times and to hostile text; one also assessed."""
+    refs = [capa.nc(f"Housing {n}") for n in range(3)]
+    for n, text in enumerate(HOSTILE):
+        capa.write("nc", "amend", refs[0], "--field", "description", "--value", text,
+                   "--reason", f"Clarified {n}", user=capa.quality_manager)
+    capa.write("nc", "amend", refs[1], "--field", "title", "--value", HOSTILE[3],
+               "--reason", "Retitled", user=capa.quality_manager)
+    capa.write("nc", "amend", refs[1], "--field", "lot", "--value", "L-7",
+               "--reason", "Lot found", user=capa.quality_manager)
+    capa.write("nc", "amend", refs[1], "--field", "severity", "--value", "minor",
+               "--reason", "Downgraded", user=capa.quality_manager)
+    capa.write("nc", "assess", refs[2], "--impact", "4", "--likelihood", "3", "--capa-required",
+               user=capa.quality_engineer)
+    assert capa.run("nc", "list").code == 0
+    assert capa.run("audit", "checkpoint").code == 0
+    return refs
+
+
+def test_rows_read_from_the_json_are_those_of_the_full_fold(
+        capa: Capa, monkeypatch: pytest.MonkeyPatch) -> None:
+    from capa.audit import caches
+    from capa.readmodels.replay import folded, log_reader
+
+    amended_ncs(capa)
+    capa.approved_ca(capa.assessed_nc("Burr"))
+    read: list[str] = []
+    light = caches._nc_row
+
+    def counted(*args: Any) -> Any:
+        row = light(*args)
+        if row is not None:
+            read.append(str(row[0]))
+        return row
+
+    monkeypatch.setattr(caches, "_nc_row", counted)
+    app = CapaApplication(env=store_env(parse_target(capa.target), create=False))
+    try:
+        with log_reader(app) as reader:
+            last = reader.last_position()
+            fast = [(f.ref, f.kind, f.rows) for f in caches._folded(app, reader, last)]
+            full = [(f.ref, f.kind, f.rows) for f in folded(app, reader, upto=last)]
+    finally:
+        app.close()
+    assert fast == full
+    assert len(fast) == 5  # four NCs and a CA
+    assert len(read) == 2  # the two amended (and not assessed) NCs were read from the JSON
+
+
+def test_an_edited_row_of_an_amended_nc_is_named(capa: Capa) -> None:
+    first, second, _ = amended_ncs(capa)
+    verify_passes(capa)
+    # Back to what the NC said before its corrections: the doc alone differs.
+    query(capa.target, "UPDATE nc_summary SET doc = replace(doc, ?, 'Hairline crack at boss B2') "
+                       "WHERE id = ?", json.dumps(HOSTILE[-1])[1:-1], first)
+    query(capa.target, "UPDATE nc_summary SET version = 1 WHERE id = ?", second)
+    assert verify_fails(capa) == [
+        {"table": "nc_summary", "record": first, "problem": "differs from the events in doc"},
+        {"table": "nc_summary", "record": second,
+         "problem": "differs from the events in version"}]
+    query(capa.target, "DELETE FROM nc_summary WHERE id = ?", first)
+    assert verify_fails(capa)[0] == {"table": "nc_summary", "record": first,
+                                     "problem": "missing: the events have this row"}
+    assert capa.run("readmodels", "rebuild").code == 0
+    verify_passes(capa)
+
+
+@pytest.mark.parametrize(("state", "field"), [
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L1","new":"L2","reason":"r"}', "lot"),
+    # The keys' text inside a value is escaped, so it is never taken for a key.
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"title","old":"\\"field\\":\\"status","new":"x","reason":"r"}',
+     "title"),
+    # Anything else is decoded in full: a key twice, another stored type, a class version,
+    # a field that cannot be amended, a key missing, spaced JSON, not an object.
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","field":"status","old":"L1","new":"L2","reason":"r"}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L1","new":{"_type_":"x","_data_":1},"reason":"r"}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L1","new":"L2","reason":"r","class_version":2}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"status","old":"open","new":"closed","reason":"r"}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L1","reason":"r"}', None),
+    (b'{"timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"}, '
+     b'"actor": "a", "field": "lot", "old": "L1", "new": "L2", "reason": "r"}', None),
+    (b'["timestamp","actor","field","old","new","reason"]', None),
+])
+def test_a_correction_is_only_passed_over_when_its_field_is_certain(
+        state: bytes, field: str | None) -> None:
+    from capa.audit.caches import _corrected
+
+    assert _corrected(state) == field
