@@ -5,8 +5,9 @@ Usage: .venv/bin/python scripts/bench_dashboard.py [--rows 100000] [--small 1000
 P7  `capa dashboard --out FILE` (one process from a `capa login` session, end to end) on a store
     of N NCs against a store of `small` NCs; both stores are filled the same way: NCs imported
     from CSV over 24 months, 7 sources, 3 severities and 400 products, one in two assessed
-    (risk levels: most NCs of a store in use are), one in a hundred cancelled. Figures: the median time ratio, alternating runs
-    (target <= 2), and the size of the big store's file (target <= 1.5 MB).
+    (risk levels: most NCs of a store in use are), one in a hundred cancelled. Figures: the
+    median time ratio, alternating runs (target <= 2), and the size of the big store's file
+    (target <= 1.5 MB).
 """
 
 from __future__ import annotations
