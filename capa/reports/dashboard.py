@@ -121,8 +121,9 @@ def collect(rm: ReadModels, today: str, start: str | None = None,
     # One pass over the NC table, grouped by everything the page breaks NCs down by; the rest
     # is summed here. Business dates: detected_on for NCs, opened_at/closed_at for CAs (legacy
     # dates of migrated records land in the same columns); only their date part is compared.
-    # The risk level is a column of its own, so no record's document is read.
-    nc_cube = q("SELECT substr(detected_on, 1, 10) AS d, status AS s, source, severity, "
+    # The risk level is a column of its own, so no record's document is read. Days are grouped
+    # as stored and cut to their date part here, which spares SQLite a call on every row.
+    nc_cube = q("SELECT detected_on AS d, status AS s, source, severity, "
                 "cause_category AS cause, "
                 "CASE WHEN cause_category IS NOT NULL THEN product END AS product, "
                 "risk_level AS risk, count(*) AS n "
@@ -143,15 +144,15 @@ def collect(rm: ReadModels, today: str, start: str | None = None,
     products: Counter[tuple[str, str]] = Counter()
     count: Counter[tuple[str, bool]] = Counter()
     for r in nc_cube:
-        n = int(r["n"])
+        n, day = int(r["n"]), str(r["d"])[:10]
         if r["s"] not in ("closed", "cancelled"):
-            open_nc.append(((now - _day(r["d"])).days, n))
-        if not within(r["d"]):
+            open_nc.append(((now - _day(day)).days, n))
+        if not within(day):
             continue
         count[("nc", r["s"] == "cancelled")] += n
         if r["s"] == "cancelled":
             continue
-        raised[r["d"][:7]] += n
+        raised[day[:7]] += n
         by["source"][str(r["source"])] += n
         by["severity"][str(r["severity"])] += n
         by["risk"][str(r["risk"] or "not assessed")] += n

@@ -238,7 +238,7 @@ def test_deleted_action_items_and_an_added_row_are_each_named(capa: Capa) -> Non
     query(capa.target, "DELETE FROM action_items WHERE ca = ?", ca)
     query(capa.target, "INSERT INTO nc_summary SELECT 'NC-2000-0001', 20000000001, status, "
                        "severity, source, product, lot, title, external_ref, detected_on, "
-                       "raised_at, closed_at, NULL, linked_cas, version, doc "
+                       "raised_at, closed_at, NULL, risk_level, linked_cas, version, doc "
                        "FROM nc_summary WHERE id = ?", nc)
     query(capa.target, "UPDATE nc_summary SET cause_category = 'people' WHERE id = ?", nc)
     assert capa.run("--json", "overdue").code == 0
