@@ -4,9 +4,10 @@ Usage: .venv/bin/python scripts/bench_dashboard.py [--rows 100000] [--small 1000
 
 P7  `capa dashboard --out FILE` (one process from a `capa login` session, end to end) on a store
     of N NCs against a store of `small` NCs; both stores are filled the same way: NCs imported
-    from CSV over 24 months, 7 sources, 3 severities and 400 products, one in fifty assessed
-    (risk levels), one in a hundred cancelled. Figures: the median time ratio, alternating runs
-    (target <= 2), and the size of the big store's file (target <= 1.5 MB).
+    from CSV over 24 months, 7 sources, 3 severities and 400 products, one in two assessed
+    (risk levels: most NCs of a store in use are), one in a hundred cancelled. Figures: the
+    median time ratio, alternating runs (target <= 2), and the size of the big store's file
+    (target <= 1.5 MB).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,6 +54,21 @@ def _csv(path: Path, rows: int) -> None:
                              f"{1 + i % 28:02d}"])
 
 
+def _unsynced(app: Any) -> None:
+    """Setting up only: commits of this process skip the disk flush, so that assessing half of
+    100k NCs one command at a time takes minutes, not an hour. The timed runs are other
+    processes and flush as usual."""
+    pool = app.recorder.datastore.pool
+    base = type(pool)
+
+    def unsynced(self: Any) -> Any:
+        connection = base._create_connection(self)
+        connection._sqlite_conn.execute("PRAGMA synchronous = OFF")
+        return connection
+
+    pool.__class__ = type("UnsyncedPool", (base,), {"_create_connection": unsynced})
+
+
 def _store(folder: Path, name: str, rows: int) -> dict[str, str]:
     db, data = folder / f"{name}.db", folder / f"{name}.csv"
     make_store(db)
@@ -60,13 +77,14 @@ def _store(folder: Path, name: str, rows: int) -> dict[str, str]:
            "CAPA_SESSION_DIR": str(folder / f"{name}-session")}
     subprocess.run([*CAPA, "import", str(data)], env=env, check=True, stdout=subprocess.DEVNULL)
     app = open_store(str(db))
+    _unsynced(app)  # before the first command opens a connection
     try:
         with app.acting_as(QUALITY, PASSWORD):
             app.read_models.catch_up()  # the import's rows reach the read tables on first use
             refs = [str(r["id"]) for r in app.read_models.sql.query(
                 "SELECT id FROM nc_summary ORDER BY sort_key")]
             for i, ref in enumerate(refs):
-                if i % 50 == 0:
+                if i % 2 == 0:
                     app.assess_nc(ref, impact=1 + i % 5, likelihood=1 + i % 4,
                                   capa_required=False, rationale="Isolated; corrected")
                 elif i % 100 == 1:

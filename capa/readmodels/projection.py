@@ -23,7 +23,8 @@ from capa.domain.record import Record, utc_iso
 from capa.readmodels.sql import Cursor, Sql
 
 #: Bump when a table's shape or meaning changes: the read models are then rebuilt from the log.
-SCHEMA_VERSION = 1
+#: 2: nc_summary.risk_level, so the dashboard reads no document (SPEC §13 P7).
+SCHEMA_VERSION = 2
 TRACKING_NAME = "capa-readmodels"
 _BATCH = 5000
 
@@ -34,7 +35,7 @@ _TABLES = {
         id TEXT PRIMARY KEY, sort_key BIGINT NOT NULL, status TEXT NOT NULL,
         severity TEXT NOT NULL, source TEXT NOT NULL, product TEXT, lot TEXT,
         title TEXT NOT NULL, external_ref TEXT, detected_on TEXT NOT NULL,
-        raised_at TEXT NOT NULL, closed_at TEXT, cause_category TEXT,
+        raised_at TEXT NOT NULL, closed_at TEXT, cause_category TEXT, risk_level TEXT,
         linked_cas TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL)""",
     "ca_summary": """CREATE TABLE IF NOT EXISTS ca_summary (
         id TEXT PRIMARY KEY, sort_key BIGINT NOT NULL, status TEXT NOT NULL,
@@ -61,7 +62,7 @@ _READ_TABLES = ("nc_summary", "ca_summary", "action_items", "nc_ca_links")
 
 _NC_COLUMNS = ("id", "sort_key", "status", "severity", "source", "product", "lot", "title",
                "external_ref", "detected_on", "raised_at", "closed_at", "cause_category",
-               "linked_cas", "version", "doc")
+               "risk_level", "linked_cas", "version", "doc")
 _CA_COLUMNS = ("id", "sort_key", "status", "owner", "title", "iteration", "opened_at",
                "closed_at", "first_time_effective", "cause_category", "linked_ncs", "version",
                "doc")
@@ -388,7 +389,7 @@ def raised_rows(refs: Sequence[str], fields: Mapping[str, Sequence[str | None]],
         # sort_key of NC-YYYY-N, for the refs the import numbers itself.
         key = int(ref[3:7]) * 10_000_000 + int(ref[8:])
         rows.append((ref, key, "open", severity, source, product, lot, title,
-                     external, detected_on, at, None, None, "[]", 1, doc))
+                     external, detected_on, at, None, None, None, "[]", 1, doc))
     return rows
 
 
@@ -473,9 +474,11 @@ def _nc_row_of(doc: dict[str, Any]) -> tuple[Any, ...]:
     ref, closure = doc["id"], doc["closure"]
     # A record migrated closed reports its legacy closing date (SPEC §10), not the migration's.
     closed_at = (closure.get("closed_on") or closure["at"]) if closure else None
+    assessment = doc["assessment"]
+    level = assessment.get("risk_level") if isinstance(assessment, dict) else None
     return (ref, sort_key(ref), doc["status"], doc["severity"], doc["source"], doc["product"],
             doc["lot"], doc["title"], doc["external_ref"], doc["detected_on"],
-            doc["created_at"], closed_at, None,
+            doc["created_at"], closed_at, None, level,
             json.dumps(doc["linked_cas"]), doc["version"],
             json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 

@@ -16,6 +16,12 @@ Feature: The quality dashboard
     When the quality manager produces the dashboard
     Then the dashboard shows 2 nonconformities on "IP-200 housing" recurring for the cause "machine"
 
+  @iso9001-10.2.1b
+  Scenario: Nonconformities are counted by the risk level of their assessment
+    Given the supplier nonconformity was assessed with impact 1 and likelihood 2
+    When the quality manager produces the dashboard
+    Then the dashboard counts by risk level 2 "high", 1 "low" and 1 "not assessed"
+
   @qsit-capa-3
   Scenario: A nonconformity raised in error is left out of the figures
     Given the third complaint was cancelled as raised in error

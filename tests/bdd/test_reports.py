@@ -305,9 +305,17 @@ def nothing_held(desk: Desk) -> None:
 @given("a records store with nonconformities from several sources and one recurring problem")
 def several_sources(desk: Desk) -> None:
     complaints = [_raise(desk, "customer-complaint") for _ in range(3)]
-    _raise(desk, "supplier", product="PC resin RX-40")
+    desk.refs["supplier"] = _raise(desk, "supplier", product="PC resin RX-40")
     _corrected(desk, complaints[:2], "machine")
     desk.refs["spare complaint"] = complaints[2]
+
+
+@given(parsers.parse("the supplier nonconformity was assessed with impact {impact:d} and "
+                     "likelihood {likelihood:d}"))
+def supplier_assessed(desk: Desk, impact: int, likelihood: int) -> None:
+    with desk.store.acting(desk.app, QUALITY_MANAGER):
+        desk.app.assess_nc(desk.refs["supplier"], impact=impact, likelihood=likelihood,
+                           capa_required=False, rationale="Resin lot returned to the supplier")
 
 
 @given("the third complaint was cancelled as raised in error")
@@ -328,6 +336,14 @@ def counts_by_source(desk: Desk, many: int, first: str, few: int, second: str) -
     figures = collect(desk.app.read_models, _day(0))
     assert dict(figures.pareto_source) == {first: many, second: few}
     assert "Pareto of NCs by source" in desk.dashboard
+
+
+@then(parsers.parse('the dashboard counts by risk level {high:d} "high", {low:d} "low" and '
+                    '{none:d} "not assessed"'))
+def counts_by_risk(desk: Desk, high: int, low: int, none: int) -> None:
+    figures = collect(desk.app.read_models, _day(0))
+    assert figures.by_risk == [("low", low), ("high", high), ("not assessed", none)]
+    assert f"<title>high: {high} NCs</title>" in desk.dashboard
 
 
 @then("the dashboard is a single file that loads nothing from the network")

@@ -220,12 +220,25 @@ def test_an_edited_summary_is_named_and_changes_no_evidence(capa: Capa, tmp_path
     assert [n["title"] for n in capa.run("--json", "nc", "list").json()] == ["Cracked housing"]
 
 
+def test_an_edited_risk_level_is_named_and_rebuild_repairs_it(capa: Capa) -> None:
+    # The dashboard counts NCs by this column alone, so an edit of it must not pass verify.
+    nc, _ = built(capa)
+    held = query(capa.target, "SELECT risk_level FROM nc_summary WHERE id = ?", nc)
+    assert held == [("high",)]  # impact 4, likelihood 3
+    query(capa.target, "UPDATE nc_summary SET risk_level = 'low' WHERE id = ?", nc)
+    assert verify_fails(capa) == [{"table": "nc_summary", "record": nc,
+                                   "problem": "differs from the events in risk_level"}]
+    assert capa.run("readmodels", "rebuild").code == 0
+    verify_passes(capa)
+    assert query(capa.target, "SELECT risk_level FROM nc_summary WHERE id = ?", nc) == held
+
+
 def test_deleted_action_items_and_an_added_row_are_each_named(capa: Capa) -> None:
     nc, ca = built(capa)
     query(capa.target, "DELETE FROM action_items WHERE ca = ?", ca)
     query(capa.target, "INSERT INTO nc_summary SELECT 'NC-2000-0001', 20000000001, status, "
                        "severity, source, product, lot, title, external_ref, detected_on, "
-                       "raised_at, closed_at, NULL, linked_cas, version, doc "
+                       "raised_at, closed_at, NULL, risk_level, linked_cas, version, doc "
                        "FROM nc_summary WHERE id = ?", nc)
     query(capa.target, "UPDATE nc_summary SET cause_category = 'people' WHERE id = ?", nc)
     assert capa.run("--json", "overdue").code == 0

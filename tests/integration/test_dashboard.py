@@ -90,6 +90,29 @@ def test_period_months_cancelled_and_breakdowns(store: Store, app: CapaApplicati
     assert "Cancelled records are left out" in page and "1 NCs and 0 CAs cancelled" in page
 
 
+def test_read_tables_of_the_earlier_shape_are_rebuilt_with_risk_levels(
+        store: Store, app: CapaApplication) -> None:
+    # Read tables as the release before wrote them: no risk_level column, schema version 1.
+    # A store opened by this release rebuilds them before it answers, and verify checks them.
+    from capa.audit.caches import check_caches
+
+    refs = _first_half_of_2026(store, app)
+    assert collect(app.read_models, _today(), "2026-01-01", "2026-06-30").by_risk == [
+        ("low", 1), ("high", 1), ("not assessed", 1)]
+    store.rows("ALTER TABLE nc_summary DROP COLUMN risk_level")
+    store.rows("UPDATE rm_tracking SET schema_version = 1")
+    with store.acting(app, QUALITY_MANAGER):
+        app.assess_nc(refs[2], impact=5, likelihood=5, capa_required=True)
+    reopened = store.app()
+    d = collect(reopened.read_models, _today(), "2026-01-01", "2026-06-30")
+    assert d.by_risk == [("low", 1), ("high", 1), ("critical", 1)]
+    assert dict(store.rows("SELECT id, risk_level FROM nc_summary")) == {
+        refs[0]: "high", refs[1]: "low", refs[2]: "critical", refs[3]: None, refs[4]: None,
+        refs[5]: None}
+    assert store.rows("SELECT schema_version FROM rm_tracking") == [(2,)]
+    assert check_caches(reopened, {})["caches_checked"]["read_table_records"] >= 6
+
+
 def test_a_narrower_period_counts_only_its_own_records(store: Store,
                                                        app: CapaApplication) -> None:
     _first_half_of_2026(store, app)
