@@ -528,23 +528,24 @@ def raised_fields_json(fields: Mapping[str, Sequence[str | None]]) -> list[str]:
     """Per row, the JSON members `"title":…,…,"detected_on":…` of validated NC fields: the
     run of members a Raised event's state and its NC's read-table document have in common
     (keys in the event's order, compact, not ASCII-escaped), so each value is escaped once."""
-    q = encode_basestring
-    # Vocabulary words and dates repeat across a file: each is escaped once.
-    words: dict[str | None, str] = {None: "null"}
+    title, description, source, severity, product, lot, external, detected_on = (
+        _quoted(fields[name]) for name in _RAISED_VALUES)
+    return [f'"title":{a},"description":{b},"source":{c},"severity":{d},"product":{e},'
+            f'"lot":{f},"external_ref":{g},"detected_on":{h}'
+            for a, b, c, d, e, f, g, h in zip(title, description, source, severity, product, lot,
+                                              external, detected_on, strict=True)]
 
-    def word(value: str | None) -> str:
-        text = words.get(value)
-        if text is None:
-            text = words[value] = q(cast(str, value))
-        return text
 
-    return [f'"title":{q(title)},"description":{q(description)},"source":{word(source)},'
-            f'"severity":{word(severity)},"product":{"null" if product is None else q(product)},'
-            f'"lot":{"null" if lot is None else q(lot)},'
-            f'"external_ref":{"null" if external is None else q(external)},'
-            f'"detected_on":{word(detected_on)}'
-            for title, description, source, severity, product, lot, external, detected_on
-            in zip(*(fields[name] for name in _RAISED_VALUES), strict=True)]
+def _quoted(cells: Sequence[str | None]) -> list[str]:
+    """Each cell as a JSON string (`null` for None), a column at a time: a value that repeats
+    (a vocabulary word, a date, a product) is escaped once."""
+    distinct = set(cells)
+    if len(distinct) <= len(cells) // 2:
+        texts = {cell: "null" if cell is None else encode_basestring(cell) for cell in distinct}
+        return list(map(texts.__getitem__, cells))
+    if None not in distinct:
+        return list(map(encode_basestring, cast("Sequence[str]", cells)))
+    return ["null" if cell is None else encode_basestring(cell) for cell in cells]
 
 
 def raised_events(app: CapaApplication, refs: Sequence[str],
