@@ -465,12 +465,15 @@ def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
     from capa.app.service import format_ref
 
     year = dt.datetime.now(dt.UTC).year
+    # The JSON of the fields an event and its read row share, escaped once for both.
+    shared = raised_fields_json(batch)
     for _ in range(20):
         first = app._next_number("NC", year)
         refs = [format_ref("NC", year, first + i) for i in range(len(batch["title"]))]
         try:
-            events = raised_events(app, refs, batch, user)
-            _insert(app, events, partial(_summary_rows, app, refs, batch, user, events))
+            events = raised_events(app, refs, batch, user, shared=shared)
+            _insert(app, events, partial(_summary_rows, app, refs, batch, shared, user,
+                                         events))
         except IntegrityError:
             continue
         return refs
@@ -501,16 +504,18 @@ def _insert(app: CapaApplication, events: list[EventRow],
             app.read_models.follow_import(cursor, len(events), summary)
 
 
-def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns, user: str,
+def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
+                  shared: Sequence[str], user: str,
                   events: Sequence[EventRow]) -> Sequence[tuple[Any, ...]]:
-    """The read-table rows of a batch's new NCs; their time is read back from the first stored
-    event, so that it is the one the events hold to the microsecond."""
+    """The read-table rows of a batch's new NCs, in the shape `follow_import` inserts; their
+    time is read back from the first stored event, so that it is the one the events hold to the
+    microsecond."""
     from capa.readmodels.projection import raised_row, raised_rows
 
     first = raised_row(app.mapper, events[0][3])
     if first is None:
         return []
-    return raised_rows(refs, batch, user, first[10])
+    return raised_rows(refs, batch, user, first[10], shared)
 
 
 def _on_sqlite(app: CapaApplication) -> bool:
@@ -519,10 +524,36 @@ def _on_sqlite(app: CapaApplication) -> bool:
     return isinstance(app.recorder, SQLiteAggregateRecorder)
 
 
+def raised_fields_json(fields: Mapping[str, Sequence[str | None]]) -> list[str]:
+    """Per row, the JSON members `"title":…,…,"detected_on":…` of validated NC fields: the
+    run of members a Raised event's state and its NC's read-table document have in common
+    (keys in the event's order, compact, not ASCII-escaped), so each value is escaped once."""
+    title, description, source, severity, product, lot, external, detected_on = (
+        _quoted(fields[name]) for name in _RAISED_VALUES)
+    return [f'"title":{a},"description":{b},"source":{c},"severity":{d},"product":{e},'
+            f'"lot":{f},"external_ref":{g},"detected_on":{h}'
+            for a, b, c, d, e, f, g, h in zip(title, description, source, severity, product, lot,
+                                              external, detected_on, strict=True)]
+
+
+def _quoted(cells: Sequence[str | None]) -> list[str]:
+    """Each cell as a JSON string (`null` for None), a column at a time: a value that repeats
+    (a vocabulary word, a date, a product) is escaped once."""
+    distinct = set(cells)
+    if len(distinct) <= len(cells) // 2:
+        texts = {cell: "null" if cell is None else encode_basestring(cell) for cell in distinct}
+        return list(map(texts.__getitem__, cells))
+    if None not in distinct:
+        return list(map(encode_basestring, cast("Sequence[str]", cells)))
+    return ["null" if cell is None else encode_basestring(cell) for cell in cells]
+
+
 def raised_events(app: CapaApplication, refs: Sequence[str],
-                  fields: Mapping[str, Sequence[str | None]], user: str) -> list[EventRow]:
+                  fields: Mapping[str, Sequence[str | None]], user: str, *,
+                  shared: Sequence[str] | None = None) -> list[EventRow]:
     """The stored Raised events of new NCs, built straight from validated rows, as rows of the
-    events table: (record id, version, topic, state).
+    events table: (record id, version, topic, state). `shared` is `raised_fields_json(fields)`
+    when the caller already has it.
 
     The same events `Nonconformity.raise_new` would record (a test holds the two paths to the
     same decoded state), without creating an aggregate per row: for new records at version 1
@@ -542,15 +573,9 @@ def raised_events(app: CapaApplication, refs: Sequence[str],
         head = (f'{{"timestamp":{json.dumps(stamp, separators=(",", ":"))},'
                 f'"originator_topic":{q(originator_topic)},"actor":{q(user)},"ref":')
         tail = f',"reported_by":{q(user)}}}'
-        states = [
-            (f'{head}{q(ref)},"title":{q(title)},"description":{q(description)},'
-             f'"source":{q(source)},"severity":{q(severity)},'
-             f'"product":{q(product) if product else "null"},'
-             f'"lot":{q(lot) if lot else "null"},'
-             f'"external_ref":{q(external) if external else "null"},'
-             f'"detected_on":{q(detected_on)}{tail}').encode()
-            for ref, title, description, source, severity, product, lot, external, detected_on
-            in zip(refs, *(fields[name] for name in _RAISED_VALUES), strict=True)]
+        members = raised_fields_json(fields) if shared is None else shared
+        states = [f'{head}{q(ref)},{middle}{tail}'.encode()
+                  for ref, middle in zip(refs, members, strict=True)]
     else:
         states = [mapper.transcoder.encode(
             {"timestamp": stamp, "originator_topic": originator_topic, "actor": user, "ref": ref,

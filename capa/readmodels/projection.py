@@ -234,11 +234,12 @@ class ReadModels:
 
     def follow_import(self, cursor: Any, count: int,
                       rows: Callable[[], Sequence[tuple[Any, ...]]]) -> bool:
-        """Write the nc_summary rows of `count` events just inserted by a bulk import in the
-        import's own transaction (SQLite), and move the tracked position past them, so that the
-        next query has nothing to catch up. Only when those events are all the log holds past
-        the position; otherwise (a follower behind, another writer's events) nothing is written
-        here and the next query projects them the ordinary way. Whether it wrote them."""
+        """Write the nc_summary rows (`raised_rows`) of `count` events just inserted by a bulk
+        import in the import's own transaction (SQLite), and move the tracked position past
+        them, so that the next query has nothing to catch up. Only when those events are all
+        the log holds past the position; otherwise (a follower behind, another writer's events)
+        nothing is written here and the next query projects them the ordinary way. Whether it
+        wrote them."""
         table = self._app.recorder.events_table_name
         cursor.execute("SELECT position FROM rm_tracking WHERE name = ?", (TRACKING_NAME,))
         tracked = cursor.fetchone()
@@ -251,8 +252,7 @@ class ReadModels:
         summary = rows() if int(after[0]) == count else []
         if len(summary) != count:
             return False
-        cursor.executemany(f"INSERT INTO nc_summary ({', '.join(_NC_COLUMNS)}) "
-                           f"VALUES ({_marks(_NC_COLUMNS)})", summary)
+        cursor.executemany(_FRESH_INSERT, summary)
         cursor.execute("UPDATE rm_tracking SET position = ? WHERE name = ? AND position = ?",
                        (int(after[1]), TRACKING_NAME, position))
         return True
@@ -355,42 +355,48 @@ def raised_row(mapper: Any, data: bytes) -> tuple[Any, ...] | None:
     return _nc_row_of(doc)
 
 
+#: The columns of a new NC's nc_summary row that vary; the others are constant for every NC
+#: raised and not yet changed, and `follow_import` writes them as literals, not parameters.
+_FRESH_COLUMNS = ("id", "sort_key", "severity", "source", "product", "lot", "title",
+                  "external_ref", "detected_on", "raised_at", "doc")
+_FRESH_INSERT = (f"INSERT INTO nc_summary ({', '.join(_FRESH_COLUMNS)}, status, closed_at, "
+                 "cause_category, risk_level, linked_cas, version) "
+                 f"VALUES ({', '.join('?' * len(_FRESH_COLUMNS))}, 'open', NULL, NULL, NULL, "
+                 "'[]', 1)")
+
+
 def raised_rows(refs: Sequence[str], fields: Mapping[str, Sequence[str | None]], user: str,
-                at: str) -> list[tuple[Any, ...]]:
+                at: str, shared: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
     """The nc_summary rows of new NCs raised together at `at` (UTC ISO) by `user`, from their
-    field values: the rows `raised_row` makes from their stored events, without decoding them
-    (a test holds the two to the same rows).
+    field values, as `_FRESH_COLUMNS`: the rows `raised_row` makes from their stored events,
+    without decoding them (a test holds the two to the same rows). `shared` is what
+    `capa.app.intake.raised_fields_json(fields)` gives, when the caller already has it (the
+    events were built from it).
 
     The document is the JSON `json.dumps(doc, ensure_ascii=False, separators=(",", ":"))`
     writes, assembled from escaped strings: every value is text or fixed, and encoding a dict
     per row cost more than the import's own events."""
+    if shared is None:
+        from capa.app.intake import raised_fields_json
+
+        shared = raised_fields_json(fields)
     q = encode_basestring
-    words: dict[str | None, str] = {None: "null"}  # vocabulary words repeat: escape each once
-
-    def word(value: str | None) -> str:
-        if value not in words:
-            words[value] = q(value)  # type: ignore[arg-type]
-        return words[value]
-
     head = f',"version":1,"created_at":{q(at)},"updated_at":{q(at)},"ref":'
     tail = (f',"reported_by":{q(user)},"status":"open","containment":[],"assessment":null,'
             '"linked_cas":[],"closure":null,"cancellation":null}')
     rows: list[tuple[Any, ...]] = []
-    for ref, title, description, source, severity, product, lot, external, detected_on in zip(
-            refs, *(fields[name] for name in _RAISED_FIELDS[1:-1]), strict=True):
-        # Title, description, source, severity and date are never empty (validated rows).
-        doc = (f'{{"id":{q(ref)}{head}{q(ref)},"title":{q(title)},'
-               f'"description":{q(description)},"source":{word(source)},'
-               f'"severity":{word(severity)},'
-               f'"product":{"null" if product is None else q(product)},'
-               f'"lot":{"null" if lot is None else q(lot)},'
-               f'"external_ref":{"null" if external is None else q(external)},'
-               f'"detected_on":{word(detected_on)}{tail}')
+    append = rows.append
+    for ref, members, title, source, severity, product, lot, external, detected_on in zip(
+            refs, shared, *(fields[name] for name in _SUMMARY_VALUES), strict=True):
+        quoted = q(ref)
         # sort_key of NC-YYYY-N, for the refs the import numbers itself.
-        key = int(ref[3:7]) * 10_000_000 + int(ref[8:])
-        rows.append((ref, key, "open", severity, source, product, lot, title,
-                     external, detected_on, at, None, None, None, "[]", 1, doc))
+        append((ref, int(ref[3:7]) * 10_000_000 + int(ref[8:]), severity, source, product, lot,
+                title, external, detected_on, at,
+                f'{{"id":{quoted}{head}{quoted},{members}{tail}'))
     return rows
+
+
+_SUMMARY_VALUES = ("title", "source", "severity", "product", "lot", "external_ref", "detected_on")
 
 
 def record_rows(record: Record) -> dict[str, list[tuple[Any, ...]]]:

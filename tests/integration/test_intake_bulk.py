@@ -3,6 +3,7 @@ leads to are the ones folding those events gives."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -162,3 +163,23 @@ def test_an_import_writes_its_read_rows_as_the_projection_would(
     assert len(written) == 30
     app.read_models.rebuild()
     assert store.rows("SELECT * FROM nc_summary ORDER BY id") == written
+
+
+HOSTILE = ['=HYPERLINK("http://x","y")', '<script>alert(1)</script> **bold** [a](b)',
+           "\x1b[31mred\x1b[0m", 'quote " and back\\slash', "line\nbreak\ttab",
+           "Überprüfung ü – 检查 – проверка – \u2028 \U0001f600", "w" * 5000]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_shared_event_json_is_what_a_json_encoder_writes(value: str) -> None:
+    # Several rows so that a value repeats (escaped once for the column) or does not.
+    fields: dict[str, list[str | None]] = {name: [value, value, "x", value]
+                                           for name in intake.NC_FIELDS}
+    fields["product"] = [None, value, None, "P-1"]
+    members = intake.raised_fields_json(fields)
+    for index, text in enumerate(members):
+        ordered = {name: fields[name][index] for name in ("title", "description", "source",
+                                                          "severity", "product", "lot",
+                                                          "external_ref", "detected_on")}
+        assert "{" + text + "}" == json.dumps(ordered, ensure_ascii=False,
+                                              separators=(",", ":"))
