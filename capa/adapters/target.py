@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -93,6 +94,11 @@ def _postgres_target(uri: str) -> StoreTarget:
         "connect_timeout": str(CONNECT_TIMEOUT_SECONDS),
     }
     params.update(_query_params(query))
+    in_uri = bool(params["password"])
+    if not in_uri:
+        # eventsourcing hands libpq the password it is given, even an empty one, and libpq then
+        # never reads PGPASSWORD: so capa reads it here. ~/.pgpass is still read by libpq.
+        params["password"] = os.environ.get("PGPASSWORD", "")
 
     if not params["dbname"]:
         raise ValueError("the store URI names no database: add /DBNAME after the host")
@@ -109,7 +115,7 @@ def _postgres_target(uri: str) -> StoreTarget:
         # takes it as the host as it is. Empty means libpq's default socket directory.
         "POSTGRES_HOST": params["host"],
         "POSTGRES_PORT": port,
-        # Empty user or password: libpq falls back to the OS user, PGPASSWORD and ~/.pgpass.
+        # Empty user or password: libpq falls back to the OS user and ~/.pgpass.
         "POSTGRES_USER": params["user"],
         "POSTGRES_PASSWORD": params["password"],
         "POSTGRES_CONNECT_TIMEOUT": params["connect_timeout"],
@@ -119,7 +125,7 @@ def _postgres_target(uri: str) -> StoreTarget:
     }
     display = _display(
         user=params["user"],
-        masked=bool(params["password"]),
+        masked=in_uri,
         host=params["host"],
         port=params["port"],
         dbname=params["dbname"],

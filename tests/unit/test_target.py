@@ -211,3 +211,23 @@ def test_any_text_is_a_target_or_a_value_error(text: str) -> None:
         assert "\n" not in str(exc)
     else:
         assert target.kind in ("sqlite", "postgres")
+
+
+def test_pgpassword_is_used_when_the_uri_has_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq would ignore PGPASSWORD (eventsourcing always passes a password): capa reads it."""
+    monkeypatch.setenv("PGPASSWORD", "from-env")
+    target = parse_target("postgresql://capa@db.example.com/quality")
+    assert target.env["POSTGRES_PASSWORD"] == "from-env"
+    assert "from-env" not in target.display
+    assert target.display == "postgresql://capa@db.example.com/quality"
+
+
+def test_a_password_in_the_uri_wins_over_pgpassword(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", "from-env")
+    target = parse_target("postgresql://capa:in-uri@db.example.com/quality")
+    assert target.env["POSTGRES_PASSWORD"] == "in-uri"
+
+
+def test_no_password_anywhere_leaves_it_to_pgpass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    assert parse_target("postgresql://capa@/quality").env["POSTGRES_PASSWORD"] == ""
