@@ -29,6 +29,9 @@ import binascii
 import datetime as dt
 import hashlib
 import json
+import os
+import unicodedata
+import uuid
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,26 +41,29 @@ from typing import IO, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import capa
-from capa.audit.ledger import Ledger, leaf_of
-from capa.audit.merkle import EMPTY_ROOT, TreeBuilder
-from capa.audit.signing import (
-    Checkpoint,
-    SigningError,
-    Verifier,
-    create_checkpoint,
+from capa.adapters.files import private_file
+from capa.audit.checkpoints import CheckpointLog
+from capa.audit.errors import SigningError, TamperDetected
+from capa.audit.keys import (
     fingerprint,
     load_private_key,
+    origin_of,
     public_key_from_pem,
     public_key_pem,
+)
+from capa.audit.leaves import leaf_of
+from capa.audit.ledger import Ledger
+from capa.audit.merkle import EMPTY_ROOT, TreeBuilder
+from capa.audit.notes import (
+    Checkpoint,
+    Verifier,
+    create_checkpoint,
     sign_checkpoint,
     verify_checkpoint,
 )
-from capa.audit.verify import (
-    CheckpointLog,
-    TamperDetected,
-    origin_of,
-    verify_store,
-)
+from capa.audit.signatures import SignatureFailure, SignatureWalk, fold_deferred
+from capa.audit.verification import verify_store
+from capa.audit.witness import require_cosignatures
 from capa.domain.errors import InvalidInput, NotFound
 
 __all__ = ["export_bundle", "extract_evidence", "verify_bundle"]
@@ -139,8 +145,6 @@ def holds_secret(event_type: str, state: bytes) -> bool:
 
 def user_record_hex(ref: str) -> str:
     """The stored id of the record whose ref is `ref` (as capa.domain.record.record_uuid)."""
-    import uuid
-
     return uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, _RECORD_NAMESPACE), ref).hex
 
 
@@ -434,8 +438,6 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
                                  f"{checkpoint.origin!r}")
         older.append((str(kept_path), old))
 
-    from capa.audit.signatures import SignatureFailure, SignatureWalk, fold_deferred
-
     # Electronic signatures are checked against their signers' keys (SPEC §9.2) in this pass,
     # and their content hashes against the signed records folded in a second one (below).
     walk, forged = SignatureWalk(), None
@@ -552,8 +554,6 @@ def verify_bundle(path: Path, kept: list[Path], pinned_key: Path | None,
                              f"bundle withholds {withheld}")
     cosigned: list[dict[str, Any]] = []
     if witnesses:
-        from capa.audit.witness import require_cosignatures
-
         cosigned = require_cosignatures(notes, witnesses)
     return {"status": "verified", "events": total, "withheld": withheld,
             "withheld_reason": WITHHELD_REASON if withheld else None,
@@ -636,8 +636,6 @@ def safe_name(name: str, digest: str) -> str:
     """`name` as one plain file name: path separators, NUL, control and format characters
     (bidirectional overrides among them) become `_`, leading dots go (no `..`, no hidden
     file), and an empty result is the SHA-256."""
-    import unicodedata
-
     text = "".join("_" if c in "/\\" or unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl",
                                                                       "Zp") else c
                    for c in name).strip().lstrip(".").strip()
@@ -693,8 +691,6 @@ def _named_evidence(value: Any) -> Iterator[tuple[str, str]]:
 
 def _ready(folder: Path) -> None:
     """The folder to extract into: absent (made 0700) or an empty folder, never a link."""
-    import os
-
     if folder.is_symlink():
         raise InvalidInput(f"{str(folder)!r} is a symbolic link; --extract needs a folder")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -709,10 +705,6 @@ def _ready(folder: Path) -> None:
 
 def _write_new(folder: Path, file_name: str, content: bytes) -> None:
     """A new 0600 file directly inside `folder`; nothing existing is followed or replaced."""
-    import os
-
-    from capa.adapters.files import private_file
-
     target = folder / file_name
     if target.parent != folder or file_name in ("", ".", ".."):
         raise InvalidInput(f"{file_name!r} is not a file name inside {str(folder)!r}")

@@ -29,8 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from capa.audit.verify import TamperDetected
-from capa.domain.record import utc_iso
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
+
+from capa.audit.errors import TamperDetected
+from capa.audit.naming import RecordNames
+from capa.domain.nonconformity import Nonconformity
+from capa.domain.record import Record, record_uuid, utc_iso
 from capa.domain.values import AMENDABLE_NC_FIELDS
 from capa.readmodels import projection
 from capa.readmodels.replay import Folded, LogReader, log_reader, record_topics
@@ -80,14 +86,16 @@ def snapshot_table(reader: LogReader) -> str:
     return "capa_snapshots" if reader.postgres else "stored_snapshots"
 
 
-def check_caches(app: Any, summary: dict[str, Any]) -> dict[str, Any]:
+def check_caches(app: Any, summary: dict[str, Any],
+                 names: RecordNames | None = None) -> dict[str, Any]:
     """Return `summary` with what was checked, or raise CachesDiffer naming every snapshot and
-    read-table row that does not match the events."""
+    read-table row that does not match the events (records named by `names`)."""
+    names = names if names is not None else RecordNames(app)
     found: list[CacheMismatch] = []
     more = 0
     checked = {"snapshots": 0, "read_table_records": 0}
     with log_reader(app) as reader:
-        for mismatch in _check(app, reader, checked):
+        for mismatch in _check(app, names, reader, checked):
             if len(found) < _LISTED:
                 found.append(mismatch)
             else:
@@ -97,21 +105,20 @@ def check_caches(app: Any, summary: dict[str, Any]) -> dict[str, Any]:
     return {**summary, "caches_checked": checked}
 
 
-def _check(app: Any, reader: LogReader, checked: dict[str, int]) -> Iterator[CacheMismatch]:
-    yield from _snapshots(app, reader, checked)
+def _check(app: Any, names: RecordNames, reader: LogReader,
+           checked: dict[str, int]) -> Iterator[CacheMismatch]:
+    yield from _snapshots(app, names, reader, checked)
     yield from _read_tables(app, reader, checked)
 
 
 # -- snapshots -----------------------------------------------------------------------------
 
 
-def _snapshots(app: Any, reader: LogReader, checked: dict[str, int]) -> Iterator[CacheMismatch]:
+def _snapshots(app: Any, names: RecordNames, reader: LogReader,
+               checked: dict[str, int]) -> Iterator[CacheMismatch]:
     table = snapshot_table(reader)
     if not reader.has_table(table):
         return
-    from eventsourcing.domain import Snapshot
-    from eventsourcing.persistence import StoredEvent
-    from eventsourcing.utils import get_topic
 
     topic = get_topic(Snapshot)
     keys = reader.query(f"SELECT originator_id, originator_version FROM {table} "  # noqa: S608
@@ -119,7 +126,7 @@ def _snapshots(app: Any, reader: LogReader, checked: dict[str, int]) -> Iterator
     for originator, version in keys:
         checked["snapshots"] += 1
         record_id = originator if isinstance(originator, UUID) else UUID(str(originator))
-        name = _name(app, record_id)
+        name = names(record_id.hex)
         row = reader.query(f"SELECT topic, state FROM {table} "  # noqa: S608
                            "WHERE originator_id = ? AND originator_version = ?",
                            (originator, version))
@@ -158,12 +165,6 @@ _KEPT_PRIVATE = frozenset({"_id", "_version", "_created_on", "_modified_on"})
 
 def _kept(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if not k.startswith("_") or k in _KEPT_PRIVATE}
-
-
-def _name(app: Any, record_id: UUID) -> str:
-    from capa.audit.verify import describe_record
-
-    return describe_record(app, record_id.hex)
 
 
 # -- read tables ---------------------------------------------------------------------------
@@ -286,8 +287,6 @@ def _same(column: str, expected: Any, held: Any) -> bool:
     if expected == held:
         return True
     if column == "doc" and isinstance(held, str):
-        import json
-
         try:
             return bool(json.loads(expected) == json.loads(held))
         except ValueError:
@@ -337,8 +336,6 @@ def _extra(reader: LogReader, matched: dict[str, int], position: int) -> Iterato
 
 def _unknown(reader: LogReader, table: str, refs: list[str], topics: list[str],
              position: int) -> Iterator[CacheMismatch]:
-    from capa.domain.record import record_uuid
-
     ids: dict[str, UUID | None] = {}
     for ref in refs:
         try:
@@ -374,9 +371,6 @@ def _folded(app: Any, reader: LogReader, upto: int) -> Iterator[Folded]:
     topics = record_topics(reader)
     if not topics:
         return
-    from eventsourcing.utils import get_topic
-
-    from capa.domain.nonconformity import Nonconformity
 
     mapper = app.mapper
     light = not mapper.cipher and not mapper.compressor
@@ -405,9 +399,6 @@ def _fold_one(mapper: Any, events: list[tuple[Any, ...]], light: bool, raised: s
         row = _nc_row(events, raised, amended)
         if row is not None:
             return Folded(str(row[0]), "nc", {"nc_summary": [row]})
-    from eventsourcing.persistence import StoredEvent
-
-    from capa.domain.record import Record
 
     originator = events[0][0]
     record_id = originator if isinstance(originator, UUID) else UUID(str(originator))

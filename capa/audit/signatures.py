@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -48,6 +49,16 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    Mapper,
+    StoredEvent,
+    UUIDAsHex,
+)
+
+from capa.audit.errors import TamperDetected
 
 ALGORITHM = "Ed25519"
 #: The value of StoreInitialised's ``signing`` field in stores that use digital signatures.
@@ -437,8 +448,6 @@ def _same_time(signed_at: Any, stored: Any) -> bool:
 
 
 def key_id(public_key: Any) -> str:
-    import hashlib
-
     try:
         raw = base64.b64decode(str(public_key), validate=True)
     except (binascii.Error, ValueError):
@@ -519,8 +528,6 @@ class StoreSignatures:
 
     def result(self) -> dict[str, Any]:
         """The summary, or TamperDetected (exit 6) naming the first bad event."""
-        from capa.audit.verify import TamperDetected
-
         failure = self.failure
         if failure is not None:
             raise TamperDetected(str(failure), position=failure.position,
@@ -557,15 +564,6 @@ def fold_deferred(walk: SignatureWalk,
     """Check the content hashes a bundle walk left (``walk.deferred``) by folding the signed
     records from the bundle's own events (record hex id, version, topic, stored bytes), with
     capa's record classes; raise SignatureFailure at the first that differs."""
-    from eventsourcing.persistence import (
-        DatetimeAsISO,
-        DecimalAsStr,
-        JSONTranscoder,
-        Mapper,
-        StoredEvent,
-        UUIDAsHex,
-    )
-
     wanted: dict[str, list[tuple[Callable[[str], SignatureFailure], int, dict[str, Any]]]] = {}
     for fail, record_hex, version, sig in walk.deferred:
         wanted.setdefault(record_hex, []).append((fail, version, sig))

@@ -12,7 +12,7 @@ from capa.cli.main import Session, json_option, pass_session
 from capa.cli.output import emit
 
 if TYPE_CHECKING:
-    from capa.audit.signing import Verifier
+    from capa.audit.notes import Verifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,14 +48,15 @@ def witness_option(f: F) -> F:
 
 
 def _witnesses(values: tuple[str, ...]) -> list[Verifier]:
-    from capa.audit.signing import COSIGNATURE_TYPE
+    from capa.audit.notes import COSIGNATURE_TYPE
     from capa.audit.witness import read_vkey
 
     return [read_vkey(v, COSIGNATURE_TYPE, "--witness") for v in values]
 
 
 def _paths(session: Session, key: Path | None, log: Path | None) -> tuple[Path, Path]:
-    from capa.audit.verify import checkpoint_log_path, default_key_path
+    from capa.audit.checkpoints import checkpoint_log_path
+    from capa.audit.keys import default_key_path
 
     key_path = key or default_key_path(session.db)
     return key_path, log or checkpoint_log_path(session.db, key_path)
@@ -87,7 +88,7 @@ def checkpoint(session: Session, key: Path | None, log: Path | None) -> None:
     Example:
       capa audit checkpoint > ~/kept/$(date +%F).checkpoint
     """
-    from capa.audit.verify import make_checkpoint
+    from capa.audit.checkpoints import make_checkpoint
 
     key_path, log_path = _paths(session, key, log)
     result = make_checkpoint(session.app(), key_path, log_path)
@@ -119,12 +120,9 @@ def verify(session: Session, against: tuple[Path, ...], witnesses: tuple[str, ..
       capa audit verify --against cosigned.checkpoint --witness qa-head+1a2b3c4d+BK...
     """
     from capa.audit.caches import CachesDiffer
-    from capa.audit.verify import (
-        configured_key_path,
-        configured_log_path,
-        public_key_for,
-        verify_store,
-    )
+    from capa.audit.checkpoints import configured_log_path
+    from capa.audit.keys import configured_key_path, public_key_for
+    from capa.audit.verification import verify_store
 
     required = _witnesses(witnesses)
     # Not the places other commands insist on: what is missing is the verification's finding.
@@ -190,7 +188,7 @@ def export(session: Session, out: Path, key: Path | None, public_key: Path | Non
       python scripts/verify_bundle.py audit-2026-06.zip
     """
     from capa.audit.bundle import export_bundle
-    from capa.audit.verify import public_key_for
+    from capa.audit.keys import public_key_for
     from capa.cli.outfile import check_out_place
 
     check_out_place(out)
@@ -243,7 +241,7 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
           --checkpoint cosigned.checkpoint --witness qa-head+1a2b3c4d+BK...
     """
     from capa.audit.bundle import verify_bundle as check
-    from capa.audit.signing import ED25519_SIGNATURE_TYPE
+    from capa.audit.notes import ED25519_SIGNATURE_TYPE
     from capa.audit.witness import read_vkey
 
     pinned_vkey = (read_vkey(store_vkey, ED25519_SIGNATURE_TYPE, "--vkey") if store_vkey
@@ -299,7 +297,8 @@ def prove(session: Session, record_id: str, form: str, version: int | None, key:
       capa audit prove CA-2026-0001 --json > proofs.json
       capa audit prove CA-2026-0001 --version 1 --format c2sp > CA-2026-0001.v1.tlog-proof
     """
-    from capa.audit.verify import prove_record, public_key_for
+    from capa.audit.keys import public_key_for
+    from capa.audit.proofs import prove_record
 
     key_path, log_path = _paths(session, key, log)
     app = session.app()
@@ -345,9 +344,8 @@ def vkey(session: Session, key: Path | None, public_key: Path | None) -> None:
     Example:
       capa audit vkey > capa-store.vkey
     """
-    from capa.audit.signing import fingerprint
-    from capa.audit.signing import vkey as verifier_key
-    from capa.audit.verify import default_key_path, origin_of, public_key_for
+    from capa.audit.keys import default_key_path, fingerprint, origin_of, public_key_for
+    from capa.audit.notes import vkey as verifier_key
 
     trusted = public_key_for(key or default_key_path(session.db), public_key)
     assert trusted is not None
@@ -378,8 +376,8 @@ def consistency(session: Session, older: Path, newer: Path | None, key: Path | N
     Example:
       capa audit consistency --from last-cosigned.checkpoint > proof.txt
     """
+    from capa.audit.keys import public_key_for
     from capa.audit.proofs import consistency_between
-    from capa.audit.verify import public_key_for
 
     key_path, log_path = _paths(session, key, log)
     app = session.app()

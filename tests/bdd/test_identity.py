@@ -356,7 +356,8 @@ def forges_unlock(world: Any, user: str) -> None:
 
 @then("the integrity check of the store reports that unlock as signed by no administrator")
 def integrity_reports_unsigned_unlock(world: Any) -> None:
-    from capa.audit.verify import TamperDetected, verify_store
+    from capa.audit.errors import TamperDetected
+    from capa.audit.verification import verify_store
 
     with pytest.raises(TamperDetected) as caught:
         verify_store(world.app, None, world.folder / "no.checkpoints")
@@ -372,7 +373,8 @@ def tries_to_add(world: Any, user: str, new: str) -> None:
 
 @then("the integrity check of the store reports that role change as signed by no administrator")
 def integrity_reports_unsigned_role(world: Any) -> None:
-    from capa.audit.verify import TamperDetected, verify_store
+    from capa.audit.errors import TamperDetected
+    from capa.audit.verification import verify_store
 
     with pytest.raises(TamperDetected) as caught:
         verify_store(world.app, None, world.folder / "no.checkpoints")
@@ -388,7 +390,8 @@ def history_shows_forged(world: Any, ca: str, name: str) -> None:
 
 @then("the integrity check of the store reports that approval as forged")
 def integrity_reports_forged(world: Any) -> None:
-    from capa.audit.verify import TamperDetected, verify_store
+    from capa.audit.errors import TamperDetected
+    from capa.audit.verification import verify_store
 
     with pytest.raises(TamperDetected) as caught:
         verify_store(world.app, None, world.folder / "no.checkpoints")

@@ -177,7 +177,7 @@ def test_init_creates_a_private_key_outside_the_store_and_binds_it(audited: Audi
     assert Path(f"{audited.key}.pub").is_file()
     first = audited.rows()[0]
     assert first[3].endswith("StoreInitialised")
-    from capa.audit.signing import fingerprint, load_private_key
+    from capa.audit.keys import fingerprint, load_private_key
 
     assert json.loads(first[4])["key_fingerprint"] == fingerprint(load_private_key(audited.key))
 
@@ -411,7 +411,7 @@ def test_history_rewritten_and_resigned_with_a_new_key_fails_the_kept_checkpoint
     shutil.copy(f"{audited.key}.pub", old_public)
     audited.key.unlink()
     Path(f"{audited.key}.pub").unlink()
-    from capa.audit.verify import create_store_key
+    from capa.audit.keys import create_store_key
 
     new_fingerprint = create_store_key(audited.key)
     # A thorough attacker also rewrites the key fingerprint in the store's first event.
@@ -434,7 +434,7 @@ def test_a_replaced_key_without_rewriting_the_first_event_is_detected(
         audited: AuditedStore) -> None:
     audited.key.unlink()
     Path(f"{audited.key}.pub").unlink()
-    from capa.audit.verify import create_store_key
+    from capa.audit.keys import create_store_key
 
     create_store_key(audited.key)
     # The genesis checkpoint of capa init is signed by the old key: it gives the new one away.
@@ -499,8 +499,9 @@ def test_prove_gives_inclusion_proofs_that_verify_against_the_checkpoint(
     done = audited.run("--json", "audit", "prove", audited.ref(1))
     assert done.code == 0, done.stderr
     result = json.loads(done.stdout)
+    from capa.audit.keys import load_public_key
     from capa.audit.merkle import verify_inclusion
-    from capa.audit.signing import load_public_key, verify_checkpoint
+    from capa.audit.notes import verify_checkpoint
 
     signed = verify_checkpoint(result["checkpoint"], load_public_key(f"{audited.key}.pub"))
     assert [e["version"] for e in result["events"]] == [1, 2]

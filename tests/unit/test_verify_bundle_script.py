@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from capa.audit.merkle import MerkleTree, event_leaf_hash
-from capa.audit.signing import create_checkpoint, public_key_pem, sign_checkpoint
+from capa.audit.keys import public_key_pem
+from capa.audit.leaves import event_leaf_hash
+from capa.audit.merkle import MerkleTree
+from capa.audit.notes import create_checkpoint, sign_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_bundle.py"
 ORIGIN = "capa.example/acme-quality"

@@ -1,4 +1,4 @@
-"""Ed25519 store keys and signed checkpoints of the audit ledger (C2SP signed-note format).
+"""Signed checkpoints of the audit ledger and their verifier keys (C2SP signed-note format).
 
 A checkpoint commits to the ledger's Merkle tree at one size. Its note text is a C2SP
 tlog-checkpoint body; capa writes one extension line carrying the signing time::
@@ -33,48 +33,36 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import re
-import stat
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
+from capa.audit.errors import CheckpointSignatureError, MalformedCheckpointError
+from capa.audit.keys import KeyLike, fingerprint, raw_public_key
+
 __all__ = [
     "COSIGNATURE_TYPE",
     "ED25519_SIGNATURE_TYPE",
     "Checkpoint",
-    "CheckpointSignatureError",
-    "KeyFileError",
-    "MalformedCheckpointError",
     "NoteSignature",
     "SignedCheckpoint",
-    "SigningError",
     "Verifier",
     "cosign_note",
     "cosignature_time",
     "create_checkpoint",
-    "fingerprint",
     "format_time",
-    "generate_private_key",
     "key_id",
-    "load_private_key",
-    "load_public_key",
     "open_note",
     "parse_checkpoint",
     "parse_note",
     "parse_vkey",
-    "public_key_from_pem",
-    "public_key_pem",
-    "raw_public_key",
     "sign_checkpoint",
     "sign_note",
     "valid_key_name",
@@ -96,134 +84,8 @@ _TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.
 _CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f]")
 _LINE_BREAK_RE = re.compile(r"[\x00-\x1f]")
 
-KeyLike = Ed25519PrivateKey | Ed25519PublicKey
 
-
-class SigningError(Exception):
-    """Base class of the errors raised by this module."""
-
-
-class KeyFileError(SigningError):
-    """A key file is missing, unreadable, not an Ed25519 key, too widely readable, or would be
-    overwritten."""
-
-
-class MalformedCheckpointError(SigningError, ValueError):
-    """A checkpoint or signed note does not have the exact format described in this module."""
-
-
-class CheckpointSignatureError(SigningError):
-    """A well-formed checkpoint carries no valid signature by the expected key."""
-
-
-# --- keys ----------------------------------------------------------------------------------------
-
-
-def generate_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
-    """Create a new Ed25519 key and write it to ``path`` (PEM, PKCS#8, unencrypted, mode 0600).
-
-    Never overwrites: an existing file raises KeyFileError, so a store key cannot be lost by
-    re-running a setup command. The parent directory must exist.
-    """
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    target = Path(path)
-    try:
-        # O_EXCL makes "refuse to overwrite" atomic, and the mode is set at creation so the key is
-        # never readable by others, not even for an instant.
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise KeyFileError(f"key file {target} already exists; refusing to overwrite it") from None
-    except OSError as exc:
-        raise KeyFileError(f"cannot create key file {target}: {exc.strerror}") from None
-    try:
-        # The umask may have removed bits from the requested mode, never added: make it exact.
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise KeyFileError(f"cannot write key file {target}: {exc.strerror}") from None
-    return key
-
-
-def load_private_key(
-    path: str | os.PathLike[str], *, require_private_mode: bool = True
-) -> Ed25519PrivateKey:
-    """Load an unencrypted PEM Ed25519 private key.
-
-    Like ssh, refuses a key file that group or others may read or write (unless
-    ``require_private_mode`` is False), since such a key can no longer vouch for checkpoints.
-    """
-    target = Path(path)
-    try:
-        mode = target.stat().st_mode
-        data = target.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {target}: {exc.strerror}") from None
-    if require_private_mode and os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"key file {target} is accessible by other users (mode {stat.S_IMODE(mode):04o}); "
-            "it must be 0600"
-        )
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise KeyFileError(f"key file {target} is not an unencrypted PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"key file {target} does not hold an Ed25519 key")
-    return key
-
-
-def public_key_from_pem(data: bytes) -> Ed25519PublicKey:
-    """Parse a PEM SubjectPublicKeyInfo Ed25519 public key."""
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError):
-        raise KeyFileError("not a PEM public key") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError("the public key is not an Ed25519 key")
-    return key
-
-
-def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
-    """Load a PEM Ed25519 public key from a file."""
-    target = Path(path)
-    try:
-        data = target.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read public key {target}: {exc.strerror}") from None
-    try:
-        return public_key_from_pem(data)
-    except KeyFileError as exc:
-        raise KeyFileError(f"{target}: {exc}") from None
-
-
-def _public(key: KeyLike) -> Ed25519PublicKey:
-    return key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-
-
-def public_key_pem(key: KeyLike) -> bytes:
-    """Return the PEM (SubjectPublicKeyInfo) encoding of a key's public half."""
-    return _public(key).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def raw_public_key(key: KeyLike) -> bytes:
-    """Return the raw 32-byte Ed25519 public key (RFC 8032 encoding)."""
-    return _public(key).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def fingerprint(key: KeyLike) -> str:
-    """Return the key fingerprint: lowercase hex SHA-256 of the raw 32-byte public key."""
-    return hashlib.sha256(raw_public_key(key)).hexdigest()
+# --- verifier keys -------------------------------------------------------------------------------
 
 
 def _check_key_name(name: str, what: str) -> None:
