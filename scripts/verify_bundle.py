@@ -4,6 +4,10 @@
     python verify_bundle.py BUNDLE [--checkpoint KEPT.txt]... [--public-key KEY.pem]
                             [--vkey VKEY] [--witness VKEY]...
 
+Size: one file on purpose, so that an auditor can copy it and run it without capa installed; it
+holds its own copies of the leaf encoding, the tree, the signed-note format and the signature
+check (tests hold them equal to capa's), which cannot be imported from capa.audit.
+
 BUNDLE is a directory or a .zip (optionally with one top-level folder) holding:
 
   events.jsonl    one JSON object per line, in position order, with at least "position" (int,
@@ -81,7 +85,7 @@ class Failed(Exception):
     """The bundle was checked and is not intact (exit 6)."""
 
 
-# --- RFC 6962 hashing, as in capa/audit/merkle.py -----------------------------------------------
+# --- RFC 6962 hashing, as in capa/audit/leaves.py and merkle.py ---------------------------------
 
 
 def leaf_hash(position: int, record_id: str, version: int, event_type: str, state: bytes) -> bytes:
@@ -113,7 +117,7 @@ class Tree:
         return node
 
 
-# --- checkpoints (C2SP signed note), as in capa/audit/signing.py ---------------------------------
+# --- checkpoints (C2SP signed note), as in capa/audit/notes.py -----------------------------------
 
 
 class Checkpoint(NamedTuple):

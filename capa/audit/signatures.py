@@ -496,7 +496,7 @@ _NEEDLES = (_USER, "StoreInitialised", "Nonconformity.Closed", "CorrectiveAction
 
 class StoreSignatures:
     """The signature check of `capa audit verify`, fed the chunks of its one pass over the log
-    (capa.audit.verify), content hashes included. The first failure is kept and raised by
+    (capa.audit.verification), content hashes included. The first failure is kept and raised by
     `result`, after the ledger's own checks, which name a changed event more precisely."""
 
     def __init__(self, app: Any) -> None:
