@@ -126,7 +126,8 @@ class ReadSide(Intake):
 
     def render_report(self, ref: str, fmt: str) -> bytes:
         """The 8D report of one NC or CA as Markdown, HTML or PDF bytes."""
-        from capa.reports.eightd import build_report, render
+        from capa.reports.eightd import build_report
+        from capa.reports.render import render
 
         if fmt not in ("md", "html", "pdf"):
             raise InvalidInput(f"format must be one of: md, html, pdf (got {fmt!r})")
@@ -136,7 +137,8 @@ class ReadSide(Intake):
                          end: str | None = None) -> str:
         """The KPI dashboard as one self-contained HTML document, for the period from `start`
         to `end` (ISO dates, both included; the last twelve months by default)."""
-        from capa.reports.dashboard import collect, render_html
+        from capa.reports.dashboard import collect
+        from capa.reports.dashboard_html import render_html
 
         return render_html(collect(self.read_models, today or _today(), start, end),
                            organisation=_organisation(self))

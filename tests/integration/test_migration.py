@@ -265,7 +265,8 @@ def test_unknown_columns_are_reported_by_a_plain_import_too(
 
 def test_the_8d_report_of_a_migrated_record_says_what_the_legacy_system_recorded(
         store: Store, app: CapaApplication, tmp_path: Path) -> None:
-    from capa.reports.eightd import build_report, render
+    from capa.reports.eightd import build_report
+    from capa.reports.render import render
 
     with store.acting(app, QUALITY_MANAGER):
         _migrate(app, tmp_path)
