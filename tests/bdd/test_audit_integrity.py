@@ -6,7 +6,6 @@ PostgreSQL one (positions are SQLite rowids and PostgreSQL notification ids), di
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -17,19 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from capa.adapters.target import parse_target
 from capa.app.store import open_store
-from capa.cli.main import main
 from capa.domain.nonconformity import Nonconformity
 from tests.support.backends import query
+from tests.support.cast import AUDITOR, FULL_NAMES, PASSWORD
+from tests.support.cast import QUALITY_ENGINEER as QUALITY
+from tests.support.cast import QUALITY_MANAGER as OWNER
+from tests.support.cli import run_capa
 
 scenarios("audit/integrity.feature")
 
-PASSWORD = "correct-horse-battery-staple"
-OWNER, QUALITY, AUDITOR = "mhernandez", "jchen", "dbrooks"
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_bundle.py"
 
 
@@ -59,13 +58,8 @@ class AuditScene:
                "CAPA_KEY": None if parse_target(self.target).kind == "sqlite"
                else str(self.folder / "capa-audit.key"), "CAPA_CHECKPOINTS": None,
                "CAPA_SESSION_DIR": str(self.folder / "sessions")}
-        with contextlib.chdir(self.folder), CliRunner().isolation(env=env) as (out, err, _):
-            try:
-                main(list(args))
-                self.code = 0
-            except SystemExit as stop:
-                self.code = stop.code if isinstance(stop.code, int) else 1
-            self.stdout, self.stderr = out.getvalue().decode(), err.getvalue().decode()
+        outcome = run_capa(args, env=env, cwd=self.folder)
+        self.code, self.stdout, self.stderr = outcome.code, outcome.stdout, outcome.stderr
         assert "Traceback" not in self.stdout + self.stderr
         return self.code
 
@@ -96,14 +90,15 @@ def scene(tmp_path: Path, store_target: str) -> Iterator[AuditScene]:
 
 @given(parsers.parse('an audited store for "{organisation}" with some quality records'))
 def an_audited_store(scene: AuditScene, organisation: str) -> None:
-    assert scene.run("init", "--admin", OWNER, "--full-name", "Maria Hernandez", "--org",
+    assert scene.run("init", "--admin", OWNER, "--full-name", FULL_NAMES[OWNER], "--org",
                      organisation, user=OWNER) == 0, scene.stderr
     app = open_store(scene.target)
     try:
         with app.acting_as(OWNER, PASSWORD):
-            app.add_user(QUALITY, full_name="Jin Chen", roles=["quality", "reporter"],
+            app.add_user(QUALITY, full_name=FULL_NAMES[QUALITY], roles=["quality", "reporter"],
                          password=PASSWORD)
-            app.add_user(AUDITOR, full_name="Dana Brooks", roles=["auditor"], password=PASSWORD)
+            app.add_user(AUDITOR, full_name=FULL_NAMES[AUDITOR], roles=["auditor"],
+                         password=PASSWORD)
     finally:
         app.close()
     scene.raise_ncs(3, 1)

@@ -15,7 +15,8 @@ from capa.app.intake import ImportRejected, ImportReport, read_csv
 from capa.app.migration import LegacySource
 from capa.app.service import CapaApplication
 from capa.reports.dashboard import collect
-from tests.integration.readside_fixtures import QUALITY_MANAGER, Store
+from tests.support.cast import QUALITY_MANAGER
+from tests.support.stores import Store
 
 scenarios("reports/migrating_history.feature")
 

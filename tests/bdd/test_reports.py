@@ -18,14 +18,8 @@ from pytest_bdd import given, parsers, scenarios, then, when
 from capa.app.intake import ImportRejected, read_csv
 from capa.app.service import CapaApplication
 from capa.reports.dashboard import collect
-from tests.integration.readside_fixtures import (
-    OWNER,
-    QUALITY_MANAGER,
-    REPORTER,
-    TECHNICIAN,
-    VERIFIER,
-    Store,
-)
+from tests.support.cast import OWNER, QUALITY_MANAGER, REPORTER, TECHNICIAN, VERIFIER
+from tests.support.stores import Store
 
 scenarios("reports/record_report.feature", "reports/bulk_intake.feature",
           "reports/dashboard.feature", "reports/trends.feature")
