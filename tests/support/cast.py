@@ -5,9 +5,9 @@ Everyone keeps one name and one full name in every suite. Two stores are staffed
 - `PLANT`: the store as a plant runs it. The quality manager set it up with `capa init` and
   administers it; everyone shares `PASSWORD`. The command-line, integration and read-side
   suites use it, or a part of it (`part_of`).
-- `QUALITY_TEAM`: the quality team of the specification (features/): an administrator who does
-  no quality work, so that separation of duties can be shown, and an auditor. Each person signs
-  with their own password, `password_of(user)`.
+- `QUALITY_TEAM`: the quality team of the specification (features/; features/README.md shows
+  it to its readers): an administrator who does no quality work, so that separation of duties
+  can be shown, and an auditor. Each person signs with their own password, `password_of(user)`.
 """
 
 from __future__ import annotations
