@@ -19,14 +19,8 @@ from capa.cli.main import main
 from capa.domain.dates import parse_day
 from capa.domain.errors import InvalidInput
 from capa.domain.values import parse_date
-from tests.integration.readside_fixtures import (
-    QUALITY_MANAGER,
-    REPORTER,
-    Store,
-    app,
-    cli_env,
-    store,
-)
+from tests.support.cast import QUALITY_MANAGER, REPORTER
+from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
 

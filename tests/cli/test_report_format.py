@@ -10,7 +10,8 @@ import pytest
 
 from capa.app.service import CapaApplication
 from capa.cli.main import main
-from tests.integration.readside_fixtures import REPORTER, Store, app, cli_env, store
+from tests.support.cast import REPORTER
+from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
 

@@ -13,16 +13,8 @@ import pytest
 
 from capa.app.service import CapaApplication
 from capa.cli.main import main
-from tests.integration.readside_fixtures import (
-    AUDITOR,
-    QUALITY_MANAGER,
-    REPORTER,
-    Store,
-    app,
-    cli_env,
-    has_accounts,
-    store,
-)
+from tests.support.cast import AUDITOR, QUALITY_MANAGER, REPORTER
+from tests.support.stores import Store, app, cli_env, has_accounts, store
 
 __all__ = ["app", "store"]
 

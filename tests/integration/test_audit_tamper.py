@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -18,27 +17,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from capa.app.store import open_store
-from capa.cli.main import main
 from capa.domain.record import record_uuid
+from tests.support.cast import FULL_NAMES, PASSWORD
+from tests.support.cast import QUALITY_ENGINEER as QUALITY
+from tests.support.cast import QUALITY_MANAGER as ADMIN
+from tests.support.cli import ROOT, Outcome, run_capa, run_capa_process
 
-PASSWORD = "correct-horse-battery-staple"
-ADMIN, QUALITY = "mhernandez", "jchen"
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "verify_bundle.py"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
 
 
 class AuditedStore:
@@ -56,38 +46,21 @@ class AuditedStore:
                 "CAPA_CHECKPOINTS": None, "CAPA_DEBUG": None}
 
     def run(self, *args: str) -> Outcome:
-        runner = CliRunner()
-        with runner.isolation(env=self.env()) as (out, err, _):
-            try:
-                main(list(args))
-            except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else 1
-            else:
-                code = 0
-            outcome = Outcome(code, out.getvalue().decode(), err.getvalue().decode())
+        outcome = run_capa(args, env=self.env())
         assert "Traceback" not in outcome.stdout + outcome.stderr
         return outcome
 
     def process(self, *args: str) -> Outcome:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        for name, value in self.env().items():
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        done = subprocess.run([sys.executable, "-m", "capa", *args], capture_output=True,
-                              text=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
-                              cwd=self.folder)
-        return Outcome(done.returncode, done.stdout, done.stderr)
+        return run_capa_process(args, env=self.env(), cwd=self.folder)
 
     def build(self) -> None:
-        done = self.run("init", "--admin", ADMIN, "--full-name", "Maria Hernandez",
+        done = self.run("init", "--admin", ADMIN, "--full-name", FULL_NAMES[ADMIN],
                         "--org", "Northwind Medical Devices")
         assert done.code == 0, done.stderr
         app = open_store(str(self.db))
         try:
             with app.acting_as(ADMIN, PASSWORD):
-                app.add_user(QUALITY, full_name="Jin Chen", roles=["quality", "reporter"],
+                app.add_user(QUALITY, full_name=FULL_NAMES[QUALITY], roles=["quality", "reporter"],
                              password=PASSWORD)
             with app.acting_as(QUALITY, PASSWORD):
                 for n in range(1, 4):
@@ -464,13 +437,10 @@ def test_an_exported_bundle_verifies_offline_and_a_tampered_one_fails(
     # verify-bundle needs neither a store nor a login.
     elsewhere = AuditedStore(audited.folder / "nowhere")
     (audited.folder / "nowhere").mkdir()
-    runner = CliRunner()
-    with runner.isolation(env={**elsewhere.env(), "CAPA_USER": None, "CAPA_PASSWORD": None}):
-        try:
-            main(["audit", "verify-bundle", str(out), "--checkpoint", str(kept),
-                  "--public-key", f"{audited.key}.pub"])
-        except SystemExit as stop:
-            assert stop.code == 0
+    verified = run_capa(["audit", "verify-bundle", str(out), "--checkpoint", str(kept),
+                         "--public-key", f"{audited.key}.pub"],
+                        env={**elsewhere.env(), "CAPA_USER": None, "CAPA_PASSWORD": None})
+    assert verified.code == 0
     script = subprocess.run([sys.executable, str(SCRIPT), str(out), "--checkpoint", str(kept)],
                             capture_output=True, text=True)
     assert script.returncode == 0, script.stderr

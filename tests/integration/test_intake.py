@@ -12,14 +12,8 @@ from capa.app import intake
 from capa.app.intake import ImportRejected, clean, parse_day, read_csv
 from capa.app.service import CapaApplication
 from capa.domain.errors import InvalidInput, NotPermitted
-from tests.integration.readside_fixtures import (
-    AUDITOR,
-    REPORTER,
-    Store,
-    app,
-    has_accounts,
-    store,
-)
+from tests.support.cast import AUDITOR, REPORTER
+from tests.support.stores import Store, app, has_accounts, store
 
 __all__ = ["app", "store"]
 

@@ -16,13 +16,8 @@ from capa.app.service import CapaApplication
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import actor_id, record_hex, record_uuid
 from capa.readmodels import projection
-from tests.integration.readside_fixtures import (
-    QUALITY_ENGINEER,
-    REPORTER,
-    Store,
-    app,
-    store,
-)
+from tests.support.cast import QUALITY_ENGINEER, REPORTER
+from tests.support.stores import Store, app, store
 
 __all__ = ["app", "store"]
 

@@ -16,14 +16,8 @@ from capa.app.migration import LegacySource
 from capa.app.service import CapaApplication
 from capa.audit.caches import check_caches
 from capa.reports.dashboard import collect
-from tests.integration.readside_fixtures import (
-    OWNER,
-    QUALITY_ENGINEER,
-    QUALITY_MANAGER,
-    Store,
-    app,
-    store,
-)
+from tests.support.cast import OWNER, QUALITY_ENGINEER, QUALITY_MANAGER
+from tests.support.stores import Store, app, store
 
 __all__ = ["app", "store"]
 

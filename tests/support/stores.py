@@ -1,5 +1,16 @@
-"""Stores with a cast of users for the read-side tests (read models, import, reports), on SQLite
-and on PostgreSQL: every test using `store` runs once per back end (see tests/conftest.py)."""
+"""A store of the application on either back end, for the tests that drive the application.
+
+    store = Store(store_target)          # a SQLite file or a PostgreSQL database
+    app = store.create()                 # initialised, with the people of the plant
+    with store.acting(app, REPORTER):    # act as someone, password at hand for signing (R10)
+        app.raise_nc(...)
+    again = store.app()                  # opened again, as a fresh process would
+    store.close()                        # every application it opened
+
+The fixtures `store` (an empty one on the test's back end) and `app` (that store, created with
+the plant) are registered by tests/integration/conftest.py; a test module elsewhere imports them
+from here.
+"""
 
 from __future__ import annotations
 
@@ -14,26 +25,8 @@ import pytest
 from capa.adapters.target import parse_target
 from capa.app.service import CapaApplication
 from capa.app.store import open_store
-from tests.support.backends import query
-
-PASSWORD = "correct-horse-battery-staple"
-QUALITY_MANAGER = "mhernandez"
-QUALITY_ENGINEER = "jchen"
-OWNER = "apatel"
-TECHNICIAN = "lnguyen"
-VERIFIER = "rkowalski"
-REPORTER = "tokafor"
-AUDITOR = "sbauer"
-
-CAST: dict[str, tuple[str, list[str]]] = {
-    QUALITY_MANAGER: ("Maria Hernandez", ["admin", "quality"]),
-    QUALITY_ENGINEER: ("Jun Chen", ["quality"]),
-    OWNER: ("Anil Patel", ["owner"]),
-    TECHNICIAN: ("Linh Nguyen", ["owner"]),
-    VERIFIER: ("Roman Kowalski", ["quality"]),
-    REPORTER: ("Tolu Okafor", ["reporter"]),
-    AUDITOR: ("Sabine Bauer", ["auditor"]),
-}
+from tests.support.backends import create_store, query
+from tests.support.cast import PASSWORD, PLANT, Cast
 
 
 def has_accounts() -> bool:
@@ -42,7 +35,7 @@ def has_accounts() -> bool:
 
 
 class Store:
-    """One store (a SQLite file or a PostgreSQL database); `app()` opens it as a fresh process
+    """One store (a SQLite file or a PostgreSQL database); `app()` opens it, as a fresh process
     would."""
 
     def __init__(self, target: str | Path) -> None:
@@ -56,22 +49,10 @@ class Store:
         assert self.backend == "sqlite", "a PostgreSQL store has no file"
         return Path(self.target)
 
-    def create(self) -> CapaApplication:
-        app = open_store(self.target, create=True)
+    def create(self, cast: Cast = PLANT) -> CapaApplication:
+        """Initialise the store and add every user of the cast with their roles."""
+        app = create_store(self.target, cast)
         self._opened.append(app)
-        if has_accounts():
-            with app.acting_as(QUALITY_MANAGER):
-                app.initialise("Northwind Medical Devices", admin=QUALITY_MANAGER,  # type: ignore[call-arg]
-                               full_name=CAST[QUALITY_MANAGER][0], password=PASSWORD)
-            with self.acting(app, QUALITY_MANAGER):
-                for user, (name, roles) in CAST.items():
-                    if user != QUALITY_MANAGER:
-                        app.add_user(user, full_name=name, roles=roles,  # type: ignore[attr-defined]
-                                     password=PASSWORD)
-                app.grant_role(QUALITY_MANAGER, "quality")  # type: ignore[attr-defined]
-        else:
-            with app.acting_as(QUALITY_MANAGER):
-                app.initialise("Northwind Medical Devices")
         return app
 
     def app(self) -> CapaApplication:
@@ -81,9 +62,8 @@ class Store:
 
     @staticmethod
     def acting(app: CapaApplication, user: str) -> AbstractContextManager[None]:
-        if has_accounts():
-            return app.acting_as(user, PASSWORD)  # type: ignore[call-arg]
-        return app.acting_as(user)
+        """Act as `user`, password at hand for signing (R10)."""
+        return app.acting_as(user, PASSWORD)
 
     def event_count(self) -> int:
         return int(self.rows("SELECT COUNT(*) FROM stored_events")[0][0])
@@ -99,7 +79,7 @@ class Store:
 
 
 def cli_env(store: Store, user: str) -> dict[str, str]:
-    """Environment for a CLI run as `user`."""
+    """Environment for a command-line run against `store` as `user`."""
     return {"CAPA_DB": store.target, "CAPA_USER": user, "CAPA_PASSWORD": PASSWORD}
 
 
