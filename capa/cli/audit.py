@@ -251,7 +251,7 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
     result = {**result, "pinned_key": pinned,
               "proved": "origin" if pinned else "self-consistency only"}
     if extract is not None:
-        from capa.audit.bundle import extract_evidence
+        from capa.audit.bundle_evidence import extract_evidence
 
         result["extracted"] = extract_evidence(bundle, extract)
     emit(session.json, result, lambda d: (
