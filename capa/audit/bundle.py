@@ -72,7 +72,8 @@ from capa.audit.notes import (
     sign_checkpoint,
     verify_checkpoint,
 )
-from capa.audit.signatures import SignatureFailure, SignatureWalk, fold_deferred
+from capa.audit.signature_checks import fold_deferred
+from capa.audit.signature_walk import SignatureFailure, SignatureWalk
 from capa.audit.verification import verify_store
 from capa.audit.witness import require_cosignatures
 from capa.domain.errors import InvalidInput, NotFound
