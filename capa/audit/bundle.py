@@ -65,16 +65,11 @@ from capa.audit.keys import (
 from capa.audit.leaves import leaf_of
 from capa.audit.ledger import Ledger
 from capa.audit.merkle import EMPTY_ROOT, TreeBuilder
-from capa.audit.notes import (
-    Checkpoint,
-    Verifier,
-    create_checkpoint,
-    sign_checkpoint,
-    verify_checkpoint,
-)
+from capa.audit.notes import Checkpoint, create_checkpoint, sign_checkpoint, verify_checkpoint
 from capa.audit.signature_checks import fold_deferred
 from capa.audit.signature_walk import SignatureFailure, SignatureWalk
 from capa.audit.verification import verify_store
+from capa.audit.vkeys import Verifier
 from capa.audit.witness import require_cosignatures
 from capa.domain.errors import InvalidInput, NotFound
 
