@@ -300,7 +300,7 @@ def load_public_key(data: bytes, name: str) -> Ed25519PublicKey:
     return key
 
 
-# --- the readable fields, as capa/audit/bundle.py derives them ------------------------------------
+# --- the readable fields, as capa/audit/bundle_files.py derives them ------------------------------
 
 READABLE = ("record", "type", "time", "actor", "data")
 LINE_FIELDS = {"position", "record_id", "version", "event_type", "state_b64", "leaf_hash"}
@@ -370,7 +370,7 @@ def misread(line: dict, derived: dict) -> str | None:
     return None
 
 
-# --- withheld lines, as capa/audit/bundle.py allows them -----------------------------------------
+# --- withheld lines, as capa/audit/bundle_files.py allows them -----------------------------------
 
 # The only events whose bytes may be withheld -> whether the event is a record's first.
 WITHHOLDABLE = {

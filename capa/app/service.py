@@ -236,7 +236,8 @@ class CapaApplication(ReadSide, Application[UUID]):
         §9.2): only changes signed by an administrator trusted at that point count; None in a
         store made before digital signatures. It reads the account events only, once per
         process (about 70 ms in a store of 100,000 events), so a write can afford it."""
-        from capa.audit.signatures import ACCOUNT_TOPICS, SignatureFailure, SignatureWalk
+        from capa.audit.signature_walk import SignatureFailure, SignatureWalk
+        from capa.audit.signatures import ACCOUNT_TOPICS
 
         # The walk is kept and fed only the events written since, so a run of commands in one
         # process reads each account event once. A forged event is left out (the walk refuses

@@ -34,9 +34,10 @@ from capa.audit.leaves import StoredEvent
 from capa.audit.ledger import Ledger
 from capa.audit.merkle import ProofError, verify_consistency
 from capa.audit.naming import RecordNames
-from capa.audit.notes import Checkpoint, Verifier
+from capa.audit.notes import Checkpoint
 from capa.audit.recompute import Observer, Recomputed, locate, proof_ranges, recompute
-from capa.audit.signatures import StoreSignatures
+from capa.audit.signature_checks import StoreSignatures
+from capa.audit.vkeys import Verifier
 from capa.audit.witness import require_cosignatures
 from capa.domain.errors import NotFound
 

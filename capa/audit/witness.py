@@ -31,19 +31,16 @@ from typing import Any
 from capa.audit.errors import SigningError, TamperDetected
 from capa.audit.keys import generate_private_key, load_private_key
 from capa.audit.merkle import EMPTY_ROOT, ProofError, verify_consistency
-from capa.audit.notes import (
+from capa.audit.notes import cosign_note, cosignature_time, open_note, parse_checkpoint
+from capa.audit.proofs import parse_consistency
+from capa.audit.vkeys import (
     COSIGNATURE_TYPE,
     ED25519_SIGNATURE_TYPE,
     Verifier,
-    cosign_note,
-    cosignature_time,
-    open_note,
-    parse_checkpoint,
     parse_vkey,
     valid_key_name,
     vkey,
 )
-from capa.audit.proofs import parse_consistency
 from capa.domain.errors import InvalidInput, NotFound
 
 __all__ = ["cosign", "init_witness", "read_vkey", "require_cosignatures"]

@@ -12,7 +12,7 @@ from capa.cli.main import Session, json_option, pass_session
 from capa.cli.output import emit
 
 if TYPE_CHECKING:
-    from capa.audit.notes import Verifier
+    from capa.audit.vkeys import Verifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +48,7 @@ def witness_option(f: F) -> F:
 
 
 def _witnesses(values: tuple[str, ...]) -> list[Verifier]:
-    from capa.audit.notes import COSIGNATURE_TYPE
+    from capa.audit.vkeys import COSIGNATURE_TYPE
     from capa.audit.witness import read_vkey
 
     return [read_vkey(v, COSIGNATURE_TYPE, "--witness") for v in values]
@@ -241,7 +241,7 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
           --checkpoint cosigned.checkpoint --witness qa-head+1a2b3c4d+BK...
     """
     from capa.audit.bundle import verify_bundle as check
-    from capa.audit.notes import ED25519_SIGNATURE_TYPE
+    from capa.audit.vkeys import ED25519_SIGNATURE_TYPE
     from capa.audit.witness import read_vkey
 
     pinned_vkey = (read_vkey(store_vkey, ED25519_SIGNATURE_TYPE, "--vkey") if store_vkey
@@ -251,7 +251,7 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
     result = {**result, "pinned_key": pinned,
               "proved": "origin" if pinned else "self-consistency only"}
     if extract is not None:
-        from capa.audit.bundle import extract_evidence
+        from capa.audit.bundle_evidence import extract_evidence
 
         result["extracted"] = extract_evidence(bundle, extract)
     emit(session.json, result, lambda d: (
@@ -345,7 +345,7 @@ def vkey(session: Session, key: Path | None, public_key: Path | None) -> None:
       capa audit vkey > capa-store.vkey
     """
     from capa.audit.keys import default_key_path, fingerprint, origin_of, public_key_for
-    from capa.audit.notes import vkey as verifier_key
+    from capa.audit.vkeys import vkey as verifier_key
 
     trusted = public_key_for(key or default_key_path(session.db), public_key)
     assert trusted is not None

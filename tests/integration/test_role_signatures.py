@@ -24,13 +24,8 @@ from capa.audit.bundle import export_bundle, verify_bundle
 from capa.audit.errors import TamperDetected
 from capa.audit.keys import create_store_key, load_private_key
 from capa.audit.ledger import Ledger
-from capa.audit.signatures import (
-    SignatureFailure,
-    SignatureWalk,
-    now_iso,
-    role_change_bytes,
-    sign,
-)
+from capa.audit.signature_walk import SignatureFailure, SignatureWalk
+from capa.audit.signatures import now_iso, role_change_bytes, sign
 from capa.audit.verification import verify_store
 from capa.domain.errors import NotPermitted
 from tests.support.backends import (

@@ -18,19 +18,17 @@ from hypothesis import strategies as st
 from capa.audit.errors import CheckpointSignatureError, MalformedCheckpointError
 from capa.audit.keys import raw_public_key
 from capa.audit.notes import (
-    COSIGNATURE_TYPE,
     cosign_note,
     cosignature_time,
     create_checkpoint,
     open_note,
     parse_checkpoint,
-    parse_vkey,
     sign_checkpoint,
     sign_note,
     verify_checkpoint,
-    vkey,
 )
 from capa.audit.proofs import parse_consistency
+from capa.audit.vkeys import COSIGNATURE_TYPE, parse_vkey, vkey
 from capa.domain.errors import InvalidInput
 
 ROOT = hashlib.sha256(b"root").digest()

@@ -30,7 +30,6 @@ from capa.audit.notes import (
     Checkpoint,
     create_checkpoint,
     format_time,
-    key_id,
     open_note,
     parse_checkpoint,
     parse_note,
@@ -38,6 +37,7 @@ from capa.audit.notes import (
     sign_note,
     verify_checkpoint,
 )
+from capa.audit.vkeys import key_id
 
 # Published signed-note vectors of golang.org/x/mod/sumdb/note, the reference implementation of
 # C2SP signed-note: github.com/golang/mod, sumdb/note/note_test.go

@@ -527,7 +527,7 @@ def stored(fields: dict[str, object]) -> str:
 
 def readable_events() -> list[dict[str, object]]:
     """Two events of one record, with what capa's exporter shows for reading."""
-    from capa.audit.bundle import readable_fields
+    from capa.audit.bundle_files import readable_fields
 
     rows = [
         ("a1" * 16, 1, "capa.domain.nonconformity:Nonconformity.Raised",
