@@ -42,6 +42,7 @@ from tests.support.backends import (
     query,
     run_cli,
 )
+from tests.support.cast import FULL_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -88,14 +89,13 @@ def forge_close(app: CapaApplication, ref: str, signature: dict[str, Any],
 def manifest_of(app: CapaApplication, ref: str, user: str, signed_at: str,
                 content: str | None = None) -> tuple[dict[str, Any], bytes]:
     nc = app._load(Nonconformity, ref)
-    names = {ADMIN: "Maria Hernandez", ENGINEER: "Jun Chen"}
-    sig: dict[str, Any] = {"user_id": user, "full_name": names[user], "meaning": "approval",
+    sig: dict[str, Any] = {"user_id": user, "full_name": FULL_NAMES[user], "meaning": "approval",
            "content_sha256": content or nc.content_digest(), "signed_version": nc.version,
            "signed_at": signed_at, "algorithm": "Ed25519",
            "key_id": keyring.key_id(str(app._user(user).public_key))}
     message = manifest_bytes(record=ref, version=nc.version, content_sha256=sig["content_sha256"],
                              meaning="approval", signed_at=signed_at, user_id=user,
-                             full_name=names[user])
+                             full_name=FULL_NAMES[user])
     return sig, message
 
 

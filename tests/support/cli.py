@@ -6,6 +6,8 @@
 `run_capa` calls `main()` as the installed `capa` does, so exit codes are those a user sees;
 `env` is laid over the process environment for the run (a None value removes the variable).
 `run_capa_process` runs `python -m capa` in a child process with the same environment.
+`run_main` runs it in-process under pytest's monkeypatch and capsys, and requires that `main()`
+ends by SystemExit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from capa.cli.main import main
@@ -77,3 +80,15 @@ def run_capa_process(args: Sequence[str], *, env: Mapping[str, str | None], cwd:
                           text=True, env=merged, stdin=subprocess.DEVNULL, timeout=timeout,
                           cwd=cwd)
     return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def run_main(args: Sequence[str], env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch,
+             capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`capa ARGS` in-process, `env` set through `monkeypatch` and the output read by `capsys`:
+    (exit code, stdout, stderr)."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as done:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(done.value.code or 0), out, err
