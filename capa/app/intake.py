@@ -16,14 +16,20 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.utils import get_topic
 
+from capa.adapters.eventlog import (
+    EventRow,
+    backend_of,
+    bulk_insert,
+    bulk_insert_joins_transaction,
+    stored_id,
+)
 from capa.domain.dates import date_format
 from capa.domain.dates import parse_day as _parse_day
 from capa.domain.errors import Conflict, InvalidInput
 from capa.domain.nonconformity import Nonconformity
-from capa.domain.record import record_hex, record_uuid
 from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT, Severity, Source, has_visible
 
 if TYPE_CHECKING:
@@ -481,27 +487,20 @@ def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
                    "stay, and a re-run skips them")
 
 
-#: A stored event as a row of the events table: record id, version, topic, state bytes.
-EventRow = tuple[Any, int, str, bytes]
-
-
 def _insert(app: CapaApplication, events: list[EventRow],
             summary: Callable[[], Sequence[tuple[Any, ...]]] | None = None) -> None:
-    """Insert new events in one transaction. On SQLite, one `executemany` of the recorder's own
-    statement: its `insert_events` runs a statement per event to learn each new row's position,
-    which nothing here needs; and, when the read tables were up to date, their rows for the new
-    NCs (`summary`) in the same transaction, so the first query after an import has nothing to
-    catch up (projecting 100,000 events afterwards took five times the import itself)."""
-    recorder: Any = app.recorder
-    if not _on_sqlite(app):
-        recorder.insert_events([StoredEvent(*row) for row in events])
-        return
-    if summary is not None:
+    """Insert new events in one transaction (the event-log port's bulk insert); and, where the
+    back end runs it in the same transaction and the read tables were up to date, their rows
+    for the new NCs (`summary`), so the first query after an import has nothing to catch up
+    (projecting 100,000 events afterwards took five times the import itself)."""
+    follow: Callable[[Any], None] | None = None
+    if summary is not None and bulk_insert_joins_transaction(app.recorder):
         app.read_models.ensure_schema()
-    with recorder.datastore.transaction(commit=True) as cursor:
-        cursor.executemany(recorder.insert_events_statement, events)
-        if summary is not None:
+
+        def follow(cursor: Any) -> None:
             app.read_models.follow_import(cursor, len(events), summary)
+
+    bulk_insert(app.recorder, events, follow)
 
 
 def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
@@ -519,9 +518,7 @@ def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
 
 
 def _on_sqlite(app: CapaApplication) -> bool:
-    from eventsourcing.sqlite import SQLiteAggregateRecorder
-
-    return isinstance(app.recorder, SQLiteAggregateRecorder)
+    return backend_of(app) == "sqlite"
 
 
 def raised_fields_json(fields: Mapping[str, Sequence[str | None]]) -> list[str]:
@@ -563,8 +560,7 @@ def raised_events(app: CapaApplication, refs: Sequence[str],
     mapper = app.mapper
     topic, originator_topic = get_topic(Nonconformity.Raised), get_topic(Nonconformity)  # type: ignore[attr-defined]
     stamp = {"_type_": "datetime_iso", "_data_": dt.datetime.now(dt.UTC).isoformat()}
-    # SQLite keeps record ids as hex text; other stores take UUIDs.
-    identify: Callable[[str], Any] = record_hex if _on_sqlite(app) else record_uuid
+    stored = stored_id(app.recorder)
     if isinstance(mapper.transcoder, JSONTranscoder):
         # The JSON the transcoder writes for this state (keys in the event's order, compact,
         # UTF-8), assembled from escaped strings: the batch shares one timestamp and every
@@ -586,7 +582,7 @@ def raised_events(app: CapaApplication, refs: Sequence[str],
         states = [mapper.compressor.compress(state) for state in states]
     if mapper.cipher:
         states = [mapper.cipher.encrypt(state) for state in states]
-    return [(identify(ref), 1, topic, state) for ref, state in zip(refs, states, strict=True)]
+    return [(stored(ref), 1, topic, state) for ref, state in zip(refs, states, strict=True)]
 
 
 _RAISED_VALUES = ("title", "description", "source", "severity", "product", "lot", "external_ref",

@@ -17,10 +17,10 @@ from uuid import UUID
 
 from eventsourcing.utils import resolve_topic
 
+from capa.adapters.sql import Cursor, Sql
 from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import Record, utc_iso
-from capa.readmodels.sql import Cursor, Sql
 
 #: Bump when a table's shape or meaning changes: the read models are then rebuilt from the log.
 #: 2: nc_summary.risk_level, so the dashboard reads no document (SPEC §13 P7).
