@@ -29,18 +29,25 @@ from capa.adapters.eventlog import (
 from capa.domain.dates import date_format
 from capa.domain.dates import parse_day as _parse_day
 from capa.domain.errors import Conflict, InvalidInput
-from capa.domain.nonconformity import Nonconformity
-from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT, Severity, Source, has_visible
+from capa.domain.nonconformity import (
+    NC_FIELD,
+    NC_FIELDS,
+    NC_LINE_FIELDS,
+    NC_REQUIRED,
+    NC_SCHEMA,
+    RAISED_FIELDS,
+    Nonconformity,
+)
+from capa.domain.refs import RecordRef
+from capa.domain.values import CONTROL, has_visible
 
 if TYPE_CHECKING:
     from capa.app.migration import LegacySource
     from capa.app.service import CapaApplication
 
-NC_FIELDS = ("title", "description", "source", "severity", "product", "lot", "external_ref",
-             "detected_on")
-REQUIRED = ("title", "description", "source", "severity")
-#: Fields held to one line (the description may span lines).
-_LINE_FIELDS = ("title", "product", "lot", "external_ref")
+#: The NC's fields, those that must be given, and those held to one line: the domain's schema.
+REQUIRED = NC_REQUIRED
+_LINE_FIELDS = NC_LINE_FIELDS
 #: One atomic save per batch: a killed import loses at most the batch in flight, and a re-run
 #: skips every external reference already saved.
 BATCH_SIZE = 20_000
@@ -54,6 +61,7 @@ SEVERITY_SYNONYMS = {
     "class ii": "major", "class 2": "major", "medium": "major",
     "class iii": "minor", "class 3": "minor", "low": "minor",
 }
+_SYNONYMS = {"severity": SEVERITY_SYNONYMS}
 #: Placeholders that mean "no value" in real exports.
 _EMPTY = {"none", "null", "n/a", "na", "-", "--"}
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -300,7 +308,7 @@ def validate_columns(rows: Sequence[Row], columns: Mapping[str, list[str]],
     # a time: the slow per-cell pass runs only for a column that breaks one.
     for name in NC_FIELDS:
         texts = fields[name]
-        limit = TEXT_LIMIT if name == "description" else LINE_LIMIT
+        limit = NC_FIELD[name].limit
         if texts and max(map(len, texts)) > limit:
             for index, text in enumerate(texts):
                 if len(text) > limit:
@@ -311,9 +319,11 @@ def validate_columns(rows: Sequence[Row], columns: Mapping[str, list[str]],
                 if CONTROL.search(text):
                     refuse(index, name, f"{name} must be one line, without tabs or control "
                                         "characters")
-    for name, vocabulary, synonyms in (("source", Source, {}),
-                                       ("severity", Severity, SEVERITY_SYNONYMS)):
-        allowed = [member.value for member in vocabulary]
+    for spec in NC_SCHEMA:
+        if spec.vocabulary is None:
+            continue
+        name, synonyms = spec.name, _SYNONYMS.get(spec.name, {})
+        allowed = [member.value for member in spec.vocabulary]
         words = {text: _choice(text, allowed, synonyms) for text in set(fields[name]) if text}
         texts = fields[name]
         for index, text in enumerate(texts):
@@ -468,14 +478,12 @@ def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
     the batch was written and it is numbered again. The read tables and the audit ledger follow
     the event log and catch up before their next query, as they do after any other write.
     """
-    from capa.app.service import format_ref
-
     year = dt.datetime.now(dt.UTC).year
     # The JSON of the fields an event and its read row share, escaped once for both.
     shared = raised_fields_json(batch)
     for _ in range(20):
         first = app._next_number("NC", year)
-        refs = [format_ref("NC", year, first + i) for i in range(len(batch["title"]))]
+        refs = [str(RecordRef.new("NC", year, first + i)) for i in range(len(batch["title"]))]
         try:
             events = raised_events(app, refs, batch, user, shared=shared)
             _insert(app, events, partial(_summary_rows, app, refs, batch, shared, user,
@@ -585,5 +593,5 @@ def raised_events(app: CapaApplication, refs: Sequence[str],
     return [(stored(ref), 1, topic, state) for ref, state in zip(refs, states, strict=True)]
 
 
-_RAISED_VALUES = ("title", "description", "source", "severity", "product", "lot", "external_ref",
-                  "detected_on")
+#: The fields of a Raised event's state between its ref and reporter, in the event's order.
+_RAISED_VALUES = RAISED_FIELDS[1:-1]
