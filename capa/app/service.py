@@ -65,7 +65,7 @@ if TYPE_CHECKING:
         OverdueItem,
     )
     from capa.domain.corrective_action import CorrectiveAction
-    from capa.domain.store import EvidenceFile
+    from capa.domain.evidence import EvidenceFile
 
 R = TypeVar("R", bound=Record)
 
@@ -1222,7 +1222,7 @@ class CapaApplication(ReadSide, Application[UUID]):
             if not self._exists(ref) and all(f.ref != ref for f in files):
                 import base64
 
-                from capa.domain.store import EvidenceFile
+                from capa.domain.evidence import EvidenceFile
 
                 files.append(EvidenceFile(ref=ref, sha256=digest, size=size,
                                           content_b64=base64.b64encode(content).decode()))
@@ -1236,7 +1236,7 @@ class CapaApplication(ReadSide, Application[UUID]):
     def evidence_content(self, sha256: str) -> bytes:
         import base64
 
-        from capa.domain.store import EvidenceFile
+        from capa.domain.evidence import EvidenceFile
 
         record = self._load(EvidenceFile, f"EVIDENCE-{sha256.lower()}")
         return base64.b64decode(record.content_b64)
