@@ -16,25 +16,38 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.utils import get_topic
 
+from capa.adapters.eventlog import (
+    EventRow,
+    backend_of,
+    bulk_insert,
+    bulk_insert_joins_transaction,
+    stored_id,
+)
 from capa.domain.dates import date_format
 from capa.domain.dates import parse_day as _parse_day
 from capa.domain.errors import Conflict, InvalidInput
-from capa.domain.nonconformity import Nonconformity
-from capa.domain.record import record_hex, record_uuid
-from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT, Severity, Source, has_visible
+from capa.domain.nonconformity import (
+    NC_FIELD,
+    NC_FIELDS,
+    NC_LINE_FIELDS,
+    NC_REQUIRED,
+    NC_SCHEMA,
+    RAISED_FIELDS,
+    Nonconformity,
+)
+from capa.domain.refs import RecordRef
+from capa.domain.values import CONTROL, has_visible
 
 if TYPE_CHECKING:
     from capa.app.migration import LegacySource
     from capa.app.service import CapaApplication
 
-NC_FIELDS = ("title", "description", "source", "severity", "product", "lot", "external_ref",
-             "detected_on")
-REQUIRED = ("title", "description", "source", "severity")
-#: Fields held to one line (the description may span lines).
-_LINE_FIELDS = ("title", "product", "lot", "external_ref")
+#: The NC's fields, those that must be given, and those held to one line: the domain's schema.
+REQUIRED = NC_REQUIRED
+_LINE_FIELDS = NC_LINE_FIELDS
 #: One atomic save per batch: a killed import loses at most the batch in flight, and a re-run
 #: skips every external reference already saved.
 BATCH_SIZE = 20_000
@@ -48,6 +61,7 @@ SEVERITY_SYNONYMS = {
     "class ii": "major", "class 2": "major", "medium": "major",
     "class iii": "minor", "class 3": "minor", "low": "minor",
 }
+_SYNONYMS = {"severity": SEVERITY_SYNONYMS}
 #: Placeholders that mean "no value" in real exports.
 _EMPTY = {"none", "null", "n/a", "na", "-", "--"}
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -294,7 +308,7 @@ def validate_columns(rows: Sequence[Row], columns: Mapping[str, list[str]],
     # a time: the slow per-cell pass runs only for a column that breaks one.
     for name in NC_FIELDS:
         texts = fields[name]
-        limit = TEXT_LIMIT if name == "description" else LINE_LIMIT
+        limit = NC_FIELD[name].limit
         if texts and max(map(len, texts)) > limit:
             for index, text in enumerate(texts):
                 if len(text) > limit:
@@ -305,9 +319,11 @@ def validate_columns(rows: Sequence[Row], columns: Mapping[str, list[str]],
                 if CONTROL.search(text):
                     refuse(index, name, f"{name} must be one line, without tabs or control "
                                         "characters")
-    for name, vocabulary, synonyms in (("source", Source, {}),
-                                       ("severity", Severity, SEVERITY_SYNONYMS)):
-        allowed = [member.value for member in vocabulary]
+    for spec in NC_SCHEMA:
+        if spec.vocabulary is None:
+            continue
+        name, synonyms = spec.name, _SYNONYMS.get(spec.name, {})
+        allowed = [member.value for member in spec.vocabulary]
         words = {text: _choice(text, allowed, synonyms) for text in set(fields[name]) if text}
         texts = fields[name]
         for index, text in enumerate(texts):
@@ -462,14 +478,12 @@ def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
     the batch was written and it is numbered again. The read tables and the audit ledger follow
     the event log and catch up before their next query, as they do after any other write.
     """
-    from capa.app.service import format_ref
-
     year = dt.datetime.now(dt.UTC).year
     # The JSON of the fields an event and its read row share, escaped once for both.
     shared = raised_fields_json(batch)
     for _ in range(20):
         first = app._next_number("NC", year)
-        refs = [format_ref("NC", year, first + i) for i in range(len(batch["title"]))]
+        refs = [str(RecordRef.new("NC", year, first + i)) for i in range(len(batch["title"]))]
         try:
             events = raised_events(app, refs, batch, user, shared=shared)
             _insert(app, events, partial(_summary_rows, app, refs, batch, shared, user,
@@ -481,27 +495,20 @@ def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
                    "stay, and a re-run skips them")
 
 
-#: A stored event as a row of the events table: record id, version, topic, state bytes.
-EventRow = tuple[Any, int, str, bytes]
-
-
 def _insert(app: CapaApplication, events: list[EventRow],
             summary: Callable[[], Sequence[tuple[Any, ...]]] | None = None) -> None:
-    """Insert new events in one transaction. On SQLite, one `executemany` of the recorder's own
-    statement: its `insert_events` runs a statement per event to learn each new row's position,
-    which nothing here needs; and, when the read tables were up to date, their rows for the new
-    NCs (`summary`) in the same transaction, so the first query after an import has nothing to
-    catch up (projecting 100,000 events afterwards took five times the import itself)."""
-    recorder: Any = app.recorder
-    if not _on_sqlite(app):
-        recorder.insert_events([StoredEvent(*row) for row in events])
-        return
-    if summary is not None:
+    """Insert new events in one transaction (the event-log port's bulk insert); and, where the
+    back end runs it in the same transaction and the read tables were up to date, their rows
+    for the new NCs (`summary`), so the first query after an import has nothing to catch up
+    (projecting 100,000 events afterwards took five times the import itself)."""
+    follow: Callable[[Any], None] | None = None
+    if summary is not None and bulk_insert_joins_transaction(app.recorder):
         app.read_models.ensure_schema()
-    with recorder.datastore.transaction(commit=True) as cursor:
-        cursor.executemany(recorder.insert_events_statement, events)
-        if summary is not None:
+
+        def follow(cursor: Any) -> None:
             app.read_models.follow_import(cursor, len(events), summary)
+
+    bulk_insert(app.recorder, events, follow)
 
 
 def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
@@ -519,9 +526,7 @@ def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
 
 
 def _on_sqlite(app: CapaApplication) -> bool:
-    from eventsourcing.sqlite import SQLiteAggregateRecorder
-
-    return isinstance(app.recorder, SQLiteAggregateRecorder)
+    return backend_of(app) == "sqlite"
 
 
 def raised_fields_json(fields: Mapping[str, Sequence[str | None]]) -> list[str]:
@@ -563,8 +568,7 @@ def raised_events(app: CapaApplication, refs: Sequence[str],
     mapper = app.mapper
     topic, originator_topic = get_topic(Nonconformity.Raised), get_topic(Nonconformity)  # type: ignore[attr-defined]
     stamp = {"_type_": "datetime_iso", "_data_": dt.datetime.now(dt.UTC).isoformat()}
-    # SQLite keeps record ids as hex text; other stores take UUIDs.
-    identify: Callable[[str], Any] = record_hex if _on_sqlite(app) else record_uuid
+    stored = stored_id(app.recorder)
     if isinstance(mapper.transcoder, JSONTranscoder):
         # The JSON the transcoder writes for this state (keys in the event's order, compact,
         # UTF-8), assembled from escaped strings: the batch shares one timestamp and every
@@ -586,8 +590,8 @@ def raised_events(app: CapaApplication, refs: Sequence[str],
         states = [mapper.compressor.compress(state) for state in states]
     if mapper.cipher:
         states = [mapper.cipher.encrypt(state) for state in states]
-    return [(identify(ref), 1, topic, state) for ref, state in zip(refs, states, strict=True)]
+    return [(stored(ref), 1, topic, state) for ref, state in zip(refs, states, strict=True)]
 
 
-_RAISED_VALUES = ("title", "description", "source", "severity", "product", "lot", "external_ref",
-                  "detected_on")
+#: The fields of a Raised event's state between its ref and reporter, in the event's order.
+_RAISED_VALUES = RAISED_FIELDS[1:-1]

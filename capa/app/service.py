@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,6 +31,7 @@ from capa.domain.errors import (
 )
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import Record, actor_id, record_uuid, utc_iso
+from capa.domain.refs import RecordRef, is_ref
 from capa.domain.user import (
     MAX_FAILED_ATTEMPTS,
     SESSION_MAX_AGE,
@@ -65,12 +65,11 @@ if TYPE_CHECKING:
         OverdueItem,
     )
     from capa.domain.corrective_action import CorrectiveAction
-    from capa.domain.store import EvidenceFile
+    from capa.domain.evidence import EvidenceFile
 
 R = TypeVar("R", bound=Record)
 
 MAX_EVIDENCE_BYTES = 25 * 1024 * 1024
-_REF = re.compile(r"^(NC|CA)-(\d{4})-(\d{4,})$")
 _CREATE_ATTEMPTS = 20
 #: The kinds of record whose ids are NC-… and CA-…, named by topic: a command imports only the
 #: record classes it works with (start-up time, SPEC §7 P1).
@@ -897,7 +896,7 @@ class CapaApplication(ReadSide, Application[UUID]):
 
         # A user id names the account's own history (SPEC §3: NC, CA or user).
         # `history USER-jchen` and `history jchen` name the same account.
-        is_record = bool(_REF.match(ref.strip().upper()))
+        is_record = is_ref(ref)
         name = ref.strip()
         if name.upper().startswith(USER_REF_PREFIX):
             name = name[len(USER_REF_PREFIX):]
@@ -953,12 +952,7 @@ class CapaApplication(ReadSide, Application[UUID]):
     # -- internals -------------------------------------------------------------------------
 
     def _canonical(self, ref: str, prefix: str | None = None) -> str:
-        text = ref.strip().upper()
-        match = _REF.match(text)
-        if not match or (prefix is not None and match.group(1) != prefix):
-            expected = f"{prefix}-YYYY-NNNN" if prefix else "NC-YYYY-NNNN or CA-YYYY-NNNN"
-            raise InvalidInput(f"{ref!r} is not a record id (expected {expected})")
-        return text
+        return str(RecordRef.parse(ref, prefix))
 
     def _load(self, kind: type[R], ref: str, version: int | None = None) -> R:
         # NC and CA ids are checked against the kind asked for, so a CA id given where an NC
@@ -1229,7 +1223,7 @@ class CapaApplication(ReadSide, Application[UUID]):
             if not self._exists(ref) and all(f.ref != ref for f in files):
                 import base64
 
-                from capa.domain.store import EvidenceFile
+                from capa.domain.evidence import EvidenceFile
 
                 files.append(EvidenceFile(ref=ref, sha256=digest, size=size,
                                           content_b64=base64.b64encode(content).decode()))
@@ -1243,7 +1237,7 @@ class CapaApplication(ReadSide, Application[UUID]):
     def evidence_content(self, sha256: str) -> bytes:
         import base64
 
-        from capa.domain.store import EvidenceFile
+        from capa.domain.evidence import EvidenceFile
 
         record = self._load(EvidenceFile, f"EVIDENCE-{sha256.lower()}")
         return base64.b64decode(record.content_b64)
@@ -1263,7 +1257,7 @@ class CapaApplication(ReadSide, Application[UUID]):
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:
-    return f"{prefix}-{year}-{number:04d}"
+    return str(RecordRef.new(prefix, year, number))
 
 
 def parse_moment(value: str) -> dt.datetime:

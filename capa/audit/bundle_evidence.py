@@ -20,7 +20,9 @@ from capa.domain.errors import InvalidInput
 __all__ = ["extract_evidence", "safe_name"]
 
 
-_EVIDENCE_TOPIC = "capa.domain.store:EvidenceFile.EvidenceStored"
+#: The topics of an evidence file's event: its own, and the one earlier stores hold.
+_EVIDENCE_TOPICS = ("capa.domain.evidence:EvidenceFile.EvidenceStored",
+                    "capa.domain.store:EvidenceFile.EvidenceStored")
 #: A name longer than this (in UTF-8 bytes) is cut: every file system takes it.
 _NAME_BYTES = 200
 
@@ -40,7 +42,7 @@ def extract_evidence(path: Path, folder: Path) -> list[dict[str, Any]]:
     sizes: dict[str, int] = {}
     for state in _evidence_states(bundle):
         digest = state.get("sha256")
-        if state["_topic"] == _EVIDENCE_TOPIC:
+        if state["_topic"] in _EVIDENCE_TOPICS:
             content = _evidence_bytes(state)
             sizes[str(digest)] = len(content)
         for name, kept in _named_evidence(state):
@@ -62,7 +64,7 @@ def extract_evidence(path: Path, folder: Path) -> list[dict[str, Any]]:
     written: list[dict[str, Any]] = []
     done: set[str] = set()
     for state in _evidence_states(bundle):
-        if state["_topic"] != _EVIDENCE_TOPIC:
+        if state["_topic"] not in _EVIDENCE_TOPICS:
             continue
         digest, content = str(state["sha256"]), _evidence_bytes(state)
         for key, file_name in plan.items():

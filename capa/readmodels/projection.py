@@ -17,10 +17,11 @@ from uuid import UUID
 
 from eventsourcing.utils import resolve_topic
 
+from capa.adapters.sql import Cursor, Sql
 from capa.domain.corrective_action import CorrectiveAction
-from capa.domain.nonconformity import Nonconformity
+from capa.domain.nonconformity import RAISED_FIELDS, RAISED_KEYS, Nonconformity, fresh_state
 from capa.domain.record import Record, utc_iso
-from capa.readmodels.sql import Cursor, Sql
+from capa.domain.refs import sort_key
 
 #: Bump when a table's shape or meaning changes: the read models are then rebuilt from the log.
 #: 2: nc_summary.risk_level, so the dashboard reads no document (SPEC §13 P7).
@@ -76,32 +77,16 @@ class _Moved(Exception):
     """Another process advanced the tracked position first; this batch is dropped and redone."""
 
 
-def record_data(record: Record) -> dict[str, Any]:
-    """The record as the `show` query presents it: what the read tables keep as a document."""
-    data: dict[str, Any] = {"id": record.ref, "version": record.version,
-                            "created_at": utc_iso(record.created_on),
-                            "updated_at": utc_iso(record.modified_on), **record.fields()}
-    if isinstance(record, CorrectiveAction):
-        data["root_cause"] = record.root_cause
-    return data
-
-
-#: What a Raised event of this release stores, and the record fields it sets, in order.
-_RAISED_FIELDS = ("ref", "title", "description", "source", "severity", "product", "lot",
-                  "external_ref", "detected_on", "reported_by")
-_RAISED_KEYS = {"timestamp", "originator_topic", "actor", *_RAISED_FIELDS}
+#: What a Raised event of this release stores, and the record fields it sets, in order (the
+#: domain's schema).
+_RAISED_FIELDS = RAISED_FIELDS
+_RAISED_KEYS = RAISED_KEYS
 
 
 def _raised_topic() -> str:
     from eventsourcing.utils import get_topic
 
     return get_topic(Nonconformity.Raised)  # type: ignore[attr-defined]
-
-
-def sort_key(ref: str) -> int:
-    """NC-2026-0042 → 20260000042: numeric order, which text order breaks past 9999."""
-    _, year, number = ref.split("-")
-    return int(year) * 10_000_000 + int(number)
 
 
 def _kind(topic: str, cache: dict[str, str | None]) -> str | None:
@@ -350,8 +335,7 @@ def raised_row(mapper: Any, data: bytes) -> tuple[Any, ...] | None:
     at = utc_iso(state["timestamp"])
     doc = {"id": state["ref"], "version": 1, "created_at": at, "updated_at": at}
     doc.update((k, state[k]) for k in _RAISED_FIELDS)
-    doc.update(status="open", containment=[], assessment=None, linked_cas=[], closure=None,
-               cancellation=None)
+    doc.update(fresh_state())
     return _nc_row_of(doc)
 
 
@@ -382,21 +366,22 @@ def raised_rows(refs: Sequence[str], fields: Mapping[str, Sequence[str | None]],
         shared = raised_fields_json(fields)
     q = encode_basestring
     head = f',"version":1,"created_at":{q(at)},"updated_at":{q(at)},"ref":'
-    tail = (f',"reported_by":{q(user)},"status":"open","containment":[],"assessment":null,'
-            '"linked_cas":[],"closure":null,"cancellation":null}')
+    tail = f',"reported_by":{q(user)},{_FRESH_STATE}}}'
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     for ref, members, title, source, severity, product, lot, external, detected_on in zip(
             refs, shared, *(fields[name] for name in _SUMMARY_VALUES), strict=True):
         quoted = q(ref)
-        # sort_key of NC-YYYY-N, for the refs the import numbers itself.
-        append((ref, int(ref[3:7]) * 10_000_000 + int(ref[8:]), severity, source, product, lot,
+        append((ref, sort_key(ref), severity, source, product, lot,
                 title, external, detected_on, at,
                 f'{{"id":{quoted}{head}{quoted},{members}{tail}'))
     return rows
 
 
+#: The fields of a new NC that nc_summary has a column for, as `raised_rows` unpacks them.
 _SUMMARY_VALUES = ("title", "source", "severity", "product", "lot", "external_ref", "detected_on")
+#: The members of a new NC's document after its fields, as JSON.
+_FRESH_STATE = json.dumps(fresh_state(), separators=(",", ":"))[1:-1]
 
 
 def record_rows(record: Record) -> dict[str, list[tuple[Any, ...]]]:
@@ -460,8 +445,9 @@ def _replace(c: Cursor, table: str, columns: Sequence[str], key: str,
 
 
 def _fast_data(record: Record) -> dict[str, Any]:
-    """record_data without the defensive deep copy: the dict is serialised at once and dropped,
-    and copying every field was the largest cost of projecting a bulk import."""
+    """The record as the `show` query presents it (`Record.fields()` with its id and times),
+    without the defensive deep copy: the dict is serialised at once and dropped, and copying
+    every field was the largest cost of projecting a bulk import."""
     data: dict[str, Any] = {"id": record.ref, "version": record.version,
                             "created_at": utc_iso(record.created_on),
                             "updated_at": utc_iso(record.modified_on)}
@@ -476,7 +462,7 @@ def _nc_row(nc: Nonconformity) -> tuple[Any, ...]:
 
 
 def _nc_row_of(doc: dict[str, Any]) -> tuple[Any, ...]:
-    """The nc_summary row of an NC given as its document (`record_data`)."""
+    """The nc_summary row of an NC given as its document (`_fast_data`)."""
     ref, closure = doc["id"], doc["closure"]
     # A record migrated closed reports its legacy closing date (SPEC §10), not the migration's.
     closed_at = (closure.get("closed_on") or closure["at"]) if closure else None

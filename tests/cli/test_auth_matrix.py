@@ -23,7 +23,7 @@ from capa.adapters.target import parse_target
 from capa.app.permissions import allowed_roles
 from capa.app.service import CapaApplication
 from capa.app.store import open_store
-from capa.audit.verify import create_store_key
+from capa.audit.keys import create_store_key
 from capa.domain.errors import NotPermitted
 from tests.support.backends import (
     clone_target,

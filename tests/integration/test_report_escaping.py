@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capa.app.service import CapaApplication
-from capa.reports.eightd import build_report, md_escape
+from capa.reports.eightd import build_report
+from capa.reports.markdown import md_escape
 from tests.support.cast import QUALITY_ENGINEER, REPORTER
 from tests.support.stores import Store, app, store
 

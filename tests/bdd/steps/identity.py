@@ -19,8 +19,9 @@ from pytest_bdd import given, parsers, then, when
 
 from capa.app.service import CapaApplication
 from capa.app.views import HistoryEntry
+from capa.audit.errors import TamperDetected
 from capa.audit.signatures import now_iso
-from capa.audit.verify import TamperDetected, verify_store
+from capa.audit.verification import verify_store
 from capa.domain.errors import CapaError, NotPermitted
 from capa.domain.record import actor_id, record_uuid
 from tests.support.backends import cli_env
