@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from capa.readmodels.sql import Sql
+from capa.adapters.sql import Sql
 
 __all__ = ["LedgerRow", "LedgerTables"]
 
