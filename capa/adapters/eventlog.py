@@ -43,6 +43,7 @@ __all__ = [
     "positions_of",
     "side_datastore",
     "side_is_postgres",
+    "sqlite_file",
     "store_env",
     "store_exists",
     "stored_id",
@@ -230,6 +231,18 @@ def side_datastore(recorder: Any) -> Any:
 def side_is_postgres(recorder: Any) -> bool:
     """Whether the side tables take psycopg's `%s` placeholders (else SQLite's `?`)."""
     return backend_of(recorder) == "postgres"
+
+
+def sqlite_file(recorder: Any) -> str | None:
+    """The file of a SQLite store, for a connection of its own (a read-only snapshot); None
+    for PostgreSQL, for an in-memory store, or for a SQLite database held in memory."""
+    if backend_of(recorder) != "sqlite":
+        return None
+    datastore = recorder.datastore
+    name = getattr(getattr(datastore, "pool", datastore), "db_name", None)
+    if not name or ":memory:" in name or "mode=memory" in name:
+        return None
+    return str(name)
 
 
 # -- reading the log ---------------------------------------------------------------------------

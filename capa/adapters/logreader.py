@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
-from capa.adapters.eventlog import EVENTS_TABLE, backend_of, side_datastore
+from capa.adapters.eventlog import EVENTS_TABLE, backend_of, side_datastore, sqlite_file
 
 __all__ = ["LogReader", "log_reader"]
 
@@ -85,14 +85,13 @@ def log_reader(app: Any) -> Iterator[LogReader]:
         with _memory_snapshot(recorder) as cursor:
             yield LogReader(cursor, postgres=False, events_table=EVENTS_TABLE["sqlite"])
         return
-    datastore = recorder.datastore
-    name = getattr(getattr(datastore, "pool", datastore), "db_name", None)
-    if not name or ":memory:" in name or "mode=memory" in name:
-        with datastore.transaction(commit=False) as cursor:
+    name = sqlite_file(recorder)
+    if name is None:
+        with recorder.datastore.transaction(commit=False) as cursor:
             yield LogReader(cursor, postgres=False, events_table=EVENTS_TABLE["sqlite"])
         return
     # A read-only connection of its own, in one transaction: it can never write.
-    db = sqlite3.connect(f"file:{quote(str(name))}?mode=ro", uri=True, timeout=30,
+    db = sqlite3.connect(f"file:{quote(name)}?mode=ro", uri=True, timeout=30,
                          isolation_level=None)
     try:
         db.execute("BEGIN")

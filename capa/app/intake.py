@@ -37,6 +37,7 @@ from capa.domain.nonconformity import (
     NC_SCHEMA,
     RAISED_FIELDS,
     Nonconformity,
+    raised_fields_json,
 )
 from capa.domain.refs import RecordRef
 from capa.domain.values import CONTROL, has_visible
@@ -527,30 +528,6 @@ def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
 
 def _on_sqlite(app: CapaApplication) -> bool:
     return backend_of(app) == "sqlite"
-
-
-def raised_fields_json(fields: Mapping[str, Sequence[str | None]]) -> list[str]:
-    """Per row, the JSON members `"title":…,…,"detected_on":…` of validated NC fields: the
-    run of members a Raised event's state and its NC's read-table document have in common
-    (keys in the event's order, compact, not ASCII-escaped), so each value is escaped once."""
-    title, description, source, severity, product, lot, external, detected_on = (
-        _quoted(fields[name]) for name in _RAISED_VALUES)
-    return [f'"title":{a},"description":{b},"source":{c},"severity":{d},"product":{e},'
-            f'"lot":{f},"external_ref":{g},"detected_on":{h}'
-            for a, b, c, d, e, f, g, h in zip(title, description, source, severity, product, lot,
-                                              external, detected_on, strict=True)]
-
-
-def _quoted(cells: Sequence[str | None]) -> list[str]:
-    """Each cell as a JSON string (`null` for None), a column at a time: a value that repeats
-    (a vocabulary word, a date, a product) is escaped once."""
-    distinct = set(cells)
-    if len(distinct) <= len(cells) // 2:
-        texts = {cell: "null" if cell is None else encode_basestring(cell) for cell in distinct}
-        return list(map(texts.__getitem__, cells))
-    if None not in distinct:
-        return list(map(encode_basestring, cast("Sequence[str]", cells)))
-    return ["null" if cell is None else encode_basestring(cell) for cell in cells]
 
 
 def raised_events(app: CapaApplication, refs: Sequence[str],

@@ -4,9 +4,11 @@ the fields an NC is raised with, from which the import's fast path and the read 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from json.encoder import encode_basestring
+from typing import Any, Literal, cast
 
 from eventsourcing.domain import event
 
@@ -86,6 +88,31 @@ NC_LINE_FIELDS = tuple(spec.name for spec in NC_SCHEMA if spec.one_line)
 #: reported it.
 RAISED_FIELDS = ("ref", *NC_FIELDS, "reported_by")
 RAISED_KEYS = frozenset({"timestamp", "originator_topic", "actor", *RAISED_FIELDS})
+
+
+#: The JSON members of an NC's fields, as the transcoder writes them in a Raised event's state.
+_MEMBERS = ",".join(f'"{name}":%s' for name in NC_FIELDS)
+
+
+def raised_fields_json(fields: Mapping[str, Sequence[str | None]]) -> list[str]:
+    """Per row, the JSON members `"title":…,…,"detected_on":…` of validated NC fields (a
+    column each): the run of members a Raised event's state and its NC's read-table document
+    have in common (keys in the event's order, compact, not ASCII-escaped), so that each value
+    is escaped once, for both."""
+    return [_MEMBERS % row
+            for row in zip(*(_quoted(fields[name]) for name in NC_FIELDS), strict=True)]
+
+
+def _quoted(cells: Sequence[str | None]) -> list[str]:
+    """Each cell as a JSON string (`null` for None), a column at a time: a value that repeats
+    (a vocabulary word, a date, a product) is escaped once."""
+    distinct = set(cells)
+    if len(distinct) <= len(cells) // 2:
+        texts = {cell: "null" if cell is None else encode_basestring(cell) for cell in distinct}
+        return list(map(texts.__getitem__, cells))
+    if None not in distinct:
+        return list(map(encode_basestring, cast("Sequence[str]", cells)))
+    return ["null" if cell is None else encode_basestring(cell) for cell in cells]
 
 
 def fresh_state() -> dict[str, Any]:

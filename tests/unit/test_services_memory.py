@@ -117,3 +117,26 @@ def test_each_memory_store_is_its_own(app: CapaApplication) -> None:
         assert other.recorder.max_notification_id() is None
     finally:
         other.close()
+
+
+def test_a_bulk_import_lands_in_memory_and_is_skipped_when_run_again(
+        app: CapaApplication) -> None:
+    rows = [{"title": f"Burr {n}", "description": "Edge rough", "source": "process",
+             "severity": "minor", "external_ref": f"Q-{n}"} for n in range(1, 4)]
+    with app.acting_as(REPORTER, PASSWORD):
+        first = app.import_ncs(rows, {})
+        again = app.import_ncs(rows, {})
+    assert (first.imported, first.first_id, first.last_id) == (
+        3, f"NC-{YEAR}-0001", f"NC-{YEAR}-0003")
+    assert (again.imported, again.skipped_existing) == (0, 3)
+    with app.acting_as(QUALITY, PASSWORD):
+        assert app.show(f"NC-{YEAR}-0002").external_ref == "Q-2"
+
+
+def test_the_back_end_is_named_once_for_targets_and_applications(tmp_path: Path) -> None:
+    from capa.adapters.target import parse_target
+
+    assert backend_of(parse_target(str(tmp_path / "capa.db"))) == "sqlite"
+    assert backend_of(parse_target("postgresql://capa@db.example/capa")) == "postgres"
+    with pytest.raises(TypeError):
+        backend_of(object())
