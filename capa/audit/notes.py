@@ -23,8 +23,9 @@ number of further signature lines (cosignatures, rotated or unknown keys), which
 unless they claim the key being checked, as signed-note prescribes.
 
 Verifier keys (vkeys, capa.audit.vkeys) name the signers: type 0x01 for the store's Ed25519
-checkpoint signatures, 0x04 for witnesses' C2SP tlog-cosignature/v1 cosignatures, which sign ``"cosignature/v1\ntime <unix>\n" + note text`` and
-carry ``base64(key id || 8-byte big-endian timestamp || signature)``.
+checkpoint signatures, 0x04 for witnesses' C2SP tlog-cosignature/v1 cosignatures, which sign
+``"cosignature/v1\ntime <unix>\n" + note text`` and carry ``base64(key id || 8-byte big-endian
+timestamp || signature)``.
 """
 
 from __future__ import annotations
