@@ -64,7 +64,7 @@ class Recomputed:
 
 
 def recompute(ledger: Ledger, sizes: set[int], ranges: Sequence[tuple[int, int]],
-               limit: int, observe: Observer | None = None) -> Recomputed:
+              limit: int, observe: Observer | None = None) -> Recomputed:
     """Hash the first ``limit`` stored events; keep the root at every size in ``sizes`` and the
     subtree root of every (start, end) leaf range in ``ranges`` (disjoint ranges). ``observe``,
     if given, sees each chunk of events and the position before it (the signature check)."""

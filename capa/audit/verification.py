@@ -89,9 +89,8 @@ def _verify_log(app: Any, names: RecordNames, public_key: Ed25519PublicKey | Non
     ledger = Ledger(app)
     tree = ledger.catch_up()
     size, ledger_root = tree.size, tree.root()
-    logged = [(f"checkpoint {c.number} of {log_path}", trusted(c.note, public_key,
-                                                                 f"checkpoint {c.number} of "
-                                                                 f"{log_path}"))
+    logged = [(f"checkpoint {c.number} of {log_path}",
+               trusted(c.note, public_key, f"checkpoint {c.number} of {log_path}"))
               for c in log_notes]
     kept_notes = [read_note(p) for p in against]
     kept = [(str(p), trusted(n, public_key, f"kept checkpoint {p}"))
@@ -102,7 +101,7 @@ def _verify_log(app: Any, names: RecordNames, public_key: Ed25519PublicKey | Non
     passes = [proof_ranges(cp.size, size) for _, cp in kept if cp.size <= size] or [[]]
     signatures = StoreSignatures(app)
     readable = _Readable(names, max((cp.size for _, cp in logged + kept if cp.size <= size),
-                                  default=0), signatures.observe)
+                                    default=0), signatures.observe)
     recomputed = recompute(ledger, sizes, passes[0], size, readable.observe)
     for extra in passes[1:]:
         recomputed.range_roots.update(recompute(ledger, set(), extra, size).range_roots)
