@@ -1,5 +1,8 @@
 """Bulk NC intake from CSV (SPEC §6): map columns to NC fields, validate every row before anything
-is written, then save in atomic batches that skip external references already in the store."""
+is written, then save in atomic batches that skip external references already in the store; and
+the exports (capa.app.export).
+
+Size: the column mapping, row validation and batch insert of one import belong together."""
 
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ from typing import TYPE_CHECKING, Any, cast
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent
 from eventsourcing.utils import get_topic
 
+from capa.app import export
+from capa.app.core import Core, format_ref
+from capa.app.operations import operation
 from capa.domain.dates import date_format
 from capa.domain.dates import parse_day as _parse_day
 from capa.domain.errors import Conflict, InvalidInput
@@ -28,7 +34,6 @@ from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT, Severity, Source
 
 if TYPE_CHECKING:
     from capa.app.migration import LegacySource
-    from capa.app.service import CapaApplication
 
 NC_FIELDS = ("title", "description", "source", "severity", "product", "lot", "external_ref",
              "detected_on")
@@ -374,8 +379,22 @@ def _cleaned(cells: Sequence[str | None], multiline: bool) -> list[str]:
 
 
 class Intake:
-    """`import_ncs` of CapaApplication."""
+    """Imports and exports of the core's store."""
 
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    @operation("export")
+    def export_events(self) -> Iterator[dict[str, Any]]:
+        """Every stored event in log order, decoded (capa.app.export)."""
+        return export.export_events(self.core)
+
+    @operation("export")
+    def export_records(self) -> list[dict[str, Any]]:
+        """Current NCs then CAs, one flat row each, folded from the event log."""
+        return export.export_records(self.core)
+
+    @operation("import")
     def import_ncs(
         self, rows: Sequence[Row],
         mapping: Mapping[str, str], dry_run: bool = False, *,
@@ -392,10 +411,9 @@ class Intake:
         (capa.app.migration), named after `source`.
         """
         from capa.app import migration
-        from capa.app.readside import authorise
 
-        app = cast("CapaApplication", self)
-        user = authorise(app, "import")
+        app = self.core
+        user = app.actor()
         fixed = dict(constants or {})
         if header is None and rows and not isinstance(rows[0], Mapping):
             raise InvalidInput("rows given as lists need the header")
@@ -455,20 +473,18 @@ class Intake:
         return report
 
 
-def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
+def _save_batch(app: Core, batch: Columns, user: str) -> list[str]:
     """One atomic insert of a batch's Raised events; the refs saved, in order.
 
     Numbers are allocated once per batch; if a concurrent writer took one of them, nothing of
     the batch was written and it is numbered again. The read tables and the audit ledger follow
     the event log and catch up before their next query, as they do after any other write.
     """
-    from capa.app.service import format_ref
-
     year = dt.datetime.now(dt.UTC).year
     # The JSON of the fields an event and its read row share, escaped once for both.
     shared = raised_fields_json(batch)
     for _ in range(20):
-        first = app._next_number("NC", year)
+        first = app.next_number("NC", year)
         refs = [format_ref("NC", year, first + i) for i in range(len(batch["title"]))]
         try:
             events = raised_events(app, refs, batch, user, shared=shared)
@@ -485,7 +501,7 @@ def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
 EventRow = tuple[Any, int, str, bytes]
 
 
-def _insert(app: CapaApplication, events: list[EventRow],
+def _insert(app: Core, events: list[EventRow],
             summary: Callable[[], Sequence[tuple[Any, ...]]] | None = None) -> None:
     """Insert new events in one transaction. On SQLite, one `executemany` of the recorder's own
     statement: its `insert_events` runs a statement per event to learn each new row's position,
@@ -504,7 +520,7 @@ def _insert(app: CapaApplication, events: list[EventRow],
             app.read_models.follow_import(cursor, len(events), summary)
 
 
-def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
+def _summary_rows(app: Core, refs: Sequence[str], batch: Columns,
                   shared: Sequence[str], user: str,
                   events: Sequence[EventRow]) -> Sequence[tuple[Any, ...]]:
     """The read-table rows of a batch's new NCs, in the shape `follow_import` inserts; their
@@ -518,7 +534,7 @@ def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
     return raised_rows(refs, batch, user, first[10], shared)
 
 
-def _on_sqlite(app: CapaApplication) -> bool:
+def _on_sqlite(app: Core) -> bool:
     from eventsourcing.sqlite import SQLiteAggregateRecorder
 
     return isinstance(app.recorder, SQLiteAggregateRecorder)
@@ -548,7 +564,7 @@ def _quoted(cells: Sequence[str | None]) -> list[str]:
     return ["null" if cell is None else encode_basestring(cell) for cell in cells]
 
 
-def raised_events(app: CapaApplication, refs: Sequence[str],
+def raised_events(app: Core, refs: Sequence[str],
                   fields: Mapping[str, Sequence[str | None]], user: str, *,
                   shared: Sequence[str] | None = None) -> list[EventRow]:
     """The stored Raised events of new NCs, built straight from validated rows, as rows of the

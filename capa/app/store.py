@@ -11,7 +11,7 @@ from urllib.parse import quote
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from capa.adapters.target import StoreTarget, parse_target
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.domain.errors import CapaError, Conflict, InvalidInput, NotFound
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from capa.app.views import CorrectiveActionView, HistoryEntry, NonconformityView
 from capa.domain.errors import (
@@ -237,13 +237,13 @@ class World:
 
     def nc(self, alias: str) -> NonconformityView:
         self.expect_no_refusal()
-        view = self.app.show(self.ref(alias))
+        view = self.app.records.show(self.ref(alias))
         assert isinstance(view, NonconformityView)
         return view
 
     def ca(self, alias: str) -> CorrectiveActionView:
         self.expect_no_refusal()
-        view = self.app.show(self.ref(alias))
+        view = self.app.records.show(self.ref(alias))
         assert isinstance(view, CorrectiveActionView)
         return view
 
@@ -269,7 +269,7 @@ def world(backend: str, tmp_path: Path) -> Iterator[World]:
 
 
 def raise_default_nc(world: World, alias: str, severity: str = "major") -> str:
-    result = world.act(REPORTER, lambda app: app.raise_nc(
+    result = world.act(REPORTER, lambda app: app.nonconformities.raise_nc(
         title=f"{alias.capitalize()} found at final inspection",
         description=f"{alias.capitalize()} seen on units of lot L2311 at final inspection.",
         source="process", severity=severity, product="IP-200 housing", lot="L2311"))
@@ -281,13 +281,13 @@ def assess_needing_ca(world: World, alias: str) -> None:
     if alias not in world.refs:
         raise_default_nc(world, alias)
     ref = world.ref(alias)
-    world.act(QUALITY_MANAGER, lambda app: app.assess_nc(
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.assess_nc(
         ref, impact=4, likelihood=3, capa_required=True))
 
 
 def open_default_ca(world: World, alias: str, owner: str, nc_alias: str) -> None:
     nc_ref = world.ref(nc_alias)
-    result = world.act(QUALITY_MANAGER, lambda app: app.open_ca(
+    result = world.act(QUALITY_MANAGER, lambda app: app.corrective_actions.open_ca(
         title=f"{alias.capitalize()} corrective action",
         problem=f"{alias.capitalize()}: the problem raised in {nc_ref}",
         owner=owner, ncs=[nc_ref]))
@@ -300,31 +300,32 @@ CA_PATH = ("open", "investigated", "planned", "approved", "implemented", "verifi
 def _next_step(world: World, view: CorrectiveActionView) -> None:
     ref, owner = view.id, view.owner
     if view.status == "open":
-        world.act(owner, lambda app: app.investigate_ca(
+        world.act(owner, lambda app: app.corrective_actions.investigate_ca(
             ref, method="ishikawa", category="machine",
             root_cause="Worn gate insert on mould M-17 gives thin boss walls"))
     elif view.status == "investigated" and not any(a.iteration == view.iteration
                                                    for a in view.analyses):
         # A later iteration re-examines the root cause before it plans (R7).
-        world.act(owner, lambda app: app.investigate_ca(
+        world.act(owner, lambda app: app.corrective_actions.investigate_ca(
             ref, method="ishikawa", category="material",
             root_cause="Resin moisture above 0.02 % weakens the boss"))
     elif view.status == "investigated":
-        world.act(owner, lambda app: app.plan_ca(
+        world.act(owner, lambda app: app.corrective_actions.plan_ca(
             ref, action="Sort and rework the affected lot", assignee=TECHNICIAN,
             due=days_from_today(14), action_type="correction"))
     elif view.status == "planned":
-        world.act(QUALITY_MANAGER, lambda app: app.approve_ca(ref))
+        world.act(QUALITY_MANAGER, lambda app: app.corrective_actions.approve_ca(ref))
     elif view.status == "approved":
         for item in view.items:
             if item.state == "open":
-                world.act(item.assignee, lambda app, n=item.number: app.complete_action(
+                world.act(item.assignee, lambda app,
+                          n=item.number: app.corrective_actions.complete_action(
                     ref, n, note="Done as planned"))
     elif view.status == "implemented":
-        world.act(VERIFIER, lambda app: app.verify_ca(
+        world.act(VERIFIER, lambda app: app.corrective_actions.verify_ca(
             ref, effective=True, note="No recurrence in six lots since the change"))
     elif view.status == "verified":
-        world.act(QUALITY_MANAGER, lambda app: app.close_ca(ref))
+        world.act(QUALITY_MANAGER, lambda app: app.corrective_actions.close_ca(ref))
 
 
 def advance_ca(world: World, alias: str, target: str) -> None:
@@ -350,13 +351,14 @@ def build_store(target: str, organisation: str, people: list[dict[str, str]]) ->
     app = open_store(target, create=True)
     try:
         with app.acting_as(admin["user"]):
-            app.initialise(organisation, admin=admin["user"], full_name=admin["full name"],
-                           password=password_of(admin["user"]))
+            app.identity.initialise(organisation, admin=admin["user"], full_name=admin["full name"],
+                                    password=password_of(admin["user"]))
         with app.acting_as(admin["user"], password_of(admin["user"])):
             for person in people:
                 if person is not admin:
-                    app.add_user(person["user"], full_name=person["full name"],
-                                 roles=roles_of(person), password=password_of(person["user"]))
+                    app.identity.add_user(person["user"], full_name=person["full name"],
+                                          roles=roles_of(person),
+                                          password=password_of(person["user"]))
     finally:
         app.close()
 
@@ -413,7 +415,7 @@ def nc_was_raised_with_severity(world: World, severity: str, nc: str) -> None:
 @given(parsers.parse('the nonconformity "{nc}" was contained'))
 def nc_was_contained(world: World, nc: str) -> None:
     ref = world.ref(nc)
-    world.act(REPORTER, lambda app: app.contain_nc(
+    world.act(REPORTER, lambda app: app.nonconformities.contain_nc(
         ref, action="Affected lot moved to the quarantine cage", disposition="quarantine"))
 
 
@@ -427,7 +429,7 @@ def nc_was_assessed_needing_none(world: World, nc: str) -> None:
     if nc not in world.refs:
         raise_default_nc(world, nc)
     ref = world.ref(nc)
-    world.act(QUALITY_MANAGER, lambda app: app.assess_nc(
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.assess_nc(
         ref, impact=2, likelihood=1, capa_required=False,
         rationale="Isolated filing slip; the certificate was obtained and filed"))
 
@@ -435,26 +437,27 @@ def nc_was_assessed_needing_none(world: World, nc: str) -> None:
 @given(parsers.parse('the nonconformity "{nc}" was closed without a corrective action'))
 def nc_was_closed_alone(world: World, nc: str) -> None:
     ref = world.ref(nc)
-    world.act(QUALITY_MANAGER, lambda app: app.close_nc(ref))
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.close_nc(ref))
 
 
 @given(parsers.parse('the nonconformity "{nc}" was cancelled because "{reason}"'))
 def nc_was_cancelled(world: World, nc: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.act(QUALITY_MANAGER, lambda app: app.cancel_nc(ref, reason=reason))
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.cancel_nc(ref, reason=reason))
 
 
 @given(parsers.parse('"{user}" corrected the "{name}" of "{nc}" to "{value}" because "{reason}"'))
 def nc_was_amended(world: World, user: str, name: str, nc: str, value: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.act(user, lambda app: app.amend_nc(ref, field=field_name(name), value=value,
-                                             reason=reason))
+    world.act(user, lambda app: app.nonconformities.amend_nc(ref, field=field_name(name),
+                                                             value=value,
+                                                             reason=reason))
 
 
 @given(parsers.parse('the nonconformity "{nc}" was linked to "{ca}"'))
 def nc_was_linked(world: World, nc: str, ca: str) -> None:
     nc_ref, ca_ref = world.ref(nc), world.ref(ca)
-    world.act(QUALITY_MANAGER, lambda app: app.link_nc(nc_ref, ca_ref))
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.link_nc(nc_ref, ca_ref))
 
 
 # -- nonconformities: what people do ----------------------------------------------------------
@@ -463,7 +466,7 @@ def nc_was_linked(world: World, nc: str, ca: str) -> None:
 @when(parsers.parse('"{user}" raises the nonconformity "{nc}":'))
 def raises_nc(world: World, user: str, nc: str, datatable: list[list[str]]) -> None:
     given_fields = {field_name(key): nc_value(field_name(key), value) for key, value in datatable}
-    result = world.attempt(user, lambda app: app.raise_nc(**given_fields))
+    result = world.attempt(user, lambda app: app.nonconformities.raise_nc(**given_fields))
     if result is not None:
         world.refs[nc] = result.id
 
@@ -472,8 +475,8 @@ def raises_nc(world: World, user: str, nc: str, datatable: list[list[str]]) -> N
                     '"{disposition}"'))
 def contains_nc(world: World, user: str, nc: str, action: str, disposition: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.contain_nc(ref, action=action,
-                                                   disposition=word(disposition)))
+    world.attempt(user, lambda app: app.nonconformities.contain_nc(ref, action=action,
+                                                                   disposition=word(disposition)))
 
 
 @when(parsers.parse('"{user}" records the containment of "{nc}": "{action}", disposition '
@@ -481,22 +484,23 @@ def contains_nc(world: World, user: str, nc: str, action: str, disposition: str)
 def contains_nc_at(world: World, user: str, nc: str, action: str, disposition: str,
                    location: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.contain_nc(ref, action=action,
-                                                   disposition=word(disposition),
-                                                   location=location))
+    world.attempt(user, lambda app: app.nonconformities.contain_nc(ref, action=action,
+                                                                   disposition=word(disposition),
+                                                                   location=location))
 
 
 @when(parsers.parse('"{user}" records a containment of "{nc}" without saying what was done'))
 def contains_nc_without_action(world: World, user: str, nc: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.contain_nc(ref, action="  ", disposition="quarantine"))
+    world.attempt(user, lambda app: app.nonconformities.contain_nc(ref, action="  ",
+                                                                   disposition="quarantine"))
 
 
 @when(parsers.parse('"{user}" assesses "{nc}" at impact {impact:d} and likelihood '
                     '{likelihood:d}, needing a corrective action'))
 def assesses_needing_ca(world: World, user: str, nc: str, impact: int, likelihood: int) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.assess_nc(
+    world.attempt(user, lambda app: app.nonconformities.assess_nc(
         ref, impact=impact, likelihood=likelihood, capa_required=True))
 
 
@@ -506,7 +510,7 @@ def assesses_needing_none(
     world: World, user: str, nc: str, impact: int, likelihood: int, rationale: str
 ) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.assess_nc(
+    world.attempt(user, lambda app: app.nonconformities.assess_nc(
         ref, impact=impact, likelihood=likelihood, capa_required=False, rationale=rationale))
 
 
@@ -516,63 +520,65 @@ def assesses_needing_none_without_rationale(
     world: World, user: str, nc: str, impact: int, likelihood: int
 ) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.assess_nc(
+    world.attempt(user, lambda app: app.nonconformities.assess_nc(
         ref, impact=impact, likelihood=likelihood, capa_required=False, rationale=None))
 
 
 @when(parsers.parse('"{user}" closes the nonconformity "{nc}"'))
 def closes_nc(world: World, user: str, nc: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.close_nc(ref))
+    world.attempt(user, lambda app: app.nonconformities.close_nc(ref))
 
 
 @when(parsers.parse('"{user}" cancels the nonconformity "{nc}" because "{reason}"'))
 def cancels_nc(world: World, user: str, nc: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.cancel_nc(ref, reason=reason))
+    world.attempt(user, lambda app: app.nonconformities.cancel_nc(ref, reason=reason))
 
 
 @when(parsers.parse('"{user}" cancels the nonconformity "{nc}" without a reason'))
 def cancels_nc_without_reason(world: World, user: str, nc: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.cancel_nc(ref, reason=""))
+    world.attempt(user, lambda app: app.nonconformities.cancel_nc(ref, reason=""))
 
 
 @when(parsers.parse('"{user}" reopens the nonconformity "{nc}" because "{reason}"'))
 def reopens_nc(world: World, user: str, nc: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.reopen_nc(ref, reason=reason))
+    world.attempt(user, lambda app: app.nonconformities.reopen_nc(ref, reason=reason))
 
 
 @when(parsers.parse('"{user}" reopens the nonconformity "{nc}" without a reason'))
 def reopens_nc_without_reason(world: World, user: str, nc: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.reopen_nc(ref, reason="  "))
+    world.attempt(user, lambda app: app.nonconformities.reopen_nc(ref, reason="  "))
 
 
 @when(parsers.parse('"{user}" corrects the "{name}" of "{nc}" to "{value}" because "{reason}"'))
 def amends_nc(world: World, user: str, name: str, nc: str, value: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.amend_nc(ref, field=field_name(name), value=value,
-                                                 reason=reason))
+    world.attempt(user, lambda app: app.nonconformities.amend_nc(ref, field=field_name(name),
+                                                                 value=value,
+                                                                 reason=reason))
 
 
 @when(parsers.parse('"{user}" corrects the "{name}" of "{nc}" to "{value}" without a reason'))
 def amends_nc_without_reason(world: World, user: str, name: str, nc: str, value: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.amend_nc(ref, field=field_name(name), value=value,
-                                                 reason=""))
+    world.attempt(user, lambda app: app.nonconformities.amend_nc(ref, field=field_name(name),
+                                                                 value=value,
+                                                                 reason=""))
 
 
 @when(parsers.parse('"{user}" links "{nc}" to "{ca}"'))
 def links_nc(world: World, user: str, nc: str, ca: str) -> None:
     nc_ref, ca_ref = world.ref(nc), world.ref(ca)
-    world.attempt(user, lambda app: app.link_nc(nc_ref, ca_ref))
+    world.attempt(user, lambda app: app.nonconformities.link_nc(nc_ref, ca_ref))
 
 
 @when("a nonconformity is raised with nobody identified as acting")
 def raises_nc_anonymously(world: World) -> None:
-    world.attempt("", lambda app: app.raise_nc(
+    world.attempt("", lambda app: app.nonconformities.raise_nc(
         title="Loose screw", description="Found on the floor of cell 2", source="process",
         severity="minor"))
 
@@ -665,7 +671,7 @@ def nc_closed_with_ca(world: World, nc: str, ca: str) -> None:
 @then(parsers.parse('the cancellation of "{alias}" by "{user}" gives the reason "{reason}"'))
 def cancellation_gives_reason(world: World, alias: str, user: str, reason: str) -> None:
     world.expect_no_refusal()
-    view = world.app.show(world.ref(alias))
+    view = world.app.records.show(world.ref(alias))
     assert view.cancellation is not None
     assert (view.cancellation.by, view.cancellation.reason) == (user, reason)
 
@@ -703,20 +709,21 @@ def ca_was_planned(
     world: World, user: str, kind: str, text: str, ca: str, assignee: str, days: int
 ) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
-                                            due=days_from_today(days), action_type=word(kind)))
+    world.act(user, lambda app: app.corrective_actions.plan_ca(ref, action=text, assignee=assignee,
+                                                               due=days_from_today(days),
+                                                               action_type=word(kind)))
 
 
 @given(parsers.parse('"{user}" approved the plan of "{ca}"'))
 def ca_was_approved(world: World, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.approve_ca(ref))
+    world.act(user, lambda app: app.corrective_actions.approve_ca(ref))
 
 
 @given(parsers.parse('"{user}" completed action "{number}" of "{ca}" noting "{note}"'))
 def action_was_completed(world: World, user: str, number: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.complete_action(ref, number, note=note))
+    world.act(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note))
 
 
 @given(parsers.parse('"{user}" completed action "{number}" of "{ca}" with the evidence file '
@@ -724,15 +731,17 @@ def action_was_completed(world: World, user: str, number: str, ca: str, note: st
 def action_was_completed_with_evidence(world: World, user: str, number: str, ca: str, name: str,
                                        note: str) -> None:
     ref, path = world.ref(ca), world.files[name]
-    world.act(user, lambda app: app.complete_action(ref, number, note=note, evidence=[path]))
+    world.act(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note,
+                                                                       evidence=[path]))
 
 @given(parsers.parse('"{user}" recorded for "{doer}" that action "{number}" of "{ca}" was done, '
                      'noting "{note}" because "{reason}"'))
 def completion_was_recorded_on_behalf(world: World, user: str, doer: str, number: str, ca: str,
                                       note: str, reason: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.complete_action(ref, number, note=note, on_behalf_of=doer,
-                                                    reason=reason))
+    world.act(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note,
+                                                                       on_behalf_of=doer,
+                                                                       reason=reason))
 
 
 @given(parsers.parse('"{user}" re-examined the root cause of "{ca}": "{root_cause}", category '
@@ -740,21 +749,21 @@ def completion_was_recorded_on_behalf(world: World, user: str, doer: str, number
 def ca_was_reinvestigated(world: World, user: str, ca: str, root_cause: str,
                           category: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.investigate_ca(ref, method="ishikawa",
-                                                   root_cause=root_cause,
-                                                   category=word(category)))
+    world.act(user, lambda app: app.corrective_actions.investigate_ca(ref, method="ishikawa",
+                                                                      root_cause=root_cause,
+                                                                      category=word(category)))
 
 
 @given(parsers.parse('"{user}" found "{ca}" not effective: "{note}"'))
 def ca_was_found_not_effective(world: World, user: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.verify_ca(ref, effective=False, note=note))
+    world.act(user, lambda app: app.corrective_actions.verify_ca(ref, effective=False, note=note))
 
 
 @given(parsers.parse('the corrective action "{ca}" was cancelled because "{reason}"'))
 def ca_was_cancelled(world: World, ca: str, reason: str) -> None:
     ref = world.ref(ca)
-    world.act(QUALITY_MANAGER, lambda app: app.cancel_ca(ref, reason=reason))
+    world.act(QUALITY_MANAGER, lambda app: app.corrective_actions.cancel_ca(ref, reason=reason))
 
 
 # -- corrective actions: what people do -------------------------------------------------------
@@ -764,7 +773,7 @@ def ca_was_cancelled(world: World, ca: str, reason: str) -> None:
                     '"{owner}"'))
 def opens_ca(world: World, user: str, ca: str, nc: str, owner: str) -> None:
     nc_ref = world.ref(nc)
-    result = world.attempt(user, lambda app: app.open_ca(
+    result = world.attempt(user, lambda app: app.corrective_actions.open_ca(
         title="Housing cracks at screw boss B2",
         problem="IP-200 housings crack at boss B2 within weeks of assembly",
         owner=owner, ncs=[nc_ref]))
@@ -778,7 +787,7 @@ def investigates(
     world: World, user: str, method: str, ca: str, root_cause: str, category: str
 ) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.investigate_ca(
+    world.attempt(user, lambda app: app.corrective_actions.investigate_ca(
         ref, method=word(method), root_cause=root_cause, category=word(category)))
 
 
@@ -790,7 +799,7 @@ def investigates_with_whys(
 ) -> None:
     ref = world.ref(ca)
     whys = [row[0] for row in datatable]
-    world.attempt(user, lambda app: app.investigate_ca(
+    world.attempt(user, lambda app: app.corrective_actions.investigate_ca(
         ref, method=word(method), root_cause=root_cause, category=word(category), whys=whys))
 
 
@@ -799,9 +808,10 @@ def investigates_with_whys(
 def plans(world: World, user: str, kind: str, text: str, ca: str, assignee: str,
           days: int) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
-                                                due=days_from_today(days),
-                                                action_type=word(kind)))
+    world.attempt(user, lambda app: app.corrective_actions.plan_ca(ref, action=text,
+                                                                   assignee=assignee,
+                                                                   due=days_from_today(days),
+                                                                   action_type=word(kind)))
 
 
 @when(parsers.parse('"{user}" plans the "{kind}" action "{text}" for "{ca}", assigned to '
@@ -809,9 +819,10 @@ def plans(world: World, user: str, kind: str, text: str, ca: str, assignee: str,
 def plans_past_due(world: World, user: str, kind: str, text: str, ca: str, assignee: str,
                    days: int) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
-                                                due=days_from_today(-days),
-                                                action_type=word(kind)))
+    world.attempt(user, lambda app: app.corrective_actions.plan_ca(ref, action=text,
+                                                                   assignee=assignee,
+                                                                   due=days_from_today(-days),
+                                                                   action_type=word(kind)))
 
 
 @when(parsers.parse('"{user}" accepts a past due date, planning the "{kind}" action "{text}" for '
@@ -819,21 +830,23 @@ def plans_past_due(world: World, user: str, kind: str, text: str, ca: str, assig
 def plans_past_due_with_reason(world: World, user: str, kind: str, text: str, ca: str,
                                assignee: str, days: int, reason: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
-                                                due=days_from_today(-days),
-                                                action_type=word(kind), past_due_reason=reason))
+    world.attempt(user, lambda app: app.corrective_actions.plan_ca(ref, action=text,
+                                                                   assignee=assignee,
+                                                                   due=days_from_today(-days),
+                                                                   action_type=word(kind),
+                                                                   past_due_reason=reason))
 
 
 @when(parsers.parse('"{user}" approves the plan of "{ca}"'))
 def approves(world: World, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.approve_ca(ref))
+    world.attempt(user, lambda app: app.corrective_actions.approve_ca(ref))
 
 
 @when(parsers.parse('"{user}" completes action "{number}" of "{ca}" noting "{note}"'))
 def completes(world: World, user: str, number: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.complete_action(ref, number, note=note))
+    world.attempt(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note))
 
 
 @when(parsers.parse('"{user}" completes action "{number}" of "{ca}" with the evidence file '
@@ -842,15 +855,15 @@ def completes_with_evidence(
     world: World, user: str, number: str, ca: str, name: str, note: str
 ) -> None:
     ref, path = world.ref(ca), world.files[name]
-    world.attempt(user, lambda app: app.complete_action(ref, number, note=note,
-                                                        evidence=[path]))
+    world.attempt(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note,
+                                                                           evidence=[path]))
 
 
 @when(parsers.parse('"{user}" takes the evidence file "{name}" of "{ca}" back out'),
       target_fixture="taken")
 def takes_evidence_out(world: World, user: str, name: str, ca: str) -> bytes | None:
     ref = world.ref(ca)
-    result = world.attempt(user, lambda app: app.evidence_file(ref, name))
+    result = world.attempt(user, lambda app: app.evidence.evidence_file(ref, name))
     return None if result is None else bytes(result[1])
 
 
@@ -871,21 +884,23 @@ def rewrites_kept_file(world: World, name: str) -> None:
 @when(parsers.parse('"{user}" completes action "{number}" of "{ca}" without a note'))
 def completes_without_note(world: World, user: str, number: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.complete_action(ref, number, note=" "))
+    world.attempt(user, lambda app: app.corrective_actions.complete_action(ref, number, note=" "))
 
 
 @when(parsers.parse('"{user}" extends action "{number}" of "{ca}" by {days:d} days because '
                     '"{reason}"'))
 def extends(world: World, user: str, number: str, ca: str, days: int, reason: str) -> None:
     ref, due = _later_due(world, ca, number, days)
-    world.attempt(user, lambda app: app.extend_action(ref, number, due=due, reason=reason))
+    world.attempt(user, lambda app: app.corrective_actions.extend_action(ref, number, due=due,
+                                                                         reason=reason))
 
 
 @when(parsers.parse('"{user}" extends action "{number}" of "{ca}" by {days:d} days without a '
                     'reason'))
 def extends_without_reason(world: World, user: str, number: str, ca: str, days: int) -> None:
     ref, due = _later_due(world, ca, number, days)
-    world.attempt(user, lambda app: app.extend_action(ref, number, due=due, reason=""))
+    world.attempt(user, lambda app: app.corrective_actions.extend_action(ref, number, due=due,
+                                                                         reason=""))
 
 
 def _later_due(world: World, ca: str, number: str, days: int) -> tuple[str, str]:
@@ -896,37 +911,39 @@ def _later_due(world: World, ca: str, number: str, days: int) -> tuple[str, str]
 @when(parsers.parse('"{user}" verifies "{ca}" as effective: "{note}"'))
 def verifies_effective(world: World, user: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.verify_ca(ref, effective=True, note=note))
+    world.attempt(user, lambda app: app.corrective_actions.verify_ca(ref, effective=True,
+                                                                     note=note))
 
 
 @when(parsers.parse('"{user}" verifies "{ca}" as not effective: "{note}"'))
 def verifies_not_effective(world: World, user: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.verify_ca(ref, effective=False, note=note))
+    world.attempt(user, lambda app: app.corrective_actions.verify_ca(ref, effective=False,
+                                                                     note=note))
 
 
 @when(parsers.parse('"{user}" closes the corrective action "{ca}"'))
 def closes_ca(world: World, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.close_ca(ref))
+    world.attempt(user, lambda app: app.corrective_actions.close_ca(ref))
 
 
 @when(parsers.parse('"{user}" cancels the corrective action "{ca}" because "{reason}"'))
 def cancels_ca(world: World, user: str, ca: str, reason: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.cancel_ca(ref, reason=reason))
+    world.attempt(user, lambda app: app.corrective_actions.cancel_ca(ref, reason=reason))
 
 
 @when(parsers.parse('"{user}" reopens the corrective action "{ca}" because "{reason}"'))
 def reopens_ca(world: World, user: str, ca: str, reason: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.reopen_ca(ref, reason=reason))
+    world.attempt(user, lambda app: app.corrective_actions.reopen_ca(ref, reason=reason))
 
 
 @when(parsers.parse('"{user}" reopens the corrective action "{ca}" without a reason'))
 def reopens_ca_without_reason(world: World, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.reopen_ca(ref, reason=""))
+    world.attempt(user, lambda app: app.corrective_actions.reopen_ca(ref, reason=""))
 
 
 # -- corrective actions: what the record shows ------------------------------------------------
@@ -1026,7 +1043,7 @@ def evidence_kept(world: World, number: str, ca: str, name: str) -> None:
     content = world.files[name].read_bytes()
     digest = hashlib.sha256(content).hexdigest()
     assert [(e.name, e.size, e.sha256) for e in item.evidence] == [(name, len(content), digest)]
-    assert world.app.evidence_content(digest) == content
+    assert world.app.evidence.evidence_content(digest) == content
 
 
 @then(parsers.parse('action "{number}" of "{ca}" was due {days:d} days ago, accepted because '
@@ -1135,21 +1152,21 @@ def nothing_recorded(world: World) -> None:
 @when(parsers.parse('the auditor reads the history of "{alias}"'), target_fixture="trail")
 def reads_history(world: World, alias: str) -> list[HistoryEntry]:
     world.expect_no_refusal()
-    return world.app.history(world.ref(alias))
+    return world.app.records.history(world.ref(alias))
 
 
 @when(parsers.parse('the auditor views "{alias}" as it stood at version {version:d}'),
       target_fixture="viewed")
 def views_at_version(world: World, alias: str, version: int) -> Any:
     ref = world.ref(alias)
-    return world.attempt(AUDITOR, lambda app: app.show(ref, version=version))
+    return world.attempt(AUDITOR, lambda app: app.records.show(ref, version=version))
 
 
 @when(parsers.parse('the auditor views "{alias}" as it stood at the moment "{moment}"'),
       target_fixture="viewed")
 def views_at_moment(world: World, alias: str, moment: str) -> Any:
     ref, when_ = world.ref(alias), world.moments[moment].isoformat()
-    return world.attempt(AUDITOR, lambda app: app.show(ref, as_of=when_))
+    return world.attempt(AUDITOR, lambda app: app.records.show(ref, as_of=when_))
 
 
 @when(parsers.parse('the auditor views "{ca}" as its approver saw it when signing'),
@@ -1157,7 +1174,7 @@ def views_at_moment(world: World, alias: str, moment: str) -> Any:
 def views_as_signed(world: World, ca: str) -> Any:
     approval = world.ca(ca).approvals[0]
     ref, version = world.ref(ca), approval.signature.signed_version
-    return world.attempt(AUDITOR, lambda app: app.show(ref, version=version))
+    return world.attempt(AUDITOR, lambda app: app.records.show(ref, version=version))
 
 
 @then(parsers.parse("the view is version {version:d}"))

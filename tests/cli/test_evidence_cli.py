@@ -281,10 +281,10 @@ def test_evidence_of_a_store_written_by_the_first_release_comes_out(
     app = open_store(str(copy))
     try:
         found = [e for r in facts["records"] if r["kind"] == "CorrectiveAction"
-                 for e in app.evidence_list(r["id"])]
+                 for e in app.evidence.evidence_list(r["id"])]
         assert found, "the golden store keeps an evidence file"
         for entry in found:
-            chosen, content = app.evidence_file(entry["record"], entry["sha256"])
+            chosen, content = app.evidence.evidence_file(entry["record"], entry["sha256"])
             assert chosen["name"] == entry["name"]
             assert sha(content) == entry["sha256"] and len(content) == entry["size"]
     finally:

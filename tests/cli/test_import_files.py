@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.spreadsheet import read_table
 from capa.cli.main import main
 from capa.domain.dates import parse_day
@@ -67,7 +67,7 @@ def refused(store: Store, path: Path, monkeypatch: pytest.MonkeyPatch,
 
 
 def ncs(app: CapaApplication) -> dict[str, dict[str, Any]]:
-    return {str(v.external_ref): v.model_dump() for v in app.list_records("nc")}
+    return {str(v.external_ref): v.model_dump() for v in app.queries.list_records("nc")}
 
 
 def csv_bytes(rows: list[list[str]], delimiter: str, encoding: str, *, bom: bool = False,
@@ -313,7 +313,7 @@ def test_cli_option_and_import_cell_agree_end_to_end(
         import_code, _, _ = run(store, ["import", str(dated(tmp_path, value))],
                                 monkeypatch, capsys)
         assert cli_code == import_code, value
-    days = sorted(nc.detected_on for nc in app.list_records("nc"))
+    days = sorted(nc.detected_on for nc in app.queries.list_records("nc"))
     assert days == ["2025-01-05", "2025-01-05"]
 
 
@@ -334,7 +334,7 @@ def test_detected_on_is_amended_with_a_reason(store: Store, app: CapaApplication
     code, _, err = run(store, [*amend, "--value", "2025-12-01"], monkeypatch, capsys,
                        user=QUALITY_MANAGER)
     assert code == 0, err
-    assert store.app().show(ref).model_dump()["detected_on"] == "2025-12-01"
+    assert store.app().records.show(ref).model_dump()["detected_on"] == "2025-12-01"
     assert ncs(store.app())["D-1"]["detected_on"] == "2025-12-01"  # the read table follows
     code, out, _ = run(store, ["--json", "history", ref, "--diff"], monkeypatch, capsys)
     change = json.loads(out)[-1]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.cli.main import main
 from tests.integration.readside_fixtures import REPORTER, Store, app, cli_env, store
 
@@ -30,8 +30,8 @@ def run(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
 @pytest.fixture
 def nc(store: Store, app: CapaApplication) -> str:
     with store.acting(app, REPORTER):
-        return app.raise_nc(title="Burr on edge", description="Final inspection",
-                            source="process", severity="minor").id
+        return app.nonconformities.raise_nc(title="Burr on edge", description="Final inspection",
+                                            source="process", severity="minor").id
 
 
 @pytest.mark.sqlite_only("argument handling; the back end plays no part")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.cli.main import main
 from tests.integration.readside_fixtures import (
     AUDITOR,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from capa.adapters.target import parse_target
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from tests.support.backends import query
 
@@ -41,15 +41,15 @@ class Store:
         app = open_store(self.target, create=True)
         self._opened.append(app)
         admin = next(iter(cast))
-        app.initialise("Northwind Medical Devices", admin=admin, full_name=cast[admin][0],
-                       password=PASSWORD)
+        app.identity.initialise("Northwind Medical Devices", admin=admin, full_name=cast[admin][0],
+                                password=PASSWORD)
         with self.acting(app, admin):
             for user, (name, roles) in cast.items():
                 if user == admin:
                     for role in set(roles) - {"admin"}:
-                        app.grant_role(user, role)
+                        app.identity.grant_role(user, role)
                 else:
-                    app.add_user(user, full_name=name, roles=roles, password=PASSWORD)
+                    app.identity.add_user(user, full_name=name, roles=roles, password=PASSWORD)
         return app
 
     def app(self) -> CapaApplication:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from capa.adapters.target import parse_target
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
+from capa.app.identity import Identity
 from capa.app.store import open_store
 from tests.support.backends import query
 
@@ -38,7 +39,7 @@ CAST: dict[str, tuple[str, list[str]]] = {
 
 def has_accounts() -> bool:
     """Whether this build keeps user accounts (SPEC §2); then commands need a password."""
-    return "password" in inspect.signature(CapaApplication.initialise).parameters
+    return "password" in inspect.signature(Identity.initialise).parameters
 
 
 class Store:
@@ -61,17 +62,19 @@ class Store:
         self._opened.append(app)
         if has_accounts():
             with app.acting_as(QUALITY_MANAGER):
-                app.initialise("Northwind Medical Devices", admin=QUALITY_MANAGER,  # type: ignore[call-arg]
-                               full_name=CAST[QUALITY_MANAGER][0], password=PASSWORD)
+                app.identity.initialise("Northwind Medical Devices", admin=QUALITY_MANAGER,
+                                         # type: ignore[call-arg]
+                                        full_name=CAST[QUALITY_MANAGER][0], password=PASSWORD)
             with self.acting(app, QUALITY_MANAGER):
                 for user, (name, roles) in CAST.items():
                     if user != QUALITY_MANAGER:
-                        app.add_user(user, full_name=name, roles=roles,  # type: ignore[attr-defined]
-                                     password=PASSWORD)
-                app.grant_role(QUALITY_MANAGER, "quality")  # type: ignore[attr-defined]
+                        app.identity.add_user(user, full_name=name, roles=roles,
+                                               # type: ignore[attr-defined]
+                                              password=PASSWORD)
+                app.identity.grant_role(QUALITY_MANAGER, "quality")  # type: ignore[attr-defined]
         else:
             with app.acting_as(QUALITY_MANAGER):
-                app.initialise("Northwind Medical Devices")
+                app.identity.initialise("Northwind Medical Devices")
         return app
 
     def app(self) -> CapaApplication:

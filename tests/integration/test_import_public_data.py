@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.cli.main import main
 from tests.integration.readside_fixtures import REPORTER, Store, app, cli_env, store
 
@@ -57,7 +57,7 @@ def _import(store: Store, path: Path, options: list[str], monkeypatch: pytest.Mo
 
 
 def _ncs(app: CapaApplication) -> dict[str, dict[str, object]]:
-    return {str(v.external_ref): v.model_dump() for v in app.list_records("nc")}
+    return {str(v.external_ref): v.model_dump() for v in app.queries.list_records("nc")}
 
 
 def test_faa_service_difficulty_reports(store: Store, app: CapaApplication,

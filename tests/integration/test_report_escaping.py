@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.reports.eightd import build_report, md_escape
 from tests.integration.readside_fixtures import (
     QUALITY_ENGINEER,
@@ -98,14 +98,14 @@ def _outline(markdown: str) -> tuple[list[str], list[str], set[str]]:
 @pytest.mark.sqlite_only("the escaping is in the renderer; the back end only stores the text")
 def test_nc_text_cannot_fake_a_heading_or_a_signature(store: Store, app: CapaApplication) -> None:
     with store.acting(app, REPORTER):
-        nc = app.raise_nc(title=HOSTILE_TITLE, description=FAKE, source="process",
-                          severity="minor").id
-        app.contain_nc(nc, action=HOSTILE_ACTION, disposition="quarantine")
+        nc = app.nonconformities.raise_nc(title=HOSTILE_TITLE, description=FAKE, source="process",
+                                          severity="minor").id
+        app.nonconformities.contain_nc(nc, action=HOSTILE_ACTION, disposition="quarantine")
     with store.acting(app, QUALITY_ENGINEER):
-        app.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
-                      rationale="# Not a heading\n> not a quote")
-        app.close_nc(nc)
-    markdown = app.render_report(nc, "md").decode()
+        app.nonconformities.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
+                                      rationale="# Not a heading\n> not a quote")
+        app.nonconformities.close_nc(nc)
+    markdown = app.queries.render_report(nc, "md").decode()
     headings, quotes, kinds = _outline(markdown)
     assert headings == [f"h1 8D report {nc}: {HOSTILE_TITLE}", "h2 D1 Team",
                         "h2 D2 Problem description", "h2 D3 Containment", "h2 D4 Root cause",
@@ -130,6 +130,6 @@ def test_nc_text_cannot_fake_a_heading_or_a_signature(store: Store, app: CapaApp
     assert len(rows) == sum(1 + len(table_rows) for _, table_rows in tables), \
         "every table has exactly its own rows: no row forged from a cell's text"
 
-    page = app.render_report(nc, "html").decode()
+    page = app.queries.render_report(nc, "html").decode()
     assert html.escape(HOSTILE_TITLE) in page and "<script>" not in page
     assert "<!--" not in page

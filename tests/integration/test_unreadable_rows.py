@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.audit.signing import load_private_key
 from capa.audit.verify import TamperDetected, create_store_key, make_checkpoint, verify_store
 from tests.support.backends import (
@@ -36,8 +36,8 @@ def store(store_target: str) -> Iterator[CapaApplication]:
 
 def raised(app: CapaApplication) -> str:
     with app.acting_as(REPORTER, PASSWORD):
-        return app.raise_nc(title="Burr on flange", description="Seen at goods-in",
-                            source="supplier", severity="minor").id
+        return app.nonconformities.raise_nc(title="Burr on flange", description="Seen at goods-in",
+                                            source="supplier", severity="minor").id
 
 
 def last_position(target: str) -> int:
