@@ -50,6 +50,7 @@ from tests.support.backends import (
     query,
     store_exists,
 )
+from tests.support.reading import reading
 
 QUALITY_MANAGER = "mhernandez"
 REPORTER = "tokafor"
@@ -237,13 +238,15 @@ class World:
 
     def nc(self, alias: str) -> NonconformityView:
         self.expect_no_refusal()
-        view = self.app.records.show(self.ref(alias))
+        with reading(self.app):
+            view = self.app.records.show(self.ref(alias))
         assert isinstance(view, NonconformityView)
         return view
 
     def ca(self, alias: str) -> CorrectiveActionView:
         self.expect_no_refusal()
-        view = self.app.records.show(self.ref(alias))
+        with reading(self.app):
+            view = self.app.records.show(self.ref(alias))
         assert isinstance(view, CorrectiveActionView)
         return view
 
@@ -671,7 +674,8 @@ def nc_closed_with_ca(world: World, nc: str, ca: str) -> None:
 @then(parsers.parse('the cancellation of "{alias}" by "{user}" gives the reason "{reason}"'))
 def cancellation_gives_reason(world: World, alias: str, user: str, reason: str) -> None:
     world.expect_no_refusal()
-    view = world.app.records.show(world.ref(alias))
+    with reading(world.app):
+        view = world.app.records.show(world.ref(alias))
     assert view.cancellation is not None
     assert (view.cancellation.by, view.cancellation.reason) == (user, reason)
 
@@ -1043,7 +1047,8 @@ def evidence_kept(world: World, number: str, ca: str, name: str) -> None:
     content = world.files[name].read_bytes()
     digest = hashlib.sha256(content).hexdigest()
     assert [(e.name, e.size, e.sha256) for e in item.evidence] == [(name, len(content), digest)]
-    assert world.app.evidence.evidence_content(digest) == content
+    with reading(world.app):
+        assert world.app.evidence.evidence_content(digest) == content
 
 
 @then(parsers.parse('action "{number}" of "{ca}" was due {days:d} days ago, accepted because '
@@ -1152,7 +1157,8 @@ def nothing_recorded(world: World) -> None:
 @when(parsers.parse('the auditor reads the history of "{alias}"'), target_fixture="trail")
 def reads_history(world: World, alias: str) -> list[HistoryEntry]:
     world.expect_no_refusal()
-    return world.app.records.history(world.ref(alias))
+    with reading(world.app):
+        return world.app.records.history(world.ref(alias))
 
 
 @when(parsers.parse('the auditor views "{alias}" as it stood at version {version:d}'),

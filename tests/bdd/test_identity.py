@@ -21,6 +21,7 @@ from capa.app.views import HistoryEntry
 from capa.domain.errors import CapaError, NotPermitted
 from capa.domain.record import record_uuid
 from tests.support.backends import cli_env
+from tests.support.reading import reading
 
 scenarios("identity")
 
@@ -230,7 +231,8 @@ def signing_refused_under(world: Any, rule: str) -> None:
 @then(parsers.parse('the history of "{ca}" shows the approval signed by "{name}" ("{user}") '
                     'meaning "{meaning}" at a UTC time'))
 def approval_manifestation(world: Any, ca: str, name: str, user: str, meaning: str) -> None:
-    entry = world.app.records.history(world.ref(ca))[-1]
+    with reading(world.app):
+        entry = world.app.records.history(world.ref(ca))[-1]
     assert entry.event_type == "PlanApproved"
     assert entry.actor == user and entry.actor_name == name
     signature = entry.signature
@@ -245,7 +247,8 @@ def approval_manifestation(world: Any, ca: str, name: str, user: str, meaning: s
                     'was signed'))
 def signature_bound(world: Any, ca: str) -> None:
     ref = world.ref(ca)
-    signature = world.app.records.history(ref)[-1].signature
+    with reading(world.app):
+        signature = world.app.records.history(ref)[-1].signature
     as_signed = world.app.repository.get(record_uuid(ref), version=signature.signed_version)
     assert signature.content_sha256 == as_signed.content_digest()
 
@@ -253,7 +256,8 @@ def signature_bound(world: Any, ca: str) -> None:
 @then(parsers.parse('the account history of "{user}" ends with a failed attempt that holds no '
                     'password'))
 def failed_attempt_recorded(world: Any, user: str) -> None:
-    last = world.app.records.history(user)[-1]
+    with reading(world.app):
+        last = world.app.records.history(user)[-1]
     assert last.event_type == "LoginFailed" and last.actor == user
     assert [c.field for c in last.changes] == ["failed_attempts"]
     stored = world.app.recorder.select_events(record_uuid(f"USER-{user}"), desc=True, limit=1)
@@ -391,7 +395,8 @@ def integrity_reports_unsigned_role(world: Any) -> None:
 
 @then(parsers.parse('the history of "{ca}" shows that approval as signed by "{name}"'))
 def history_shows_forged(world: Any, ca: str, name: str) -> None:
-    last = world.app.records.history(world.ref(ca))[-1]
+    with reading(world.app):
+        last = world.app.records.history(world.ref(ca))[-1]
     assert last.signature is not None and last.signature.full_name == name
 
 

@@ -26,6 +26,7 @@ from tests.integration.readside_fixtures import (
     VERIFIER,
     Store,
 )
+from tests.support.reading import reading
 
 scenarios("reports/record_report.feature", "reports/bulk_intake.feature",
           "reports/dashboard.feature", "reports/trends.feature")
@@ -155,7 +156,8 @@ def _markdown_blocks(text: str) -> tuple[list[str], list[str]]:
 @then("the only signature in the report is the genuine closure of that nonconformity")
 def only_genuine_signature(desk: Desk) -> None:
     nc = desk.refs["imitating"]
-    (closure,) = [e.signature for e in desk.app.records.history(nc) if e.signature]
+    with reading(desk.app):
+        (closure,) = [e.signature for e in desk.app.records.history(nc) if e.signature]
     _, quotes = _markdown_blocks(desk.report)
     assert len(quotes) == 1, quotes
     assert quotes[0].startswith(f"Signature - Closure of {nc} (no CA required): "
@@ -187,7 +189,8 @@ def pdf_inside_margins(desk: Desk) -> None:
 def pdf_signatures_whole(desk: Desk) -> None:
     from tests.support.pdflayout import signature_blocks
 
-    signed = [e.signature for e in desk.app.records.history(desk.refs["ca"]) if e.signature]
+    with reading(desk.app):
+        signed = [e.signature for e in desk.app.records.history(desk.refs["ca"]) if e.signature]
     blocks = [" ".join(text.split()) for _, _, text in signature_blocks(desk.pdf)]
     assert len(blocks) == len(signed)
     for sig, block in zip(signed, blocks, strict=True):
@@ -204,7 +207,8 @@ def sections_in_order(desk: Desk) -> None:
 @then("the report shows every signature of the corrective action with printed name, UTC time "
       "and meaning")
 def every_signature(desk: Desk) -> None:
-    signed = [e.signature for e in desk.app.records.history(desk.refs["ca"]) if e.signature]
+    with reading(desk.app):
+        signed = [e.signature for e in desk.app.records.history(desk.refs["ca"]) if e.signature]
     assert [s.meaning for s in signed] == ["approval", "verification", "approval"]
     for sig in signed:
         assert f"{sig.full_name} ({sig.user_id}), signed {sig.signed_at} (UTC), meaning: " \
@@ -222,7 +226,8 @@ def report_names(desk: Desk, part: str, text: str) -> None:
 
 @given("an empty records store for bulk intake")
 def empty_store(desk: Desk) -> None:
-    assert desk.app.queries.list_records("nc") == []
+    with reading(desk.app):
+        assert desk.app.queries.list_records("nc") == []
 
 
 def _take_in(desk: Desk, text: str) -> None:
@@ -284,13 +289,15 @@ def refused_both_readings(desk: Desk, first: str, second: str) -> None:
 @then(parsers.parse("every nonconformity taken in was detected on {day}"))
 def all_detected_on(desk: Desk, day: str) -> None:
     assert desk.refusal is None
-    days = [v.detected_on for v in desk.app.queries.list_records("nc")]
+    with reading(desk.app):
+        days = [v.detected_on for v in desk.app.queries.list_records("nc")]
     assert days == [day] * 3
 
 
 @then("the store holds 3 nonconformities, one for each complaint number")
 def one_per_complaint(desk: Desk) -> None:
-    refs = [v.external_ref for v in desk.app.queries.list_records("nc")]
+    with reading(desk.app):
+        refs = [v.external_ref for v in desk.app.queries.list_records("nc")]
     assert refs == ["COMP-2", "COMP-3", "COMP-4"]
 
 
@@ -302,7 +309,8 @@ def refused(desk: Desk, row: int) -> None:
 
 @then("the store holds no nonconformity")
 def nothing_held(desk: Desk) -> None:
-    assert desk.app.queries.list_records("nc") == []
+    with reading(desk.app):
+        assert desk.app.queries.list_records("nc") == []
 
 
 # -- dashboard --------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from capa.app.evidence import MAX_EVIDENCE_BYTES
 from capa.app.store import store_env
 from capa.domain.errors import Conflict, InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.record import record_uuid
+from tests.support.reading import reading
 
 if TYPE_CHECKING:
     from conftest import Store
@@ -142,11 +143,13 @@ def test_full_lifecycle(store: Store, app: CapaApplication) -> None:
                                 "linked_ncs": [first, second]}
     ca = opened.id
     for nc in (first, second):
-        view = app.records.show(nc)
+        with reading(app):
+            view = app.records.show(nc)
         assert (view.status, view.linked_cas) == ("linked", [ca])
 
     plan_and_approve(store, app, ca)
-    assert app.records.show(ca).status == "approved"
+    with reading(app):
+        assert app.records.show(ca).status == "approved"
     with store.acting(app, TECHNICIAN):
         partial = app.corrective_actions.complete_action(ca, "a1", note="312 sorted")
     assert (partial.status, partial.as_dict()["action"]) == ("approved", "A1")
@@ -162,7 +165,8 @@ def test_full_lifecycle(store: Store, app: CapaApplication) -> None:
     assert closed.status == "closed"
 
     reopened = store.app()
-    view = reopened.records.show(ca)
+    with reading(reopened):
+        view = reopened.records.show(ca)
     assert view.status == "closed"
     assert [i.state for i in view.items] == ["done", "done"]
     assert view.items[0].completed_by == TECHNICIAN
@@ -170,7 +174,8 @@ def test_full_lifecycle(store: Store, app: CapaApplication) -> None:
     assert view.closure.signature.user_id == QUALITY_MANAGER
     assert view.closure.signature.meaning == "approval"
     for nc in (first, second):
-        nc_view = reopened.records.show(nc)
+        with reading(reopened):
+            nc_view = reopened.records.show(nc)
         assert nc_view.status == "closed"
         assert nc_view.closure is not None and nc_view.closure.with_ca == ca
 
@@ -181,7 +186,8 @@ def test_signatures_are_bound_to_the_content_the_signer_saw(store: Store,
     ca = verified_ca(store, app, [nc_needing_ca(store, app)])
     with store.acting(app, QUALITY_MANAGER):
         app.corrective_actions.close_ca(ca)
-    view = store.app().records.show(ca)
+    with reading(store.app()):
+        view = store.app().records.show(ca)
     assert view.closure is not None
     signatures = [view.approvals[0].signature, view.verifications[0].signature,
                   view.closure.signature]
@@ -202,7 +208,8 @@ def test_nc_needing_no_ca_is_closed_with_a_signature(store: Store, app: CapaAppl
         app.nonconformities.assess_nc(nc, impact=1, likelihood=2, capa_required=False,
                                       rationale="Isolated, caught before release")
         assert app.nonconformities.close_nc(nc).status == "closed"
-    view = store.app().records.show(nc)
+    with reading(store.app()):
+        view = store.app().records.show(nc)
     assert view.closure is not None and view.closure.signature is not None
     assert view.closure.signature.user_id == QUALITY_ENGINEER
     assert view.closure.signature.meaning == "approval"
@@ -223,7 +230,8 @@ def test_not_effective_starts_a_second_iteration(store: Store, app: CapaApplicat
         assert app.corrective_actions.plan_ca(ca, action="Moisture check", assignee=TECHNICIAN,
                                               due=days(5),
                                               action_type="corrective").as_dict()["action"] == "A3"
-    view = store.app().records.show(ca)
+    with reading(store.app()):
+        view = store.app().records.show(ca)
     assert (view.status, view.iteration) == ("planned", 2)
     assert [a.iteration for a in view.analyses] == [1, 2]
     assert view.root_cause is not None and view.root_cause.root_cause == "Resin moisture"
@@ -237,7 +245,8 @@ def test_planning_after_approval_voids_it(store: Store, app: CapaApplication) ->
         assert app.corrective_actions.plan_ca(ca, action="Retrain operators", assignee=TECHNICIAN,
                                               due=days(30),
                                               action_type="preventive").status == "planned"
-    view = store.app().records.show(ca)
+    with reading(store.app()):
+        view = store.app().records.show(ca)
     assert [a.voided for a in view.approvals] == [True]
 
 
@@ -287,7 +296,8 @@ def test_refusals_write_nothing_and_name_their_rule(store: Store, app: CapaAppli
     with store.acting(app, QUALITY_ENGINEER):
         before = store.event_count()
         refused("R2", lambda: app.corrective_actions.close_ca(ca))
-    assert store.app().records.show(ca).status == "verified"
+    with reading(store.app()):
+        assert store.app().records.show(ca).status == "verified"
 
 
 def test_only_the_assignee_or_owner_completes_an_item(store: Store,
@@ -300,7 +310,8 @@ def test_only_the_assignee_or_owner_completes_an_item(store: Store,
     assert store.event_count() == before
     with store.acting(app, OWNER):
         app.corrective_actions.complete_action(ca, "A1", note="done on behalf of the technician")
-    assert app.records.show(ca).items[0].completed_by == OWNER
+    with reading(app):
+        assert app.records.show(ca).items[0].completed_by == OWNER
 
 
 def test_owners_and_assignees_hold_a_role_that_can_do_the_work(store: Store,
@@ -347,13 +358,15 @@ def test_ca_closure_and_its_ncs_are_one_contiguous_save(store: Store,
     assert store.event_count() == before + 4
 
     reopened = store.app()
-    last = [reopened.records.history(ref)[-1] for ref in (ca, *ncs)]
+    with reading(reopened):
+        last = [reopened.records.history(ref)[-1] for ref in (ca, *ncs)]
     assert [e.event_type for e in last] == ["Closed"] + ["ClosedWithCorrectiveAction"] * 3
     positions = sorted(e.position for e in last)
     assert positions == list(range(positions[0], positions[0] + 4))
     top = store.rows("SELECT MAX(rowid) FROM stored_events")[0][0]
     assert positions[-1] == top
-    assert reopened.records.show(other).status == "assessed"
+    with reading(reopened):
+        assert reopened.records.show(other).status == "assessed"
 
 
 def test_ca_closure_is_atomic_when_a_linked_nc_changes_meanwhile(
@@ -367,9 +380,10 @@ def test_ca_closure_is_atomic_when_a_linked_nc_changes_meanwhile(
         app.corrective_actions.close_ca(ca)
     assert store.event_count() == before + 1  # only the other writer's amendment
     fresh = store.app()
-    assert fresh.records.show(ca).status == "verified"
-    assert fresh.records.show(nc).status == "linked"
-    assert fresh.records.history(nc)[-1].event_type == "Amended"
+    with reading(fresh):
+        assert fresh.records.show(ca).status == "verified"
+        assert fresh.records.show(nc).status == "linked"
+        assert fresh.records.history(nc)[-1].event_type == "Amended"
 
 
 def _amend(store: Store, app: CapaApplication, ref: str) -> None:
@@ -410,8 +424,9 @@ def test_opening_a_ca_for_an_nc_that_changes_meanwhile_is_a_conflict(
     assert len(loads) >= 2
     assert store.event_count() == before + 1  # only the other writer's amendment
     fresh = store.app()
-    assert fresh.records.show(nc).status == "assessed"
-    assert fresh.queries.list_records("ca") == []
+    with reading(fresh):
+        assert fresh.records.show(nc).status == "assessed"
+        assert fresh.queries.list_records("ca") == []
     monkeypatch.undo()
     assert open_ca(store, fresh, [nc]) == f"CA-{YEAR}-0001"
 
@@ -429,7 +444,8 @@ def test_a_concurrent_modification_is_a_conflict_and_the_loser_writes_nothing(
         loser.nonconformities.contain_nc(nc, action="Loser", disposition="scrap")
     assert "retry" in str(refused.value)
     assert store.event_count() == before + 1
-    view = store.app().records.show(nc)
+    with reading(store.app()):
+        view = store.app().records.show(nc)
     assert view.version == 2
     assert [c.action for c in view.containment] == ["Winner"]
     # A retry on fresh state succeeds.
@@ -457,7 +473,8 @@ def test_two_instances_saving_the_same_version_conflict(store: Store,
         with pytest.raises(Conflict):
             second.persist(two)
     assert store.event_count() == before
-    assert [c.action for c in store.app().records.show(nc).containment] == ["First"]
+    with reading(store.app()):
+        assert [c.action for c in store.app().records.show(nc).containment] == ["First"]
 
 
 WRITER = textwrap.dedent("""
@@ -507,7 +524,8 @@ def test_ids_are_unique_and_contiguous_under_concurrent_processes(
     assert numbers == list(range(1, len(ids) + 1))
     assert all(ref.startswith(f"NC-{YEAR}-") for ref in ids)
     assert store.event_count() == before + len(ids)
-    listed = {view.id for view in store.app().queries.list_records("nc")}
+    with reading(store.app()):
+        listed = {view.id for view in store.app().queries.list_records("nc")}
     assert listed == set(ids)
 
 
@@ -524,7 +542,8 @@ def test_ids_are_sequential_per_year_and_never_reused(store: Store, app: CapaApp
     reopened = store.app()
     assert raise_nc(store, reopened) == f"NC-{YEAR}-0004"
     assert open_ca(store, reopened, []) == f"CA-{YEAR}-0002"
-    assert reopened.records.show(refs[1]).status == "cancelled"
+    with reading(reopened):
+        assert reopened.records.show(refs[1]).status == "cancelled"
 
 
 def test_a_refused_raise_consumes_no_number(store: Store, app: CapaApplication) -> None:
@@ -550,15 +569,18 @@ def test_a_reopened_store_shows_the_same_records_and_history(store: Store,
     ca = verified_ca(store, app, [nc])
     with store.acting(app, QUALITY_MANAGER):
         app.corrective_actions.close_ca(ca)
-    shown = {ref: dump(app.records.show(ref)) for ref in (nc, ca)}
-    trails = {ref: dump(app.records.history(ref)) for ref in (nc, ca)}
+    with reading(app):
+        shown = {ref: dump(app.records.show(ref)) for ref in (nc, ca)}
+        trails = {ref: dump(app.records.history(ref)) for ref in (nc, ca)}
     store.close()
 
     again = store.app()
     for ref in (nc, ca):
-        assert dump(again.records.show(ref)) == shown[ref]
-        assert dump(again.records.history(ref)) == trails[ref]
-    assert [v.id for v in again.queries.list_records("ca", statuses=["closed"])] == [ca]
+        with reading(again):
+            assert dump(again.records.show(ref)) == shown[ref]
+            assert dump(again.records.history(ref)) == trails[ref]
+    with reading(again):
+        assert [v.id for v in again.queries.list_records("ca", statuses=["closed"])] == [ca]
 
 
 # -- history and time travel -----------------------------------------------------------------
@@ -572,7 +594,8 @@ def test_history_is_the_audit_trail(store: Store, app: CapaApplication) -> None:
         app.nonconformities.contain_nc(nc, action="Lot quarantined", disposition="quarantine")
         app.nonconformities.cancel_nc(nc, reason="Duplicate of an earlier NC")
         app.nonconformities.reopen_nc(nc, reason="Not a duplicate after all")
-    trail = store.app().records.history(nc)
+    with reading(store.app()):
+        trail = store.app().records.history(nc)
     assert [e.event_type for e in trail] == ["Raised", "Amended", "Contained", "Cancelled",
                                             "Reopened"]
     assert [e.version for e in trail] == [1, 2, 3, 4, 5]
@@ -598,7 +621,8 @@ def test_history_is_the_audit_trail(store: Store, app: CapaApplication) -> None:
 def test_history_shows_signatures_with_printed_names(store: Store, app: CapaApplication) -> None:
     ca = open_ca(store, app, [nc_needing_ca(store, app)])
     plan_and_approve(store, app, ca)
-    trail = store.app().records.history(ca)
+    with reading(store.app()):
+        trail = store.app().records.history(ca)
     approval = trail[-1]
     assert approval.event_type == "PlanApproved"
     assert approval.actor == QUALITY_MANAGER
@@ -617,14 +641,16 @@ def test_show_version_rebuilds_each_old_state(store: Store, app: CapaApplication
     expected = ["open", "investigated", "planned", "planned", "approved", "approved",
                 "implemented"]
     for version, status in enumerate(expected, start=1):
-        view = reopened.records.show(ca, version=version)
+        with reading(reopened):
+            view = reopened.records.show(ca, version=version)
         assert (view.version, view.status) == (version, status)
-    assert len(reopened.records.show(ca, version=3).items) == 1
-    assert reopened.records.show(ca, version=5).approvals[0].voided is False
-    assert reopened.records.show(ca).version == len(expected)
-    with pytest.raises(NotFound):
+    with reading(reopened):
+        assert len(reopened.records.show(ca, version=3).items) == 1
+        assert reopened.records.show(ca, version=5).approvals[0].voided is False
+        assert reopened.records.show(ca).version == len(expected)
+    with pytest.raises(NotFound), reading(reopened):
         reopened.records.show(ca, version=len(expected) + 1)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput), reading(reopened):
         reopened.records.show(ca, version=0)
 
 
@@ -633,34 +659,39 @@ def test_show_as_of_a_time_or_a_date(store: Store, app: CapaApplication) -> None
     for action in ("First", "Second", "Third"):
         _contain(store, app, nc, action)
     reopened = store.app()
-    trail = reopened.records.history(nc)
+    with reading(reopened):
+        trail = reopened.records.history(nc)
     for entry in trail:
-        assert reopened.records.show(nc, as_of=entry.time).version == entry.version
+        with reading(reopened):
+            assert reopened.records.show(nc, as_of=entry.time).version == entry.version
     second = dt.datetime.fromisoformat(trail[1].time.replace("Z", "+00:00"))
     just_before = (second - dt.timedelta(microseconds=1)).isoformat().replace("+00:00", "Z")
-    assert reopened.records.show(nc, as_of=just_before).version == 1
+    with reading(reopened):
+        assert reopened.records.show(nc, as_of=just_before).version == 1
     in_paris = second.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat()
-    assert reopened.records.show(nc, as_of=in_paris).version == 2
+    with reading(reopened):
+        assert reopened.records.show(nc, as_of=in_paris).version == 2
     naive = second.replace(tzinfo=None).isoformat()
-    assert reopened.records.show(nc, as_of=naive).version == 2  # no offset means UTC
-    assert [c.action for c in reopened.records.show(nc, as_of=trail[2].time).containment] == [
-        "First", "Second"]
-    assert reopened.records.show(nc, as_of=TODAY.isoformat()).version == 4  # end of that day
-    with pytest.raises(NotFound, match="did not exist"):
+    with reading(reopened):
+        assert reopened.records.show(nc, as_of=naive).version == 2  # no offset means UTC
+        assert [c.action for c in reopened.records.show(nc, as_of=trail[2].time).containment] == [
+            "First", "Second"]
+        assert reopened.records.show(nc, as_of=TODAY.isoformat()).version == 4  # end of that day
+    with pytest.raises(NotFound, match="did not exist"), reading(reopened):
         reopened.records.show(nc, as_of=days(-1))
     for bad in ("yesterday", "2026-02-30", "2026-01-01T25:00"):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput), reading(reopened):
             reopened.records.show(nc, as_of=bad)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput), reading(reopened):
         reopened.records.show(nc, as_of=trail[0].time, version=1)
 
 
 def test_unknown_records(store: Store, app: CapaApplication) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound), reading(app):
         app.records.show(f"NC-{YEAR}-0001")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound), reading(app):
         app.records.history(f"CA-{YEAR}-0042")
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput), reading(app):
         app.records.show("NC-12")
     with store.acting(app, QUALITY_ENGINEER), pytest.raises(NotFound):
         app.nonconformities.cancel_nc(f"NC-{YEAR}-0009", reason="no such record")
@@ -691,11 +722,14 @@ def test_a_long_ca_loads_every_version_from_its_events_and_takes_no_snapshot(
         assert forced.snapshots is None
         reopened = store.app()
         for version in (1, 2, 3, 49, 50, 51, 99, 100, 101, 111, latest):
-            view = reopened.records.show(ca, version=version)
+            with reading(reopened):
+                view = reopened.records.show(ca, version=version)
             assert view.version == version
             assert len(view.items) == max(0, version - 2)
-            assert dump(view) == dump(forced.records.show(ca, version=version))
-        current = reopened.records.show(ca)
+            with reading(forced):
+                assert dump(view) == dump(forced.records.show(ca, version=version))
+        with reading(reopened):
+            current = reopened.records.show(ca)
         assert current.version == latest
         assert current.items[-1].number == "A110"
         with store.acting(reopened, QUALITY_MANAGER):
@@ -725,7 +759,8 @@ def test_evidence_is_stored_once_per_content(store: Store, app: CapaApplication,
     stored = reopened.repository.get(record_uuid(f"EVIDENCE-{digest}"))
     assert (stored.sha256, stored.size) == (digest, report.stat().st_size)
     assert base64.b64decode(stored.content_b64) == report.read_bytes()
-    items = reopened.records.show(ca).items
+    with reading(reopened):
+        items = reopened.records.show(ca).items
     first = items[0].evidence
     assert [(e.name, e.size, e.sha256) for e in first] == [
         ("sort-report.csv", report.stat().st_size, digest),
@@ -743,7 +778,8 @@ def test_stored_evidence_can_be_read_back(store: Store, app: CapaApplication,
     with store.acting(app, TECHNICIAN):
         app.corrective_actions.complete_action(ca, "A1", note="Sorted", evidence=[report])
     digest = hashlib.sha256(report.read_bytes()).hexdigest()
-    assert store.app().evidence.evidence_content(digest) == report.read_bytes()
+    with reading(store.app()):
+        assert store.app().evidence.evidence_content(digest) == report.read_bytes()
 
 
 def test_evidence_larger_than_25_mib_is_refused(store: Store, app: CapaApplication,
@@ -760,7 +796,8 @@ def test_evidence_larger_than_25_mib_is_refused(store: Store, app: CapaApplicati
         app.corrective_actions.complete_action(ca, "A1", note="Sorted",
                                                evidence=[tmp_path / "missing.pdf"])
     assert store.event_count() == before
-    assert store.app().records.show(ca).items[0].state == "open"
+    with reading(store.app()):
+        assert store.app().records.show(ca).items[0].state == "open"
 
 
 def test_evidence_of_exactly_25_mib_is_accepted(store: Store, app: CapaApplication,
@@ -772,5 +809,6 @@ def test_evidence_of_exactly_25_mib_is_accepted(store: Store, app: CapaApplicati
         f.truncate(MAX_EVIDENCE_BYTES)
     with store.acting(app, TECHNICIAN):
         app.corrective_actions.complete_action(ca, "A1", note="Sorted", evidence=[limit])
-    evidence = store.app().records.show(ca).items[0].evidence
+    with reading(store.app()):
+        evidence = store.app().records.show(ca).items[0].evidence
     assert [(e.name, e.size) for e in evidence] == [("limit.bin", MAX_EVIDENCE_BYTES)]

@@ -34,6 +34,7 @@ from tests.support.backends import (
     new_target,
     run_cli,
 )
+from tests.support.reading import reading
 
 TODAY = dt.datetime.now(dt.UTC).date()
 YEAR = TODAY.year
@@ -99,10 +100,11 @@ def test_the_lifecycle_through_the_application(target: str, app: CapaApplication
     # A second application, as a new process would open it, sees the same records.
     reopened = open_store(target)
     try:
-        assert reopened.records.show(ca).status == "closed"
-        assert reopened.records.show(nc).status == "closed"
-        assert reopened.records.show(ca, version=1).status == "open"
-        trail = reopened.records.history(ca)
+        with reading(reopened):
+            assert reopened.records.show(ca).status == "closed"
+            assert reopened.records.show(nc).status == "closed"
+            assert reopened.records.show(ca, version=1).status == "open"
+            trail = reopened.records.history(ca)
         assert [e.version for e in trail] == list(range(1, len(trail) + 1))
         assert [e.event_type for e in trail][:2] == ["Opened", "RootCauseAnalysed"]
         # Positions are the events' places in the one global log, and tell the same order.
@@ -112,7 +114,8 @@ def test_the_lifecycle_through_the_application(target: str, app: CapaApplication
         positions = [e.position for e in trail]
         assert positions == sorted(positions) and len(set(positions)) == len(positions)
         # The CA's closure and its NC's closure are one save: adjacent in the global log.
-        nc_close = reopened.records.history(nc)[-1]
+        with reading(reopened):
+            nc_close = reopened.records.history(nc)[-1]
         assert abs(nc_close.position - trail[-1].position) == 1
     finally:
         reopened.close()

@@ -10,6 +10,7 @@ import pytest
 
 from capa.app.store import open_store
 from capa.cli.main import main
+from tests.support.reading import reading
 
 
 def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -54,10 +55,12 @@ def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.Monke
     whole_year = collect(app.read_models, today.isoformat(),
                          (today - dt.timedelta(days=400)).isoformat())
     assert whole_year.cancelled["ncs"] == 2 and whole_year.totals["ncs"] == len(ncs) - 2
-    story = app.records.history(json.loads(out)["records"]["ca"])
+    with reading(app):
+        story = app.records.history(json.loads(out)["records"]["ca"])
     times = [dt.datetime.fromisoformat(e.time.replace("Z", "+00:00")) for e in story]
     assert times == sorted(times) and (times[-1] - times[0]).days >= 20
-    first_nc = app.records.history(min(v.id for v in ncs))
+    with reading(app):
+        first_nc = app.records.history(min(v.id for v in ncs))
     assert (today - dt.datetime.fromisoformat(first_nc[0].time[:10]).date()).days >= 300
     app.close()
 

@@ -13,6 +13,7 @@ from capa.app.store import open_store
 from capa.domain.errors import InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.record import record_uuid
 from tests.support.backends import stored_bytes
+from tests.support.reading import reading
 
 PASSWORD = "correct-horse-battery-staple"
 WRONG = "tr0ub4dor&3-wrong"
@@ -186,7 +187,8 @@ def test_a_signature_shows_the_full_name_and_is_bound_to_the_content(app: CapaAp
     ca = planned_ca(app)
     with as_(app, "mhernandez"):
         app.corrective_actions.approve_ca(ca)
-    entry = app.records.history(ca)[-1]
+    with reading(app):
+        entry = app.records.history(ca)[-1]
     assert (entry.actor, entry.actor_name) == ("mhernandez", "Maria Hernandez")
     signature = entry.signature
     assert signature is not None
@@ -215,8 +217,9 @@ def test_signing_with_a_wrong_password_records_only_the_failed_attempt(
         app.corrective_actions.approve_ca(ca)
     assert WRONG not in str(refused.value)
     assert store.event_count() == before + 1
-    assert app.records.history("mhernandez")[-1].event_type == "LoginFailed"
-    with as_(app, "dbrooks"):
+    with reading(app):
+        assert app.records.history("mhernandez")[-1].event_type == "LoginFailed"
+    with as_(app, "dbrooks"), reading(app):
         assert app.records.show(ca).status == "planned"
 
 
@@ -240,7 +243,8 @@ def test_five_wrong_passwords_lock_and_an_admin_unlocks(app: CapaApplication, st
     with as_(app, "apatel"), pytest.raises(NotPermitted, match="locked"):
         app.corrective_actions.investigate_ca("CA-2026-0001", method="other", category="man",
                                               root_cause="x")
-    events = [e.event_type for e in app.records.history("apatel")]
+    with reading(app):
+        events = [e.event_type for e in app.records.history("apatel")]
     assert events == ["UserAdded"] + ["LoginFailed"] * 5 + ["AccountLocked"]
     with as_(app, "admin"):
         app.identity.unlock_user("apatel")
@@ -309,7 +313,8 @@ def test_the_account_history_shows_full_names_and_no_hash(app: CapaApplication) 
         app.identity.grant_role("tokafor", "owner")
     with pytest.raises(NotPermitted):
         app.identity.authenticate("tokafor", WRONG)
-    trail = app.records.history("TOKAFOR")
+    with reading(app):
+        trail = app.records.history("TOKAFOR")
     assert [(e.event_type, e.actor_name) for e in trail] == [
         ("UserAdded", "Alex Admin"), ("RoleGranted", "Alex Admin"),
         ("LoginFailed", "Tobi Okafor")]
@@ -318,7 +323,7 @@ def test_the_account_history_shows_full_names_and_no_hash(app: CapaApplication) 
 
 
 def test_history_of_an_unknown_user_is_not_found(app: CapaApplication) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound), reading(app):
         app.records.history("ghost")
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from capa.app.application import CapaApplication
 from tests.integration.readside_fixtures import REPORTER, Store, app, cli_env, store
+from tests.support.reading import reading
 
 __all__ = ["app", "store"]
 
@@ -44,5 +45,6 @@ def test_a_killed_import_completes_on_rerun(store: Store, app: CapaApplication,
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
     assert done.returncode == 0, done.stderr
-    refs = [v.external_ref for v in store.app().queries.list_records("nc")]
+    with reading(store.app()):
+        refs = [v.external_ref for v in store.app().queries.list_records("nc")]
     assert len(refs) == len(set(refs)) == ROWS

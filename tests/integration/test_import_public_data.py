@@ -13,6 +13,7 @@ import pytest
 from capa.app.application import CapaApplication
 from capa.cli.main import main
 from tests.integration.readside_fixtures import REPORTER, Store, app, cli_env, store
+from tests.support.reading import reading
 
 __all__ = ["app", "store"]
 
@@ -57,7 +58,8 @@ def _import(store: Store, path: Path, options: list[str], monkeypatch: pytest.Mo
 
 
 def _ncs(app: CapaApplication) -> dict[str, dict[str, object]]:
-    return {str(v.external_ref): v.model_dump() for v in app.queries.list_records("nc")}
+    with reading(app):
+        return {str(v.external_ref): v.model_dump() for v in app.queries.list_records("nc")}
 
 
 def test_faa_service_difficulty_reports(store: Store, app: CapaApplication,

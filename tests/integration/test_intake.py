@@ -20,6 +20,7 @@ from tests.integration.readside_fixtures import (
     has_accounts,
     store,
 )
+from tests.support.reading import reading
 
 __all__ = ["app", "store"]
 
@@ -48,13 +49,16 @@ def test_imports_rows_with_real_world_quirks(store: Store, app: CapaApplication,
     with store.acting(app, REPORTER):
         report = app.intake.import_ncs(rows, MAP, date_format=US, header=header)
     assert (report.imported, report.skipped_existing, report.errors) == (3, 0, [])
-    first = app.records.show(report.first_id or "")
+    with reading(app):
+        first = app.records.show(report.first_id or "")
     assert first.model_dump()["description"] == "Boss cracked\nafter three weeks, café customer"
     data = first.model_dump()
     assert (data["severity"], data["detected_on"], data["lot"]) == ("major", "2024-01-28", "40915")
-    second = app.records.show(report.last_id or "").model_dump()
+    with reading(app):
+        second = app.records.show(report.last_id or "").model_dump()
     assert second["lot"] is None
-    assert [v.external_ref for v in app.queries.list_records("nc")] == ["C-1", "C-2", "C-3"]
+    with reading(app):
+        assert [v.external_ref for v in app.queries.list_records("nc")] == ["C-1", "C-2", "C-3"]
 
 
 def test_a_rerun_imports_nothing_twice(store: Store, app: CapaApplication,
@@ -87,12 +91,14 @@ def test_an_interrupted_import_completes_on_rerun(store: Store, app: CapaApplica
     monkeypatch.setattr(intake, "_save_batch", dying)
     with store.acting(app, REPORTER), pytest.raises(KeyboardInterrupt):
         app.intake.import_ncs(rows, {}, header=header)
-    assert len(app.queries.list_records("nc")) == 10
+    with reading(app):
+        assert len(app.queries.list_records("nc")) == 10
     monkeypatch.setattr(intake, "_save_batch", real)
     with store.acting(app, REPORTER):
         report = app.intake.import_ncs(rows, {}, header=header)
     assert (report.imported, report.skipped_existing) == (15, 10)
-    refs = [v.external_ref for v in app.queries.list_records("nc")]
+    with reading(app):
+        refs = [v.external_ref for v in app.queries.list_records("nc")]
     assert sorted(refs) == sorted(f"R-{i}" for i in range(25))
 
 

@@ -23,6 +23,7 @@ from tests.integration.readside_fixtures import (
     app,
     store,
 )
+from tests.support.reading import reading
 
 __all__ = ["app", "store"]
 
@@ -86,18 +87,21 @@ def test_imported_ncs_read_and_change_like_any_other(store: Store, app: CapaAppl
         report = app.intake.import_ncs(valid, {})
     assert (report.imported, report.first_id, report.last_id) == (4, "NC-2026-0001",
                                                                    "NC-2026-0004")
-    fourth = store.app().records.show("NC-2026-0004").model_dump()
+    with reading(store.app()):
+        fourth = store.app().records.show("NC-2026-0004").model_dump()
     assert fourth["title"] == 'Gauge "GX-2" reads C:\\temp\\x'
     assert fourth["description"] == "Tab here, bell\a, \U0001f527 </script>"
     reopened = store.app()
-    first = reopened.records.show("NC-2026-0001").model_dump()
+    with reading(reopened):
+        first = reopened.records.show("NC-2026-0001").model_dump()
     assert (first["description"], first["severity"], first["reported_by"], first["status"]) == (
         "Boss cracked\nafter three weeks, café customer", "major", REPORTER, "open")
     with store.acting(reopened, QUALITY_ENGINEER):
         reopened.nonconformities.contain_nc("NC-2026-0002", action="Quarantined lot",
                                             disposition="none")
-    assert reopened.records.show("NC-2026-0002").model_dump()["status"] == "contained"
-    steps = reopened.records.history("NC-2026-0002")
+    with reading(reopened):
+        assert reopened.records.show("NC-2026-0002").model_dump()["status"] == "contained"
+        steps = reopened.records.history("NC-2026-0002")
     assert [s.actor for s in steps] == [REPORTER, QUALITY_ENGINEER]
 
 
@@ -140,8 +144,9 @@ def test_a_large_import_lands_whole(store: Store, app: CapaApplication,
     assert (report.imported, again.imported, again.skipped_existing) == (2500, 0, 2500)
     assert store.event_count() == before + 2500
     reopened = store.app()
-    assert len(reopened.queries.list_records("nc")) == 2500
-    last = reopened.records.show(report.last_id or "").model_dump()
+    with reading(reopened):
+        assert len(reopened.queries.list_records("nc")) == 2500
+        last = reopened.records.show(report.last_id or "").model_dump()
     assert (last["external_ref"], last["description"]) == ("L-2499", 'Edge "B" rough, lot 2499')
 
 

@@ -34,6 +34,7 @@ from tests.support.pdflayout import (  # noqa: E402 - only once pdfplumber is kn
     pages,
     signature_blocks,
 )
+from tests.support.reading import reading
 
 __all__ = ["app", "store"]
 
@@ -261,10 +262,13 @@ def test_report_of_a_real_ca_with_several_iterations(store: Store, app: CapaAppl
         assert action
     with store.acting(app, QUALITY_MANAGER):
         app.corrective_actions.close_ca(ca)
-    content = app.queries.render_report(ca, "pdf")
+    with reading(app):
+        content = app.queries.render_report(ca, "pdf")
     assert_inside_text_area(content)
     words = {w["text"] for page_words, _ in pages(content) for w in page_words}
-    completed = [i["completed_at"] for i in app.records.show(ca).model_dump(mode="json")["items"]]
+    with reading(app):
+        completed = [i["completed_at"]
+                     for i in app.records.show(ca).model_dump(mode="json")["items"]]
     assert completed and set(completed) <= words, "each completion time printed whole"
     blocks = signature_blocks(content)
     assert len(blocks) == 3 + 3 + 1, [label for _, label, _ in blocks]

@@ -16,6 +16,7 @@ from tests.integration.readside_fixtures import (
     app,
     store,
 )
+from tests.support.reading import reading
 
 __all__ = ["app", "store"]
 
@@ -61,18 +62,22 @@ def _dump(values: list[Any]) -> list[dict[str, Any]]:
 
 def test_lists_match_the_records_and_filters(store: Store, app: CapaApplication) -> None:
     refs = _story(store, app)
-    ncs = app.queries.list_records("nc")
+    with reading(app):
+        ncs = app.queries.list_records("nc")
     assert [v.id for v in ncs] == [refs["a"], refs["b"], refs["c"]]
     # Each listed record is exactly what `show` rebuilds from its events.
-    for view in [*ncs, *app.queries.list_records("ca")]:
-        assert view.model_dump() == app.records.show(view.id).model_dump()
-    assert [v.id for v in app.queries.list_records("nc", statuses=["open"])] == [refs["c"]]
-    assert [v.id for v in app.queries.list_records("nc", severities=["critical"])] == [refs["b"]]
-    assert [v.id for v in app.queries.list_records("nc", overdue=True)] == [refs["a"], refs["b"]]
-    assert [v.id for v in app.queries.list_records("ca", sources=["supplier"])] == [refs["ca"]]
-    assert app.queries.list_records("ca", sources=["internal-audit"]) == []
-    assert [v.id for v in app.queries.list_records("ca", overdue=True)] == [refs["ca"]]
-    overdue = app.queries.overdue()
+    with reading(app):
+        for view in [*ncs, *app.queries.list_records("ca")]:
+            assert view.model_dump() == app.records.show(view.id).model_dump()
+        assert [v.id for v in app.queries.list_records("nc", statuses=["open"])] == [refs["c"]]
+        critical = app.queries.list_records("nc", severities=["critical"])
+        assert [v.id for v in critical] == [refs["b"]]
+        overdue = app.queries.list_records("nc", overdue=True)
+        assert [v.id for v in overdue] == [refs["a"], refs["b"]]
+        assert [v.id for v in app.queries.list_records("ca", sources=["supplier"])] == [refs["ca"]]
+        assert app.queries.list_records("ca", sources=["internal-audit"]) == []
+        assert [v.id for v in app.queries.list_records("ca", overdue=True)] == [refs["ca"]]
+        overdue = app.queries.overdue()
     assert [(o.kind, o.ca, o.action, o.days_overdue) for o in overdue] == [
         ("action-overdue", refs["ca"], "A1", 3)]
 
@@ -80,43 +85,50 @@ def test_lists_match_the_records_and_filters(store: Store, app: CapaApplication)
 def test_a_second_process_sees_writes_of_the_first(store: Store, app: CapaApplication) -> None:
     refs = _story(store, app)
     other = store.app()
-    assert len(other.queries.list_records("nc")) == 3
+    with reading(other):
+        assert len(other.queries.list_records("nc")) == 3
     with store.acting(app, QUALITY_ENGINEER):
         app.nonconformities.cancel_nc(refs["c"], reason="Raised in error")
-    assert [v.status for v in other.queries.list_records("nc",
-                                                         statuses=["cancelled"])] == ["cancelled"]
+    with reading(other):
+        cancelled = other.queries.list_records("nc", statuses=["cancelled"])
+        assert [v.status for v in cancelled] == ["cancelled"]
 
 
 def test_rebuild_gives_identical_answers(store: Store, app: CapaApplication) -> None:
     _story(store, app)
-    before = (_dump(app.queries.list_records("nc")), _dump(app.queries.list_records("ca")),
-              _dump(app.queries.overdue()))
+    with reading(app):
+        before = (_dump(app.queries.list_records("nc")), _dump(app.queries.list_records("ca")),
+                  _dump(app.queries.overdue()))
     tables = {t: store.rows(f"SELECT * FROM {t} ORDER BY 1, 2") for t in
               ("nc_summary", "ca_summary", "action_items", "nc_ca_links")}
     with store.acting(app, QUALITY_ENGINEER):
         result = app.queries.rebuild_read_models()
     assert result["nonconformities"] == 3 and result["corrective_actions"] == 1
-    after = (_dump(app.queries.list_records("nc")), _dump(app.queries.list_records("ca")),
-             _dump(app.queries.overdue()))
+    with reading(app):
+        after = (_dump(app.queries.list_records("nc")), _dump(app.queries.list_records("ca")),
+                 _dump(app.queries.overdue()))
     assert after == before
     assert tables == {t: store.rows(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
 
 
 def test_tracked_position_commits_with_the_tables(store: Store, app: CapaApplication) -> None:
     _story(store, app)
-    app.queries.list_records("nc")
+    with reading(app):
+        app.queries.list_records("nc")
     position = store.rows("SELECT position FROM rm_tracking")[0][0]
     latest = store.rows("SELECT MAX(rowid) FROM stored_events")[0][0]
     assert position == latest
     # A follower that lost its place (as after a crash before commit) simply catches up again.
     store.rows("UPDATE rm_tracking SET position = 0")
     again = store.app()
-    assert len(again.queries.list_records("nc")) == 3
+    with reading(again):
+        assert len(again.queries.list_records("nc")) == 3
     assert store.rows("SELECT COUNT(*) FROM nc_summary") == [(3,)]
 
 
 def test_cause_category_follows_the_linked_ca(store: Store, app: CapaApplication) -> None:
     refs = _story(store, app)
-    app.queries.list_records("nc")
+    with reading(app):
+        app.queries.list_records("nc")
     rows = dict(store.rows("SELECT id, cause_category FROM nc_summary"))
     assert rows == {refs["a"]: "machine", refs["b"]: "machine", refs["c"]: None}

@@ -21,6 +21,7 @@ from tests.support.backends import (
     create_store,
     new_target,
 )
+from tests.support.reading import reading
 
 
 def _day(n: int) -> str:
@@ -35,10 +36,11 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CapaApplicat
 
 
 def _answers(app: CapaApplication) -> tuple[Any, ...]:
-    return ([v.model_dump() for v in app.queries.list_records("nc")],
-            [v.model_dump() for v in app.queries.list_records("ca", severities=["major"])],
-            [v.id for v in app.queries.list_records("nc", overdue=True)],
-            [o.model_dump() for o in app.queries.overdue()])
+    with reading(app):
+        return ([v.model_dump() for v in app.queries.list_records("nc")],
+                [v.model_dump() for v in app.queries.list_records("ca", severities=["major"])],
+                [v.id for v in app.queries.list_records("nc", overdue=True)],
+                [o.model_dump() for o in app.queries.overdue()])
 
 
 def test_the_read_side_on_each_back_end(app: CapaApplication) -> None:
@@ -49,7 +51,8 @@ def test_the_read_side_on_each_back_end(app: CapaApplication) -> None:
         report = app.intake.import_ncs(rows, {}, header=list(rows[0]))
         again = app.intake.import_ncs(rows, {}, header=list(rows[0]))
     assert (report.imported, again.skipped_existing) == (12, 12)
-    first, second = (v.id for v in app.queries.list_records("nc")[:2])
+    with reading(app):
+        first, second = (v.id for v in app.queries.list_records("nc")[:2])
     with app.acting_as(ADMIN, PASSWORD):
         for ref in (first, second):
             app.nonconformities.assess_nc(ref, impact=3, likelihood=3, capa_required=True)
@@ -72,6 +75,8 @@ def test_the_read_side_on_each_back_end(app: CapaApplication) -> None:
     # The NCs were detected in March 2024: a period that holds them, whatever today is.
     figures = collect(app.read_models, _day(0), "2024-01-01")
     assert figures.recurrence == [("P-1", "machine", 2)]
-    exported = list(app.intake.export_events())
+    with reading(app):
+        exported = list(app.intake.export_events())
     assert [e["position"] for e in exported] == sorted(e["position"] for e in exported)
-    assert {r["id"] for r in app.intake.export_records()} >= {first, ca}
+    with reading(app):
+        assert {r["id"] for r in app.intake.export_records()} >= {first, ca}

@@ -28,6 +28,7 @@ from tests.integration.readside_fixtures import (
     store,
 )
 from tests.support.pdftext import base_fonts, pdf_text
+from tests.support.reading import reading
 
 __all__ = ["app", "store"]
 
@@ -80,7 +81,8 @@ def _closed_ca(store: Store, app: CapaApplication, *, approver: str = QUALITY_MA
 
 
 def _signatures(app: CapaApplication, ref: str) -> list[dict[str, object]]:
-    return [e.signature.model_dump() for e in app.records.history(ref) if e.signature]
+    with reading(app):
+        return [e.signature.model_dump() for e in app.records.history(ref) if e.signature]
 
 
 def test_ca_report_has_every_8d_section_and_signature(store: Store, app: CapaApplication) -> None:
@@ -88,7 +90,8 @@ def test_ca_report_has_every_8d_section_and_signature(store: Store, app: CapaApp
     signatures = _signatures(app, refs["ca"])
     assert [s["meaning"] for s in signatures] == ["approval", "verification", "approval"]
     for fmt in ("md", "html"):
-        text = app.queries.render_report(refs["ca"], fmt).decode("utf-8")
+        with reading(app):
+            text = app.queries.render_report(refs["ca"], fmt).decode("utf-8")
         for code, title in (("D1", "Team"), ("D2", "Problem"), ("D3", "Containment"),
                             ("D4", "Root cause"), ("D5", "corrective actions"),
                             ("D6", "Implementation"), ("D7", "Prevention"),
@@ -106,7 +109,8 @@ def test_ca_report_has_every_8d_section_and_signature(store: Store, app: CapaApp
 
 def test_pdf_report(store: Store, app: CapaApplication) -> None:
     refs = _closed_ca(store, app)
-    content = app.queries.render_report(refs["ca"], "pdf")
+    with reading(app):
+        content = app.queries.render_report(refs["ca"], "pdf")
     assert content.startswith(b"%PDF-")
     text = pdf_text(content)
     assert "D8 Verification and closure" in text
@@ -140,7 +144,8 @@ def test_pdf_report_prints_signers_names_as_written(store: Store,
     signed = {str(s["full_name"]) for s in _signatures(app, refs["ca"])}
     assert signed == {"Antonín Dvořák", "Łukasz Wróblewski"}
 
-    content = app.queries.render_report(refs["ca"], "pdf")
+    with reading(app):
+        content = app.queries.render_report(refs["ca"], "pdf")
     assert {f.split("+")[-1] for f in base_fonts(content)} == {"DejaVuSansBook",
                                                               "DejaVuSansBold"}
     assert all(re.fullmatch(r"[A-Z]{6}\+DejaVuSans\w+", f) for f in base_fonts(content)), \
@@ -154,7 +159,8 @@ def test_pdf_report_prints_signers_names_as_written(store: Store,
     assert "?" not in text and "\ufffd" not in text
     assert len(content) < 80_000, "only the glyphs used are embedded"
 
-    nc_text = " ".join(pdf_text(app.queries.render_report(minor, "pdf")).split())
+    with reading(app):
+        nc_text = " ".join(pdf_text(app.queries.render_report(minor, "pdf")).split())
     (closure,) = _signatures(app, minor)
     assert closure["full_name"] == "Nguyễn Thị Thu"
     assert f"Nguyễn Thị Thu (nthu), signed {closure['signed_at']}" in nc_text
@@ -164,7 +170,8 @@ def test_pdf_report_prints_signers_names_as_written(store: Store,
 def test_nc_report_without_ca_shows_its_closure_signature(store: Store,
                                                          app: CapaApplication) -> None:
     refs = _closed_ca(store, app)
-    text = app.queries.render_report(refs["minor"], "md").decode()
+    with reading(app):
+        text = app.queries.render_report(refs["minor"], "md").decode()
     (sig,) = _signatures(app, refs["minor"])
     assert f"Closure of {refs['minor']}" in text and str(sig["signed_at"]) in text
     assert "no - Isolated, caught before release" in text

@@ -20,6 +20,7 @@ from tests.integration.readside_fixtures import (
     app,
     store,
 )
+from tests.support.reading import reading
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is in the test extra")
 
@@ -105,7 +106,8 @@ def test_nc_text_cannot_fake_a_heading_or_a_signature(store: Store, app: CapaApp
         app.nonconformities.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
                                       rationale="# Not a heading\n> not a quote")
         app.nonconformities.close_nc(nc)
-    markdown = app.queries.render_report(nc, "md").decode()
+    with reading(app):
+        markdown = app.queries.render_report(nc, "md").decode()
     headings, quotes, kinds = _outline(markdown)
     assert headings == [f"h1 8D report {nc}: {HOSTILE_TITLE}", "h2 D1 Team",
                         "h2 D2 Problem description", "h2 D3 Containment", "h2 D4 Root cause",
@@ -130,6 +132,7 @@ def test_nc_text_cannot_fake_a_heading_or_a_signature(store: Store, app: CapaApp
     assert len(rows) == sum(1 + len(table_rows) for _, table_rows in tables), \
         "every table has exactly its own rows: no row forged from a cell's text"
 
-    page = app.queries.render_report(nc, "html").decode()
+    with reading(app):
+        page = app.queries.render_report(nc, "html").decode()
     assert html.escape(HOSTILE_TITLE) in page and "<script>" not in page
     assert "<!--" not in page

@@ -41,6 +41,7 @@ from tests.support.backends import (
     query,
     run_cli,
 )
+from tests.support.reading import reading
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -119,7 +120,8 @@ def test_signed_flow_verifies_with_digital_signatures(store: CapaApplication,
                                                       store_target: str,
                                                       tmp_path: Path) -> None:
     ref = closed_nc(store)
-    entry = [e for e in store.records.history(ref) if e.signature][0]
+    with reading(store):
+        entry = [e for e in store.records.history(ref) if e.signature][0]
     assert entry.signature is not None
     assert entry.signature.kind == "digital" and entry.signature.algorithm == "Ed25519"
     # The signature's time is its event's time: the record as of then is the signed result.
@@ -215,7 +217,8 @@ def test_made_up_signature_in_another_users_name(store: CapaApplication, store_t
 def test_signature_copied_from_another_event(store: CapaApplication, store_target: str,
                                              tmp_path: Path) -> None:
     first = closed_nc(store, "First")
-    copied = next(e.signature for e in store.records.history(first) if e.signature)
+    with reading(store):
+        copied = next(e.signature for e in store.records.history(first) if e.signature)
     assert copied is not None
     second = assessed_nc(store, "Second")
     version = forge_close(store, second, copied.model_dump(exclude={"kind"}), actor=ENGINEER)
@@ -226,7 +229,8 @@ def test_changed_content_hash_by_sql(store: CapaApplication, store_target: str,
                                      tmp_path: Path) -> None:
     ref = closed_nc(store)
     nc = store.load(Nonconformity, ref)
-    digest = next(e.signature for e in store.records.history(ref) if e.signature).content_sha256
+    with reading(store):
+        digest = next(e.signature for e in store.records.history(ref) if e.signature).content_sha256
     position, _, _, _, state = next(row for row in event_rows(store_target)
                                     if row[1] == nc.id and row[2] == nc.version)
     assert digest.encode() in state
@@ -356,7 +360,8 @@ def test_golden_store_reports_password_attested(backend: str, tmp_path: Path) ->
     try:
         summary = verify_store(app, None, tmp_path / "none")["signatures"]
         assert summary["digital"] == 0 and summary["password-attested"] == 6
-        signed = [e for e in app.records.history("CA-2026-0001") if e.signature]
+        with reading(app):
+            signed = [e for e in app.records.history("CA-2026-0001") if e.signature]
         assert signed and all(e.signature and e.signature.kind == "password-attested"
                               for e in signed)
         # Users of an earlier store have no key: they keep signing password-attested, and a
@@ -454,7 +459,8 @@ def test_the_8d_manifestation_says_how_it_was_signed(store: CapaApplication) -> 
     from capa.reports.eightd import manifestation
 
     ref = closed_nc(store)
-    shown: Any = store.records.show(ref).model_dump(mode="json")
+    with reading(store):
+        shown: Any = store.records.show(ref).model_dump(mode="json")
     signature = shown["closure"]["signature"]
     text = manifestation(signature)
     assert f"digital signature (Ed25519, key {signature['key_id']})" in text

@@ -22,6 +22,7 @@ from tests.support.backends import (
     new_target,
     run_cli,
 )
+from tests.support.reading import reading
 
 
 def fill(app: CapaApplication, count: int) -> list[str]:
@@ -65,8 +66,9 @@ def test_a_store_goes_there_and_back_unchanged(tmp_path: Path, there: str, back:
 
     final_app = open_store(final)
     try:
-        assert [e.version for e in final_app.records.history(refs[0])] == [1, 2, 3]
-        assert [v.id for v in final_app.queries.list_records("nc")] == refs
+        with reading(final_app):
+            assert [e.version for e in final_app.records.history(refs[0])] == [1, 2, 3]
+            assert [v.id for v in final_app.queries.list_records("nc")] == refs
         with final_app.acting_as(REPORTER, PASSWORD):
             # The copy is a working store: numbering carries on after the copied records.
             assert final_app.nonconformities.raise_nc(title="Next", description="d",

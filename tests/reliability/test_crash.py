@@ -29,6 +29,7 @@ from tests.support.backends import (
     new_target,
     run_cli,
 )
+from tests.support.reading import reading
 
 TRIALS = 12  # per back end: 24 kills in all
 RERUN_WRITES = 5
@@ -74,7 +75,8 @@ def check_store(target: str) -> int:
             assert versions == list(range(1, record.version + 1))
             if isinstance(record, Nonconformity):
                 numbers.append(int(record.ref.rsplit("-", 1)[1]))
-                assert app.records.show(record.ref).status == "open"
+                with reading(app):
+                    assert app.records.show(record.ref).status == "open"
         assert sorted(numbers) == list(range(1, len(numbers) + 1))
         return len(numbers)
     finally:
