@@ -1,4 +1,4 @@
-"""The capa application: the core (capa.app.core) and one service per feature, each made on
+"""The capa application: the core (capa.app.core) and one service per feature, each loaded on
 first use, so that a command loads only the services it runs (start-up time, SPEC §7 P1).
 
     app = open_store("capa.db")
@@ -39,7 +39,10 @@ SERVICES: dict[str, tuple[str, str]] = {
 
 
 class _Service(Generic[S]):
-    """A service of the application, imported and made on first use, then kept."""
+    """A service of the application, its module imported on first use. Services hold no state
+    of their own (the core does), so each access makes one: an application keeping its
+    services would form a reference cycle with them, and a store closed by reference
+    counting as soon as the application goes would then wait for the cyclic collector."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -54,9 +57,7 @@ class _Service(Generic[S]):
         if app is None:
             return self
         module, name = SERVICES[self.name]
-        service = getattr(importlib.import_module(module), name)(app)
-        app.__dict__[self.name] = service
-        return service
+        return getattr(importlib.import_module(module), name)(app)
 
 
 class CapaApplication(Core):
