@@ -7,6 +7,8 @@ them, and brings the record to its legacy state; a CA the row gives is opened, l
 migrated in the same atomic save. The business dates (detected, closed) are the legacy ones,
 so the read models, dashboard and KPIs report them. Re-running the same file writes nothing:
 rows are recognised by external reference, or by file digest and row where a row has none.
+
+Size: planning and saving a migration share its legacy columns, states and dates.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from capa.app.operations import operation
 from capa.app.records import record_view
 from capa.app.views import CorrectiveActionView, NonconformityView, OverdueItem
 from capa.domain.errors import InvalidInput
+from capa.reports.dashboard import collect, render_html
+from capa.reports.eightd import Report, build_report, render
 
 
 class Queries:
@@ -51,11 +53,13 @@ class Queries:
         return out
 
     @operation("report")
+    def report(self, ref: str) -> Report:
+        """The 8D report of one NC or CA, its sections collected (capa.reports.eightd)."""
+        return build_report(_ReportSource(self.core), ref)
+
+    @operation("report")
     def render_report(self, ref: str, fmt: str) -> bytes:
         """The 8D report of one NC or CA as Markdown, HTML or PDF bytes."""
-        # Start-up time (SPEC §7 P1): the PDF and HTML renderers load only for a report.
-        from capa.reports.eightd import build_report, render
-
         if fmt not in ("md", "html", "pdf"):
             raise InvalidInput(f"format must be one of: md, html, pdf (got {fmt!r})")
         return render(build_report(_ReportSource(self.core), ref), fmt)
@@ -65,9 +69,6 @@ class Queries:
                          end: str | None = None) -> str:
         """The KPI dashboard as one self-contained HTML document, for the period from `start`
         to `end` (ISO dates, both included; the last twelve months by default)."""
-        # Start-up time (SPEC §7 P1): the charts load only for a dashboard.
-        from capa.reports.dashboard import collect, render_html
-
         return render_html(collect(self.core.read_models, today or _today(), start, end),
                            organisation=_organisation(self.core))
 

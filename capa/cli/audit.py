@@ -1,4 +1,6 @@
-"""`capa audit`: checkpoints, verification, bundles, proofs and witnesses (SPEC §5, §9.7, §9.8)."""
+"""`capa audit`: checkpoints, verification, bundles, proofs and witnesses (SPEC §5, §9.7, §9.8).
+
+Size: every subcommand of the one `audit` group, loaded together when the group runs."""
 
 from __future__ import annotations
 

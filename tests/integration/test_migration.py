@@ -266,12 +266,12 @@ def test_unknown_columns_are_reported_by_a_plain_import_too(
 
 def test_the_8d_report_of_a_migrated_record_says_what_the_legacy_system_recorded(
         store: Store, app: CapaApplication, tmp_path: Path) -> None:
-    from capa.reports.eightd import build_report, render
+    from capa.reports.eightd import render
 
     with store.acting(app, QUALITY_MANAGER):
         _migrate(app, tmp_path)
         ref = next(v.id for v in app.queries.list_records("nc") if v.external_ref == "L-1")
-        text = render(build_report(app, ref), "md").decode("utf-8")
+        text = render(app.queries.report(ref), "md").decode("utf-8")
     assert "Recorded in the legacy system: Mould too cold" in text
     assert "Recorded in the legacy system: Raised mould temperature" in text
     assert f"{ref}: Migrated from QMS 2019 (register.csv, row 2)" in text

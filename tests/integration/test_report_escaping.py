@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capa.app.application import CapaApplication
-from capa.reports.eightd import build_report, md_escape
+from capa.reports.eightd import md_escape
 from tests.integration.readside_fixtures import (
     QUALITY_ENGINEER,
     REPORTER,
@@ -126,8 +126,9 @@ def test_nc_text_cannot_fake_a_heading_or_a_signature(store: Store, app: CapaApp
     cells = [_text(t) for i, t in enumerate(tokens) if t.type == "inline"
              and tokens[i - 1].type == "td_open"]
     assert _normalised(HOSTILE_ACTION) in cells
-    tables = [body for section in build_report(app, nc).sections
-              for kind, body in section.blocks if kind == "table"]
+    with reading(app):
+        tables = [body for section in app.queries.report(nc).sections
+                  for kind, body in section.blocks if kind == "table"]
     rows = [t for t in tokens if t.type == "tr_open"]
     assert len(rows) == sum(1 + len(table_rows) for _, table_rows in tables), \
         "every table has exactly its own rows: no row forged from a cell's text"
