@@ -4,6 +4,10 @@
     python verify_bundle.py BUNDLE [--checkpoint KEPT.txt]... [--public-key KEY.pem]
                             [--vkey VKEY] [--witness VKEY]...
 
+Size: one file on purpose, so that an auditor can copy it and run it without capa installed; it
+holds its own copies of the leaf encoding, the tree, the signed-note format and the signature
+check (tests hold them equal to capa's), which cannot be imported from capa.audit.
+
 BUNDLE is a directory or a .zip (optionally with one top-level folder) holding:
 
   events.jsonl    one JSON object per line, in position order, with at least "position" (int,
@@ -81,7 +85,7 @@ class Failed(Exception):
     """The bundle was checked and is not intact (exit 6)."""
 
 
-# --- RFC 6962 hashing, as in capa/audit/merkle.py -----------------------------------------------
+# --- RFC 6962 hashing, as in capa/audit/leaves.py and merkle.py ---------------------------------
 
 
 def leaf_hash(position: int, record_id: str, version: int, event_type: str, state: bytes) -> bytes:
@@ -113,7 +117,7 @@ class Tree:
         return node
 
 
-# --- checkpoints (C2SP signed note), as in capa/audit/signing.py ---------------------------------
+# --- checkpoints (C2SP signed note), as in capa/audit/notes.py -----------------------------------
 
 
 class Checkpoint(NamedTuple):
@@ -296,7 +300,7 @@ def load_public_key(data: bytes, name: str) -> Ed25519PublicKey:
     return key
 
 
-# --- the readable fields, as capa/audit/bundle.py derives them ------------------------------------
+# --- the readable fields, as capa/audit/bundle_files.py derives them ------------------------------
 
 READABLE = ("record", "type", "time", "actor", "data")
 LINE_FIELDS = {"position", "record_id", "version", "event_type", "state_b64", "leaf_hash"}
@@ -366,7 +370,7 @@ def misread(line: dict, derived: dict) -> str | None:
     return None
 
 
-# --- withheld lines, as capa/audit/bundle.py allows them -----------------------------------------
+# --- withheld lines, as capa/audit/bundle_files.py allows them -----------------------------------
 
 # The only events whose bytes may be withheld -> whether the event is a record's first.
 WITHHOLDABLE = {

@@ -1,4 +1,5 @@
-"""Shared pytest configuration for every suite."""
+"""Shared pytest configuration for every suite, and the step definitions of features/ (in
+tests/bdd/steps, one module per area), which pytest loads only from this, the root conftest."""
 
 from __future__ import annotations
 
@@ -7,13 +8,25 @@ from pathlib import Path
 
 import pytest
 
+from capa.validation.catalogue import load_catalogue
 from tests.support.backends import BACKENDS, discard_target, new_target
+
+pytest_plugins = [
+    "tests.bdd.steps.store",
+    "tests.bdd.steps.nonconformity",
+    "tests.bdd.steps.corrective_action",
+    "tests.bdd.steps.refusals",
+    "tests.bdd.steps.audit",
+    "tests.bdd.steps.identity",
+    "tests.bdd.steps.cli",
+    "tests.bdd.steps.integrity",
+    "tests.bdd.steps.reports",
+    "tests.bdd.steps.migration",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register each requirement tag of the validation catalogue, and `cli`, as a marker."""
-    from capa.validation.catalogue import load_catalogue
-
     catalogue = load_catalogue()
     for requirement in catalogue.requirements:
         config.addinivalue_line("markers", f"{requirement.id}: evidence for {requirement.source}")

@@ -25,6 +25,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from capa.adapters.eventlog import backend_of, side_datastore
+
 CREDENTIALS, ATTEMPTS, SESSIONS = "capa_credentials", "capa_login_attempts", "capa_sessions"
 TABLES = (CREDENTIALS, ATTEMPTS, SESSIONS)
 
@@ -40,10 +42,11 @@ _SCHEMA = (
 
 
 def credential_store(recorder: Any) -> CredentialStore:
-    """The implementation for a store's back end, over its event recorder's own connections."""
-    if type(recorder).__module__ == "eventsourcing.sqlite":
-        return SqliteCredentialStore(recorder.datastore)
-    return PostgresCredentialStore(recorder.datastore)
+    """The implementation for a store's back end, over its event recorder's own connections
+    (an in-memory store's are those of its private SQLite database)."""
+    if backend_of(recorder) == "postgres":
+        return PostgresCredentialStore(side_datastore(recorder))
+    return SqliteCredentialStore(side_datastore(recorder))
 
 
 class CredentialStore:

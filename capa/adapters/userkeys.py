@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from capa.readmodels.sql import Sql
+from capa.adapters.sql import Sql
 
 CREATE_TABLE = ("CREATE TABLE IF NOT EXISTS capa_user_keys (user_id TEXT PRIMARY KEY, "
           "key_id TEXT NOT NULL, wrapped TEXT NOT NULL)")
@@ -37,7 +37,7 @@ class UserKeys(Protocol):
 
 
 class SqlUserKeys:
-    """SQLite and PostgreSQL alike (capa.readmodels.sql translates the placeholders); the
+    """SQLite and PostgreSQL alike (capa.adapters.sql translates the placeholders); the
     table is created on first use, so stores of earlier releases gain it when first written."""
 
     def __init__(self, recorder: Any) -> None:

@@ -13,9 +13,10 @@ from capa.app.core import Core
 from capa.app.operations import operation
 from capa.app.storecopy import BATCH_SIZE, CopyReport, copy_store
 from capa.audit.bundle import export_bundle
-from capa.audit.proofs import consistency_between
-from capa.audit.signing import Verifier
-from capa.audit.verify import make_checkpoint, prove_record, verify_store
+from capa.audit.checkpoints import make_checkpoint
+from capa.audit.proofs import consistency_between, prove_record
+from capa.audit.verification import verify_store
+from capa.audit.vkeys import Verifier
 
 
 class Audit:

@@ -11,7 +11,6 @@ with the acting user, and loading, saving and numbering records with the store t
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,6 +26,7 @@ from eventsourcing.utils import get_topic
 from capa.app.permissions import OPEN_OPERATIONS, allowed_roles, permits
 from capa.domain.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, NotPermitted
 from capa.domain.record import Record, actor_id, record_uuid, utc_iso
+from capa.domain.refs import RecordRef, is_ref
 from capa.domain.user import Role, User, UserStatus, is_user_id, user_ref
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound=Record)
 
-_REF = re.compile(r"^(NC|CA)-(\d{4})-(\d{4,})$")
 _CREATE_ATTEMPTS = 20
 #: The kinds of record whose ids are NC-… and CA-…, named by topic: a command imports only the
 #: record classes it works with (start-up time, SPEC §7 P1).
@@ -53,7 +52,7 @@ def today() -> str:
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:
-    return f"{prefix}-{year}-{number:04d}"
+    return str(RecordRef.new(prefix, year, number))
 
 
 def parse_moment(value: str) -> dt.datetime:
@@ -218,7 +217,8 @@ class Core(Application[UUID]):
         store made before digital signatures. It reads the account events only, once per
         process (about 70 ms in a store of 100,000 events), so a write can afford it."""
         # Start-up time (SPEC §7 P1): the walk's cryptography loads only for a write.
-        from capa.audit.signatures import ACCOUNT_TOPICS, SignatureFailure, SignatureWalk
+        from capa.audit.signature_walk import SignatureFailure, SignatureWalk
+        from capa.audit.signatures import ACCOUNT_TOPICS
 
         # The walk is kept and fed only the events written since, so a run of commands in one
         # process reads each account event once. A forged event is left out (the walk refuses
@@ -322,16 +322,11 @@ class Core(Application[UUID]):
 
     @staticmethod
     def canonical(ref: str, prefix: str | None = None) -> str:
-        text = ref.strip().upper()
-        match = _REF.match(text)
-        if not match or (prefix is not None and match.group(1) != prefix):
-            expected = f"{prefix}-YYYY-NNNN" if prefix else "NC-YYYY-NNNN or CA-YYYY-NNNN"
-            raise InvalidInput(f"{ref!r} is not a record id (expected {expected})")
-        return text
+        return str(RecordRef.parse(ref, prefix))
 
     @staticmethod
     def is_record_id(ref: str) -> bool:
-        return bool(_REF.match(ref.strip().upper()))
+        return is_ref(ref)
 
     def load(self, kind: type[R], ref: str, version: int | None = None) -> R:
         # NC and CA ids are checked against the kind asked for, so a CA id given where an NC

@@ -16,7 +16,7 @@ from capa.app.core import Core
 from capa.app.operations import operation
 from capa.app.records import record_view
 from capa.domain.errors import IntegrityFailure, InvalidInput, NotFound
-from capa.domain.store import EvidenceFile
+from capa.domain.evidence import EvidenceFile
 
 MAX_EVIDENCE_BYTES = 25 * 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")

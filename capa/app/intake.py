@@ -19,27 +19,41 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.utils import get_topic
 
+from capa.adapters.eventlog import (
+    EventRow,
+    backend_of,
+    bulk_insert,
+    bulk_insert_joins_transaction,
+    stored_id,
+)
 from capa.app import export
-from capa.app.core import Core, format_ref
+from capa.app.core import Core
 from capa.app.operations import operation
 from capa.domain.dates import date_format
 from capa.domain.dates import parse_day as _parse_day
 from capa.domain.errors import Conflict, InvalidInput
-from capa.domain.nonconformity import Nonconformity
-from capa.domain.record import record_hex, record_uuid
-from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT, Severity, Source, has_visible
+from capa.domain.nonconformity import (
+    NC_FIELD,
+    NC_FIELDS,
+    NC_LINE_FIELDS,
+    NC_REQUIRED,
+    NC_SCHEMA,
+    RAISED_FIELDS,
+    Nonconformity,
+    raised_fields_json,
+)
+from capa.domain.refs import RecordRef
+from capa.domain.values import CONTROL, has_visible
 
 if TYPE_CHECKING:
     from capa.app.migration import LegacySource
 
-NC_FIELDS = ("title", "description", "source", "severity", "product", "lot", "external_ref",
-             "detected_on")
-REQUIRED = ("title", "description", "source", "severity")
-#: Fields held to one line (the description may span lines).
-_LINE_FIELDS = ("title", "product", "lot", "external_ref")
+#: The NC's fields, those that must be given, and those held to one line: the domain's schema.
+REQUIRED = NC_REQUIRED
+_LINE_FIELDS = NC_LINE_FIELDS
 #: One atomic save per batch: a killed import loses at most the batch in flight, and a re-run
 #: skips every external reference already saved.
 BATCH_SIZE = 20_000
@@ -53,6 +67,7 @@ SEVERITY_SYNONYMS = {
     "class ii": "major", "class 2": "major", "medium": "major",
     "class iii": "minor", "class 3": "minor", "low": "minor",
 }
+_SYNONYMS = {"severity": SEVERITY_SYNONYMS}
 #: Placeholders that mean "no value" in real exports.
 _EMPTY = {"none", "null", "n/a", "na", "-", "--"}
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -299,7 +314,7 @@ def validate_columns(rows: Sequence[Row], columns: Mapping[str, list[str]],
     # a time: the slow per-cell pass runs only for a column that breaks one.
     for name in NC_FIELDS:
         texts = fields[name]
-        limit = TEXT_LIMIT if name == "description" else LINE_LIMIT
+        limit = NC_FIELD[name].limit
         if texts and max(map(len, texts)) > limit:
             for index, text in enumerate(texts):
                 if len(text) > limit:
@@ -310,9 +325,11 @@ def validate_columns(rows: Sequence[Row], columns: Mapping[str, list[str]],
                 if CONTROL.search(text):
                     refuse(index, name, f"{name} must be one line, without tabs or control "
                                         "characters")
-    for name, vocabulary, synonyms in (("source", Source, {}),
-                                       ("severity", Severity, SEVERITY_SYNONYMS)):
-        allowed = [member.value for member in vocabulary]
+    for spec in NC_SCHEMA:
+        if spec.vocabulary is None:
+            continue
+        name, synonyms = spec.name, _SYNONYMS.get(spec.name, {})
+        allowed = [member.value for member in spec.vocabulary]
         words = {text: _choice(text, allowed, synonyms) for text in set(fields[name]) if text}
         texts = fields[name]
         for index, text in enumerate(texts):
@@ -485,7 +502,7 @@ def _save_batch(app: Core, batch: Columns, user: str) -> list[str]:
     shared = raised_fields_json(batch)
     for _ in range(20):
         first = app.next_number("NC", year)
-        refs = [format_ref("NC", year, first + i) for i in range(len(batch["title"]))]
+        refs = [str(RecordRef.new("NC", year, first + i)) for i in range(len(batch["title"]))]
         try:
             events = raised_events(app, refs, batch, user, shared=shared)
             _insert(app, events, partial(_summary_rows, app, refs, batch, shared, user,
@@ -497,27 +514,20 @@ def _save_batch(app: Core, batch: Columns, user: str) -> list[str]:
                    "stay, and a re-run skips them")
 
 
-#: A stored event as a row of the events table: record id, version, topic, state bytes.
-EventRow = tuple[Any, int, str, bytes]
-
-
 def _insert(app: Core, events: list[EventRow],
             summary: Callable[[], Sequence[tuple[Any, ...]]] | None = None) -> None:
-    """Insert new events in one transaction. On SQLite, one `executemany` of the recorder's own
-    statement: its `insert_events` runs a statement per event to learn each new row's position,
-    which nothing here needs; and, when the read tables were up to date, their rows for the new
-    NCs (`summary`) in the same transaction, so the first query after an import has nothing to
-    catch up (projecting 100,000 events afterwards took five times the import itself)."""
-    recorder: Any = app.recorder
-    if not _on_sqlite(app):
-        recorder.insert_events([StoredEvent(*row) for row in events])
-        return
-    if summary is not None:
+    """Insert new events in one transaction (the event-log port's bulk insert); and, where the
+    back end runs it in the same transaction and the read tables were up to date, their rows
+    for the new NCs (`summary`), so the first query after an import has nothing to catch up
+    (projecting 100,000 events afterwards took five times the import itself)."""
+    follow: Callable[[Any], None] | None = None
+    if summary is not None and bulk_insert_joins_transaction(app.recorder):
         app.read_models.ensure_schema()
-    with recorder.datastore.transaction(commit=True) as cursor:
-        cursor.executemany(recorder.insert_events_statement, events)
-        if summary is not None:
+
+        def follow(cursor: Any) -> None:
             app.read_models.follow_import(cursor, len(events), summary)
+
+    bulk_insert(app.recorder, events, follow)
 
 
 def _summary_rows(app: Core, refs: Sequence[str], batch: Columns,
@@ -535,33 +545,7 @@ def _summary_rows(app: Core, refs: Sequence[str], batch: Columns,
 
 
 def _on_sqlite(app: Core) -> bool:
-    from eventsourcing.sqlite import SQLiteAggregateRecorder
-
-    return isinstance(app.recorder, SQLiteAggregateRecorder)
-
-
-def raised_fields_json(fields: Mapping[str, Sequence[str | None]]) -> list[str]:
-    """Per row, the JSON members `"title":…,…,"detected_on":…` of validated NC fields: the
-    run of members a Raised event's state and its NC's read-table document have in common
-    (keys in the event's order, compact, not ASCII-escaped), so each value is escaped once."""
-    title, description, source, severity, product, lot, external, detected_on = (
-        _quoted(fields[name]) for name in _RAISED_VALUES)
-    return [f'"title":{a},"description":{b},"source":{c},"severity":{d},"product":{e},'
-            f'"lot":{f},"external_ref":{g},"detected_on":{h}'
-            for a, b, c, d, e, f, g, h in zip(title, description, source, severity, product, lot,
-                                              external, detected_on, strict=True)]
-
-
-def _quoted(cells: Sequence[str | None]) -> list[str]:
-    """Each cell as a JSON string (`null` for None), a column at a time: a value that repeats
-    (a vocabulary word, a date, a product) is escaped once."""
-    distinct = set(cells)
-    if len(distinct) <= len(cells) // 2:
-        texts = {cell: "null" if cell is None else encode_basestring(cell) for cell in distinct}
-        return list(map(texts.__getitem__, cells))
-    if None not in distinct:
-        return list(map(encode_basestring, cast("Sequence[str]", cells)))
-    return ["null" if cell is None else encode_basestring(cell) for cell in cells]
+    return backend_of(app) == "sqlite"
 
 
 def raised_events(app: Core, refs: Sequence[str],
@@ -579,8 +563,7 @@ def raised_events(app: Core, refs: Sequence[str],
     mapper = app.mapper
     topic, originator_topic = get_topic(Nonconformity.Raised), get_topic(Nonconformity)  # type: ignore[attr-defined]
     stamp = {"_type_": "datetime_iso", "_data_": dt.datetime.now(dt.UTC).isoformat()}
-    # SQLite keeps record ids as hex text; other stores take UUIDs.
-    identify: Callable[[str], Any] = record_hex if _on_sqlite(app) else record_uuid
+    stored = stored_id(app.recorder)
     if isinstance(mapper.transcoder, JSONTranscoder):
         # The JSON the transcoder writes for this state (keys in the event's order, compact,
         # UTF-8), assembled from escaped strings: the batch shares one timestamp and every
@@ -602,8 +585,8 @@ def raised_events(app: Core, refs: Sequence[str],
         states = [mapper.compressor.compress(state) for state in states]
     if mapper.cipher:
         states = [mapper.cipher.encrypt(state) for state in states]
-    return [(identify(ref), 1, topic, state) for ref, state in zip(refs, states, strict=True)]
+    return [(stored(ref), 1, topic, state) for ref, state in zip(refs, states, strict=True)]
 
 
-_RAISED_VALUES = ("title", "description", "source", "severity", "product", "lot", "external_ref",
-                  "detected_on")
+#: The fields of a Raised event's state between its ref and reporter, in the event's order.
+_RAISED_VALUES = RAISED_FIELDS[1:-1]

@@ -13,8 +13,9 @@ from capa.app.operations import operation
 from capa.app.records import record_view
 from capa.app.views import CorrectiveActionView, NonconformityView, OverdueItem
 from capa.domain.errors import InvalidInput
-from capa.reports.dashboard import collect, render_html
-from capa.reports.eightd import Report, build_report, render
+from capa.reports.dashboard import collect
+from capa.reports.dashboard_html import render_html
+from capa.reports.eightd import Report, build_report
 
 
 class Queries:
@@ -60,6 +61,9 @@ class Queries:
     @operation("report")
     def render_report(self, ref: str, fmt: str) -> bytes:
         """The 8D report of one NC or CA as Markdown, HTML or PDF bytes."""
+        # Start-up time (SPEC §7 P1): the PDF library loads only for a report.
+        from capa.reports.render import render
+
         if fmt not in ("md", "html", "pdf"):
             raise InvalidInput(f"format must be one of: md, html, pdf (got {fmt!r})")
         return render(build_report(_ReportSource(self.core), ref), fmt)

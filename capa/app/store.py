@@ -3,52 +3,27 @@
 from __future__ import annotations
 
 import os
-import sqlite3
-import sys
 from pathlib import Path
-from urllib.parse import quote
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
+from capa.adapters.eventlog import (
+    EVENTS_TABLE,
+    StoreUnavailable,
+    is_store_error,
+    memory_env,
+    store_env,
+    store_exists,
+)
+from capa.adapters.eventlog import first_line as _first_line
 from capa.adapters.target import StoreTarget, parse_target
 from capa.app.application import CapaApplication
 from capa.domain.errors import CapaError, Conflict, InvalidInput, NotFound
 
-
-class StoreUnavailable(NotFound):
-    """The store's server cannot be reached, or refuses the connection or the credentials.
-    It maps to the exit status of a missing store (3): the command found no store to work on."""
-
-
-#: eventsourcing settings it would otherwise also read from the process environment (where the
-#: `CAPA_`-prefixed form even wins); a capa store is configured by its target alone.
-_NEUTRAL_SETTINGS = {
-    "POSTGRES_SCHEMA": "",
-    "POSTGRES_GET_PASSWORD_TOPIC": "",
-    "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
-    "ORIGINATOR_ID_TYPE": "uuid",
-    "APPLICATION_RECORDER_TOPIC": "",
-    "TRACKING_RECORDER_TOPIC": "",
-    "PROCESS_RECORDER_TOPIC": "",
-    "MAPPER_TOPIC": "",
-    "TRANSCODER_TOPIC": "",
-    "CIPHER_TOPIC": "",
-    "COMPRESSOR_TOPIC": "",
-}
-#: The event table each back end keeps (eventsourcing names PostgreSQL's after the application).
-EVENTS_TABLE = {"sqlite": "stored_events", "postgres": f"{CapaApplication.name}_events"}
-#: PostgreSQL stores save through eventsourcing's recorder, except that large saves (evidence
-#: files) avoid psycopg's pipeline mode, which deadlocks on them (capa.adapters.pgrecorder).
-_POSTGRES_RECORDER = "capa.adapters.pgrecorder:CapaPostgresRecorder"
-
-
-def store_env(target: StoreTarget, *, create: bool) -> dict[str, str]:
-    """The eventsourcing environment of a store: only `create` lets eventsourcing make tables."""
-    env = {**_NEUTRAL_SETTINGS, **target.env, "CREATE_TABLE": "yes" if create else "no"}
-    if target.kind == "postgres":
-        env["APPLICATION_RECORDER_TOPIC"] = _POSTGRES_RECORDER
-    prefix = CapaApplication.name.upper() + "_"
-    return {**env, **{prefix + key: value for key, value in env.items()}}
+# The event table each back end keeps, a store's eventsourcing environment and an unreachable
+# store's error come from the event-log port (capa.adapters.eventlog), and are named here too.
+__all__ = ["EVENTS_TABLE", "StoreUnavailable", "open_memory_store", "open_store",
+           "storage_failure", "store_env"]
 
 
 def _target(target: str) -> StoreTarget:
@@ -65,10 +40,7 @@ def open_store(target: str, *, create: bool = False) -> CapaApplication:
     exists (capa creates the tables in it, never the database itself).
     """
     parsed = _target(target)
-    if parsed.kind == "postgres":
-        exists = _postgres_has_store(parsed)
-    else:
-        exists = _sqlite_has_store(parsed, create=create)
+    exists = store_exists(parsed, create=create)
     if create and exists:
         raise InvalidInput(f"a store already exists at {parsed.display}")
     if not create and not exists:
@@ -86,35 +58,20 @@ def open_store(target: str, *, create: bool = False) -> CapaApplication:
                                f"{_first_line(exc)}") from None
 
 
+def open_memory_store() -> CapaApplication:
+    """A new, empty store held in memory by eventsourcing's recorder (its side tables in a
+    private in-memory database), gone when the application is: no file, no server."""
+    app = CapaApplication(env=memory_env())
+    app.credentials.create()
+    return app
+
+
 def _quoted(target: str, parsed: StoreTarget) -> str:
     import shlex
 
     # The hint repeats the target as given, except that a password is never printed.
     shown = parsed.display if parsed.kind == "postgres" else target
     return shlex.quote(shown)
-
-
-def _sqlite_has_store(target: StoreTarget, *, create: bool) -> bool:
-    path = Path(target.display)
-    if not path.exists():
-        if create and not path.parent.is_dir():
-            raise NotFound(f"folder {str(path.parent)!r} does not exist")
-        return False
-    if not path.is_file():
-        raise InvalidInput(f"{target.display} is not a file")
-    try:
-        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=30)
-        try:
-            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                               (EVENTS_TABLE["sqlite"],)).fetchone()
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise InvalidInput(f"{target.display} is not a capa store ({exc})") from None
-    if found is None and path.stat().st_size > 0:
-        # A file that holds other tables is someone else's database: never write capa's into it.
-        raise InvalidInput(f"{target.display} is a SQLite file but not a capa store")
-    return found is not None
 
 
 def _private_sqlite_file(path: Path) -> None:
@@ -129,44 +86,6 @@ def _private_sqlite_file(path: Path) -> None:
         raise InvalidInput(f"cannot create the store {path}: {exc.strerror}") from None
 
 
-def _postgres_has_store(target: StoreTarget) -> bool:
-    """Whether the database holds capa's event table. One short connection, separate from the
-    application's pool, so that a wrong host, port, password or database name fails at once with
-    libpq's own reason instead of after the pool's wait."""
-    import shlex
-
-    import psycopg
-
-    env = target.env
-    try:
-        with psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"],
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]), autocommit=True,
-        ) as conn:
-            row = conn.execute("SELECT to_regclass(%s)",
-                               (f"public.{EVENTS_TABLE['postgres']}",)).fetchone()
-    except psycopg.Error as exc:
-        reason = _first_line(exc)
-        if "does not exist" in reason and "database" in reason:
-            raise NotFound(
-                f"no capa store at {target.display}: {reason}; create the database "
-                f"(createdb {shlex.quote(env['POSTGRES_DBNAME'])}), then run: "
-                f"capa --db {shlex.quote(target.display)} init"
-            ) from None
-        raise StoreUnavailable(f"cannot open the store {target.display}: {reason}") from None
-    return row is not None and row[0] is not None
-
-
-def _first_line(exc: BaseException) -> str:
-    """libpq's reason without its decoration ("connection failed:", hints on later lines)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    for noise in ("connection failed: ", "FATAL:  ", "FATAL: "):
-        text = text.replace(noise, "")
-    return text
-
-
 #: Words in a back end's message that mean another writer held the store: nothing was written.
 _BUSY = ("lock timeout", "could not obtain lock", "deadlock detected", "could not serialize",
          "database is locked", "database table is locked", "lock not available")
@@ -179,11 +98,7 @@ def storage_failure(exc: BaseException) -> CapaError | None:
     if isinstance(exc, IntegrityError):
         return Conflict("the record changed while this command ran; nothing was written, "
                         "retry is safe")
-    # psycopg is only loaded by PostgreSQL stores; importing it here would cost SQLite ones.
-    psycopg = sys.modules.get("psycopg")
-    if not isinstance(exc, PersistenceError) and not (
-        psycopg is not None and isinstance(exc, psycopg.Error)
-    ):
+    if not is_store_error(exc):
         return None
     reason = _first_line(exc)
     if any(word in reason.lower() for word in _BUSY):

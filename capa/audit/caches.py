@@ -12,26 +12,27 @@ Every mismatch is reported, naming the table and the record. `readmodels rebuild
 Memory stays flat on a large log: records are folded one at a time in record order and
 compared a chunk at a time with the rows the tables hold for them (capa.readmodels.replay).
 
-Speed (SPEC §13 P8): an NC whose events are only `Raised` and `Amended` of the shapes this
-release records (most of a large log: imports and corrections) gets its row from the events'
-JSON directly, as the fold would make it, without building events or the record (a correction
-that a later one of the same field overwrites is not even decoded); any other record is folded
-in full. Rows equal to the expected ones are passed over whole; only rows that
-are not are looked at column by column.
+Speed (SPEC §13 P8): the expected rows come from capa.audit.cache_rows, which reads most NCs'
+rows from their events' JSON directly. Rows equal to the expected ones are passed over whole;
+only rows that are not are looked at column by column.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from capa.audit.verify import TamperDetected
-from capa.domain.record import utc_iso
-from capa.domain.values import AMENDABLE_NC_FIELDS
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
+
+from capa.audit.cache_rows import folded_rows
+from capa.audit.errors import TamperDetected
+from capa.audit.naming import RecordNames
+from capa.domain.record import record_uuid
 from capa.readmodels import projection
 from capa.readmodels.replay import Folded, LogReader, log_reader, record_topics
 
@@ -80,14 +81,16 @@ def snapshot_table(reader: LogReader) -> str:
     return "capa_snapshots" if reader.postgres else "stored_snapshots"
 
 
-def check_caches(app: Any, summary: dict[str, Any]) -> dict[str, Any]:
+def check_caches(app: Any, summary: dict[str, Any],
+                 names: RecordNames | None = None) -> dict[str, Any]:
     """Return `summary` with what was checked, or raise CachesDiffer naming every snapshot and
-    read-table row that does not match the events."""
+    read-table row that does not match the events (records named by `names`)."""
+    names = names if names is not None else RecordNames(app)
     found: list[CacheMismatch] = []
     more = 0
     checked = {"snapshots": 0, "read_table_records": 0}
     with log_reader(app) as reader:
-        for mismatch in _check(app, reader, checked):
+        for mismatch in _check(app, names, reader, checked):
             if len(found) < _LISTED:
                 found.append(mismatch)
             else:
@@ -97,21 +100,20 @@ def check_caches(app: Any, summary: dict[str, Any]) -> dict[str, Any]:
     return {**summary, "caches_checked": checked}
 
 
-def _check(app: Any, reader: LogReader, checked: dict[str, int]) -> Iterator[CacheMismatch]:
-    yield from _snapshots(app, reader, checked)
+def _check(app: Any, names: RecordNames, reader: LogReader,
+           checked: dict[str, int]) -> Iterator[CacheMismatch]:
+    yield from _snapshots(app, names, reader, checked)
     yield from _read_tables(app, reader, checked)
 
 
 # -- snapshots -----------------------------------------------------------------------------
 
 
-def _snapshots(app: Any, reader: LogReader, checked: dict[str, int]) -> Iterator[CacheMismatch]:
+def _snapshots(app: Any, names: RecordNames, reader: LogReader,
+               checked: dict[str, int]) -> Iterator[CacheMismatch]:
     table = snapshot_table(reader)
     if not reader.has_table(table):
         return
-    from eventsourcing.domain import Snapshot
-    from eventsourcing.persistence import StoredEvent
-    from eventsourcing.utils import get_topic
 
     topic = get_topic(Snapshot)
     keys = reader.query(f"SELECT originator_id, originator_version FROM {table} "  # noqa: S608
@@ -119,7 +121,7 @@ def _snapshots(app: Any, reader: LogReader, checked: dict[str, int]) -> Iterator
     for originator, version in keys:
         checked["snapshots"] += 1
         record_id = originator if isinstance(originator, UUID) else UUID(str(originator))
-        name = _name(app, record_id)
+        name = names(record_id.hex)
         row = reader.query(f"SELECT topic, state FROM {table} "  # noqa: S608
                            "WHERE originator_id = ? AND originator_version = ?",
                            (originator, version))
@@ -160,12 +162,6 @@ def _kept(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if not k.startswith("_") or k in _KEPT_PRIVATE}
 
 
-def _name(app: Any, record_id: UUID) -> str:
-    from capa.audit.verify import describe_record
-
-    return describe_record(app, record_id.hex)
-
-
 # -- read tables ---------------------------------------------------------------------------
 
 
@@ -199,7 +195,7 @@ def _read_tables(app: Any, reader: LogReader,
         position = max(0, min(position, last))
     matched = dict.fromkeys(projection.COLUMNS, 0)
     chunk: list[Folded] = []
-    for item in _folded(app, reader, upto=position):
+    for item in folded_rows(app, reader, upto=position):
         chunk.append(item)
         if len(chunk) == _CHUNK:
             yield from _compare(reader, chunk, matched)
@@ -286,8 +282,6 @@ def _same(column: str, expected: Any, held: Any) -> bool:
     if expected == held:
         return True
     if column == "doc" and isinstance(held, str):
-        import json
-
         try:
             return bool(json.loads(expected) == json.loads(held))
         except ValueError:
@@ -337,8 +331,6 @@ def _extra(reader: LogReader, matched: dict[str, int], position: int) -> Iterato
 
 def _unknown(reader: LogReader, table: str, refs: list[str], topics: list[str],
              position: int) -> Iterator[CacheMismatch]:
-    from capa.domain.record import record_uuid
-
     ids: dict[str, UUID | None] = {}
     for ref in refs:
         try:
@@ -360,147 +352,3 @@ def _known(reader: LogReader, ids: list[UUID], topics: list[str], position: int)
         f"WHERE originator_id IN ({', '.join('?' for _ in ids)}) AND {reader.position} <= ? "
         f"AND topic IN ({', '.join('?' for _ in topics)})", [*values, position, *topics])
     return {r[0] if isinstance(r[0], UUID) else UUID(str(r[0])) for r in rows}
-
-
-# -- the events, folded --------------------------------------------------------------------
-
-#: The keys of an `Amended` event this release records.
-_AMENDED_KEYS = frozenset({"timestamp", "actor", "field", "old", "new", "reason"})
-
-
-def _folded(app: Any, reader: LogReader, upto: int) -> Iterator[Folded]:
-    """The rows of every NC and CA with events at positions up to `upto`, in record-id order,
-    as `capa.readmodels.replay.folded` makes them (a test holds the two to the same rows)."""
-    topics = record_topics(reader)
-    if not topics:
-        return
-    from eventsourcing.utils import get_topic
-
-    from capa.domain.nonconformity import Nonconformity
-
-    mapper = app.mapper
-    light = not mapper.cipher and not mapper.compressor
-    raised = projection._raised_topic()
-    amended = get_topic(Nonconformity.Amended)  # type: ignore[attr-defined]
-    marks = ", ".join("?" for _ in topics)
-    rows = reader.stream(
-        f"SELECT originator_id, originator_version, topic, state FROM {reader.events_table} "  # noqa: S608
-        f"WHERE {reader.position} <= ? AND topic IN ({marks}) "
-        "ORDER BY originator_id, originator_version", (upto, *topics))
-    current: Any = None
-    events: list[tuple[Any, ...]] = []
-    for row in rows:
-        if row[0] != current:
-            if events:
-                yield _fold_one(mapper, events, light, raised, amended)
-            current, events = row[0], []
-        events.append(row)
-    if events:
-        yield _fold_one(mapper, events, light, raised, amended)
-
-
-def _fold_one(mapper: Any, events: list[tuple[Any, ...]], light: bool, raised: str,
-              amended: str) -> Folded:
-    if light:
-        row = _nc_row(events, raised, amended)
-        if row is not None:
-            return Folded(str(row[0]), "nc", {"nc_summary": [row]})
-    from eventsourcing.persistence import StoredEvent
-
-    from capa.domain.record import Record
-
-    originator = events[0][0]
-    record_id = originator if isinstance(originator, UUID) else UUID(str(originator))
-    record: Any = None
-    for _, version, topic, state in events:
-        record = mapper.to_domain_event(StoredEvent(
-            originator_id=record_id, originator_version=int(version), topic=str(topic),
-            state=bytes(state))).mutate(record)
-    assert isinstance(record, Record)
-    rows = projection.record_rows(record)
-    return Folded(record.ref, "nc" if "nc_summary" in rows else "ca", rows)
-
-
-def _nc_row(events: list[tuple[Any, ...]], raised: str, amended: str) -> tuple[Any, ...] | None:
-    """The nc_summary row of an NC whose events are one `Raised` and any `Amended`, all of the
-    shapes this release records, read from their JSON as the fold sets the record's fields;
-    None for any other record or shape (an upcast class version, a value that is not text),
-    which is then folded in full."""
-    try:
-        _, version, topic, state = events[0]
-        if version != 1 or topic != raised:
-            return None
-        data = json.loads(bytes(state).decode("utf8"))
-        if type(data) is not dict or data.keys() != projection._RAISED_KEYS:
-            return None
-        at = _moment(data["timestamp"])
-        doc: dict[str, Any] = {"id": data["ref"], "version": 1, "created_at": at,
-                               "updated_at": at}
-        for name in projection._RAISED_FIELDS:
-            value = data[name]
-            if value is not None and type(value) is not str:
-                return None
-            doc[name] = value
-        if type(doc["ref"]) is not str:
-            return None
-        doc.update(status="open", containment=[], assessment=None, linked_cas=[],
-                   closure=None, cancellation=None)
-        last = at
-        # Only the last correction of each field sets a value that stays; the others are
-        # looked at only so far as to know which field they correct (see _corrected).
-        stays: dict[str, int] = {}
-        for expected, (_, version, topic, state) in enumerate(events[1:], start=2):
-            if version != expected or topic != amended:
-                return None
-            corrected = _corrected(bytes(state))
-            if corrected is None:
-                return None
-            stays[corrected] = expected
-        for expected in sorted(stays.values()):
-            data = json.loads(bytes(events[expected - 1][3]).decode("utf8"))
-            if type(data) is not dict or data.keys() != _AMENDED_KEYS:
-                return None
-            name, new = data["field"], data["new"]
-            if stays.get(name) != expected or (new is not None and type(new) is not str):
-                return None
-            doc[name] = new
-            if expected == len(events):
-                last = data["timestamp"]
-        doc["version"] = len(events)
-        if len(events) > 1:
-            doc["updated_at"] = _moment(last)
-        return projection._nc_row_of(doc)
-    except (ValueError, TypeError, KeyError):
-        return None  # the full fold says what is wrong with it
-
-
-#: Each key of an Amended event, as capa's JSON writes it; a key's text cannot occur inside a
-#: JSON string (its quotes would be escaped there), only as that key.
-_AMENDED_MARKS = tuple(f'"{key}":'.encode() for key in sorted(_AMENDED_KEYS))
-_FIELD_MARK = b'"field":"'
-
-
-def _corrected(state: bytes) -> str | None:
-    """The NC field an Amended event's state corrects, found without decoding it, or None when
-    the state is anything but one JSON object with each key of an Amended event once, an
-    amendable field, no other stored type than its timestamp and no class version: decoded in
-    full, such a state sets nothing but that field, which a later correction overwrites."""
-    if not state.startswith(b"{") or state.count(b'"_type_"') != 1 \
-            or b'"class_version"' in state:
-        return None
-    for mark in _AMENDED_MARKS:
-        if state.count(mark) != 1:
-            return None
-    start = state.find(_FIELD_MARK) + len(_FIELD_MARK)
-    if start < len(_FIELD_MARK):
-        return None
-    name = state[start:state.find(b'"', start)].decode("ascii", "replace")
-    return name if name in AMENDABLE_NC_FIELDS else None
-
-
-def _moment(value: Any) -> str:
-    """A stored `datetime_iso` value as utc_iso gives the decoded datetime."""
-    if type(value) is not dict or value.keys() != {"_type_", "_data_"} \
-            or value["_type_"] != "datetime_iso":
-        raise TypeError("not a stored datetime")
-    return utc_iso(dt.datetime.fromisoformat(value["_data_"]))

@@ -11,7 +11,7 @@ Generation and verification are deliberately separate: proofs are generated from
 subtree roots (``MerkleTree`` for an in-memory list of leaf hashes, or a storage-backed callable),
 and verified by standalone functions that need nothing but the proof, the sizes and the roots.
 The algorithms are those of RFC 6962 §2.1.1-§2.1.2 (generation) and RFC 9162 §2.1.3.2 and
-§2.1.4.2 (verification).
+§2.1.4.2 (verification). What a leaf of the ledger holds is capa.audit.leaves'.
 """
 
 from __future__ import annotations
@@ -22,15 +22,12 @@ from collections.abc import Callable, Iterable, Sequence
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
-    "LEAF_PREFIX",
     "MerkleTree",
     "ProofError",
     "SubtreeRoot",
     "TreeBuilder",
     "consistency_proof",
-    "event_leaf_hash",
     "inclusion_proof",
-    "leaf_bytes",
     "leaf_hash",
     "node_hash",
     "root_from_inclusion_proof",
@@ -41,10 +38,6 @@ __all__ = [
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-# Versioned so that a future change of the leaf layout can never collide with today's leaves.
-LEAF_PREFIX = b"capa-leaf-v1\n"
-_HASHED_LEAF_PREFIX = b"\x00" + LEAF_PREFIX
 
 SubtreeRoot = Callable[[int, int], bytes]
 """``subtree_root(start, end)`` returns the RFC 6962 hash MTH(D[start:end]) of leaves
@@ -57,40 +50,6 @@ class ProofError(ValueError):
     """A Merkle proof, root or leaf hash does not verify (or is not even well formed)."""
 
 
-def leaf_bytes(position: int, record_id: str, version: int, event_type: str, state: bytes) -> bytes:
-    """Return capa's canonical leaf encoding of one stored event.
-
-    ``b"capa-leaf-v1\\n" + "<position>\\n<record_id>\\n<version>\\n<event_type>\\n" + state``,
-    the text part in UTF-8 and ``state`` the raw stored bytes, last so that it needs no escaping.
-
-    Because every field before ``state`` is newline-free, the encoding is injective; a record id or
-    event type containing a newline is therefore refused rather than silently made ambiguous.
-    """
-    return LEAF_PREFIX + _leaf_header(position, record_id, version, event_type) + _raw(state)
-
-
-def _leaf_header(position: int, record_id: str, version: int, event_type: str) -> bytes:
-    if type(position) is not int or position < 1:
-        raise ValueError(f"position must be an int >= 1, got {position!r}")
-    if type(version) is not int or version < 0:
-        raise ValueError(f"version must be an int >= 0, got {version!r}")
-    if not isinstance(record_id, str) or not isinstance(event_type, str):
-        raise TypeError("record id and event type must be str")
-    if "\n" in record_id:
-        raise ValueError(f"record id must not contain a newline: {record_id!r}")
-    if "\n" in event_type:
-        raise ValueError(f"event type must not contain a newline: {event_type!r}")
-    return f"{position}\n{record_id}\n{version}\n{event_type}\n".encode()
-
-
-def _raw(state: bytes) -> bytes:
-    if type(state) is bytes:
-        return state
-    if not isinstance(state, bytearray | memoryview):
-        raise TypeError(f"state must be bytes, got {type(state).__name__}")
-    return bytes(state)
-
-
 def leaf_hash(leaf: bytes) -> bytes:
     """Return the RFC 6962 leaf hash ``SHA-256(0x00 || leaf)``."""
     return _sha256(b"\x00" + leaf).digest()
@@ -99,15 +58,6 @@ def leaf_hash(leaf: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """Return the RFC 6962 interior node hash ``SHA-256(0x01 || left || right)``."""
     return _sha256(b"\x01" + left + right).digest()
-
-
-def event_leaf_hash(
-    position: int, record_id: str, version: int, event_type: str, state: bytes
-) -> bytes:
-    """Return ``leaf_hash(leaf_bytes(...))``: the tree leaf of one stored event."""
-    # Verifying a large store hashes every event: one join and one hash, no intermediate copies.
-    header = _leaf_header(position, record_id, version, event_type)
-    return _sha256(b"".join((_HASHED_LEAF_PREFIX, header, _raw(state)))).digest()
 
 
 def _check_hash(value: bytes, what: str) -> None:

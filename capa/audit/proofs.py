@@ -1,4 +1,8 @@
-"""Proofs in C2SP text formats: tlog-proof inclusion proofs and consistency proofs (SPEC §9.7).
+"""Proofs of the ledger: inclusion proofs of a record's events, consistency between checkpoints.
+
+``prove_record`` proves every event of one record against the latest logged checkpoint that
+covers them; the proofs are also written in C2SP text formats (SPEC §9.7): tlog-proof inclusion
+proofs and consistency proofs.
 
 A tlog-proof (https://c2sp.org/tlog-proof) proves one event::
 
@@ -23,18 +27,36 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from capa.audit.checkpoints import CheckpointLog, trusted
+from capa.audit.errors import SigningError, TamperDetected
 from capa.audit.ledger import Ledger
-from capa.audit.merkle import HASH_SIZE, ProofError, verify_consistency
-from capa.audit.signing import Checkpoint, SigningError, verify_checkpoint
-from capa.audit.verify import CheckpointLog, TamperDetected, _proof_ranges, _recompute
+from capa.audit.merkle import (
+    HASH_SIZE,
+    MerkleTree,
+    ProofError,
+    verify_consistency,
+    verify_inclusion,
+)
+from capa.audit.naming import RecordNames
+from capa.audit.notes import Checkpoint, parse_checkpoint, verify_checkpoint
+from capa.audit.recompute import check_events, proof_ranges, recompute
 from capa.domain.errors import InvalidInput, NotFound
+from capa.domain.record import record_uuid
+from capa.domain.user import is_user_id, user_ref
 
-__all__ = ["ConsistencyProof", "consistency_between", "parse_consistency", "tlog_proofs"]
+__all__ = [
+    "ConsistencyProof",
+    "consistency_between",
+    "parse_consistency",
+    "prove_record",
+    "tlog_proofs",
+]
 
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 #: tlog-witness caps a consistency proof at 63 hashes (a tree of 2**63 leaves needs no more).
@@ -137,8 +159,8 @@ def consistency_between(app: Any, public_key: Ed25519PublicKey, older: Path,
     # The proof is made from the stored events themselves, in the one streaming pass that
     # `audit verify` uses, not from the ledger (a cache): the hashes it needs are the roots of
     # leaf ranges fixed by the two sizes.
-    ranges = _proof_ranges(first.size, second.size)
-    recomputed = _recompute(Ledger(app), set(), ranges, second.size)
+    ranges = proof_ranges(first.size, second.size)
+    recomputed = recompute(Ledger(app), set(), ranges, second.size)
     if recomputed.count < second.size:
         raise TamperDetected(f"{second_name} covers {second.size} events but the store holds "
                              f"{recomputed.count}; events were deleted at the tail")
@@ -153,3 +175,68 @@ def consistency_between(app: Any, public_key: Ed25519PublicKey, older: Path,
             "new_size": second.size, "new_root": second.root_hash.hex(),
             "proof": [p.hex() for p in proof],
             "text": ConsistencyProof(first.size, proof).text()}
+
+
+# -- inclusion proofs of a record ----------------------------------------------------------
+
+
+class _Packed(Sequence[bytes]):
+    """Leaf hashes packed 32 bytes apiece: a third of the memory of a list of bytes objects."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __len__(self) -> int:
+        return len(self._data) // 32
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        return self._data[index * 32:(index + 1) * 32]
+
+
+def prove_record(app: Any, ref: str, log_path: Path,
+                 public_key: Ed25519PublicKey | None) -> dict[str, Any]:
+    """Inclusion proofs of every event of one record, against the latest logged checkpoint
+    that covers them all (else against the current root, unsigned)."""
+    canonical = ref.strip()
+    upper = canonical.upper()
+    if upper.startswith(("NC-", "CA-")):
+        canonical = upper
+    elif not upper.startswith(("USER-", "EVIDENCE-")) and is_user_id(canonical):
+        canonical = user_ref(canonical)  # a user id names the account's own record
+    record_hex = record_uuid(canonical).hex
+    ledger = Ledger(app)
+    tree = ledger.catch_up()
+    rows = ledger.positions_of(record_hex)
+    if not rows:
+        raise NotFound(f"{canonical} not found")
+    # The proofs are of the ledger's leaves; they say something of the record only while the
+    # stored events still hash to those leaves (SPEC §9.9).
+    check_events(RecordNames(app, ledger), ledger, tree)
+    size, note = tree.size, None
+    checkpoints = CheckpointLog(log_path).notes()
+    for logged in reversed(checkpoints):
+        cp = parse_checkpoint(logged.note).checkpoint
+        if cp.size >= rows[-1].position:
+            if public_key is not None:
+                trusted(logged.note, public_key, f"checkpoint {logged.number} of {log_path}")
+            size, note = cp.size, logged.note
+            break
+    merkle = MerkleTree(_Packed(ledger.leaf_hashes(size)))
+    root = merkle.root()
+    if note is not None and parse_checkpoint(note).checkpoint.root_hash != root:
+        raise TamperDetected(f"the ledger's root of {size} events is not the signed one; run "
+                             "capa audit verify")
+    proofs = []
+    for row in rows:
+        if row.position > size:
+            break
+        proof = merkle.inclusion_proof(row.position - 1, size)
+        verify_inclusion(row.position - 1, size, row.leaf_hash, proof, root)
+        proofs.append({"position": row.position, "version": row.version,
+                       "leaf_hash": row.leaf_hash.hex(), "proof": [p.hex() for p in proof]})
+    return {"id": canonical, "tree_size": size, "root": root.hex(), "checkpoint": note,
+            "events": proofs}

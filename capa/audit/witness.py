@@ -28,24 +28,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from capa.audit.errors import SigningError, TamperDetected
+from capa.audit.keys import generate_private_key, load_private_key
 from capa.audit.merkle import EMPTY_ROOT, ProofError, verify_consistency
+from capa.audit.notes import cosign_note, cosignature_time, open_note, parse_checkpoint
 from capa.audit.proofs import parse_consistency
-from capa.audit.signing import (
+from capa.audit.vkeys import (
     COSIGNATURE_TYPE,
     ED25519_SIGNATURE_TYPE,
-    SigningError,
     Verifier,
-    cosign_note,
-    cosignature_time,
-    generate_private_key,
-    load_private_key,
-    open_note,
-    parse_checkpoint,
     parse_vkey,
     valid_key_name,
     vkey,
 )
-from capa.audit.verify import TamperDetected
 from capa.domain.errors import InvalidInput, NotFound
 
 __all__ = ["cosign", "init_witness", "read_vkey", "require_cosignatures"]

@@ -14,7 +14,7 @@ from capa.cli.main import Session, json_option, pass_session
 from capa.cli.output import emit
 
 if TYPE_CHECKING:
-    from capa.audit.signing import Verifier
+    from capa.audit.vkeys import Verifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,14 +50,15 @@ def witness_option(f: F) -> F:
 
 
 def _witnesses(values: tuple[str, ...]) -> list[Verifier]:
-    from capa.audit.signing import COSIGNATURE_TYPE
+    from capa.audit.vkeys import COSIGNATURE_TYPE
     from capa.audit.witness import read_vkey
 
     return [read_vkey(v, COSIGNATURE_TYPE, "--witness") for v in values]
 
 
 def _paths(session: Session, key: Path | None, log: Path | None) -> tuple[Path, Path]:
-    from capa.audit.verify import checkpoint_log_path, default_key_path
+    from capa.audit.checkpoints import checkpoint_log_path
+    from capa.audit.keys import default_key_path
 
     key_path = key or default_key_path(session.db)
     return key_path, log or checkpoint_log_path(session.db, key_path)
@@ -119,11 +120,8 @@ def verify(session: Session, against: tuple[Path, ...], witnesses: tuple[str, ..
       capa audit verify --against cosigned.checkpoint --witness qa-head+1a2b3c4d+BK...
     """
     from capa.audit.caches import CachesDiffer
-    from capa.audit.verify import (
-        configured_key_path,
-        configured_log_path,
-        public_key_for,
-    )
+    from capa.audit.checkpoints import configured_log_path
+    from capa.audit.keys import configured_key_path, public_key_for
 
     required = _witnesses(witnesses)
     # Not the places other commands insist on: what is missing is the verification's finding.
@@ -188,7 +186,7 @@ def export(session: Session, out: Path, key: Path | None, public_key: Path | Non
       capa audit export --out audit-2026-06.zip
       python scripts/verify_bundle.py audit-2026-06.zip
     """
-    from capa.audit.verify import public_key_for
+    from capa.audit.keys import public_key_for
     from capa.cli.outfile import check_out_place
 
     check_out_place(out)
@@ -241,7 +239,7 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
           --checkpoint cosigned.checkpoint --witness qa-head+1a2b3c4d+BK...
     """
     from capa.audit.bundle import verify_bundle as check
-    from capa.audit.signing import ED25519_SIGNATURE_TYPE
+    from capa.audit.vkeys import ED25519_SIGNATURE_TYPE
     from capa.audit.witness import read_vkey
 
     pinned_vkey = (read_vkey(store_vkey, ED25519_SIGNATURE_TYPE, "--vkey") if store_vkey
@@ -251,7 +249,7 @@ def verify_bundle(session: Session, bundle: Path, kept: tuple[Path, ...],
     result = {**result, "pinned_key": pinned,
               "proved": "origin" if pinned else "self-consistency only"}
     if extract is not None:
-        from capa.audit.bundle import extract_evidence
+        from capa.audit.bundle_evidence import extract_evidence
 
         result["extracted"] = extract_evidence(bundle, extract)
     emit(session.json, result, lambda d: (
@@ -297,7 +295,7 @@ def prove(session: Session, record_id: str, form: str, version: int | None, key:
       capa audit prove CA-2026-0001 --json > proofs.json
       capa audit prove CA-2026-0001 --version 1 --format c2sp > CA-2026-0001.v1.tlog-proof
     """
-    from capa.audit.verify import public_key_for
+    from capa.audit.keys import public_key_for
 
     key_path, log_path = _paths(session, key, log)
     app = session.app()
@@ -343,9 +341,8 @@ def vkey(session: Session, key: Path | None, public_key: Path | None) -> None:
     Example:
       capa audit vkey > capa-store.vkey
     """
-    from capa.audit.signing import fingerprint
-    from capa.audit.signing import vkey as verifier_key
-    from capa.audit.verify import default_key_path, origin_of, public_key_for
+    from capa.audit.keys import default_key_path, fingerprint, origin_of, public_key_for
+    from capa.audit.vkeys import vkey as verifier_key
 
     trusted = public_key_for(key or default_key_path(session.db), public_key)
     assert trusted is not None
@@ -376,7 +373,7 @@ def consistency(session: Session, older: Path, newer: Path | None, key: Path | N
     Example:
       capa audit consistency --from last-cosigned.checkpoint > proof.txt
     """
-    from capa.audit.verify import public_key_for
+    from capa.audit.keys import public_key_for
 
     key_path, log_path = _paths(session, key, log)
     app = session.app()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from capa.cli.main import Session, json_option, pass_session
-from capa.cli.nc import SEVERITIES, SOURCES, _require_prefix
+from capa.cli.nc import SEVERITIES, SOURCES, require_prefix
 from capa.cli.output import emit, record_text, table, written
 from capa.domain.values import ActionType, CAStatus, CauseCategory, RootCauseMethod
 
@@ -252,7 +252,7 @@ def show(session: Session, ca_id: str, as_of: str | None, version: int | None) -
     Example:
       capa ca show CA-2026-0001 --version 7
     """
-    view = session.app().records.show(_require_prefix(ca_id, "CA"), version=version, as_of=as_of)
+    view = session.app().records.show(require_prefix(ca_id, "CA"), version=version, as_of=as_of)
     emit(session.json, view, record_text)
 
 

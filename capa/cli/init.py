@@ -55,13 +55,8 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
     from dataclasses import replace
     from pathlib import Path
 
-    from capa.audit.verify import (
-        CheckpointLog,
-        checkpoint_log_path,
-        create_store_key,
-        default_key_path,
-        make_checkpoint,
-    )
+    from capa.audit.checkpoints import CheckpointLog, checkpoint_log_path, make_checkpoint
+    from capa.audit.keys import create_store_key, default_key_path
 
     key_path = Path(key) if key else default_key_path(session.db)
     log_path = checkpoint_log_path(session.db, key_path)
@@ -108,13 +103,8 @@ def demo(session: Session) -> None:
 
     from capa.app.demo import build_demo, tour
     from capa.app.store import open_store
-    from capa.audit.verify import (
-        CheckpointLog,
-        checkpoint_log_path,
-        create_store_key,
-        default_key_path,
-        make_checkpoint,
-    )
+    from capa.audit.checkpoints import CheckpointLog, checkpoint_log_path, make_checkpoint
+    from capa.audit.keys import create_store_key, default_key_path
     from capa.cli.output import record_text, to_data
     from capa.cli.records import _history_text
     from capa.domain.errors import InvalidInput

@@ -8,6 +8,7 @@ import click
 
 from capa.cli.main import Session, json_option, pass_session
 from capa.cli.output import emit, record_text, table, written
+from capa.domain.refs import has_prefix
 from capa.domain.values import AMENDABLE_NC_FIELDS, Disposition, NCStatus, Severity, Source
 
 SOURCES = click.Choice([s.value for s in Source])
@@ -192,7 +193,7 @@ def show(session: Session, nc_id: str, as_of: str | None, version: int | None) -
     Example:
       capa nc show NC-2026-0001 --as-of 2026-03-31
     """
-    view = session.app().records.show(_require_prefix(nc_id, "NC"), version=version, as_of=as_of)
+    view = session.app().records.show(require_prefix(nc_id, "NC"), version=version, as_of=as_of)
     emit(session.json, view, record_text)
 
 
@@ -218,8 +219,8 @@ def list_(session: Session, statuses: tuple[str, ...], severities: tuple[str, ..
          for r in rows], ["id", "status", "severity", "source", "detected", "title"]))
 
 
-def _require_prefix(ref: str, prefix: str) -> str:
-    if not ref.strip().upper().startswith(prefix + "-"):
+def require_prefix(ref: str, prefix: str) -> str:
+    if not has_prefix(ref, prefix):
         raise click.BadParameter(f"{ref!r} is not a {prefix} id", param_hint="'NC'"
                                  if prefix == "NC" else "'CA'")
     return ref

@@ -1,9 +1,14 @@
-"""The nonconformity record and its lifecycle (SPEC §1.1)."""
+"""The nonconformity record, its lifecycle (SPEC §1.1), and its schema: the one declaration of
+the fields an NC is raised with, from which the import's fast path and the read tables derive."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from json.encoder import encode_basestring
+from typing import Any, Literal, cast
 
 from eventsourcing.domain import event
 
@@ -11,6 +16,8 @@ from capa.domain.errors import InvalidInput, RuleViolation
 from capa.domain.record import Record, require_reason
 from capa.domain.values import (
     AMENDABLE_NC_FIELDS,
+    LINE_LIMIT,
+    TEXT_LIMIT,
     Disposition,
     NCStatus,
     Severity,
@@ -23,7 +30,95 @@ from capa.domain.values import (
     risk_level,
 )
 
-_OPTIONAL_TEXT = ("product", "lot", "external_ref")
+
+@dataclass(frozen=True)
+class NCField:
+    """One field an NC is raised with: its name, its kind, whether it must be given, and (for
+    a choice) its vocabulary."""
+
+    name: str
+    kind: Literal["line", "text", "choice", "date"]
+    required: bool
+    vocabulary: type[StrEnum] | None = None
+
+    @property
+    def limit(self) -> int:
+        """The most characters a value may have (a choice or a date as given, before it is
+        read)."""
+        return TEXT_LIMIT if self.kind == "text" else LINE_LIMIT
+
+    @property
+    def one_line(self) -> bool:
+        return self.kind == "line"
+
+    def clean(self, value: str | None) -> str | None:
+        """The value as an NC holds it, or InvalidInput saying why it cannot be."""
+        if self.kind == "text":
+            return require_text(value, self.name)
+        if self.kind == "line":
+            return require_line(value, self.name) if self.required \
+                else optional_line(value, self.name)
+        if self.kind == "choice":
+            assert self.vocabulary is not None
+            return choice(self.vocabulary, value or "", self.name).value
+        day = parse_date((value or "").strip(), self.name)
+        if day > dt.datetime.now(dt.UTC).date():
+            raise InvalidInput(f"{self.name} {day} is in the future")
+        return day.isoformat()
+
+
+#: The fields an NC is raised with, in the order its Raised event stores them.
+NC_SCHEMA = (
+    NCField("title", "line", required=True),
+    NCField("description", "text", required=True),
+    NCField("source", "choice", required=True, vocabulary=Source),
+    NCField("severity", "choice", required=True, vocabulary=Severity),
+    NCField("product", "line", required=False),
+    NCField("lot", "line", required=False),
+    NCField("external_ref", "line", required=False),
+    # Today when not given; never in the future.
+    NCField("detected_on", "date", required=False),
+)
+NC_FIELD = {spec.name: spec for spec in NC_SCHEMA}
+NC_FIELDS = tuple(NC_FIELD)
+NC_REQUIRED = tuple(spec.name for spec in NC_SCHEMA if spec.required)
+NC_LINE_FIELDS = tuple(spec.name for spec in NC_SCHEMA if spec.one_line)
+#: The state a Raised event of this release stores, in order, after eventsourcing's own keys
+#: (`timestamp`, `originator_topic`) and the actor: the record's reference, its fields, and who
+#: reported it.
+RAISED_FIELDS = ("ref", *NC_FIELDS, "reported_by")
+RAISED_KEYS = frozenset({"timestamp", "originator_topic", "actor", *RAISED_FIELDS})
+
+
+#: The JSON members of an NC's fields, as the transcoder writes them in a Raised event's state.
+_MEMBERS = ",".join(f'"{name}":%s' for name in NC_FIELDS)
+
+
+def raised_fields_json(fields: Mapping[str, Sequence[str | None]]) -> list[str]:
+    """Per row, the JSON members `"title":…,…,"detected_on":…` of validated NC fields (a
+    column each): the run of members a Raised event's state and its NC's read-table document
+    have in common (keys in the event's order, compact, not ASCII-escaped), so that each value
+    is escaped once, for both."""
+    return [_MEMBERS % row
+            for row in zip(*(_quoted(fields[name]) for name in NC_FIELDS), strict=True)]
+
+
+def _quoted(cells: Sequence[str | None]) -> list[str]:
+    """Each cell as a JSON string (`null` for None), a column at a time: a value that repeats
+    (a vocabulary word, a date, a product) is escaped once."""
+    distinct = set(cells)
+    if len(distinct) <= len(cells) // 2:
+        texts = {cell: "null" if cell is None else encode_basestring(cell) for cell in distinct}
+        return list(map(texts.__getitem__, cells))
+    if None not in distinct:
+        return list(map(encode_basestring, cast("Sequence[str]", cells)))
+    return ["null" if cell is None else encode_basestring(cell) for cell in cells]
+
+
+def fresh_state() -> dict[str, Any]:
+    """What an NC holds besides the fields it was raised with, until its first change."""
+    return {"status": NCStatus.OPEN.value, "containment": [], "assessment": None,
+            "linked_cas": [], "closure": None, "cancellation": None}
 
 
 class Nonconformity(Record):
@@ -44,18 +139,13 @@ class Nonconformity(Record):
         lot: str | None = None,
         external_ref: str | None = None,
     ) -> Nonconformity:
-        return cls(
-            ref=ref,
-            title=require_line(title, "title"),
-            description=require_text(description, "description"),
-            source=choice(Source, source, "source").value,
-            severity=choice(Severity, severity, "severity").value,
-            product=optional_line(product, "product"),
-            lot=optional_line(lot, "lot"),
-            external_ref=optional_line(external_ref, "external_ref"),
-            detected_on=detected_on,
-            reported_by=reported_by,
-        )
+        """A new NC; `detected_on` is an ISO date the caller has read and checked."""
+        given = {"title": title, "description": description, "source": source,
+                 "severity": severity, "product": product, "lot": lot,
+                 "external_ref": external_ref}
+        fields: dict[str, Any] = {name: NC_FIELD[name].clean(value)
+                                  for name, value in given.items()}
+        return cls(ref=ref, **fields, detected_on=detected_on, reported_by=reported_by)
 
     @event("Raised")
     def __init__(
@@ -283,22 +373,7 @@ class Nonconformity(Record):
                 f"field must be one of: {', '.join(AMENDABLE_NC_FIELDS)} (got {field_name!r})"
             )
         self._require_active("amend")
-        new: str | None
-        if field_name == "source":
-            new = choice(Source, value, "source").value
-        elif field_name == "severity":
-            new = choice(Severity, value, "severity").value
-        elif field_name in _OPTIONAL_TEXT:
-            new = optional_line(value, field_name)
-        elif field_name == "title":
-            new = require_line(value, field_name)
-        elif field_name == "detected_on":
-            day = parse_date(value.strip(), "detected_on")
-            if day > dt.datetime.now(dt.UTC).date():
-                raise InvalidInput(f"detected_on {day} is in the future")
-            new = day.isoformat()
-        else:
-            new = require_text(value, field_name)
+        new = NC_FIELD[field_name].clean(value)
         old = getattr(self, field_name)
         if old == new:
             raise InvalidInput(f"{field_name} of {self.ref} is already "

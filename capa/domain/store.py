@@ -1,12 +1,20 @@
-"""The store's own record and content-addressed evidence files."""
+"""The store's own record: who set the store up, for which organisation, with which key.
+
+Evidence files were defined here before they had a module of their own (capa.domain.evidence):
+the events of earlier stores name them by this module, so their topics are registered here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from eventsourcing.domain import event
+from eventsourcing.utils import register_topic
 
+from capa.domain.evidence import EvidenceFile
 from capa.domain.record import Record
+
+__all__ = ["STORE_REF", "EvidenceFile", "StoreRecord"]
 
 STORE_REF = "STORE"
 
@@ -27,21 +35,6 @@ class StoreRecord(Record):
         self.status = "active"
 
 
-class EvidenceFile(Record):
-    """File content stored once per SHA-256, inside the event log so the ledger covers it."""
-
-    @event("EvidenceStored")
-    def __init__(self, ref: str, sha256: str, size: int, content_b64: str) -> None:
-        self.ref = ref
-        self.sha256 = sha256
-        self.size = size
-        self.content_b64 = content_b64
-        self.status = "stored"
-
-    def fields(self) -> dict[str, Any]:
-        return {"sha256": self.sha256, "size": self.size, "status": self.status}
-
-
 def _initialised_v1_v2(state: dict[str, Any]) -> None:
     """Stores made before digital signatures name no signing scheme."""
     state.setdefault("signing", None)
@@ -50,3 +43,10 @@ def _initialised_v1_v2(state: dict[str, Any]) -> None:
 StoreRecord.StoreInitialised.class_version = 2  # type: ignore[attr-defined]
 StoreRecord.StoreInitialised.upcast_v1_v2 = staticmethod(  # type: ignore[attr-defined]
     _initialised_v1_v2)
+
+
+#: Topics under which earlier stores hold evidence files (the aggregate, and its event through
+#: it).
+register_topic("capa.domain.store:EvidenceFile", EvidenceFile)
+register_topic("capa.domain.store:EvidenceFile.EvidenceStored",
+               EvidenceFile.EvidenceStored)  # type: ignore[attr-defined]

@@ -17,91 +17,44 @@ from uuid import UUID
 
 from eventsourcing.utils import resolve_topic
 
-from capa.domain.corrective_action import CorrectiveAction
-from capa.domain.nonconformity import Nonconformity
-from capa.domain.record import Record, utc_iso
-from capa.readmodels.sql import Cursor, Sql
-
-#: Bump when a table's shape or meaning changes: the read models are then rebuilt from the log.
-#: 2: nc_summary.risk_level, so the dashboard reads no document (SPEC §13 P7).
-SCHEMA_VERSION = 2
-TRACKING_NAME = "capa-readmodels"
-_BATCH = 5000
-
-_TABLES = {
-    "rm_tracking": """CREATE TABLE IF NOT EXISTS rm_tracking (
-        name TEXT PRIMARY KEY, position BIGINT NOT NULL, schema_version INTEGER NOT NULL)""",
-    "nc_summary": """CREATE TABLE IF NOT EXISTS nc_summary (
-        id TEXT PRIMARY KEY, sort_key BIGINT NOT NULL, status TEXT NOT NULL,
-        severity TEXT NOT NULL, source TEXT NOT NULL, product TEXT, lot TEXT,
-        title TEXT NOT NULL, external_ref TEXT, detected_on TEXT NOT NULL,
-        raised_at TEXT NOT NULL, closed_at TEXT, cause_category TEXT, risk_level TEXT,
-        linked_cas TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL)""",
-    "ca_summary": """CREATE TABLE IF NOT EXISTS ca_summary (
-        id TEXT PRIMARY KEY, sort_key BIGINT NOT NULL, status TEXT NOT NULL,
-        owner TEXT NOT NULL, title TEXT NOT NULL, iteration INTEGER NOT NULL,
-        opened_at TEXT NOT NULL, closed_at TEXT, first_time_effective INTEGER,
-        cause_category TEXT, linked_ncs TEXT NOT NULL, version INTEGER NOT NULL,
-        doc TEXT NOT NULL)""",
-    "action_items": """CREATE TABLE IF NOT EXISTS action_items (
-        ca TEXT NOT NULL, number TEXT NOT NULL, seq INTEGER NOT NULL, iteration INTEGER NOT NULL,
-        type TEXT NOT NULL, text TEXT NOT NULL, assignee TEXT NOT NULL, due TEXT NOT NULL,
-        state TEXT NOT NULL, completed_at TEXT, PRIMARY KEY (ca, number))""",
-    "nc_ca_links": """CREATE TABLE IF NOT EXISTS nc_ca_links (
-        nc TEXT NOT NULL, ca TEXT NOT NULL, PRIMARY KEY (nc, ca))""",
-}
-_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS nc_summary_status ON nc_summary (status, sort_key)",
-    "CREATE INDEX IF NOT EXISTS nc_summary_sort ON nc_summary (sort_key)",
-    "CREATE INDEX IF NOT EXISTS nc_summary_external_ref ON nc_summary (external_ref)",
-    "CREATE INDEX IF NOT EXISTS ca_summary_status ON ca_summary (status, sort_key)",
-    "CREATE INDEX IF NOT EXISTS action_items_open ON action_items (state, due)",
-    "CREATE INDEX IF NOT EXISTS nc_ca_links_ca ON nc_ca_links (ca)",
+from capa.adapters.readtables import (
+    COLUMNS,
+    READ_TABLES,
+    SCHEMA_VERSION,
+    TRACKING_NAME,
+    ReadTables,
 )
-_READ_TABLES = ("nc_summary", "ca_summary", "action_items", "nc_ca_links")
+from capa.domain.corrective_action import CorrectiveAction
+from capa.domain.nonconformity import (
+    RAISED_FIELDS,
+    RAISED_KEYS,
+    Nonconformity,
+    fresh_state,
+    raised_fields_json,
+)
+from capa.domain.record import Record, utc_iso
+from capa.domain.refs import sort_key
 
-_NC_COLUMNS = ("id", "sort_key", "status", "severity", "source", "product", "lot", "title",
-               "external_ref", "detected_on", "raised_at", "closed_at", "cause_category",
-               "risk_level", "linked_cas", "version", "doc")
-_CA_COLUMNS = ("id", "sort_key", "status", "owner", "title", "iteration", "opened_at",
-               "closed_at", "first_time_effective", "cause_category", "linked_ncs", "version",
-               "doc")
-_ITEM_COLUMNS = ("ca", "number", "seq", "iteration", "type", "text", "assignee", "due", "state",
-                 "completed_at")
+__all__ = ["COLUMNS", "SCHEMA_VERSION", "TRACKING_NAME", "ReadModels", "raised_row",
+           "raised_rows", "record_rows", "sort_key"]
 
-_FINISHED = ("closed", "cancelled")
+_BATCH = 5000
 
 
 class _Moved(Exception):
     """Another process advanced the tracked position first; this batch is dropped and redone."""
 
 
-def record_data(record: Record) -> dict[str, Any]:
-    """The record as the `show` query presents it: what the read tables keep as a document."""
-    data: dict[str, Any] = {"id": record.ref, "version": record.version,
-                            "created_at": utc_iso(record.created_on),
-                            "updated_at": utc_iso(record.modified_on), **record.fields()}
-    if isinstance(record, CorrectiveAction):
-        data["root_cause"] = record.root_cause
-    return data
-
-
-#: What a Raised event of this release stores, and the record fields it sets, in order.
-_RAISED_FIELDS = ("ref", "title", "description", "source", "severity", "product", "lot",
-                  "external_ref", "detected_on", "reported_by")
-_RAISED_KEYS = {"timestamp", "originator_topic", "actor", *_RAISED_FIELDS}
+#: What a Raised event of this release stores, and the record fields it sets, in order (the
+#: domain's schema).
+_RAISED_FIELDS = RAISED_FIELDS
+_RAISED_KEYS = RAISED_KEYS
 
 
 def _raised_topic() -> str:
     from eventsourcing.utils import get_topic
 
     return get_topic(Nonconformity.Raised)  # type: ignore[attr-defined]
-
-
-def sort_key(ref: str) -> int:
-    """NC-2026-0042 → 20260000042: numeric order, which text order breaks past 9999."""
-    _, year, number = ref.split("-")
-    return int(year) * 10_000_000 + int(number)
 
 
 def _kind(topic: str, cache: dict[str, str | None]) -> str | None:
@@ -121,7 +74,8 @@ class ReadModels:
 
     def __init__(self, app: Any) -> None:
         self._app = app
-        self.sql = Sql(app.recorder)
+        self.tables = ReadTables(app.recorder)
+        self.sql = self.tables.sql
         self._ready = False
         self._topics: dict[str, str | None] = {}
 
@@ -130,30 +84,14 @@ class ReadModels:
     def ensure_schema(self) -> None:
         if self._ready:
             return
-        try:
-            rows = self.sql.query("SELECT schema_version FROM rm_tracking WHERE name = ?",
-                                  (TRACKING_NAME,))
-        except Exception:  # noqa: BLE001 - first use on this store: the tables do not exist
-            rows = []
-        if not rows or rows[0]["schema_version"] != SCHEMA_VERSION:
-            self._create(drop=bool(rows))
+        version = self.tables.schema_version()
+        if version != SCHEMA_VERSION:
+            self.tables.create(drop=version is not None)
         self._ready = True
-
-    def _create(self, *, drop: bool) -> None:
-        with self.sql.transaction(commit=True) as c:
-            if drop:
-                for table in _READ_TABLES:
-                    c.execute(f"DROP TABLE IF EXISTS {table}")
-            for statement in (*_TABLES.values(), *_INDEXES):
-                c.execute(statement)
-            c.execute("DELETE FROM rm_tracking WHERE name = ?", (TRACKING_NAME,))
-            c.execute("INSERT INTO rm_tracking (name, position, schema_version) VALUES (?, 0, ?)",
-                      (TRACKING_NAME, SCHEMA_VERSION))
 
     def position(self) -> int:
         self.ensure_schema()
-        rows = self.sql.query("SELECT position FROM rm_tracking WHERE name = ?", (TRACKING_NAME,))
-        return int(rows[0]["position"])
+        return self.tables.position()
 
     def catch_up(self) -> int:
         """Project every notification after the tracked position; return the new position."""
@@ -171,22 +109,14 @@ class ReadModels:
 
     def rebuild(self) -> int:
         """Drop every read table and project the whole log again."""
-        self._create(drop=True)
+        self.tables.create(drop=True)
         self._ready = True
         return self.catch_up()
 
     def remove_snapshots(self) -> int:
         """Delete the snapshot rows earlier releases wrote (capa reads none: SPEC §9.1); return
-        how many there were. The table itself is eventsourcing's and stays."""
-        table = "capa_snapshots" if self.sql.postgres else "stored_snapshots"
-        exists = ("SELECT to_regclass(?) IS NOT NULL AS found" if self.sql.postgres else
-                  "SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE type = 'table' "
-                  "AND name = ?")
-        name = f"public.{table}" if self.sql.postgres else table
-        if not self.sql.query(exists, (name,))[0]["found"]:
-            return 0
-        with self.sql.transaction(commit=True) as c:
-            return c.execute(f"DELETE FROM {table}")  # noqa: S608 - a fixed name
+        how many there were."""
+        return self.tables.remove_snapshots()
 
     def _apply(self, position: int, notifications: Sequence[Any]) -> None:
         groups: dict[UUID, list[Any]] = {}
@@ -223,14 +153,21 @@ class ReadModels:
 
     def _write(self, records: Sequence[Record], *, expected: int, new: int,
                nc_rows: Sequence[tuple[Any, ...]] = ()) -> None:
-        with self.sql.transaction(commit=True) as c:
-            # Claiming the position first takes the write lock, so two followers never both
-            # apply the same batch; the loser rolls back and starts again from the new position.
-            moved = c.execute("UPDATE rm_tracking SET position = ? WHERE name = ? AND position = ?",
-                              (new, TRACKING_NAME, expected))
-            if moved != 1:
-                raise _Moved
-            _upsert(c, records, nc_rows)
+        ncs = [r for r in records if isinstance(r, Nonconformity)]
+        cas = [r for r in records if isinstance(r, CorrectiveAction)]
+        rows = [_nc_row(r) for r in ncs]
+        rows.extend(nc_rows)
+        # An NC's cause category is its latest CA's: refresh every NC whose links may have
+        # changed.
+        touched = {r.ref for r in ncs if r.linked_cas} | {nc for r in cas for nc in r.linked_ncs}
+        written = self.tables.write(
+            expected=expected, new=new, nc_rows=rows, cas=[r.ref for r in cas],
+            ca_rows=[_ca_row(r) for r in cas],
+            item_rows=[_item_row(r, item) for r in cas for item in r.items],
+            link_rows=[(nc, r.ref) for r in cas for nc in dict.fromkeys(r.linked_ncs)],
+            touched=touched)
+        if not written:
+            raise _Moved
 
     def follow_import(self, cursor: Any, count: int,
                       rows: Callable[[], Sequence[tuple[Any, ...]]]) -> bool:
@@ -240,71 +177,28 @@ class ReadModels:
         the log holds past the position; otherwise (a follower behind, another writer's events)
         nothing is written here and the next query projects them the ordinary way. Whether it
         wrote them."""
-        table = self._app.recorder.events_table_name
-        cursor.execute("SELECT position FROM rm_tracking WHERE name = ?", (TRACKING_NAME,))
-        tracked = cursor.fetchone()
-        if tracked is None:
-            return False
-        position = int(tracked[0])
-        cursor.execute(f"SELECT COUNT(*), MAX(rowid) FROM {table} WHERE rowid > ?",  # noqa: S608
-                       (position,))
-        after = cursor.fetchone()
-        summary = rows() if int(after[0]) == count else []
-        if len(summary) != count:
-            return False
-        cursor.executemany(_FRESH_INSERT, summary)
-        cursor.execute("UPDATE rm_tracking SET position = ? WHERE name = ? AND position = ?",
-                       (int(after[1]), TRACKING_NAME, position))
-        return True
+        return self.tables.follow_import(cursor, self._app.recorder.events_table_name, count,
+                                         rows)
 
     # -- queries -----------------------------------------------------------------------------
 
     def ncs(self, *, statuses: Sequence[str] = (), severities: Sequence[str] = (),
             sources: Sequence[str] = (), overdue_on: str | None = None) -> list[dict[str, Any]]:
-        where, params = _filters("n", statuses=statuses, severities=severities, sources=sources)
-        if overdue_on is not None:
-            where.append(
-                "EXISTS (SELECT 1 FROM nc_ca_links l JOIN ca_summary c ON c.id = l.ca "
-                "JOIN action_items a ON a.ca = c.id WHERE l.nc = n.id "
-                "AND c.status NOT IN ('closed', 'cancelled') AND a.state = 'open' AND a.due < ?)")
-            params.append(overdue_on)
-        return self._docs("SELECT n.doc FROM nc_summary n", where, params, "n.sort_key")
+        self.catch_up()
+        return [json.loads(doc) for doc in self.tables.nc_docs(
+            statuses=statuses, severities=severities, sources=sources, overdue_on=overdue_on)]
 
     def cas(self, *, statuses: Sequence[str] = (), severities: Sequence[str] = (),
             sources: Sequence[str] = (), overdue_on: str | None = None) -> list[dict[str, Any]]:
-        where, params = _filters("c", statuses=statuses)
-        for column, values in (("severity", severities), ("source", sources)):
-            if values:
-                where.append("EXISTS (SELECT 1 FROM nc_ca_links l JOIN nc_summary n ON "
-                             f"n.id = l.nc WHERE l.ca = c.id AND n.{column} IN "
-                             f"({_marks(values)}))")
-                params.extend(values)
-        if overdue_on is not None:
-            where.append("c.status NOT IN ('closed', 'cancelled') AND EXISTS (SELECT 1 FROM "
-                         "action_items a WHERE a.ca = c.id AND a.state = 'open' AND a.due < ?)")
-            params.append(overdue_on)
-        return self._docs("SELECT c.doc FROM ca_summary c", where, params, "c.sort_key")
-
-    def _docs(self, select: str, where: list[str], params: list[Any],
-              order: str) -> list[dict[str, Any]]:
         self.catch_up()
-        statement = select + (" WHERE " + " AND ".join(where) if where else "")
-        rows = self.sql.query(f"{statement} ORDER BY {order}", params)
-        return [json.loads(row["doc"]) for row in rows]
+        return [json.loads(doc) for doc in self.tables.ca_docs(
+            statuses=statuses, severities=severities, sources=sources, overdue_on=overdue_on)]
 
     def overdue(self, today: str) -> list[dict[str, Any]]:
         """Implemented CAs awaiting verification and open items past due, in CA then item order.
         """
         self.catch_up()
-        return self.sql.query(
-            "SELECT c.id AS ca, c.sort_key, 0 AS seq, 'awaiting-verification' AS kind, "
-            "NULL AS action, c.title, c.owner, NULL AS assignee, NULL AS due, c.status "
-            "FROM ca_summary c WHERE c.status = 'implemented' "
-            "UNION ALL "
-            "SELECT c.id, c.sort_key, a.seq, 'action-overdue', a.number, a.text, c.owner, "
-            "a.assignee, a.due, c.status FROM action_items a JOIN ca_summary c ON c.id = a.ca "
-            "WHERE a.state = 'open' AND a.due < ? AND c.status NOT IN ('closed', 'cancelled') "
-            "ORDER BY 2, 3", (today,))
+        return self.tables.overdue(today)
 
     def external_refs(self, wanted: Iterable[str] | None = None) -> set[str]:
         """External references NCs in the store hold (of those `wanted`, when given). The read
@@ -313,8 +207,7 @@ class ReadModels:
         from capa.readmodels.replay import confirmed_external_refs
 
         self.catch_up()
-        rows = self.sql.query(
-            "SELECT id, external_ref FROM nc_summary WHERE external_ref IS NOT NULL")
+        rows = self.tables.external_refs()
         keep = None if wanted is None else set(wanted)
         claimed = {str(row["id"]): str(row["external_ref"]) for row in rows
                    if keep is None or row["external_ref"] in keep}
@@ -322,18 +215,15 @@ class ReadModels:
 
     def count(self, name: str) -> int:
         """Rows in one read table (caught up first)."""
-        if name not in _READ_TABLES:
+        if name not in READ_TABLES:
             raise ValueError(f"not a read table: {name}")
         self.catch_up()
-        return int(self.sql.query(f"SELECT COUNT(*) AS n FROM {name}")[0]["n"])
+        return self.tables.count(name)
 
     def table(self, name: str, order: str = "") -> list[dict[str, Any]]:
         """Every row of one read table (without the documents), for reports and exports."""
         self.catch_up()
-        columns = {"nc_summary": _NC_COLUMNS[:-1], "ca_summary": _CA_COLUMNS[:-1],
-                   "action_items": _ITEM_COLUMNS, "nc_ca_links": ("nc", "ca")}[name]
-        suffix = f" ORDER BY {order}" if order else ""
-        return self.sql.query(f"SELECT {', '.join(columns)} FROM {name}{suffix}")
+        return self.tables.table(name, order)
 
 
 def raised_row(mapper: Any, data: bytes) -> tuple[Any, ...] | None:
@@ -350,53 +240,41 @@ def raised_row(mapper: Any, data: bytes) -> tuple[Any, ...] | None:
     at = utc_iso(state["timestamp"])
     doc = {"id": state["ref"], "version": 1, "created_at": at, "updated_at": at}
     doc.update((k, state[k]) for k in _RAISED_FIELDS)
-    doc.update(status="open", containment=[], assessment=None, linked_cas=[], closure=None,
-               cancellation=None)
+    doc.update(fresh_state())
     return _nc_row_of(doc)
-
-
-#: The columns of a new NC's nc_summary row that vary; the others are constant for every NC
-#: raised and not yet changed, and `follow_import` writes them as literals, not parameters.
-_FRESH_COLUMNS = ("id", "sort_key", "severity", "source", "product", "lot", "title",
-                  "external_ref", "detected_on", "raised_at", "doc")
-_FRESH_INSERT = (f"INSERT INTO nc_summary ({', '.join(_FRESH_COLUMNS)}, status, closed_at, "
-                 "cause_category, risk_level, linked_cas, version) "
-                 f"VALUES ({', '.join('?' * len(_FRESH_COLUMNS))}, 'open', NULL, NULL, NULL, "
-                 "'[]', 1)")
 
 
 def raised_rows(refs: Sequence[str], fields: Mapping[str, Sequence[str | None]], user: str,
                 at: str, shared: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
     """The nc_summary rows of new NCs raised together at `at` (UTC ISO) by `user`, from their
-    field values, as `_FRESH_COLUMNS`: the rows `raised_row` makes from their stored events,
-    without decoding them (a test holds the two to the same rows). `shared` is what
-    `capa.app.intake.raised_fields_json(fields)` gives, when the caller already has it (the
-    events were built from it).
+    field values, as `FRESH_COLUMNS` (capa.adapters.readtables): the rows `raised_row` makes
+    from their stored events, without decoding them (a test holds the two to the same rows).
+    `shared` is what `capa.domain.nonconformity.raised_fields_json(fields)` gives, when the
+    caller already has it (the events were built from it).
 
     The document is the JSON `json.dumps(doc, ensure_ascii=False, separators=(",", ":"))`
     writes, assembled from escaped strings: every value is text or fixed, and encoding a dict
     per row cost more than the import's own events."""
     if shared is None:
-        from capa.app.intake import raised_fields_json
-
         shared = raised_fields_json(fields)
     q = encode_basestring
     head = f',"version":1,"created_at":{q(at)},"updated_at":{q(at)},"ref":'
-    tail = (f',"reported_by":{q(user)},"status":"open","containment":[],"assessment":null,'
-            '"linked_cas":[],"closure":null,"cancellation":null}')
+    tail = f',"reported_by":{q(user)},{_FRESH_STATE}}}'
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     for ref, members, title, source, severity, product, lot, external, detected_on in zip(
             refs, shared, *(fields[name] for name in _SUMMARY_VALUES), strict=True):
         quoted = q(ref)
-        # sort_key of NC-YYYY-N, for the refs the import numbers itself.
-        append((ref, int(ref[3:7]) * 10_000_000 + int(ref[8:]), severity, source, product, lot,
+        append((ref, sort_key(ref), severity, source, product, lot,
                 title, external, detected_on, at,
                 f'{{"id":{quoted}{head}{quoted},{members}{tail}'))
     return rows
 
 
+#: The fields of a new NC that nc_summary has a column for, as `raised_rows` unpacks them.
 _SUMMARY_VALUES = ("title", "source", "severity", "product", "lot", "external_ref", "detected_on")
+#: The members of a new NC's document after its fields, as JSON.
+_FRESH_STATE = json.dumps(fresh_state(), separators=(",", ":"))[1:-1]
 
 
 def record_rows(record: Record) -> dict[str, list[tuple[Any, ...]]]:
@@ -411,57 +289,10 @@ def record_rows(record: Record) -> dict[str, list[tuple[Any, ...]]]:
     return {}
 
 
-#: The columns of each read table, in the order of the rows above.
-COLUMNS = {"nc_summary": _NC_COLUMNS, "ca_summary": _CA_COLUMNS, "action_items": _ITEM_COLUMNS,
-           "nc_ca_links": ("nc", "ca")}
-
-
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def _filters(alias: str, statuses: Sequence[str] = (), severities: Sequence[str] = (),
-             sources: Sequence[str] = ()) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    for column, values in (("status", statuses), ("severity", severities), ("source", sources)):
-        if values:
-            where.append(f"{alias}.{column} IN ({_marks(values)})")
-            params.extend(values)
-    return where, params
-
-
-def _upsert(c: Cursor, records: Iterable[Record],
-            nc_rows: Sequence[tuple[Any, ...]] = ()) -> None:
-    ncs = [r for r in records if isinstance(r, Nonconformity)]
-    cas = [r for r in records if isinstance(r, CorrectiveAction)]
-    rows = [_nc_row(r) for r in ncs]
-    rows.extend(nc_rows)
-    _replace(c, "nc_summary", _NC_COLUMNS, "id", [(row[0],) for row in rows], rows)
-    _replace(c, "ca_summary", _CA_COLUMNS, "id", [(r.ref,) for r in cas],
-             [_ca_row(r) for r in cas])
-    _replace(c, "action_items", _ITEM_COLUMNS, "ca", [(r.ref,) for r in cas],
-             [_item_row(r, item) for r in cas for item in r.items])
-    _replace(c, "nc_ca_links", ("nc", "ca"), "ca", [(r.ref,) for r in cas],
-             [(nc, r.ref) for r in cas for nc in dict.fromkeys(r.linked_ncs)])
-    # An NC's cause category is its latest CA's: refresh every NC whose links may have changed.
-    touched = {r.ref for r in ncs if r.linked_cas} | {nc for r in cas for nc in r.linked_ncs}
-    c.executemany(
-        "UPDATE nc_summary SET cause_category = (SELECT ca.cause_category FROM nc_ca_links l "
-        "JOIN ca_summary ca ON ca.id = l.ca WHERE l.nc = nc_summary.id "
-        "AND ca.cause_category IS NOT NULL ORDER BY ca.sort_key DESC LIMIT 1) WHERE id = ?",
-        [(ref,) for ref in sorted(touched)])
-
-
-def _replace(c: Cursor, table: str, columns: Sequence[str], key: str,
-             keys: list[tuple[str]], rows: list[tuple[Any, ...]]) -> None:
-    c.executemany(f"DELETE FROM {table} WHERE {key} = ?", keys)
-    c.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(columns)})", rows)
-
-
 def _fast_data(record: Record) -> dict[str, Any]:
-    """record_data without the defensive deep copy: the dict is serialised at once and dropped,
-    and copying every field was the largest cost of projecting a bulk import."""
+    """The record as the `show` query presents it (`Record.fields()` with its id and times),
+    without the defensive deep copy: the dict is serialised at once and dropped, and copying
+    every field was the largest cost of projecting a bulk import."""
     data: dict[str, Any] = {"id": record.ref, "version": record.version,
                             "created_at": utc_iso(record.created_on),
                             "updated_at": utc_iso(record.modified_on)}
@@ -476,7 +307,7 @@ def _nc_row(nc: Nonconformity) -> tuple[Any, ...]:
 
 
 def _nc_row_of(doc: dict[str, Any]) -> tuple[Any, ...]:
-    """The nc_summary row of an NC given as its document (`record_data`)."""
+    """The nc_summary row of an NC given as its document (`_fast_data`)."""
     ref, closure = doc["id"], doc["closure"]
     # A record migrated closed reports its legacy closing date (SPEC §10), not the migration's.
     closed_at = (closure.get("closed_on") or closure["at"]) if closure else None

@@ -11,97 +11,19 @@ folded at a time: memory does not grow with the log.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from capa.adapters.logreader import LogReader, log_reader
 from capa.domain.record import Record
 from capa.readmodels import projection
 
-#: Rows read from the database at a time.
-_CHUNK = 2000
-
-
-class LogReader:
-    """Queries on one consistent snapshot of the store, with `?` placeholders on both back ends;
-    `position` names the column that holds an event's place in the log."""
-
-    def __init__(self, cursor: Any, *, postgres: bool, events_table: str) -> None:
-        self._cursor = cursor
-        self.postgres = postgres
-        self.events_table = events_table
-        self.position = "notification_id" if postgres else "rowid"
-
-    def _text(self, statement: str) -> str:
-        return statement.replace("?", "%s") if self.postgres else statement
-
-    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cursor.execute(self._text(statement), tuple(params))
-        return [tuple(row.values()) if isinstance(row, dict) else tuple(row)
-                for row in self._cursor.fetchall()]
-
-    def stream(self, statement: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
-        """Rows of one query, fetched a chunk at a time."""
-        if self.postgres:
-            from psycopg.rows import tuple_row
-
-            with self._cursor.connection.cursor(name="capa_replay",
-                                                row_factory=tuple_row) as named:
-                named.execute(self._text(statement), tuple(params))
-                while rows := named.fetchmany(_CHUNK):
-                    yield from rows
-            return
-        cursor = self._cursor.connection.cursor() if hasattr(self._cursor, "connection") \
-            else self._cursor
-        cursor.execute(statement, tuple(params))
-        while rows := cursor.fetchmany(_CHUNK):
-            yield from (tuple(row) for row in rows)
-
-    def has_table(self, name: str) -> bool:
-        if self.postgres:
-            found = self.query("SELECT to_regclass(?)", (f"public.{name}",))
-            return bool(found and found[0][0] is not None)
-        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                               (name,)))
-
-    def last_position(self) -> int:
-        found = self.query(f"SELECT MAX({self.position}) FROM {self.events_table}")  # noqa: S608
-        return int(found[0][0] or 0)
-
-
-@contextmanager
-def log_reader(app: Any) -> Iterator[LogReader]:
-    """A reader of one consistent snapshot of the application's store."""
-    from capa.app.store import EVENTS_TABLE
-
-    recorder = app.recorder
-    postgres = type(recorder).__module__ != "eventsourcing.sqlite"
-    if postgres:
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield LogReader(cursor, postgres=True, events_table=EVENTS_TABLE["postgres"])
-        return
-    datastore = recorder.datastore
-    name = getattr(getattr(datastore, "pool", datastore), "db_name", None)
-    if not name or ":memory:" in name or "mode=memory" in name:
-        with datastore.transaction(commit=False) as cursor:
-            yield LogReader(cursor, postgres=False, events_table=EVENTS_TABLE["sqlite"])
-        return
-    # A read-only connection of its own, in one transaction: WAL gives it one snapshot while
-    # writers carry on, and it can never write.
-    db = sqlite3.connect(f"file:{quote(str(name))}?mode=ro", uri=True, timeout=30,
-                         isolation_level=None)
-    try:
-        db.execute("BEGIN")
-        yield LogReader(db.cursor(), postgres=False, events_table=EVENTS_TABLE["sqlite"])
-    finally:
-        db.close()
+__all__ = ["Folded", "LogReader", "confirmed_external_refs", "folded", "latest_cause",
+           "log_reader", "record_topics"]
 
 
 @dataclass

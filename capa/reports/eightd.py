@@ -1,19 +1,19 @@
-"""The 8D record report (D1 team ... D8 closure) of an NC or CA, as Markdown, HTML or PDF.
+"""The 8D record report (D1 team ... D8 closure) of an NC or CA: what it says, before any format.
 
-Every electronic signature is shown with its manifestation as 21 CFR 11.50 requires: printed
-name, date and time (UTC) and meaning, plus the record version and content digest it binds.
+``build_report`` gathers the sections from the application's views of the record; the
+renderers (capa.reports.markdown, .htmlpage, .pdf, chosen by capa.reports.render) only lay
+them out. Every electronic signature is shown with its manifestation as 21 CFR 11.50 requires:
+printed name, date and time (UTC) and meaning, plus the record version and content digest it
+binds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from capa.domain.errors import InvalidInput
-
+#: One block of a section: ("p", text), ("table", (headers, rows)) or ("sig", (label, signature)).
 Block = tuple[str, Any]
 
 
@@ -240,119 +240,3 @@ def _legacy(ca: dict[str, Any] | None, name: str) -> str | None:
     """A value of a migrated CA as the legacy register gave it."""
     value = ((ca or {}).get("migration") or {}).get(name)
     return str(value) if value else None
-
-
-# -- rendering ---------------------------------------------------------------------------------
-
-
-def render(report: Report, fmt: str) -> bytes:
-    if fmt == "md":
-        return to_markdown(report).encode("utf-8")
-    if fmt == "html":
-        return to_html(report).encode("utf-8")
-    if fmt == "pdf":
-        from capa.reports.pdf import to_pdf
-
-        return to_pdf(report)
-    raise InvalidInput(f"format must be one of: md, html, pdf (got {fmt!r})")
-
-
-# Markdown and HTML that user text could use to pass for the report's own structure: a heading,
-# a signature block, a table, a link, an HTML comment that hides what follows. Each is shown
-# literally (a backslash escape, CommonMark 2.4); the characters that only mean something at the
-# start of a line are escaped there.
-_MD_ANYWHERE = re.compile(r"([\\`*_\[\]<>!|~{}&$])")
-_MD_LINE_START = re.compile(r"^([#>+\-=])")
-_MD_ORDERED = re.compile(r"^(\d{1,9})([.)])")
-
-
-def md_escape(text: str) -> str:
-    """User text as Markdown that renders as exactly that text: every line a line of its own
-    (hard line breaks), blank lines kept as paragraph breaks, leading indentation dropped (it
-    would make a code block)."""
-    out: list[str] = []
-    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        line = _MD_ANYWHERE.sub(r"\\\1", raw.strip())
-        line = _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\\\1", line))
-        out.append(line)
-    lines: list[str] = []
-    for i, line in enumerate(out):
-        if line and i + 1 < len(out) and out[i + 1]:
-            line += "\\"  # a hard line break: the next line belongs to the same paragraph
-        if line or (lines and lines[-1]):
-            lines.append(line)
-    while lines and not lines[-1]:
-        lines.pop()
-    return "\n".join(lines)
-
-
-def _md_cell(text: str) -> str:
-    # A table cell is one line: its line breaks become <br>, the only HTML in the report.
-    return "<br>".join(md_escape(line) for line in text.splitlines() if line.strip())
-
-
-def _md_inline(text: str) -> str:
-    """User text inside one line of the report's own (a heading, a signature line)."""
-    return md_escape(" ".join(text.split()))
-
-
-def to_markdown(report: Report) -> str:
-    lines = [f"# 8D report {report.record}: {_md_inline(report.title)}", "",
-             f"Status **{_md_inline(report.status)}**, version {report.version}. "
-             f"{_md_inline(report.organisation) + '. ' if report.organisation else ''}"
-             f"Generated {report.generated_at}.", ""]
-    for section in report.sections:
-        lines += [f"## {section.code} {section.title}", ""]
-        for kind, body in section.blocks:
-            if kind == "p":
-                lines += [md_escape(body), ""]
-            elif kind == "table":
-                headers, rows = body
-                lines.append("| " + " | ".join(headers) + " |")
-                lines.append("|" + "---|" * len(headers))
-                lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-                lines.append("")
-            else:
-                label, sig = body
-                lines += [f"> **Signature - {_md_inline(label)}:** "
-                          f"{_md_inline(manifestation(sig))}", ""]
-    return "\n".join(lines)
-
-
-_CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}
-h1{font-size:1.5rem}h2{font-size:1.15rem;border-bottom:1px solid #ccc;margin-top:1.6rem}
-table{border-collapse:collapse;margin:.5rem 0;width:100%}td,th{border:1px solid #ccc;
-padding:.25rem .4rem;text-align:left;vertical-align:top;white-space:pre-wrap}
-th{background:#f3f3f3}.sig{border-left:4px solid #2a6;padding:.4rem .8rem;background:#f4fbf6}
-"""
-
-
-def to_html(report: Report) -> str:
-    e = html.escape
-    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-           f"<title>8D report {e(report.record)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>8D report {e(report.record)}: {e(report.title)}</h1>",
-           f"<p>Status <b>{e(report.status)}</b>, version {report.version}. "
-           f"{e(report.organisation)} Generated {e(report.generated_at)}.</p>"]
-    for section in report.sections:
-        out.append(f"<h2 id=\"{section.code.lower()}\">{section.code} {e(section.title)}</h2>")
-        for kind, body in section.blocks:
-            if kind == "p":
-                out.append(f"<p>{e(body)}</p>")
-            elif kind == "table":
-                headers, rows = body
-                out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in headers)
-                           + "</tr>")
-                out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
-                        for row in rows]
-                out.append("</table>")
-            else:
-                label, sig = body
-                out.append(f"<div class=\"sig\"><b>Signature - {e(label)}</b><br>"
-                           f"Printed name: {e(sig['full_name'])} ({e(sig['user_id'])})<br>"
-                           f"Date and time (UTC): {e(sig['signed_at'])}<br>"
-                           f"Meaning: {e(sig['meaning'])}<br>"
-                           f"Bound to version {sig['signed_version']}, content SHA-256 "
-                           f"<code>{e(sig['content_sha256'])}</code></div>")
-    out.append("</body></html>")
-    return "\n".join(out)

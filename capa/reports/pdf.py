@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, XPos, YPos
 from fpdf.fonts import FontFace, TTFFont
 
-from capa.reports.eightd import manifestation
-
-if TYPE_CHECKING:
-    from capa.reports.eightd import Report
+from capa.reports.eightd import Report, manifestation
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 FAMILY = "DejaVu"

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict
 
 import capa
 from capa.validation.catalogue import Catalogue, load_catalogue
+from capa.validation.cucumber import parse_cucumber
 from capa.validation.features import FeatureFileError, FeatureSpec, read_features, unknown_tags
+from capa.validation.render import WrittenFile, write_file, write_reports
 from capa.validation.report import (
     Environment,
     EvidenceFile,
@@ -26,11 +28,7 @@ from capa.validation.report import (
     ReportError,
     ScenarioResult,
     ValidationReport,
-    WrittenFile,
     build_report,
-    parse_cucumber,
-    write_file,
-    write_reports,
 )
 
 RAW_RESULTS_NAME = "validation-report.cucumber.json"

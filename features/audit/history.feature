@@ -5,16 +5,7 @@ Feature: The history of a record is its audit trail
   ISO 9001:2015 10.2.2 a).
 
   Background:
-    Given a quality records store for "Northwind Medical Devices" with these people:
-      | user       | full name       | roles          |
-      | admin      | Alex Admin      | admin          |
-      | mhernandez | Maria Hernandez | quality        |
-      | jchen      | Jin Chen        | quality, owner |
-      | apatel     | Anil Patel      | owner          |
-      | lnguyen    | Linh Nguyen     | owner          |
-      | rkowalski  | Roza Kowalski   | quality        |
-      | tokafor    | Tobi Okafor     | reporter       |
-      | dbrooks    | Dana Brooks     | auditor        |
+    Given the quality records store of "Northwind Medical Devices", with its quality team
 
   @21cfr11.10e @annex11-9 @iso9001-10.2.2a @R8
   Scenario: The history lists every change, old and new values, with who and why

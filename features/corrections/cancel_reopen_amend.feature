@@ -5,16 +5,7 @@ Feature: Cancelling, reopening and correcting records
   Annex 11 §9; 21 CFR 11.10(e)).
 
   Background:
-    Given a quality records store for "Northwind Medical Devices" with these people:
-      | user       | full name       | roles          |
-      | admin      | Alex Admin      | admin          |
-      | mhernandez | Maria Hernandez | quality        |
-      | jchen      | Jin Chen        | quality, owner |
-      | apatel     | Anil Patel      | owner          |
-      | lnguyen    | Linh Nguyen     | owner          |
-      | rkowalski  | Roza Kowalski   | quality        |
-      | tokafor    | Tobi Okafor     | reporter       |
-      | dbrooks    | Dana Brooks     | auditor        |
+    Given the quality records store of "Northwind Medical Devices", with its quality team
 
   @R6 @21cfr11.10e
   Scenario: A nonconformity raised in error is cancelled with a reason

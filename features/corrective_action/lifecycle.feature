@@ -5,16 +5,7 @@ Feature: The life of a corrective action
   a recorded extension with a reason (R5). The system enforces the order of these steps (R7).
 
   Background:
-    Given a quality records store for "Northwind Medical Devices" with these people:
-      | user       | full name       | roles          |
-      | admin      | Alex Admin      | admin          |
-      | mhernandez | Maria Hernandez | quality        |
-      | jchen      | Jin Chen        | quality, owner |
-      | apatel     | Anil Patel      | owner          |
-      | lnguyen    | Linh Nguyen     | owner          |
-      | rkowalski  | Roza Kowalski   | quality        |
-      | tokafor    | Tobi Okafor     | reporter       |
-      | dbrooks    | Dana Brooks     | auditor        |
+    Given the quality records store of "Northwind Medical Devices", with its quality team
     And the nonconformity "crack" was assessed as needing a corrective action
 
   @qsit-capa-7

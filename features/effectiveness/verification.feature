@@ -6,16 +6,7 @@ Feature: Verifying effectiveness and closing
   investigation for a new iteration.
 
   Background:
-    Given a quality records store for "Northwind Medical Devices" with these people:
-      | user       | full name       | roles          |
-      | admin      | Alex Admin      | admin          |
-      | mhernandez | Maria Hernandez | quality        |
-      | jchen      | Jin Chen        | quality, owner |
-      | apatel     | Anil Patel      | owner          |
-      | lnguyen    | Linh Nguyen     | owner          |
-      | rkowalski  | Roza Kowalski   | quality        |
-      | tokafor    | Tobi Okafor     | reporter       |
-      | dbrooks    | Dana Brooks     | auditor        |
+    Given the quality records store of "Northwind Medical Devices", with its quality team
     And the nonconformity "crack" was assessed as needing a corrective action
     And the nonconformity "resin" was assessed as needing a corrective action
     And the corrective action "housing" owned by "apatel" was opened for "crack"

@@ -6,16 +6,7 @@ Feature: Roles decide who may do what
   anything is written (21 CFR 11.10(d) and (g)).
 
   Background:
-    Given a quality records store for "Northwind Medical Devices" with these people:
-      | user       | full name       | roles          |
-      | admin      | Alex Admin      | admin          |
-      | mhernandez | Maria Hernandez | quality        |
-      | jchen      | Jin Chen        | quality, owner |
-      | apatel     | Anil Patel      | owner          |
-      | lnguyen    | Linh Nguyen     | owner          |
-      | rkowalski  | Roza Kowalski   | quality        |
-      | tokafor    | Tobi Okafor     | reporter       |
-      | dbrooks    | Dana Brooks     | auditor        |
+    Given the quality records store of "Northwind Medical Devices", with its quality team
 
   @21cfr11.10g
   Scenario Outline: Raising a nonconformity: <user> is <outcome>

@@ -5,16 +5,7 @@ Feature: Raising and containing a nonconformity
   nonconformity, take action to control and correct it, and deal with the consequences.
 
   Background:
-    Given a quality records store for "Northwind Medical Devices" with these people:
-      | user       | full name       | roles          |
-      | admin      | Alex Admin      | admin          |
-      | mhernandez | Maria Hernandez | quality        |
-      | jchen      | Jin Chen        | quality, owner |
-      | apatel     | Anil Patel      | owner          |
-      | lnguyen    | Linh Nguyen     | owner          |
-      | rkowalski  | Roza Kowalski   | quality        |
-      | tokafor    | Tobi Okafor     | reporter       |
-      | dbrooks    | Dana Brooks     | auditor        |
+    Given the quality records store of "Northwind Medical Devices", with its quality team
 
   @iso9001-10.2.1a @R8 @qsit-capa-2
   Scenario: A reporter raises a nonconformity from a customer complaint

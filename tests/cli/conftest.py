@@ -5,25 +5,17 @@ back end (see tests/conftest.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
-import os
 import secrets
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from click.testing import CliRunner
 
 from capa.adapters.target import parse_target
-from capa.cli.main import main
 from tests.support.backends import (
     clone_target,
     discard_target,
@@ -31,48 +23,23 @@ from tests.support.backends import (
     query,
     store_exists,
 )
+from tests.support.cast import (
+    ORGANISATION,
+    OWNER,
+    PASSWORD,
+    PLANT_CREW,
+    QUALITY_ENGINEER,
+    QUALITY_MANAGER,
+    REPORTER,
+    TECHNICIAN,
+    VERIFIER,
+)
+from tests.support.cli import ROOT, Outcome, run_capa, run_capa_process
 
-PASSWORD = "correct-horse-battery-staple"
+__all__ = ["Capa", "Outcome"]
 
-QUALITY_MANAGER = "mhernandez"
-QUALITY_ENGINEER = "jchen"
-OWNER = "apatel"
-TECHNICIAN = "lnguyen"
-VERIFIER = "rkowalski"
-REPORTER = "tokafor"
-
-#: user id -> (full name, roles); the first one initialises the store through `capa init`.
-CAST: dict[str, tuple[str, list[str]]] = {
-    QUALITY_MANAGER: ("Maria Hernandez", ["admin", "quality"]),
-    QUALITY_ENGINEER: ("Jun Chen", ["quality"]),
-    OWNER: ("Anil Patel", ["owner"]),
-    TECHNICIAN: ("Linh Nguyen", ["owner"]),
-    VERIFIER: ("Roman Kowalski", ["quality"]),
-    REPORTER: ("Tolu Okafor", ["reporter"]),
-}
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a user sees: the exit code and the two output streams."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """stdout as exactly one JSON document (json.loads refuses anything after it)."""
-        return json.loads(self.stdout)
-
-    def error(self) -> dict[str, Any]:
-        """The --json error document on stderr."""
-        document = json.loads(self.stderr)
-        assert set(document) == {"error"}
-        error: dict[str, Any] = document["error"]
-        assert set(error) == {"code", "rule", "message"}
-        return error
+#: The people `capa init` and `capa user add` put in every store; the first initialises it.
+CAST = PLANT_CREW
 
 
 class Capa:
@@ -115,32 +82,14 @@ class Capa:
     def run(self, *args: str, user: str | None = QUALITY_MANAGER,
             **env: str | None) -> Outcome:
         """`capa ARGS` in-process through `main()`, which maps errors to exit codes."""
-        runner = CliRunner()
-        with contextlib.chdir(self.folder), \
-                runner.isolation(env=self.env(user, **env)) as (out, err, _):
-            try:
-                main(list(args))
-            except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else 1
-            else:
-                code = 0
-            outcome = Outcome(code, out.getvalue().decode(), err.getvalue().decode())
+        outcome = run_capa(args, env=self.env(user, **env), cwd=self.folder)
         assert "Traceback" not in outcome.stdout + outcome.stderr
         return outcome
 
     def process(self, *args: str, user: str | None = QUALITY_MANAGER,
                 **env: str | None) -> Outcome:
         """`python -m capa ARGS` as a real process."""
-        merged = {**os.environ, "PYTHONPATH": str(ROOT)}
-        for key, value in self.env(user, **env).items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        done = subprocess.run([sys.executable, "-m", "capa", *args], capture_output=True,
-                              text=True, env=merged, stdin=subprocess.DEVNULL, timeout=120,
-                              cwd=self.folder)
-        outcome = Outcome(done.returncode, done.stdout, done.stderr)
+        outcome = run_capa_process(args, env=self.env(user, **env), cwd=self.folder)
         assert "Traceback" not in outcome.stdout + outcome.stderr
         return outcome
 
@@ -215,7 +164,7 @@ class Capa:
     def init(self) -> None:
         admin = next(iter(CAST))
         outcome = self.run("init", "--admin", admin, "--full-name", CAST[admin][0],
-                           "--org", "Northwind Medical Devices", user=admin)
+                           "--org", ORGANISATION, user=admin)
         assert outcome.code == 0, outcome.stderr
         for user, (name, roles) in CAST.items():
             if user == admin:

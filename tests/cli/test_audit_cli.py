@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from capa.audit.verify import CheckpointLog
+from capa.audit.checkpoints import CheckpointLog
 from capa.cli.main import cli
 from tests.support.backends import new_target, query
 

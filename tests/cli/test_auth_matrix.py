@@ -14,19 +14,16 @@ import json
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from click.testing import CliRunner
 
 from capa.adapters.target import parse_target
 from capa.app.application import CapaApplication
 from capa.app.permissions import allowed_roles
 from capa.app.store import open_store
-from capa.audit.verify import create_store_key
-from capa.cli.main import main
+from capa.audit.keys import create_store_key
 from capa.domain.errors import NotPermitted
 from tests.support.backends import (
     clone_target,
@@ -36,6 +33,7 @@ from tests.support.backends import (
     store_exists,
     stored_bytes,
 )
+from tests.support.cli import Outcome, run_capa
 
 PASSWORD = "matrix-password-123"
 NEW_PASSWORD = "another-password-456"
@@ -49,13 +47,6 @@ OWNER = USER["owner"]
 
 def in_days(days: int) -> str:
     return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=days)).isoformat()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
 
 
 class Store:
@@ -83,15 +74,7 @@ class Store:
             "CAPA_DEBUG": None, "CAPA_KEY": str(self.key),
             "CAPA_CHECKPOINTS": str(self.checkpoints), **extra,
         }
-        runner = CliRunner()
-        with contextlib.chdir(self.folder), runner.isolation(env=env) as (out, err, _):
-            try:
-                main(list(args))
-            except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else 1
-            else:
-                code = 0
-            outcome = Outcome(code, out.getvalue().decode(), err.getvalue().decode())
+        outcome = run_capa(args, env=env, cwd=self.folder)
         assert "Traceback" not in outcome.stdout + outcome.stderr
         return outcome
 
@@ -601,15 +584,7 @@ def run_at_terminal(store: Store, monkeypatch: pytest.MonkeyPatch, typed: str,
     monkeypatch.setattr("capa.cli.auth.interactive", lambda: True)
     env = {"CAPA_DB": store.target, "CAPA_USER": None, "CAPA_PASSWORD": None,
            "CAPA_SESSION_DIR": str(store.sessions), "CAPA_NEW_PASSWORD": None, **extra}
-    runner = CliRunner()
-    with runner.isolation(input=typed, env=env) as (out, err, _):
-        try:
-            main(list(args))
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-        else:
-            code = 0
-        return Outcome(code, out.getvalue().decode(), err.getvalue().decode())
+    return run_capa(args, env=env, input=typed)
 
 
 def test_at_a_terminal_the_user_id_and_password_are_prompted_for(

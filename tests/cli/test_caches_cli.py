@@ -373,13 +373,13 @@ def amended_ncs(capa: Capa) -> list[str]:
 
 def test_rows_read_from_the_json_are_those_of_the_full_fold(
         capa: Capa, monkeypatch: pytest.MonkeyPatch) -> None:
-    from capa.audit import caches
+    from capa.audit import cache_rows
     from capa.readmodels.replay import folded, log_reader
 
     amended_ncs(capa)
     capa.approved_ca(capa.assessed_nc("Burr"))
     read: list[str] = []
-    light = caches._nc_row
+    light = cache_rows._nc_row
 
     def counted(*args: Any) -> Any:
         row = light(*args)
@@ -387,12 +387,12 @@ def test_rows_read_from_the_json_are_those_of_the_full_fold(
             read.append(str(row[0]))
         return row
 
-    monkeypatch.setattr(caches, "_nc_row", counted)
+    monkeypatch.setattr(cache_rows, "_nc_row", counted)
     app = CapaApplication(env=store_env(parse_target(capa.target), create=False))
     try:
         with log_reader(app) as reader:
             last = reader.last_position()
-            fast = [(f.ref, f.kind, f.rows) for f in caches._folded(app, reader, last)]
+            fast = [(f.ref, f.kind, f.rows) for f in cache_rows.folded_rows(app, reader, last)]
             full = [(f.ref, f.kind, f.rows) for f in folded(app, reader, upto=last)]
     finally:
         app.close()
@@ -444,6 +444,6 @@ def test_an_edited_row_of_an_amended_nc_is_named(capa: Capa) -> None:
 ])
 def test_a_correction_is_only_passed_over_when_its_field_is_certain(
         state: bytes, field: str | None) -> None:
-    from capa.audit.caches import _corrected
+    from capa.audit.cache_rows import _corrected
 
     assert _corrected(state) == field

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from capa.audit.bundle import extract_evidence, safe_name
-from capa.audit.verify import TamperDetected
+from capa.audit.bundle_evidence import extract_evidence, safe_name
+from capa.audit.errors import TamperDetected
 from capa.domain.errors import InvalidInput
 from tests.support.backends import query
 from tests.support.reading import reading

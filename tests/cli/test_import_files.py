@@ -15,19 +15,13 @@ from openpyxl import Workbook
 
 from capa.app.application import CapaApplication
 from capa.app.spreadsheet import read_table
-from capa.cli.main import main
 from capa.domain.dates import parse_day
 from capa.domain.errors import InvalidInput
 from capa.domain.values import parse_date
-from tests.integration.readside_fixtures import (
-    QUALITY_MANAGER,
-    REPORTER,
-    Store,
-    app,
-    cli_env,
-    store,
-)
+from tests.support.cast import QUALITY_MANAGER, REPORTER
+from tests.support.cli import run_main
 from tests.support.reading import reading
+from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
 
@@ -40,12 +34,7 @@ READING = pytest.mark.sqlite_only("reading a file does not depend on the back en
 
 def run(store: Store, args: list[str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], user: str = REPORTER) -> tuple[int, str, str]:
-    for key, value in cli_env(store, user).items():
-        monkeypatch.setenv(key, value)
-    with pytest.raises(SystemExit) as done:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(done.value.code or 0), out, err
+    return run_main(args, cli_env(store, user), monkeypatch, capsys)
 
 
 def imported(store: Store, path: Path, monkeypatch: pytest.MonkeyPatch,

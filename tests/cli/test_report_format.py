@@ -9,22 +9,13 @@ from pathlib import Path
 import pytest
 
 from capa.app.application import CapaApplication
-from capa.cli.main import main
-from tests.integration.readside_fixtures import REPORTER, Store, app, cli_env, store
+from tests.support.cast import REPORTER
+from tests.support.cli import run_main as run
+from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
 
 MAGIC = {"pdf": b"%PDF-", "md": b"# 8D report ", "html": b"<!DOCTYPE html>"}
-
-
-def run(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    with pytest.raises(SystemExit) as done:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(done.value.code or 0), out, err
 
 
 @pytest.fixture

@@ -12,17 +12,9 @@ from typing import Any
 import pytest
 
 from capa.app.application import CapaApplication
-from capa.cli.main import main
-from tests.integration.readside_fixtures import (
-    AUDITOR,
-    QUALITY_MANAGER,
-    REPORTER,
-    Store,
-    app,
-    cli_env,
-    has_accounts,
-    store,
-)
+from tests.support.cast import AUDITOR, QUALITY_MANAGER, REPORTER
+from tests.support.cli import run_main as run
+from tests.support.stores import Store, app, cli_env, has_accounts, store
 
 __all__ = ["app", "store"]
 
@@ -32,16 +24,6 @@ X-1,Burr on edge,Found at final inspection,process,minor,2024-02-01
 X-2,Wrong label,"Label shows
 wrong lot",customer-complaint,major,2024-02-03
 """
-
-
-def run(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    with pytest.raises(SystemExit) as done:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(done.value.code or 0), out, err
 
 
 @pytest.fixture

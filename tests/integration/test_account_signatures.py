@@ -23,10 +23,11 @@ from capa.app.passwords import hash_password
 from capa.app.store import open_store
 from capa.audit import bundle as bundle_module
 from capa.audit.bundle import export_bundle, verify_bundle
+from capa.audit.errors import TamperDetected
+from capa.audit.keys import create_store_key, load_private_key
 from capa.audit.ledger import Ledger
 from capa.audit.signatures import account_change_bytes, now_iso, sign
-from capa.audit.signing import load_private_key
-from capa.audit.verify import TamperDetected, create_store_key, verify_store
+from capa.audit.verification import verify_store
 from capa.domain.errors import NotPermitted
 from capa.domain.user import MAX_FAILED_ATTEMPTS, credential_of
 from tests.support.backends import (

@@ -14,7 +14,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -24,26 +24,17 @@ from capa.app.evidence import MAX_EVIDENCE_BYTES
 from capa.app.store import store_env
 from capa.domain.errors import Conflict, InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.record import record_uuid
+from tests.support.cast import (
+    OWNER,
+    QUALITY_ENGINEER,
+    QUALITY_MANAGER,
+    REPORTER,
+    TECHNICIAN,
+    VERIFIER,
+)
+from tests.support.cast import PLANT_CREW as CAST
 from tests.support.reading import reading
-
-if TYPE_CHECKING:
-    from conftest import Store
-
-QUALITY_MANAGER = "mhernandez"
-QUALITY_ENGINEER = "jchen"
-OWNER = "apatel"
-TECHNICIAN = "lnguyen"
-VERIFIER = "rkowalski"
-REPORTER = "tokafor"
-
-CAST = {
-    QUALITY_MANAGER: ("Maria Hernandez", ["admin", "quality"]),
-    QUALITY_ENGINEER: ("Jun Chen", ["quality"]),
-    OWNER: ("Anil Patel", ["owner"]),
-    TECHNICIAN: ("Linh Nguyen", ["owner"]),
-    VERIFIER: ("Roman Kowalski", ["quality"]),
-    REPORTER: ("Tolu Okafor", ["reporter"]),
-}
+from tests.support.stores import Store
 
 YEAR = dt.datetime.now(dt.UTC).year
 TODAY = dt.datetime.now(dt.UTC).date()

@@ -8,10 +8,10 @@ import hashlib
 import json
 
 from capa.domain.nonconformity import Nonconformity
-from tests.integration.conftest import Store
+from tests.support.cast import ADMINISTRATOR, QUALITY_MANAGER, QUALITY_TEAM, REPORTER, part_of
+from tests.support.stores import Store
 
-CAST = {"admin": ("Alex Admin", ["admin"]), "mhernandez": ("Maria Hernandez", ["quality"]),
-        "tokafor": ("Tobi Okafor", ["reporter"])}
+CAST = part_of(QUALITY_TEAM, ADMINISTRATOR, QUALITY_MANAGER, REPORTER)
 
 
 def test_show_as_of_the_signature_replays_what_the_signer_saw(store: Store) -> None:

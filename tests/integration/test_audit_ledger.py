@@ -18,17 +18,14 @@ from typing import Any
 import pytest
 
 from capa.app.store import open_store
+from capa.audit.checkpoints import CheckpointLog, make_checkpoint
+from capa.audit.errors import TamperDetected
+from capa.audit.keys import create_store_key, load_private_key, origin_of
+from capa.audit.leaves import event_leaf_hash
 from capa.audit.ledger import Ledger
-from capa.audit.merkle import MerkleTree, event_leaf_hash
-from capa.audit.signing import create_checkpoint, load_private_key, sign_checkpoint
-from capa.audit.verify import (
-    CheckpointLog,
-    TamperDetected,
-    create_store_key,
-    make_checkpoint,
-    origin_of,
-    verify_store,
-)
+from capa.audit.merkle import MerkleTree
+from capa.audit.notes import create_checkpoint, sign_checkpoint
+from capa.audit.verification import verify_store
 
 EVENTS = 9_000  # two whole blocks, and a partial third
 

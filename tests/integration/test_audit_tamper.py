@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -18,27 +17,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from capa.app.store import open_store
-from capa.cli.main import main
 from capa.domain.record import record_uuid
+from tests.support.cast import FULL_NAMES, PASSWORD
+from tests.support.cast import QUALITY_ENGINEER as QUALITY
+from tests.support.cast import QUALITY_MANAGER as ADMIN
+from tests.support.cli import ROOT, Outcome, run_capa, run_capa_process
 
-PASSWORD = "correct-horse-battery-staple"
-ADMIN, QUALITY = "mhernandez", "jchen"
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "verify_bundle.py"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
 
 
 class AuditedStore:
@@ -56,38 +46,22 @@ class AuditedStore:
                 "CAPA_CHECKPOINTS": None, "CAPA_DEBUG": None}
 
     def run(self, *args: str) -> Outcome:
-        runner = CliRunner()
-        with runner.isolation(env=self.env()) as (out, err, _):
-            try:
-                main(list(args))
-            except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else 1
-            else:
-                code = 0
-            outcome = Outcome(code, out.getvalue().decode(), err.getvalue().decode())
+        outcome = run_capa(args, env=self.env())
         assert "Traceback" not in outcome.stdout + outcome.stderr
         return outcome
 
     def process(self, *args: str) -> Outcome:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        for name, value in self.env().items():
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        done = subprocess.run([sys.executable, "-m", "capa", *args], capture_output=True,
-                              text=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
-                              cwd=self.folder)
-        return Outcome(done.returncode, done.stdout, done.stderr)
+        return run_capa_process(args, env=self.env(), cwd=self.folder)
 
     def build(self) -> None:
-        done = self.run("init", "--admin", ADMIN, "--full-name", "Maria Hernandez",
+        done = self.run("init", "--admin", ADMIN, "--full-name", FULL_NAMES[ADMIN],
                         "--org", "Northwind Medical Devices")
         assert done.code == 0, done.stderr
         app = open_store(str(self.db))
         try:
             with app.acting_as(ADMIN, PASSWORD):
-                app.identity.add_user(QUALITY, full_name="Jin Chen", roles=["quality", "reporter"],
+                app.identity.add_user(QUALITY, full_name=FULL_NAMES[QUALITY], roles=["quality",
+                                                                                     "reporter"],
                                       password=PASSWORD)
             with app.acting_as(QUALITY, PASSWORD):
                 for n in range(1, 4):
@@ -180,7 +154,7 @@ def test_init_creates_a_private_key_outside_the_store_and_binds_it(audited: Audi
     assert Path(f"{audited.key}.pub").is_file()
     first = audited.rows()[0]
     assert first[3].endswith("StoreInitialised")
-    from capa.audit.signing import fingerprint, load_private_key
+    from capa.audit.keys import fingerprint, load_private_key
 
     assert json.loads(first[4])["key_fingerprint"] == fingerprint(load_private_key(audited.key))
 
@@ -414,7 +388,7 @@ def test_history_rewritten_and_resigned_with_a_new_key_fails_the_kept_checkpoint
     shutil.copy(f"{audited.key}.pub", old_public)
     audited.key.unlink()
     Path(f"{audited.key}.pub").unlink()
-    from capa.audit.verify import create_store_key
+    from capa.audit.keys import create_store_key
 
     new_fingerprint = create_store_key(audited.key)
     # A thorough attacker also rewrites the key fingerprint in the store's first event.
@@ -437,7 +411,7 @@ def test_a_replaced_key_without_rewriting_the_first_event_is_detected(
         audited: AuditedStore) -> None:
     audited.key.unlink()
     Path(f"{audited.key}.pub").unlink()
-    from capa.audit.verify import create_store_key
+    from capa.audit.keys import create_store_key
 
     create_store_key(audited.key)
     # The genesis checkpoint of capa init is signed by the old key: it gives the new one away.
@@ -467,13 +441,10 @@ def test_an_exported_bundle_verifies_offline_and_a_tampered_one_fails(
     # verify-bundle needs neither a store nor a login.
     elsewhere = AuditedStore(audited.folder / "nowhere")
     (audited.folder / "nowhere").mkdir()
-    runner = CliRunner()
-    with runner.isolation(env={**elsewhere.env(), "CAPA_USER": None, "CAPA_PASSWORD": None}):
-        try:
-            main(["audit", "verify-bundle", str(out), "--checkpoint", str(kept),
-                  "--public-key", f"{audited.key}.pub"])
-        except SystemExit as stop:
-            assert stop.code == 0
+    verified = run_capa(["audit", "verify-bundle", str(out), "--checkpoint", str(kept),
+                         "--public-key", f"{audited.key}.pub"],
+                        env={**elsewhere.env(), "CAPA_USER": None, "CAPA_PASSWORD": None})
+    assert verified.code == 0
     script = subprocess.run([sys.executable, str(SCRIPT), str(out), "--checkpoint", str(kept)],
                             capture_output=True, text=True)
     assert script.returncode == 0, script.stderr
@@ -502,8 +473,9 @@ def test_prove_gives_inclusion_proofs_that_verify_against_the_checkpoint(
     done = audited.run("--json", "audit", "prove", audited.ref(1))
     assert done.code == 0, done.stderr
     result = json.loads(done.stdout)
+    from capa.audit.keys import load_public_key
     from capa.audit.merkle import verify_inclusion
-    from capa.audit.signing import load_public_key, verify_checkpoint
+    from capa.audit.notes import verify_checkpoint
 
     signed = verify_checkpoint(result["checkpoint"], load_public_key(f"{audited.key}.pub"))
     assert [e["version"] for e in result["events"]] == [1, 2]

@@ -19,18 +19,11 @@ from hypothesis import strategies as st
 
 from capa.app.application import CapaApplication
 from capa.domain.errors import InvalidInput
-from capa.reports.dashboard import MAX_BARS, OVERDUE_ROWS, Dashboard, collect, render_html
+from capa.reports.dashboard import Dashboard, collect
+from capa.reports.dashboard_html import MAX_BARS, OVERDUE_ROWS, render_html
 from tests.cli.test_reports_cli import run
-from tests.integration.readside_fixtures import (
-    OWNER,
-    QUALITY_ENGINEER,
-    QUALITY_MANAGER,
-    REPORTER,
-    Store,
-    app,
-    cli_env,
-    store,
-)
+from tests.support.cast import OWNER, QUALITY_ENGINEER, QUALITY_MANAGER, REPORTER
+from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
 

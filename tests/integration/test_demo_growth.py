@@ -80,7 +80,7 @@ def test_the_demo_store_has_its_signing_key_for_the_auditors_commands(
     assert key == tmp_path / "demo.db.key"
     assert key.stat().st_mode & 0o077 == 0
     # A genesis checkpoint of the finished demo, as `capa init` takes one: the log is never empty.
-    from capa.audit.verify import CheckpointLog
+    from capa.audit.checkpoints import CheckpointLog
 
     assert len(CheckpointLog(tmp_path / "demo.db.checkpoints").notes()) == 1
     monkeypatch.setenv("CAPA_USER", demo.QUALITY_MANAGER)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from capa.app.application import SERVICES, CapaApplication
 from capa.app.operations import OPERATIONS, operation_names
 from capa.app.permissions import OPEN_OPERATIONS, PERMISSIONS, allowed_roles
-from capa.app.store import open_store
+from capa.app.store import open_memory_store
 from capa.domain.errors import NotPermitted
 from capa.domain.user import Role
 
@@ -65,10 +64,9 @@ def test_the_open_operations_are_exactly_those_declared_open() -> None:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CapaApplication]:
-    """A store with one account per role and one that holds none."""
-    target = str(Path(tmp_path_factory.mktemp("refused")) / "store.db")
-    created = open_store(target, create=True)
+def app() -> Iterator[CapaApplication]:
+    """An in-memory store with one account per role and one that holds none."""
+    created = open_memory_store()
     created.identity.initialise("Refusal Medical", admin="admin1", full_name="Ada Admin",
                                 password=PASSWORD)
     with created.acting_as("admin1", PASSWORD):

@@ -22,7 +22,7 @@ import pytest
 from capa.app.passwords import hash_password
 from capa.app.store import open_store
 from capa.app.storecopy import copy_store
-from capa.audit.signing import generate_private_key
+from capa.audit.keys import generate_private_key
 from capa.domain.user import MAX_FAILED_ATTEMPTS
 from tests.support.backends import (
     ADMIN,

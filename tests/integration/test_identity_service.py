@@ -13,21 +13,11 @@ from capa.app.store import open_store
 from capa.domain.errors import InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.record import record_uuid
 from tests.support.backends import stored_bytes
+from tests.support.cast import FULL_NAMES, PASSWORD, REPORTER
+from tests.support.cast import QUALITY_TEAM as CAST
 from tests.support.reading import reading
 
-PASSWORD = "correct-horse-battery-staple"
 WRONG = "tr0ub4dor&3-wrong"
-
-CAST = {
-    "admin": ("Alex Admin", ["admin"]),
-    "mhernandez": ("Maria Hernandez", ["quality"]),
-    "jchen": ("Jin Chen", ["quality", "owner"]),
-    "apatel": ("Anil Patel", ["owner"]),
-    "lnguyen": ("Linh Nguyen", ["owner"]),
-    "rkowalski": ("Roza Kowalski", ["quality"]),
-    "tokafor": ("Tobi Okafor", ["reporter"]),
-    "dbrooks": ("Dana Brooks", ["auditor"]),
-}
 
 
 def due(days: int) -> str:
@@ -317,7 +307,7 @@ def test_the_account_history_shows_full_names_and_no_hash(app: CapaApplication) 
         trail = app.records.history("TOKAFOR")
     assert [(e.event_type, e.actor_name) for e in trail] == [
         ("UserAdded", "Alex Admin"), ("RoleGranted", "Alex Admin"),
-        ("LoginFailed", "Tobi Okafor")]
+        ("LoginFailed", FULL_NAMES[REPORTER])]
     text = str([e.model_dump() for e in trail])
     assert "scrypt$" not in text and "password" not in text
 

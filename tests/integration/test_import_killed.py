@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from capa.app.application import CapaApplication
-from tests.integration.readside_fixtures import REPORTER, Store, app, cli_env, store
+from tests.support.cast import REPORTER
 from tests.support.reading import reading
+from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
 

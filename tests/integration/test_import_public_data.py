@@ -12,8 +12,9 @@ import pytest
 
 from capa.app.application import CapaApplication
 from capa.cli.main import main
-from tests.integration.readside_fixtures import REPORTER, Store, app, cli_env, store
+from tests.support.cast import REPORTER
 from tests.support.reading import reading
+from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
 

@@ -12,15 +12,9 @@ from capa.app import intake
 from capa.app.application import CapaApplication
 from capa.app.intake import ImportRejected, clean, parse_day, read_csv
 from capa.domain.errors import InvalidInput, NotPermitted
-from tests.integration.readside_fixtures import (
-    AUDITOR,
-    REPORTER,
-    Store,
-    app,
-    has_accounts,
-    store,
-)
+from tests.support.cast import AUDITOR, REPORTER
 from tests.support.reading import reading
+from tests.support.stores import Store, app, has_accounts, store
 
 __all__ = ["app", "store"]
 

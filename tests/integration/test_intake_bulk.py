@@ -16,14 +16,9 @@ from capa.app.intake import read_csv, validate_rows
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import actor_id, record_hex, record_uuid
 from capa.readmodels import projection
-from tests.integration.readside_fixtures import (
-    QUALITY_ENGINEER,
-    REPORTER,
-    Store,
-    app,
-    store,
-)
+from tests.support.cast import QUALITY_ENGINEER, REPORTER
 from tests.support.reading import reading
+from tests.support.stores import Store, app, store
 
 __all__ = ["app", "store"]
 

@@ -16,14 +16,8 @@ from capa.app.intake import ImportRejected, read_csv
 from capa.app.migration import LegacySource
 from capa.audit.caches import check_caches
 from capa.reports.dashboard import collect
-from tests.integration.readside_fixtures import (
-    OWNER,
-    QUALITY_ENGINEER,
-    QUALITY_MANAGER,
-    Store,
-    app,
-    store,
-)
+from tests.support.cast import OWNER, QUALITY_ENGINEER, QUALITY_MANAGER
+from tests.support.stores import Store, app, store
 
 __all__ = ["app", "store"]
 
@@ -266,7 +260,8 @@ def test_unknown_columns_are_reported_by_a_plain_import_too(
 
 def test_the_8d_report_of_a_migrated_record_says_what_the_legacy_system_recorded(
         store: Store, app: CapaApplication, tmp_path: Path) -> None:
-    from capa.reports.eightd import render
+
+    from capa.reports.render import render
 
     with store.acting(app, QUALITY_MANAGER):
         _migrate(app, tmp_path)

@@ -15,18 +15,15 @@ import pytest
 from capa.app.application import CapaApplication
 from capa.reports.eightd import Report, Section, manifestation
 from capa.reports.pdf import to_pdf
-from tests.integration.readside_fixtures import (
+from tests.support.cast import (
     OWNER,
     PASSWORD,
     QUALITY_ENGINEER,
     QUALITY_MANAGER,
     REPORTER,
     TECHNICIAN,
-    Store,
-    app,
-    has_accounts,
-    store,
 )
+from tests.support.stores import Store, app, has_accounts, store
 
 pytest.importorskip("pdfplumber", reason="pdfplumber is in the test extra")
 from tests.support.pdflayout import (  # noqa: E402 - only once pdfplumber is known present

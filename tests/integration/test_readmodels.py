@@ -7,16 +7,9 @@ import datetime as dt
 from typing import Any
 
 from capa.app.application import CapaApplication
-from tests.integration.readside_fixtures import (
-    OWNER,
-    QUALITY_ENGINEER,
-    REPORTER,
-    TECHNICIAN,
-    Store,
-    app,
-    store,
-)
+from tests.support.cast import OWNER, QUALITY_ENGINEER, REPORTER, TECHNICIAN
 from tests.support.reading import reading
+from tests.support.stores import Store, app, store
 
 __all__ = ["app", "store"]
 

@@ -13,8 +13,7 @@ import pytest
 from capa.app.application import CapaApplication
 from capa.domain.errors import InvalidInput, NotFound
 from capa.reports.dashboard import collect
-from tests.integration.readside_fixtures import (
-    CAST,
+from tests.support.cast import (
     OWNER,
     PASSWORD,
     QUALITY_ENGINEER,
@@ -22,13 +21,11 @@ from tests.integration.readside_fixtures import (
     REPORTER,
     TECHNICIAN,
     VERIFIER,
-    Store,
-    app,
-    has_accounts,
-    store,
 )
+from tests.support.cast import PLANT as CAST
 from tests.support.pdftext import base_fonts, pdf_text
 from tests.support.reading import reading
+from tests.support.stores import Store, app, has_accounts, store
 
 __all__ = ["app", "store"]
 

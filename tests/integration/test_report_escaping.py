@@ -12,15 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capa.app.application import CapaApplication
-from capa.reports.eightd import md_escape
-from tests.integration.readside_fixtures import (
-    QUALITY_ENGINEER,
-    REPORTER,
-    Store,
-    app,
-    store,
-)
+from capa.reports.markdown import md_escape
+from tests.support.cast import QUALITY_ENGINEER, REPORTER
 from tests.support.reading import reading
+from tests.support.stores import Store, app, store
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is in the test extra")
 

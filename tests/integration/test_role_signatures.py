@@ -21,16 +21,12 @@ from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from capa.audit import bundle as bundle_module
 from capa.audit.bundle import export_bundle, verify_bundle
+from capa.audit.errors import TamperDetected
+from capa.audit.keys import create_store_key, load_private_key
 from capa.audit.ledger import Ledger
-from capa.audit.signatures import (
-    SignatureFailure,
-    SignatureWalk,
-    now_iso,
-    role_change_bytes,
-    sign,
-)
-from capa.audit.signing import load_private_key
-from capa.audit.verify import TamperDetected, create_store_key, verify_store
+from capa.audit.signature_walk import SignatureFailure, SignatureWalk
+from capa.audit.signatures import now_iso, role_change_bytes, sign
+from capa.audit.verification import verify_store
 from capa.domain.errors import NotPermitted
 from tests.support.backends import (
     ADMIN,

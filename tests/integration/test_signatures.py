@@ -21,10 +21,11 @@ from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from capa.audit import bundle as bundle_module
 from capa.audit.bundle import export_bundle, verify_bundle
+from capa.audit.errors import TamperDetected
+from capa.audit.keys import create_store_key, load_private_key
 from capa.audit.ledger import Ledger
 from capa.audit.signatures import manifest_bytes, sign
-from capa.audit.signing import load_private_key
-from capa.audit.verify import TamperDetected, create_store_key, verify_store
+from capa.audit.verification import verify_store
 from capa.domain.errors import NotPermitted
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import actor_id
@@ -41,6 +42,7 @@ from tests.support.backends import (
     query,
     run_cli,
 )
+from tests.support.cast import FULL_NAMES
 from tests.support.reading import reading
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,14 +92,13 @@ def forge_close(app: CapaApplication, ref: str, signature: dict[str, Any],
 def manifest_of(app: CapaApplication, ref: str, user: str, signed_at: str,
                 content: str | None = None) -> tuple[dict[str, Any], bytes]:
     nc = app.load(Nonconformity, ref)
-    names = {ADMIN: "Maria Hernandez", ENGINEER: "Jun Chen"}
-    sig: dict[str, Any] = {"user_id": user, "full_name": names[user], "meaning": "approval",
+    sig: dict[str, Any] = {"user_id": user, "full_name": FULL_NAMES[user], "meaning": "approval",
            "content_sha256": content or nc.content_digest(), "signed_version": nc.version,
            "signed_at": signed_at, "algorithm": "Ed25519",
            "key_id": keyring.key_id(str(app.user(user).public_key))}
     message = manifest_bytes(record=ref, version=nc.version, content_sha256=sig["content_sha256"],
                              meaning="approval", signed_at=signed_at, user_id=user,
-                             full_name=names[user])
+                             full_name=FULL_NAMES[user])
     return sig, message
 
 

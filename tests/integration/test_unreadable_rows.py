@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from capa.app.application import CapaApplication
-from capa.audit.signing import load_private_key
-from capa.audit.verify import TamperDetected, create_store_key, make_checkpoint, verify_store
+from capa.audit.checkpoints import make_checkpoint
+from capa.audit.errors import TamperDetected
+from capa.audit.keys import create_store_key, load_private_key
+from capa.audit.verification import verify_store
 from tests.support.backends import (
     ADMIN,
     PASSWORD,

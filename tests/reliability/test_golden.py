@@ -163,7 +163,8 @@ def test_a_bundle_of_the_golden_store_verifies_with_both_verifiers(app: CapaAppl
     """Its version 1 containment events show as stored (no location), which is what both
     verifiers derive from the bytes."""
     from capa.audit.bundle import export_bundle, verify_bundle
-    from capa.audit.verify import CheckpointLog, create_store_key, public_key_for
+    from capa.audit.checkpoints import CheckpointLog
+    from capa.audit.keys import create_store_key, public_key_for
 
     key, log = Path(f"{copy}.key"), CheckpointLog(Path(f"{copy}.checkpoints"))
     # A key and its (empty) checkpoint log, as `capa init` makes them: a key found beside a

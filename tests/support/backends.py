@@ -34,6 +34,17 @@ from capa.adapters.target import parse_target
 from capa.adapters.userkeys import CREATE_TABLE as USER_KEYS_TABLE
 from capa.app.application import CapaApplication
 from capa.app.store import EVENTS_TABLE, open_store
+from tests.support.cast import (
+    ORGANISATION,
+    OWNER,
+    PASSWORD,
+    PLANT,
+    QUALITY_ENGINEER,
+    QUALITY_MANAGER,
+    REPORTER,
+    Cast,
+    part_of,
+)
 from tests.support.postgres import (
     PostgresUnavailable,
     create_database,
@@ -42,20 +53,11 @@ from tests.support.postgres import (
 )
 
 BACKENDS = ("sqlite", "postgres")
-PASSWORD = "correct-horse-battery-staple"
 
-ADMIN = "mhernandez"
-ENGINEER = "jchen"
-OWNER = "apatel"
-REPORTER = "tokafor"
-
-#: user id -> (full name, roles); the first initialises the store.
-CAST: dict[str, tuple[str, list[str]]] = {
-    ADMIN: ("Maria Hernandez", ["admin", "quality"]),
-    ENGINEER: ("Jun Chen", ["quality"]),
-    OWNER: ("Anil Patel", ["owner"]),
-    REPORTER: ("Tolu Okafor", ["reporter"]),
-}
+#: The store's administrator, and the few people of the plant that `create_store` adds.
+ADMIN = QUALITY_MANAGER
+ENGINEER = QUALITY_ENGINEER
+CAST: Cast = part_of(PLANT, ADMIN, ENGINEER, OWNER, REPORTER)
 
 _server: dict[str, str] = {}
 
@@ -147,13 +149,12 @@ def discard_target(target: str) -> None:
     _spare_databases.append(target)
 
 
-def create_store(target: str, cast: dict[str, tuple[str, list[str]]] | None = None
-                 ) -> CapaApplication:
+def create_store(target: str, cast: Cast | None = None) -> CapaApplication:
     """Initialise a store at `target` and add every user of the cast (all share PASSWORD)."""
     people = cast or CAST
     app = open_store(target, create=True)
     admin = next(iter(people))
-    app.identity.initialise("Northwind Medical Devices", admin=admin, full_name=people[admin][0],
+    app.identity.initialise(ORGANISATION, admin=admin, full_name=people[admin][0],
                             password=PASSWORD)
     with app.acting_as(admin, PASSWORD):
         for user, (name, roles) in people.items():

@@ -15,23 +15,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capa.audit.proofs import parse_consistency
-from capa.audit.signing import (
-    COSIGNATURE_TYPE,
-    CheckpointSignatureError,
-    MalformedCheckpointError,
+from capa.audit.errors import CheckpointSignatureError, MalformedCheckpointError
+from capa.audit.keys import raw_public_key
+from capa.audit.notes import (
     cosign_note,
     cosignature_time,
     create_checkpoint,
     open_note,
     parse_checkpoint,
-    parse_vkey,
-    raw_public_key,
     sign_checkpoint,
     sign_note,
     verify_checkpoint,
-    vkey,
 )
+from capa.audit.proofs import parse_consistency
+from capa.audit.vkeys import COSIGNATURE_TYPE, parse_vkey, vkey
 from capa.domain.errors import InvalidInput
 
 ROOT = hashlib.sha256(b"root").digest()

@@ -8,15 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from capa.audit.leaves import event_leaf_hash, leaf_bytes
 from capa.audit.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     ProofError,
     TreeBuilder,
     consistency_proof,
-    event_leaf_hash,
     inclusion_proof,
-    leaf_bytes,
     leaf_hash,
     node_hash,
     root_from_inclusion_proof,

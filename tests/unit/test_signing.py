@@ -16,28 +16,28 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capa.audit.signing import (
-    Checkpoint,
-    CheckpointSignatureError,
-    KeyFileError,
-    MalformedCheckpointError,
-    create_checkpoint,
+from capa.audit.errors import CheckpointSignatureError, KeyFileError, MalformedCheckpointError
+from capa.audit.keys import (
     fingerprint,
-    format_time,
     generate_private_key,
-    key_id,
     load_private_key,
     load_public_key,
-    open_note,
-    parse_checkpoint,
-    parse_note,
     public_key_from_pem,
     public_key_pem,
     raw_public_key,
+)
+from capa.audit.notes import (
+    Checkpoint,
+    create_checkpoint,
+    format_time,
+    open_note,
+    parse_checkpoint,
+    parse_note,
     sign_checkpoint,
     sign_note,
     verify_checkpoint,
 )
+from capa.audit.vkeys import key_id
 
 # Published signed-note vectors of golang.org/x/mod/sumdb/note, the reference implementation of
 # C2SP signed-note: github.com/golang/mod, sumdb/note/note_test.go

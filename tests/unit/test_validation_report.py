@@ -13,10 +13,16 @@ import capa
 from capa.cli.validate import validate
 from capa.validation import run
 from capa.validation.catalogue import Catalogue, parse_catalogue
+from capa.validation.cucumber import parse_cucumber
 from capa.validation.features import parse_feature
-from capa.validation.report import (
+from capa.validation.render import (
     HTML_NAME,
     MARKDOWN_NAME,
+    render_html,
+    render_markdown,
+    write_reports,
+)
+from capa.validation.report import (
     Environment,
     Outcome,
     Package,
@@ -24,10 +30,6 @@ from capa.validation.report import (
     ValidationReport,
     Verdict,
     build_report,
-    parse_cucumber,
-    render_html,
-    render_markdown,
-    write_reports,
 )
 
 CATALOGUE = parse_catalogue(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import base64
 import hashlib
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -17,8 +18,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from capa.audit.merkle import MerkleTree, event_leaf_hash
-from capa.audit.signing import create_checkpoint, public_key_pem, sign_checkpoint
+from capa.audit.keys import public_key_pem
+from capa.audit.leaves import event_leaf_hash
+from capa.audit.leaves import leaf_of as leaf_of_stored
+from capa.audit.merkle import MerkleTree
+from capa.audit.notes import create_checkpoint, sign_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_bundle.py"
 ORIGIN = "capa.example/acme-quality"
@@ -523,7 +527,7 @@ def stored(fields: dict[str, object]) -> str:
 
 def readable_events() -> list[dict[str, object]]:
     """Two events of one record, with what capa's exporter shows for reading."""
-    from capa.audit.bundle import readable_fields
+    from capa.audit.bundle_files import readable_fields
 
     rows = [
         ("a1" * 16, 1, "capa.domain.nonconformity:Nonconformity.Raised",
@@ -602,3 +606,19 @@ def test_opaque_bytes_read_as_nothing(bundle: Path) -> None:
     events[2]["actor"] = "jchen"  # a claim the stored bytes do not make
     rewrite_events(bundle, events)
     assert_fails(run(bundle), "position 3 (record NC-0001 version 2)", "readable field actor")
+
+
+def test_script_leaf_hash_is_capas() -> None:
+    """The script keeps its own copy of the leaf encoding (it runs without capa installed);
+    both must hash every stored event alike, or a valid bundle would fail offline."""
+    spec = importlib.util.spec_from_file_location("verify_bundle_copy", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cases = [(1, "0" * 32, 1, "capa.domain.nonconformity:Nonconformity.Raised", b'{"a":1}'),
+             (4097, "f" * 32, 12, "capa.domain.user:User.UserAdded", b""),
+             (7, "NC-é", 0, "Ré", b"\x00\xff\n")]
+    for position, record_id, version, event_type, state in cases:
+        expected = event_leaf_hash(position, record_id, version, event_type, state)
+        assert script.leaf_hash(position, record_id, version, event_type, state) == expected
+        assert leaf_of_stored(position, (0, record_id, version, event_type, state)) == expected

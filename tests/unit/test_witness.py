@@ -15,8 +15,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from capa.audit.merkle import MerkleTree, leaf_hash
+from capa.audit.notes import create_checkpoint, sign_checkpoint
 from capa.audit.proofs import ConsistencyProof
-from capa.audit.signing import COSIGNATURE_TYPE, create_checkpoint, sign_checkpoint, vkey
+from capa.audit.vkeys import COSIGNATURE_TYPE, vkey
 from capa.audit.witness import cosign, init_witness, read_vkey
 from capa.domain.errors import IntegrityFailure, InvalidInput, NotFound
 

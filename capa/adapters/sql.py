@@ -1,5 +1,6 @@
-"""A small adapter over the event store's own connection, so read tables live in the same database
-and the same SQL runs on SQLite and PostgreSQL."""
+"""A small adapter over the event store's own connection, so the tables capa keeps beside the log
+(read tables, user keys, the ledger) live in the same database, and the same SQL runs on SQLite
+and PostgreSQL (and on the private SQLite database of an in-memory store)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from capa.adapters.eventlog import side_datastore, side_is_postgres
+
 
 class Sql:
-    """Runs `?`-style SQL on the application recorder's datastore, whichever the back end.
+    """Runs `?`-style SQL on the database of the tables beside the log, whichever the back end.
 
     Reads and writes go through the recorder's datastore so a read-table update and the tracked
     position commit in one transaction on the very database that holds the events.
     """
 
     def __init__(self, recorder: Any) -> None:
-        self._datastore = recorder.datastore
-        self.postgres = type(recorder).__module__ != "eventsourcing.sqlite"
+        self._datastore = side_datastore(recorder)
+        self.postgres = side_is_postgres(recorder)
 
     def _text(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.postgres else statement

@@ -1,4 +1,4 @@
-"""Ed25519 store keys and signed checkpoints of the audit ledger (C2SP signed-note format).
+"""Signed checkpoints of the audit ledger and their verifier keys (C2SP signed-note format).
 
 A checkpoint commits to the ledger's Merkle tree at one size. Its note text is a C2SP
 tlog-checkpoint body; capa writes one extension line carrying the signing time::
@@ -22,70 +22,52 @@ taken as the time when it has exactly the form above; others are kept, opaque, a
 number of further signature lines (cosignatures, rotated or unknown keys), which are ignored
 unless they claim the key being checked, as signed-note prescribes.
 
-Verifier keys (vkeys) are ``<name>+<hex key id>+base64(<type byte> || 32-byte public key)``:
-type 0x01 for the store's Ed25519 checkpoint signatures, 0x04 for witnesses' C2SP
-tlog-cosignature/v1 cosignatures, which sign ``"cosignature/v1\ntime <unix>\n" + note text`` and
+Verifier keys (vkeys, capa.audit.vkeys) name the signers: type 0x01 for the store's Ed25519
+checkpoint signatures, 0x04 for witnesses' C2SP tlog-cosignature/v1 cosignatures, which sign ``"cosignature/v1\ntime <unix>\n" + note text`` and
 carry ``base64(key id || 8-byte big-endian timestamp || signature)``.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import os
 import re
-import stat
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
+from capa.audit.errors import CheckpointSignatureError, MalformedCheckpointError
+from capa.audit.keys import fingerprint
+from capa.audit.vkeys import (
+    COSIGNATURE_TYPE,
+    Verifier,
+    b64decode_strict,
+    check_key_name,
+    key_id,
+)
+
 __all__ = [
-    "COSIGNATURE_TYPE",
-    "ED25519_SIGNATURE_TYPE",
     "Checkpoint",
-    "CheckpointSignatureError",
-    "KeyFileError",
-    "MalformedCheckpointError",
     "NoteSignature",
     "SignedCheckpoint",
-    "SigningError",
-    "Verifier",
     "cosign_note",
     "cosignature_time",
     "create_checkpoint",
-    "fingerprint",
     "format_time",
-    "generate_private_key",
-    "key_id",
-    "load_private_key",
-    "load_public_key",
     "open_note",
     "parse_checkpoint",
     "parse_note",
-    "parse_vkey",
-    "public_key_from_pem",
-    "public_key_pem",
-    "raw_public_key",
     "sign_checkpoint",
     "sign_note",
-    "valid_key_name",
     "verify_checkpoint",
-    "vkey",
 ]
 
 HASH_SIZE = 32
-ED25519_SIGNATURE_TYPE = b"\x01"
-#: tlog-cosignature/v1: timestamped Ed25519 cosignatures of a checkpoint.
-COSIGNATURE_TYPE = b"\x04"
 _COSIGNATURE_HEADER = "cosignature/v1\n"
 # signed-note asks verifiers to cap the number of signatures and to accept at least 16.
 MAX_SIGNATURES = 100
@@ -95,213 +77,6 @@ _SIZE_RE = re.compile(r"0|[1-9][0-9]*", re.ASCII)
 _TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 _CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f]")
 _LINE_BREAK_RE = re.compile(r"[\x00-\x1f]")
-
-KeyLike = Ed25519PrivateKey | Ed25519PublicKey
-
-
-class SigningError(Exception):
-    """Base class of the errors raised by this module."""
-
-
-class KeyFileError(SigningError):
-    """A key file is missing, unreadable, not an Ed25519 key, too widely readable, or would be
-    overwritten."""
-
-
-class MalformedCheckpointError(SigningError, ValueError):
-    """A checkpoint or signed note does not have the exact format described in this module."""
-
-
-class CheckpointSignatureError(SigningError):
-    """A well-formed checkpoint carries no valid signature by the expected key."""
-
-
-# --- keys ----------------------------------------------------------------------------------------
-
-
-def generate_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
-    """Create a new Ed25519 key and write it to ``path`` (PEM, PKCS#8, unencrypted, mode 0600).
-
-    Never overwrites: an existing file raises KeyFileError, so a store key cannot be lost by
-    re-running a setup command. The parent directory must exist.
-    """
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    target = Path(path)
-    try:
-        # O_EXCL makes "refuse to overwrite" atomic, and the mode is set at creation so the key is
-        # never readable by others, not even for an instant.
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise KeyFileError(f"key file {target} already exists; refusing to overwrite it") from None
-    except OSError as exc:
-        raise KeyFileError(f"cannot create key file {target}: {exc.strerror}") from None
-    try:
-        # The umask may have removed bits from the requested mode, never added: make it exact.
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise KeyFileError(f"cannot write key file {target}: {exc.strerror}") from None
-    return key
-
-
-def load_private_key(
-    path: str | os.PathLike[str], *, require_private_mode: bool = True
-) -> Ed25519PrivateKey:
-    """Load an unencrypted PEM Ed25519 private key.
-
-    Like ssh, refuses a key file that group or others may read or write (unless
-    ``require_private_mode`` is False), since such a key can no longer vouch for checkpoints.
-    """
-    target = Path(path)
-    try:
-        mode = target.stat().st_mode
-        data = target.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {target}: {exc.strerror}") from None
-    if require_private_mode and os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"key file {target} is accessible by other users (mode {stat.S_IMODE(mode):04o}); "
-            "it must be 0600"
-        )
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise KeyFileError(f"key file {target} is not an unencrypted PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"key file {target} does not hold an Ed25519 key")
-    return key
-
-
-def public_key_from_pem(data: bytes) -> Ed25519PublicKey:
-    """Parse a PEM SubjectPublicKeyInfo Ed25519 public key."""
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError):
-        raise KeyFileError("not a PEM public key") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError("the public key is not an Ed25519 key")
-    return key
-
-
-def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
-    """Load a PEM Ed25519 public key from a file."""
-    target = Path(path)
-    try:
-        data = target.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read public key {target}: {exc.strerror}") from None
-    try:
-        return public_key_from_pem(data)
-    except KeyFileError as exc:
-        raise KeyFileError(f"{target}: {exc}") from None
-
-
-def _public(key: KeyLike) -> Ed25519PublicKey:
-    return key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-
-
-def public_key_pem(key: KeyLike) -> bytes:
-    """Return the PEM (SubjectPublicKeyInfo) encoding of a key's public half."""
-    return _public(key).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def raw_public_key(key: KeyLike) -> bytes:
-    """Return the raw 32-byte Ed25519 public key (RFC 8032 encoding)."""
-    return _public(key).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def fingerprint(key: KeyLike) -> str:
-    """Return the key fingerprint: lowercase hex SHA-256 of the raw 32-byte public key."""
-    return hashlib.sha256(raw_public_key(key)).hexdigest()
-
-
-def _check_key_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not name:
-        raise MalformedCheckpointError(f"{what} must be a non-empty string")
-    if "+" in name or any(c.isspace() for c in name) or _CONTROL_RE.search(name):
-        raise MalformedCheckpointError(
-            f"{what} must not contain spaces, '+' or control characters: {name!r}"
-        )
-
-
-def valid_key_name(name: str) -> bool:
-    """Whether ``name`` may name a key in a signed note (non-empty, no spaces, no '+')."""
-    try:
-        _check_key_name(name, "key name")
-    except MalformedCheckpointError:
-        return False
-    return True
-
-
-def key_id(key_name: str, key: KeyLike, signature_type: bytes = ED25519_SIGNATURE_TYPE) -> bytes:
-    """Return the 4-byte signed-note key id of an Ed25519 key under ``key_name``.
-
-    ``signature_type`` is 0x01 for note signatures, 0x04 for tlog-cosignature/v1."""
-    _check_key_name(key_name, "key name")
-    material = key_name.encode() + b"\n" + signature_type + raw_public_key(key)
-    return hashlib.sha256(material).digest()[:4]
-
-
-@dataclass(frozen=True)
-class Verifier:
-    """A parsed verifier key: who signs (name, key id), how (signature type), with what key."""
-
-    name: str
-    key_id: bytes
-    signature_type: bytes
-    public_key: Ed25519PublicKey
-
-    def text(self) -> str:
-        """The vkey in its text form."""
-        return vkey(self.name, self.public_key, self.signature_type)
-
-
-def vkey(key_name: str, key: KeyLike, signature_type: bytes = ED25519_SIGNATURE_TYPE) -> str:
-    """Return the signed-note verifier key ``name+keyid+base64(type || public key)``."""
-    material = base64.b64encode(signature_type + raw_public_key(key)).decode("ascii")
-    return f"{key_name}+{key_id(key_name, key, signature_type).hex()}+{material}"
-
-
-def parse_vkey(text: str) -> Verifier:
-    """Parse a vkey of an Ed25519 key (type 0x01) or Ed25519 cosigner (type 0x04).
-
-    The key id must be the one derived from the name, type and key, so a vkey whose parts were
-    mixed up is refused rather than silently matching nothing. Raises MalformedCheckpointError.
-    """
-    text = text.strip()
-    # The base64 part may itself contain '+': split on the first two only.
-    parts = text.split("+", 2)
-    if len(parts) != 3:
-        raise MalformedCheckpointError("a verifier key is name+keyid+base64(type || key)")
-    name, id_text, material_text = parts
-    _check_key_name(name, "verifier key name")
-    if not re.fullmatch(r"[0-9a-f]{8}", id_text):
-        raise MalformedCheckpointError(f"verifier key id is not 8 hex digits: {id_text!r}")
-    material = _b64decode_strict(material_text, "verifier key")
-    if len(material) != 33 or material[:1] not in (ED25519_SIGNATURE_TYPE, COSIGNATURE_TYPE):
-        raise MalformedCheckpointError(
-            "verifier key is not an Ed25519 (type 0x01) or cosignature (type 0x04) key"
-        )
-    try:
-        public_key = Ed25519PublicKey.from_public_bytes(material[1:])
-    except ValueError:
-        raise MalformedCheckpointError("verifier key is not an Ed25519 public key") from None
-    if key_id(name, public_key, material[:1]) != bytes.fromhex(id_text):
-        raise MalformedCheckpointError(
-            f"verifier key id {id_text} does not belong to that name and key"
-        )
-    return Verifier(name, bytes.fromhex(id_text), material[:1], public_key)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
@@ -421,17 +196,6 @@ def sign_checkpoint(
     return sign_note(checkpoint.body(), key_name or checkpoint.origin, private_key)
 
 
-def _b64decode_strict(text: str, what: str) -> bytes:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise MalformedCheckpointError(f"{what} is not valid base64") from None
-    # Non-canonical encodings (stray padding bits) would give one signed value two spellings.
-    if base64.b64encode(raw).decode("ascii") != text:
-        raise MalformedCheckpointError(f"{what} is not canonical base64")
-    return raw
-
-
 def _parse_body(text: str) -> Checkpoint:
     lines = text[:-1].split("\n")
     if len(lines) < 3:
@@ -441,7 +205,7 @@ def _parse_body(text: str) -> Checkpoint:
     origin, size_text, root_text, *extensions = lines
     if not _SIZE_RE.fullmatch(size_text):
         raise MalformedCheckpointError(f"tree size is not a decimal number: {size_text!r}")
-    root = _b64decode_strict(root_text, "root hash")
+    root = b64decode_strict(root_text, "root hash")
     if any(not line for line in lines):
         raise MalformedCheckpointError("checkpoint lines must not be empty")
     time: str | None = None
@@ -460,8 +224,8 @@ def _parse_signature_line(line: str) -> NoteSignature:
     if len(parts) != 2:
         raise MalformedCheckpointError("a signature line must be '— <key name> <base64>'")
     name, blob_text = parts
-    _check_key_name(name, "signature key name")
-    blob = _b64decode_strict(blob_text, "signature")
+    check_key_name(name, "signature key name")
+    blob = b64decode_strict(blob_text, "signature")
     if len(blob) < 5:
         raise MalformedCheckpointError("signature is too short")
     return NoteSignature(name, blob[:4], blob[4:])

@@ -1,0 +1,1 @@
+"""Step definitions of features/, one module per area (loaded by tests/conftest.py)."""
