@@ -64,6 +64,10 @@ class CapaApplication(Core):
     """The core with its services; operations are called on the services, e.g.
     `app.nonconformities.raise_nc(...)`, and each checks the acting user first."""
 
+    # eventsourcing names every subclass after itself unless it says otherwise, and the name
+    # picks the store's PostgreSQL tables and settings: the store's name, as the core's.
+    name = Core.name
+
     identity: _Service[Identity] = _Service()
     nonconformities: _Service[Nonconformities] = _Service()
     corrective_actions: _Service[CorrectiveActions] = _Service()

@@ -134,3 +134,12 @@ def test_an_operation_the_table_no_longer_names_is_refused_for_everyone(
     for user in ("admin1", "quality1", "auditor1"):
         with app.acting_as(user, PASSWORD), pytest.raises(NotPermitted, match="permission table"):
             app.queries.list_records("nc")
+
+
+def test_the_application_keeps_the_store_name_its_tables_are_named_after() -> None:
+    """eventsourcing names a subclass after itself unless told: the composed application must
+    keep the name PostgreSQL stores' tables and settings carry."""
+    from capa.adapters.eventlog import STORE_NAME
+    from capa.app.core import Core
+
+    assert CapaApplication.name == Core.name == STORE_NAME == "capa"
