@@ -91,8 +91,8 @@ def p5(folder: Path, runs: int) -> str:
     from benchsupport import long_ca
 
     app, ref, version = long_ca(folder / "p5.db", events=1000)
-    at_version, latest = alternate(lambda: timed(lambda: app.show(ref, version=version)),
-                                   lambda: timed(lambda: app.show(ref)), runs)
+    at_version, latest = alternate(lambda: timed(lambda: app.records.show(ref, version=version)),
+                                   lambda: timed(lambda: app.records.show(ref)), runs)
     return (f"P5 ca show --version {version} {at_version * 1000:.2f} ms vs latest "
             f"{latest * 1000:.2f} ms on a {1000}-event CA: {at_version / latest:.2f}x "
             f"(target <= 1.5x)")

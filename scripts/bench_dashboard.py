@@ -85,10 +85,11 @@ def _store(folder: Path, name: str, rows: int) -> dict[str, str]:
                 "SELECT id FROM nc_summary ORDER BY sort_key")]
             for i, ref in enumerate(refs):
                 if i % 2 == 0:
-                    app.assess_nc(ref, impact=1 + i % 5, likelihood=1 + i % 4,
-                                  capa_required=False, rationale="Isolated; corrected")
+                    app.nonconformities.assess_nc(ref, impact=1 + i % 5, likelihood=1 + i % 4,
+                                                  capa_required=False,
+                                                  rationale="Isolated; corrected")
                 elif i % 100 == 1:
-                    app.cancel_nc(ref, reason="Raised twice by mistake")
+                    app.nonconformities.cancel_nc(ref, reason="Raised twice by mistake")
             app.read_models.catch_up()
     finally:
         app.close()

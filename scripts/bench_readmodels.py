@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capa.app.service import CapaApplication  # noqa: E402
+from capa.app.application import CapaApplication  # noqa: E402
 from capa.app.store import open_store  # noqa: E402
 from capa.domain.nonconformity import Nonconformity  # noqa: E402
 
@@ -50,13 +50,14 @@ def _create(db: Path) -> CapaApplication:
     app = open_store(str(db), create=True)
     try:
         with app.acting_as(USER):
-            app.initialise("Bench", admin=USER, full_name="Bench User",  # type: ignore[call-arg]
-                           password=PASSWORD)
+            app.identity.initialise("Bench", admin=USER, full_name="Bench User",
+                                     # type: ignore[call-arg]
+                                    password=PASSWORD)
         with app.acting_as(USER, PASSWORD):  # type: ignore[call-arg]
-            app.grant_role(USER, "quality")  # type: ignore[attr-defined]
+            app.identity.grant_role(USER, "quality")  # type: ignore[attr-defined]
     except TypeError:  # a build without user accounts
         with app.acting_as(USER):
-            app.initialise("Bench")
+            app.identity.initialise("Bench")
     return app
 
 
@@ -125,7 +126,7 @@ def bench_p2(folder: Path, rows: int) -> tuple[float, float, float]:
 
 def _store_with(db: Path, total: int, open_count: int) -> None:
     """A store of `total` NCs of which the first `open_count` are open, the rest cancelled."""
-    from capa.app.service import format_ref
+    from capa.app.core import format_ref
     from capa.domain.record import actor_id
 
     app = _create(db)

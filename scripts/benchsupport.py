@@ -18,10 +18,10 @@ def auth_env() -> dict[str, str]:
 
 def make_store(path: Path) -> Path:
     app = open_store(str(path), create=True)
-    app.initialise("Bench", admin=QUALITY, full_name="Bench Quality", password=PASSWORD)
+    app.identity.initialise("Bench", admin=QUALITY, full_name="Bench Quality", password=PASSWORD)
     with app.acting_as(QUALITY, PASSWORD):
-        app.grant_role(QUALITY, "quality")
-        app.add_user(OWNER, full_name="Bench Owner", roles=["owner"], password=PASSWORD)
+        app.identity.grant_role(QUALITY, "quality")
+        app.identity.add_user(OWNER, full_name="Bench Owner", roles=["owner"], password=PASSWORD)
     return path
 
 
@@ -30,11 +30,11 @@ def long_ca(path: Path, events: int) -> tuple[Any, str, int]:
     make_store(path)
     app = open_store(str(path))
     with app.acting_as(QUALITY, PASSWORD):
-        ref = app.open_ca(title="Long history", problem="Bench", owner=OWNER).id
+        ref = app.corrective_actions.open_ca(title="Long history", problem="Bench", owner=OWNER).id
     with app.acting_as(OWNER, PASSWORD):
         for n in range(events - 1):
-            app.investigate_ca(ref, method="other", category="method",
-                               root_cause=f"Analysis number {n}")
+            app.corrective_actions.investigate_ca(ref, method="other", category="method",
+                                                  root_cause=f"Analysis number {n}")
     return app, ref, events // 2 + 7
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from capa.app.service import CapaApplication  # noqa: E402
+from capa.app.application import CapaApplication  # noqa: E402
 from capa.app.store import open_store  # noqa: E402
 
 GOLDEN_PASSWORD = "golden-store-password-1"
@@ -47,82 +47,101 @@ def build(app: CapaApplication, evidence: Path) -> None:
     def as_(user: str) -> Any:
         return app.acting_as(user, GOLDEN_PASSWORD)
 
-    app.initialise("Northwind Medical Devices", admin="mhernandez", full_name="Maria Hernandez",
-                   password=GOLDEN_PASSWORD)
+    app.identity.initialise("Northwind Medical Devices", admin="mhernandez",
+                            full_name="Maria Hernandez",
+                            password=GOLDEN_PASSWORD)
     with as_("mhernandez"):
-        app.grant_role("mhernandez", "quality")
+        app.identity.grant_role("mhernandez", "quality")
         for user, (name, roles) in PEOPLE.items():
             if user != "mhernandez":
-                app.add_user(user, full_name=name, roles=roles, password=GOLDEN_PASSWORD)
-        app.deactivate_user("lnguyen")
-        app.revoke_role("jchen", "quality")
-        app.grant_role("jchen", "quality")
+                app.identity.add_user(user, full_name=name, roles=roles, password=GOLDEN_PASSWORD)
+        app.identity.deactivate_user("lnguyen")
+        app.identity.revoke_role("jchen", "quality")
+        app.identity.grant_role("jchen", "quality")
 
     with as_("tokafor"):
-        housing = app.raise_nc(title="Cracked housing on IP-200", description="Hairline crack "
-                               "at boss B2 found at final inspection", source="process",
-                               severity="major", product="IP-200", lot="L2311").id
-        resin = app.raise_nc(title="Resin melt flow out of spec", description="Certificate "
-                             "shows MFI 14, spec 8-12", source="supplier", severity="minor",
-                             lot="R-0907", external_ref="SUP-4471").id
-        label = app.raise_nc(title="Label smudged", description="UDI label unreadable on 3 "
-                             "units", source="customer-complaint", severity="minor",
-                             detected_on=due(-3)).id
-        duplicate = app.raise_nc(title="Cracked housing (again)", description="Same as the "
-                                 "first", source="process", severity="major").id
-        app.contain_nc(housing, action="Lot L2311 quarantined", disposition="quarantine")
-        app.contain_nc(housing, action="312 units sorted", disposition="rework")
-        app.contain_nc(label, action="Units relabelled", disposition="rework")
+        housing = app.nonconformities.raise_nc(title="Cracked housing on IP-200",
+                                               description="Hairline crack "
+                                               "at boss B2 found at final inspection",
+                                               source="process",
+                                               severity="major", product="IP-200", lot="L2311").id
+        resin = app.nonconformities.raise_nc(title="Resin melt flow out of spec",
+                                             description="Certificate "
+                                             "shows MFI 14, spec 8-12", source="supplier",
+                                             severity="minor",
+                                             lot="R-0907", external_ref="SUP-4471").id
+        label = app.nonconformities.raise_nc(title="Label smudged",
+                                             description="UDI label unreadable on 3 "
+                                             "units", source="customer-complaint", severity="minor",
+                                             detected_on=due(-3)).id
+        duplicate = app.nonconformities.raise_nc(title="Cracked housing (again)",
+                                                 description="Same as the "
+                                                 "first", source="process", severity="major").id
+        app.nonconformities.contain_nc(housing, action="Lot L2311 quarantined",
+                                       disposition="quarantine")
+        app.nonconformities.contain_nc(housing, action="312 units sorted", disposition="rework")
+        app.nonconformities.contain_nc(label, action="Units relabelled", disposition="rework")
     with as_("jchen"):
-        app.amend_nc(resin, field="lot", value="R-0908", reason="Typo in the lot number")
-        app.assess_nc(housing, impact=4, likelihood=3, capa_required=True)
-        app.assess_nc(resin, impact=2, likelihood=2, capa_required=True)
-        app.assess_nc(label, impact=2, likelihood=1, capa_required=False,
-                      rationale="Isolated printer fault, fixed by maintenance")
-        app.close_nc(label)
-        app.cancel_nc(duplicate, reason="Duplicate of the first housing report")
-        app.reopen_nc(duplicate, reason="Different lot after all")
-        app.cancel_nc(duplicate, reason="Confirmed duplicate")
-        ca = app.open_ca(title="Housing cracks at boss B2", problem="Cracks at boss B2 in lot "
-                         "L2311", owner="apatel", ncs=[housing]).id
-        supplier_ca = app.open_ca(title="Resin supplier control", problem="Out-of-spec resin "
-                                  "accepted at incoming inspection", owner="apatel").id
-        app.link_nc(resin, supplier_ca)
+        app.nonconformities.amend_nc(resin, field="lot", value="R-0908",
+                                     reason="Typo in the lot number")
+        app.nonconformities.assess_nc(housing, impact=4, likelihood=3, capa_required=True)
+        app.nonconformities.assess_nc(resin, impact=2, likelihood=2, capa_required=True)
+        app.nonconformities.assess_nc(label, impact=2, likelihood=1, capa_required=False,
+                                      rationale="Isolated printer fault, fixed by maintenance")
+        app.nonconformities.close_nc(label)
+        app.nonconformities.cancel_nc(duplicate, reason="Duplicate of the first housing report")
+        app.nonconformities.reopen_nc(duplicate, reason="Different lot after all")
+        app.nonconformities.cancel_nc(duplicate, reason="Confirmed duplicate")
+        ca = app.corrective_actions.open_ca(title="Housing cracks at boss B2",
+                                            problem="Cracks at boss B2 in lot "
+                                            "L2311", owner="apatel", ncs=[housing]).id
+        supplier_ca = app.corrective_actions.open_ca(title="Resin supplier control",
+                                                     problem="Out-of-spec resin "
+                                                     "accepted at incoming inspection",
+                                                     owner="apatel").id
+        app.nonconformities.link_nc(resin, supplier_ca)
     with as_("apatel"):
-        app.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
-                           category="machine", whys=["Boss cracks", "Wall too thin",
-                                                     "Gate insert worn"])
-        app.plan_ca(ca, action="Sort lot L2311", assignee="apatel", due=due(10),
-                    action_type="correction")
-        app.plan_ca(ca, action="Replace gate insert; add to PM plan", assignee="apatel",
-                    due=due(20), action_type="corrective")
-        app.investigate_ca(supplier_ca, method="ishikawa", root_cause="No MFI check on "
-                           "receipt", category="measurement")
-        app.plan_ca(supplier_ca, action="Add MFI to incoming inspection", assignee="apatel",
-                    due=due(30), action_type="preventive")
+        app.corrective_actions.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
+                                              category="machine", whys=["Boss cracks",
+                                                                        "Wall too thin",
+                                                                        "Gate insert worn"])
+        app.corrective_actions.plan_ca(ca, action="Sort lot L2311", assignee="apatel", due=due(10),
+                                       action_type="correction")
+        app.corrective_actions.plan_ca(ca, action="Replace gate insert; add to PM plan",
+                                       assignee="apatel",
+                                       due=due(20), action_type="corrective")
+        app.corrective_actions.investigate_ca(supplier_ca, method="ishikawa",
+                                              root_cause="No MFI check on "
+                                              "receipt", category="measurement")
+        app.corrective_actions.plan_ca(supplier_ca, action="Add MFI to incoming inspection",
+                                       assignee="apatel",
+                                       due=due(30), action_type="preventive")
     with as_("mhernandez"):
-        app.approve_ca(ca)
-        app.extend_action(ca, "A2", due=due(25), reason="Insert on back order")
+        app.corrective_actions.approve_ca(ca)
+        app.corrective_actions.extend_action(ca, "A2", due=due(25), reason="Insert on back order")
     with as_("apatel"):
-        app.complete_action(ca, "A1", note="312 sorted, 27 scrapped", evidence=[evidence])
-        app.complete_action(ca, "A2", note="Insert replaced, PM plan rev C")
+        app.corrective_actions.complete_action(ca, "A1", note="312 sorted, 27 scrapped",
+                                               evidence=[evidence])
+        app.corrective_actions.complete_action(ca, "A2", note="Insert replaced, PM plan rev C")
     with as_("jchen"):
-        app.verify_ca(ca, effective=False, note="Cracks again in lot L2315")
+        app.corrective_actions.verify_ca(ca, effective=False, note="Cracks again in lot L2315")
     with as_("apatel"):
         # golden-v1.db was made before a second iteration had to re-examine its root cause
         # first; this step keeps the script runnable on today's release.
-        app.investigate_ca(ca, method="ishikawa", category="machine",
-                           root_cause="Boss wall at B2 too thin for the clamping load")
-        app.plan_ca(ca, action="Raise wall thickness at B2", assignee="apatel", due=due(40),
-                    action_type="corrective")
+        app.corrective_actions.investigate_ca(ca, method="ishikawa", category="machine",
+                                              root_cause="Boss wall at B2 too thin for the "
+                                                         "clamping load")
+        app.corrective_actions.plan_ca(ca, action="Raise wall thickness at B2", assignee="apatel",
+                                       due=due(40),
+                                       action_type="corrective")
     with as_("mhernandez"):
-        app.approve_ca(ca)
+        app.corrective_actions.approve_ca(ca)
     with as_("apatel"):
-        app.complete_action(ca, "A3", note="Tool modified, FAI passed")
+        app.corrective_actions.complete_action(ca, "A3", note="Tool modified, FAI passed")
     with as_("jchen"):
-        app.verify_ca(ca, effective=True, note="No cracks in 3 lots")
+        app.corrective_actions.verify_ca(ca, effective=True, note="No cracks in 3 lots")
     with as_("mhernandez"):
-        app.close_ca(ca)
+        app.corrective_actions.close_ca(ca)
 
 
 def manifest(app: CapaApplication, path: Path) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 
 if TYPE_CHECKING:
     from capa.app.demo_clock import DemoClock
@@ -60,12 +60,13 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
 
 
 def _setup(app: CapaApplication, key_fingerprint: str | None) -> None:
-    app.initialise("Northwind Medical Devices", key_fingerprint, admin=ADMINISTRATOR,
-                   full_name=PEOPLE[ADMINISTRATOR][0], password=DEMO_PASSWORD)
+    app.identity.initialise("Northwind Medical Devices", key_fingerprint, admin=ADMINISTRATOR,
+                            full_name=PEOPLE[ADMINISTRATOR][0], password=DEMO_PASSWORD)
     with app.acting_as(ADMINISTRATOR, DEMO_PASSWORD):
         for user, (full_name, roles) in PEOPLE.items():
             if user != ADMINISTRATOR:
-                app.add_user(user, full_name=full_name, roles=roles, password=DEMO_PASSWORD)
+                app.identity.add_user(user, full_name=full_name, roles=roles,
+                                      password=DEMO_PASSWORD)
 
 
 def _story(app: CapaApplication, clock: DemoClock, today: dt.date) -> dict[str, str]:
@@ -81,68 +82,75 @@ def _story(app: CapaApplication, clock: DemoClock, today: dt.date) -> dict[str, 
 
     on(-39)
     with app.acting_as(REPORTER, DEMO_PASSWORD):
-        crack = app.raise_nc(
+        crack = app.nonconformities.raise_nc(
             title="Cracked housing on infusion pump IP-200",
             description="Customer reports hairline crack at screw boss B2 after three weeks "
-                        "of use; two more units found cracked in returned stock.",
+                                        "of use; two more units found cracked in returned stock.",
             source="customer-complaint", severity="major", product="IP-200 housing",
             lot="L2311", external_ref="COMP-2026-0142", detected_on=days(-40)).id
-        app.contain_nc(crack, action="Lot L2311 quarantined in finished goods; field units "
-                                     "under customer notification", disposition="quarantine")
+        app.nonconformities.contain_nc(crack,
+                                       action="Lot L2311 quarantined in finished goods; field "
+                                              "units "
+                                              "under customer notification",
+                                       disposition="quarantine")
     on(-35)
     with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
-        records = app.raise_nc(
+        records = app.nonconformities.raise_nc(
             title="Calibration record missing for torque driver TD-14",
             description="Internal audit found no calibration certificate on file for TD-14 "
-                        "for the March interval.",
+                                        "for the March interval.",
             source="internal-audit", severity="minor", product="Assembly cell 2",
             external_ref="IA-2026-07 finding 3", detected_on=days(-35)).id
     on(-33)
     with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
-        resin = app.raise_nc(
+        resin = app.nonconformities.raise_nc(
             title="Resin lot outside melt-flow specification",
             description="Incoming inspection: MFI 14.2 g/10 min against 10-12 specified.",
             source="supplier", severity="major", product="PC resin RX-40", lot="R-8812",
             detected_on=days(-33)).id
-        app.contain_nc(resin, action="Resin lot R-8812 returned to supplier",
-                       disposition="return-to-supplier")
+        app.nonconformities.contain_nc(resin, action="Resin lot R-8812 returned to supplier",
+                                       disposition="return-to-supplier")
     on(-31)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
-        app.assess_nc(crack, impact=4, likelihood=3, capa_required=True)
-        app.assess_nc(resin, impact=3, likelihood=3, capa_required=True)
-        app.assess_nc(records, impact=2, likelihood=1, capa_required=False,
-                      rationale="Certificate obtained from the calibration house and filed; "
-                                "TD-14 was within tolerance. Isolated filing slip.")
-        app.close_nc(records)
-        housing = app.open_ca(
+        app.nonconformities.assess_nc(crack, impact=4, likelihood=3, capa_required=True)
+        app.nonconformities.assess_nc(resin, impact=3, likelihood=3, capa_required=True)
+        app.nonconformities.assess_nc(records, impact=2, likelihood=1, capa_required=False,
+                                      rationale="Certificate obtained from the calibration house "
+                                                "and filed; "
+                                                "TD-14 was within tolerance. Isolated filing slip.")
+        app.nonconformities.close_nc(records)
+        housing = app.corrective_actions.open_ca(
             title="Housing cracks at screw boss B2",
             problem="IP-200 housings crack at boss B2 within weeks of assembly (COMP-2026-0142, "
                     "resin lot R-8812).",
             owner=ACTION_OWNER, ncs=[crack, resin]).id
     on(-30)
     with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
-        app.investigate_ca(
-            housing, method="5-whys", category="machine",
-            whys=["The boss cracks under screw torque",
-                  "Hoop stress at the boss exceeds the material's limit",
-                  "Wall thickness at the boss is below drawing minimum",
-                  "The mould gate insert is worn and short-shots the boss"],
-            root_cause="Worn gate insert on mould M-17 gives thin boss walls")
+        app.corrective_actions.investigate_ca(
+                               housing, method="5-whys", category="machine",
+                               whys=["The boss cracks under screw torque",
+                                     "Hoop stress at the boss exceeds the material's limit",
+                                     "Wall thickness at the boss is below drawing minimum",
+                                     "The mould gate insert is worn and short-shots the boss"],
+                               root_cause="Worn gate insert on mould M-17 gives thin boss walls")
     on(-29)
     with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
-        app.plan_ca(housing, action="Sort and scrap housings from lot L2311", assignee=TECHNICIAN,
-                    due=days(-25), action_type="correction")
-        app.plan_ca(housing, action="Replace gate insert on mould M-17", assignee=ACTION_OWNER,
-                    due=days(-18), action_type="corrective")
+        app.corrective_actions.plan_ca(housing, action="Sort and scrap housings from lot L2311",
+                                       assignee=TECHNICIAN,
+                                       due=days(-25), action_type="correction")
+        app.corrective_actions.plan_ca(housing, action="Replace gate insert on mould M-17",
+                                       assignee=ACTION_OWNER,
+                                       due=days(-18), action_type="corrective")
     on(-28)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
-        app.approve_ca(housing)
+        app.corrective_actions.approve_ca(housing)
     on(-25)
     with app.acting_as(TECHNICIAN, DEMO_PASSWORD):
-        app.complete_action(housing, "A1", note="312 housings sorted, 27 scrapped")
+        app.corrective_actions.complete_action(housing, "A1",
+                                               note="312 housings sorted, 27 scrapped")
     on(-20)
     with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
-        inspection = app.raise_nc(
+        inspection = app.nonconformities.raise_nc(
             title="Complaint files lack documented investigation decision",
             description="FDA Form 483 observation 2: complaint files do not document the "
                         "decision not to investigate.",
@@ -150,70 +158,91 @@ def _story(app: CapaApplication, clock: DemoClock, today: dt.date) -> dict[str, 
             external_ref="FDA 483 obs. 2", detected_on=days(-20)).id
     on(-19)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
-        app.assess_nc(inspection, impact=3, likelihood=4, capa_required=True)
-        complaints = app.open_ca(
+        app.nonconformities.assess_nc(inspection, impact=3, likelihood=4, capa_required=True)
+        complaints = app.corrective_actions.open_ca(
             title="Complaint investigation decisions not documented",
             problem="Complaint files lack the documented decision required by 820.198.",
             owner=QUALITY_ENGINEER, ncs=[inspection]).id
     with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
-        app.complete_action(housing, "A2", note="Insert replaced; first-article wall 1.52 mm")
+        app.corrective_actions.complete_action(housing, "A2",
+                                               note="Insert replaced; first-article wall 1.52 mm")
     on(-18)
     with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
-        app.investigate_ca(
-            complaints, method="fault-tree", category="method",
-            root_cause="Complaint SOP-12 has no field for the no-investigation decision")
+        app.corrective_actions.investigate_ca(
+                               complaints, method="fault-tree", category="method",
+                               root_cause="Complaint SOP-12 has no field for the no-investigation "
+                                          "decision")
     on(-17)
     with app.acting_as(VERIFIER, DEMO_PASSWORD):
-        app.verify_ca(housing, effective=False,
-                      note="Two cracked bosses found in lot L2402 built after the change: "
-                           "the root cause was not fully addressed.")
+        app.corrective_actions.verify_ca(housing, effective=False,
+                                         note="Two cracked bosses found in lot L2402 built after "
+                                              "the change: "
+                                              "the root cause was not fully addressed.")
     on(-16)
     with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
-        app.plan_ca(complaints, action="Revise SOP-12 and the complaint form",
-                    assignee=QUALITY_ENGINEER, due=days(-3), action_type="corrective")
+        app.corrective_actions.plan_ca(complaints, action="Revise SOP-12 and the complaint form",
+                                       assignee=QUALITY_ENGINEER, due=days(-3),
+                                       action_type="corrective")
     on(-15)
     with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
-        app.investigate_ca(
-            housing, method="ishikawa", category="material",
-            root_cause="Resin moisture above 0.02 % at moulding weakens the boss; the dryer "
-                       "residence time is not controlled")
-        app.plan_ca(housing, action="Add resin moisture check before each moulding run",
-                    assignee=TECHNICIAN, due=days(-8), action_type="corrective")
-        app.plan_ca(housing, action="Add dryer residence time to the moulding PFMEA and "
-                                    "control plan for all moulded parts",
-                    assignee=ACTION_OWNER, due=days(-6), action_type="preventive")
+        app.corrective_actions.investigate_ca(
+                               housing, method="ishikawa", category="material",
+                               root_cause="Resin moisture above 0.02 % at moulding weakens the "
+                                          "boss; the dryer "
+                                          "residence time is not controlled")
+        app.corrective_actions.plan_ca(housing,
+                                       action="Add resin moisture check before each moulding run",
+                                       assignee=TECHNICIAN, due=days(-8), action_type="corrective")
+        app.corrective_actions.plan_ca(housing,
+                                       action="Add dryer residence time to the moulding PFMEA and "
+                                              "control plan for all moulded parts",
+                                       assignee=ACTION_OWNER, due=days(-6),
+                                       action_type="preventive")
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
-        app.approve_ca(complaints)
+        app.corrective_actions.approve_ca(complaints)
     on(-14)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
-        app.approve_ca(housing)
+        app.corrective_actions.approve_ca(housing)
     on(-9)
     with app.acting_as(TECHNICIAN, DEMO_PASSWORD), TemporaryDirectory() as folder:
         record = Path(folder) / "moisture-check-record.csv"
         record.write_text("run,moisture_pct\n1,0.012\n2,0.011\n3,0.014\n", encoding="utf-8")
-        app.complete_action(housing, "A3", note="Moisture check in work instruction WI-220 "
-                                                "rev C; first three runs recorded",
-                            evidence=[record])
+        app.corrective_actions.complete_action(housing, "A3",
+                                               note="Moisture check in work instruction WI-220 "
+                                                    "rev C; first three runs recorded",
+                                               evidence=[record])
     on(-7)
     with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
-        app.complete_action(housing, "A4", note="PFMEA PF-031 rev F and control plan updated")
+        app.corrective_actions.complete_action(housing, "A4",
+                                               note="PFMEA PF-031 rev F and control plan updated")
     on(-5)
     with app.acting_as(VERIFIER, DEMO_PASSWORD):
-        app.verify_ca(housing, effective=True,
-                      note="Six lots, 2,400 units since the change: no cracks; boss wall "
-                           "thickness Cpk 1.8")
+        app.corrective_actions.verify_ca(housing, effective=True,
+                                         note="Six lots, 2,400 units since the change: no cracks; "
+                                              "boss wall "
+                                              "thickness Cpk 1.8")
     on(-4)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
-        app.close_ca(housing)
-        app.extend_action(complaints, "A1", due=days(-1),
-                          reason="Form change needs the document-control board of the 20th")
+        app.corrective_actions.close_ca(housing)
+        app.corrective_actions.extend_action(complaints, "A1", due=days(-1),
+                                             reason="Form change needs the document-control board "
+                                                    "of the 20th")
     on(-2)
     with app.acting_as(QUALITY_ENGINEER, DEMO_PASSWORD):
-        seal = app.raise_nc(
+        seal = app.nonconformities.raise_nc(
             title="Seal strength below limit on pouch line 3",
             description="12 of 50 sampled pouches below 8 N peel strength at start of shift.",
             source="process", severity="critical", product="Sterile pouch P-10", lot="L2407",
             detected_on=days(-2)).id
-        app.contain_nc(seal, action="Line 3 stopped; shift output on hold",
-                       disposition="quarantine")
+        app.nonconformities.contain_nc(seal, action="Line 3 stopped; shift output on hold",
+                                       disposition="quarantine")
     return {"ca": housing, "nc_no_ca": records, "open_nc": seal, "overdue_ca": complaints}
+
+
+def tour(app: CapaApplication, refs: dict[str, str]) -> tuple[Any, Any, bytes, bytes]:
+    """What the demo shows of its story, read as the quality manager: the CA as it stands, its
+    audit trail, the dashboard (HTML) and the CA's 8D report (PDF)."""
+    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
+        return (app.records.show(refs["ca"]), app.records.history(refs["ca"]),
+                app.queries.render_dashboard().encode("utf-8"),
+                app.queries.render_report(refs["ca"], "pdf"))

@@ -12,8 +12,8 @@ import random
 from functools import partial
 from typing import Any
 
+from capa.app.application import CapaApplication
 from capa.app.demo_clock import DemoClock
-from capa.app.service import CapaApplication
 
 #: (title, description, source, product, cause category of its eventual CA)
 SCENARIOS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -103,7 +103,7 @@ def grow_demo(app: CapaApplication, people: dict[str, str], password: str | None
     def take_in(indices: list[int]) -> None:
         batch = [rows[i] for i in indices]
         with acting("reporter"):
-            report = app.import_ncs(batch, {}, header=list(batch[0]))
+            report = app.intake.import_ncs(batch, {}, header=list(batch[0]))
         prefix, first = str(report.first_id).rsplit("-", 1)
         for k, i in enumerate(indices):
             refs[i] = f"{prefix}-{int(first) + k:04d}"
@@ -111,17 +111,19 @@ def grow_demo(app: CapaApplication, people: dict[str, str], password: str | None
 
     def no_ca(i: int) -> None:
         with acting("quality"):
-            app.assess_nc(refs[i], impact=1, likelihood=2, capa_required=False,
-                          rationale="Isolated occurrence, corrected on the spot")
-            app.close_nc(refs[i])
+            app.nonconformities.assess_nc(refs[i], impact=1, likelihood=2, capa_required=False,
+                                          rationale="Isolated occurrence, corrected on the spot")
+            app.nonconformities.close_nc(refs[i])
 
     def contain(i: int) -> None:
         with acting("quality"):
-            app.contain_nc(refs[i], action="Affected stock quarantined", disposition="quarantine")
+            app.nonconformities.contain_nc(refs[i], action="Affected stock quarantined",
+                                           disposition="quarantine")
 
     def cancel(i: int) -> None:
         with acting("quality"):
-            app.cancel_nc(refs[i], reason="Raised twice for one complaint; see the other NC")
+            app.nonconformities.cancel_nc(refs[i],
+                                          reason="Raised twice for one complaint; see the other NC")
 
     for day, indices in sorted(batches.items()):
         clock.later(clock.moment(day), partial(take_in, indices))
@@ -162,9 +164,11 @@ def _walk_ca(app: CapaApplication, clock: DemoClock, acting: Any, people: dict[s
     def open_ca() -> None:
         with acting("quality"):
             for i in group:
-                app.assess_nc(refs[i], impact=3, likelihood=3, capa_required=True)
-            state["ca"] = app.open_ca(title=scenario[0], problem=f"{scenario[0]} on {scenario[3]}",
-                                      owner=people["owner"], ncs=[refs[i] for i in group]).id
+                app.nonconformities.assess_nc(refs[i], impact=3, likelihood=3, capa_required=True)
+            state["ca"] = app.corrective_actions.open_ca(title=scenario[0],
+                                                         problem=f"{scenario[0]} on {scenario[3]}",
+                                                         owner=people["owner"],
+                                                         ncs=[refs[i] for i in group]).id
         cas = result["cas"]
         cas[stage if stage not in cas else f"{stage}-{index}"] = state["ca"]
 
@@ -172,32 +176,37 @@ def _walk_ca(app: CapaApplication, clock: DemoClock, acting: Any, people: dict[s
         ca = state["ca"]
         if name == "investigate":
             with acting("owner"):
-                app.investigate_ca(ca, method="ishikawa", category=scenario[4],
-                                   root_cause=f"{scenario[4].title()} cause of: {scenario[0]}")
+                app.corrective_actions.investigate_ca(ca, method="ishikawa", category=scenario[4],
+                                                      root_cause=f"{scenario[4].title()} cause of: "
+                                                                 f"{scenario[0]}")
         elif name == "plan":
             given = LATE_GIVEN if stage == "overdue" else GIVEN
             now = dt.datetime.now(dt.UTC).date()
             with acting("owner"):
-                app.plan_ca(ca, action="Correct the affected product", action_type="correction",
-                            assignee=people["technician"],
-                            due=(now + dt.timedelta(days=given[0])).isoformat())
-                app.plan_ca(ca, action="Remove the cause in the process", action_type="corrective",
-                            assignee=people["technician"],
-                            due=(now + dt.timedelta(days=given[1])).isoformat())
+                app.corrective_actions.plan_ca(ca, action="Correct the affected product",
+                                               action_type="correction",
+                                               assignee=people["technician"],
+                                               due=(now + dt.timedelta(days=given[0])).isoformat())
+                app.corrective_actions.plan_ca(ca, action="Remove the cause in the process",
+                                               action_type="corrective",
+                                               assignee=people["technician"],
+                                               due=(now + dt.timedelta(days=given[1])).isoformat())
         elif name == "approve":
             with acting("quality"):
-                app.approve_ca(ca)
+                app.corrective_actions.approve_ca(ca)
         elif name in ("A1", "A2"):
             with acting("technician"):
-                app.complete_action(ca, name, note="Done; records in the batch file"
-                                    if name == "A1" else "Work instruction revised and trained")
+                app.corrective_actions.complete_action(ca, name,
+                                                       note="Done; records in the batch file"
+                                                       if name == "A1" else "Work instruction "
+                                                                            "revised and trained")
         elif name == "verify":
             with acting("verifier"):
-                app.verify_ca(ca, effective=stage != "ineffective",
-                              note="Three months of data reviewed")
+                app.corrective_actions.verify_ca(ca, effective=stage != "ineffective",
+                                                 note="Three months of data reviewed")
         elif name == "close":
             with acting("quality"):
-                app.close_ca(ca)
+                app.corrective_actions.close_ca(ca)
 
     clock.later(clock.moment(opened, 5), open_ca)
     for name in order[:last + 1]:

@@ -1,5 +1,8 @@
 """Bulk NC intake from CSV (SPEC §6): map columns to NC fields, validate every row before anything
-is written, then save in atomic batches that skip external references already in the store."""
+is written, then save in atomic batches that skip external references already in the store; and
+the exports (capa.app.export).
+
+Size: the column mapping, row validation and batch insert of one import belong together."""
 
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ from capa.adapters.eventlog import (
     bulk_insert_joins_transaction,
     stored_id,
 )
+from capa.app import export
+from capa.app.core import Core
+from capa.app.operations import operation
 from capa.domain.dates import date_format
 from capa.domain.dates import parse_day as _parse_day
 from capa.domain.errors import Conflict, InvalidInput
@@ -44,7 +50,6 @@ from capa.domain.values import CONTROL, has_visible
 
 if TYPE_CHECKING:
     from capa.app.migration import LegacySource
-    from capa.app.service import CapaApplication
 
 #: The NC's fields, those that must be given, and those held to one line: the domain's schema.
 REQUIRED = NC_REQUIRED
@@ -391,8 +396,22 @@ def _cleaned(cells: Sequence[str | None], multiline: bool) -> list[str]:
 
 
 class Intake:
-    """`import_ncs` of CapaApplication."""
+    """Imports and exports of the core's store."""
 
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    @operation("export")
+    def export_events(self) -> Iterator[dict[str, Any]]:
+        """Every stored event in log order, decoded (capa.app.export)."""
+        return export.export_events(self.core)
+
+    @operation("export")
+    def export_records(self) -> list[dict[str, Any]]:
+        """Current NCs then CAs, one flat row each, folded from the event log."""
+        return export.export_records(self.core)
+
+    @operation("import")
     def import_ncs(
         self, rows: Sequence[Row],
         mapping: Mapping[str, str], dry_run: bool = False, *,
@@ -409,10 +428,9 @@ class Intake:
         (capa.app.migration), named after `source`.
         """
         from capa.app import migration
-        from capa.app.readside import authorise
 
-        app = cast("CapaApplication", self)
-        user = authorise(app, "import")
+        app = self.core
+        user = app.actor()
         fixed = dict(constants or {})
         if header is None and rows and not isinstance(rows[0], Mapping):
             raise InvalidInput("rows given as lists need the header")
@@ -472,7 +490,7 @@ class Intake:
         return report
 
 
-def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
+def _save_batch(app: Core, batch: Columns, user: str) -> list[str]:
     """One atomic insert of a batch's Raised events; the refs saved, in order.
 
     Numbers are allocated once per batch; if a concurrent writer took one of them, nothing of
@@ -483,7 +501,7 @@ def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
     # The JSON of the fields an event and its read row share, escaped once for both.
     shared = raised_fields_json(batch)
     for _ in range(20):
-        first = app._next_number("NC", year)
+        first = app.next_number("NC", year)
         refs = [str(RecordRef.new("NC", year, first + i)) for i in range(len(batch["title"]))]
         try:
             events = raised_events(app, refs, batch, user, shared=shared)
@@ -496,7 +514,7 @@ def _save_batch(app: CapaApplication, batch: Columns, user: str) -> list[str]:
                    "stay, and a re-run skips them")
 
 
-def _insert(app: CapaApplication, events: list[EventRow],
+def _insert(app: Core, events: list[EventRow],
             summary: Callable[[], Sequence[tuple[Any, ...]]] | None = None) -> None:
     """Insert new events in one transaction (the event-log port's bulk insert); and, where the
     back end runs it in the same transaction and the read tables were up to date, their rows
@@ -512,7 +530,7 @@ def _insert(app: CapaApplication, events: list[EventRow],
     bulk_insert(app.recorder, events, follow)
 
 
-def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
+def _summary_rows(app: Core, refs: Sequence[str], batch: Columns,
                   shared: Sequence[str], user: str,
                   events: Sequence[EventRow]) -> Sequence[tuple[Any, ...]]:
     """The read-table rows of a batch's new NCs, in the shape `follow_import` inserts; their
@@ -526,11 +544,11 @@ def _summary_rows(app: CapaApplication, refs: Sequence[str], batch: Columns,
     return raised_rows(refs, batch, user, first[10], shared)
 
 
-def _on_sqlite(app: CapaApplication) -> bool:
+def _on_sqlite(app: Core) -> bool:
     return backend_of(app) == "sqlite"
 
 
-def raised_events(app: CapaApplication, refs: Sequence[str],
+def raised_events(app: Core, refs: Sequence[str],
                   fields: Mapping[str, Sequence[str | None]], user: str, *,
                   shared: Sequence[str] | None = None) -> list[EventRow]:
     """The stored Raised events of new NCs, built straight from validated rows, as rows of the

@@ -7,6 +7,8 @@ them, and brings the record to its legacy state; a CA the row gives is opened, l
 migrated in the same atomic save. The business dates (detected, closed) are the legacy ones,
 so the read models, dashboard and KPIs report them. Re-running the same file writes nothing:
 rows are recognised by external reference, or by file digest and row where a row has none.
+
+Size: planning and saving a migration share its legacy columns, states and dates.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from capa.domain.nonconformity import Nonconformity
 from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT
 
 if TYPE_CHECKING:
+    from capa.app.core import Core as CapaApplication
     from capa.app.intake import ImportReport, Row, RowError
-    from capa.app.service import CapaApplication
 
 #: The legacy fields a row may carry besides the NC's own.
 MIGRATION_FIELDS = ("status", "closed_on", "root_cause", "ca_action", "ca_owner",
@@ -155,10 +157,9 @@ def plan(app: CapaApplication, rows: Sequence[Row], header: Sequence[str],
     """Every row checked against the migration rules; the reasons the others cannot migrate.
     Only quality may migrate: it brings records to closed or cancelled, as `nc close` does."""
     from capa.app.intake import RowError, _column_reader, _normal, clean, parse_day
-    from capa.app.readside import authorise
 
     try:
-        authorise(app, "nc close")
+        app.authorise("nc close")
     except NotPermitted as refused:
         raise NotPermitted(f"migrating a register's history needs the quality role: "
                            f"{refused}") from None
@@ -195,7 +196,7 @@ def plan(app: CapaApplication, rows: Sequence[Row], header: Sequence[str],
 
     def user_ok(uid: str) -> bool:
         if uid not in users:
-            found = getattr(app, "_find_user", lambda _: None)(uid)
+            found = app.find_user(uid)
             users[uid] = bool(found is not None and getattr(found, "active", True))
         return users[uid]
 
@@ -414,13 +415,13 @@ def _save(app: CapaApplication, valid: Mapping[str, Sequence[str | None]],
           batch: Sequence[LegacyRow], source: LegacySource, user: str) -> list[str]:
     """One atomic save of a batch's records; the NC refs saved, in order. Numbers are taken
     once per batch; a concurrent writer who took one makes the batch numbered again."""
-    from capa.app.service import format_ref
+    from capa.app.core import format_ref
 
     year = dt.datetime.now(dt.UTC).year
     wanted_cas = sum(1 for item in batch if item.ca is not None)
     for _ in range(20):
-        first_nc = app._next_number("NC", year)
-        first_ca = app._next_number("CA", year) if wanted_cas else 0
+        first_nc = app.next_number("NC", year)
+        first_ca = app.next_number("CA", year) if wanted_cas else 0
         records: list[Any] = []
         saved: list[str] = []
         cas = 0

@@ -1,4 +1,8 @@
-"""Who may run which command (SPEC §2): the one table the application consults."""
+"""Who may run which operation (SPEC §2): the one table the application consults.
+
+Every operation of the application's services (capa.app.operations) names its entry here; the
+command line names the same entries for its commands, and asks the table only whether a command
+is named at all, so that an unnamed command is refused before any password is checked."""
 
 from __future__ import annotations
 
@@ -74,6 +78,20 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 
 #: Commands that record an electronic signature: the password is checked again (R10).
 SIGNING_COMMANDS = frozenset({"nc close", "ca approve", "ca verify", "ca close"})
+
+#: Operations that run without an acting user, and why; each is also in the table above or in
+#: UNAUTHENTICATED_COMMANDS. Nothing else is open: an operation is checked against the table.
+OPEN_OPERATIONS: dict[str, str] = {
+    # No account exists before the store does: `init` creates the store and its first
+    # administrator in one save (and `demo` tells its story from there).
+    "init": "creates the store and its first administrator",
+    # Logging in, and checking the password or session that names the acting user of every
+    # other command, is what establishes a user in the first place.
+    "login": "establishes the acting user",
+    # `capa logout` ends the session its file names, without asking for a password: the
+    # session's token is the proof, and ending a session only ever takes access away.
+    "logout": "ends the session whose token is given",
+}
 
 #: Commands that run without a logged-in user (SPEC §2 exemptions).
 #: A witness works on its own folder, on the auditor's machine, without any store.

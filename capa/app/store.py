@@ -17,7 +17,7 @@ from capa.adapters.eventlog import (
 )
 from capa.adapters.eventlog import first_line as _first_line
 from capa.adapters.target import StoreTarget, parse_target
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.domain.errors import CapaError, Conflict, InvalidInput, NotFound
 
 # The event table each back end keeps, a store's eventsourcing environment and an unreachable

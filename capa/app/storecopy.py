@@ -16,7 +16,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from capa.app.service import CapaApplication
+from capa.app.core import Core
 from capa.app.store import open_store, storage_failure
 from capa.domain.errors import InvalidInput, NotPermitted
 
@@ -41,7 +41,7 @@ class CopyReport:
                 "copied": self.copied, "verified": self.verified}
 
 
-def copy_store(source: CapaApplication, target: str, *, source_name: str = "",
+def copy_store(source: Core, target: str, *, source_name: str = "",
                batch_size: int = BATCH_SIZE) -> CopyReport:
     """Copy every stored event of `source` into the store at `target`, then verify the copy.
 
@@ -50,9 +50,9 @@ def copy_store(source: CapaApplication, target: str, *, source_name: str = "",
     else is refused, so a copy can never mix two histories. The acting user must be an
     administrator of the source.
     """
-    me = source.whoami()
-    if "admin" not in me["roles"] or me["status"] != "active":
-        raise NotPermitted(f"{me['user']} may not copy the store (needs: admin)")
+    me = source.user(source.actor())
+    if "admin" not in me.roles or me.status != "active":
+        raise NotPermitted(f"{me.user_id} may not copy the store (needs: admin)")
     if batch_size < 1:
         raise InvalidInput("the batch size must be 1 or more")
     try:
@@ -88,7 +88,7 @@ def copy_store(source: CapaApplication, target: str, *, source_name: str = "",
                       verified=True)
 
 
-def _copy_user_keys(source: CapaApplication, destination: CapaApplication) -> None:
+def _copy_user_keys(source: Core, destination: Core) -> None:
     """The users' encrypted signing keys, which live beside the log: without them nobody could
     sign in the copy (SPEC §9.2)."""
     from capa.adapters.userkeys import user_keys_for
@@ -98,7 +98,7 @@ def _copy_user_keys(source: CapaApplication, destination: CapaApplication) -> No
         keys.put(key)
 
 
-def verify_copy(source: CapaApplication, copy: CapaApplication,
+def verify_copy(source: Core, copy: Core,
                 batch_size: int = BATCH_SIZE) -> int:
     """The number of events, once both logs hold the same events in the same order (record
     id, version, topic and stored bytes); InvalidInput naming the first difference otherwise."""
@@ -124,7 +124,7 @@ def target_display(target: str) -> str:
         return target
 
 
-def _common_prefix(source: CapaApplication, destination: CapaApplication,
+def _common_prefix(source: Core, destination: Core,
                    batch_size: int) -> int:
     """How many events the destination already holds, all of them the source's first ones."""
     held = 0
@@ -139,7 +139,7 @@ def _common_prefix(source: CapaApplication, destination: CapaApplication,
     return held
 
 
-def _batches(app: CapaApplication, skip: int, batch_size: int) -> Iterator[list[Any]]:
+def _batches(app: Core, skip: int, batch_size: int) -> Iterator[list[Any]]:
     """The notifications of `app` in global order, in batches, after the first `skip`."""
     last = 0
     to_skip = skip
@@ -155,7 +155,7 @@ def _batches(app: CapaApplication, skip: int, batch_size: int) -> Iterator[list[
         to_skip = 0
 
 
-def _keys(app: CapaApplication, batch_size: int) -> Iterator[_Key]:
+def _keys(app: Core, batch_size: int) -> Iterator[_Key]:
     for batch in _batches(app, 0, batch_size):
         for n in batch:
             yield (n.originator_id, n.originator_version, n.topic, bytes(n.state))

@@ -1,4 +1,6 @@
-"""`capa audit`: checkpoints, verification, bundles, proofs and witnesses (SPEC §5, §9.7, §9.8)."""
+"""`capa audit`: checkpoints, verification, bundles, proofs and witnesses (SPEC §5, §9.7, §9.8).
+
+Size: every subcommand of the one `audit` group, loaded together when the group runs."""
 
 from __future__ import annotations
 
@@ -88,10 +90,8 @@ def checkpoint(session: Session, key: Path | None, log: Path | None) -> None:
     Example:
       capa audit checkpoint > ~/kept/$(date +%F).checkpoint
     """
-    from capa.audit.checkpoints import make_checkpoint
-
     key_path, log_path = _paths(session, key, log)
-    result = make_checkpoint(session.app(), key_path, log_path)
+    result = session.app().audit.checkpoint(key_path, log_path)
     emit(session.json, result, lambda d: str(d["note"]).rstrip("\n"))
 
 
@@ -122,7 +122,6 @@ def verify(session: Session, against: tuple[Path, ...], witnesses: tuple[str, ..
     from capa.audit.caches import CachesDiffer
     from capa.audit.checkpoints import configured_log_path
     from capa.audit.keys import configured_key_path, public_key_for
-    from capa.audit.verification import verify_store
 
     required = _witnesses(witnesses)
     # Not the places other commands insist on: what is missing is the verification's finding.
@@ -130,8 +129,8 @@ def verify(session: Session, against: tuple[Path, ...], witnesses: tuple[str, ..
     log_path = log or configured_log_path(session.db, key_path)
     app = session.app()
     try:
-        result = verify_store(app, public_key_for(key_path, public_key, required=False),
-                              log_path, against, required, key_path=key_path)
+        result = app.audit.verify(public_key_for(key_path, public_key, required=False),
+                                  log_path, against, required, key_path=key_path)
     except CachesDiffer as differ:
         # Every edited cache row, one line each (all of them in --json), then the failure.
         emit(session.json, differ.summary, lambda d: "\n".join(
@@ -187,7 +186,6 @@ def export(session: Session, out: Path, key: Path | None, public_key: Path | Non
       capa audit export --out audit-2026-06.zip
       python scripts/verify_bundle.py audit-2026-06.zip
     """
-    from capa.audit.bundle import export_bundle
     from capa.audit.keys import public_key_for
     from capa.cli.outfile import check_out_place
 
@@ -196,7 +194,7 @@ def export(session: Session, out: Path, key: Path | None, public_key: Path | Non
     app = session.app()
     trusted = public_key_for(key_path, public_key)
     assert trusted is not None
-    result = export_bundle(app, out, key_path, log_path, trusted)
+    result = app.audit.export(out, key_path, log_path, trusted)
     emit(session.json, result,
          lambda d: f"bundle written to {d['out']}: {d['events']} events, root {d['root']}"
          + (f"; {d['withheld']} account event(s) of an earlier release carried as their leaf "
@@ -298,12 +296,11 @@ def prove(session: Session, record_id: str, form: str, version: int | None, key:
       capa audit prove CA-2026-0001 --version 1 --format c2sp > CA-2026-0001.v1.tlog-proof
     """
     from capa.audit.keys import public_key_for
-    from capa.audit.proofs import prove_record
 
     key_path, log_path = _paths(session, key, log)
     app = session.app()
-    result = prove_record(app, record_id, log_path,
-                          public_key_for(key_path, public_key, required=False))
+    result = app.audit.prove(record_id, log_path,
+                             public_key_for(key_path, public_key, required=False))
     if form == "c2sp":
         from capa.audit.proofs import tlog_proofs
 
@@ -377,13 +374,12 @@ def consistency(session: Session, older: Path, newer: Path | None, key: Path | N
       capa audit consistency --from last-cosigned.checkpoint > proof.txt
     """
     from capa.audit.keys import public_key_for
-    from capa.audit.proofs import consistency_between
 
     key_path, log_path = _paths(session, key, log)
     app = session.app()
     trusted = public_key_for(key_path, public_key)
     assert trusted is not None
-    result = consistency_between(app, trusted, older, newer, log_path)
+    result = app.audit.consistency(trusted, older, newer, log_path)
     emit(session.json, result, lambda d: str(d["text"]).rstrip("\n"))
 
 

@@ -27,7 +27,7 @@ from capa.app.permissions import SIGNING_COMMANDS
 from capa.domain.errors import InvalidInput, NotPermitted
 
 if TYPE_CHECKING:
-    from capa.app.service import CapaApplication
+    from capa.app.application import CapaApplication
 
 #: Commands that ask for the password again even inside a session (`user add` signs the new
 #: user's key with the administrator's; `user grant`, `revoke`, `unlock`, `deactivate` and
@@ -139,11 +139,11 @@ def authenticate(app: CapaApplication, target: str, command: str) -> tuple[str, 
     command was authenticated by a session and none was presented)."""
     user, password = env_credentials()
     if user and password:
-        return app.authenticate(user, password), password
+        return app.identity.authenticate(user, password), password
     session = read_session()
     if session and session.get("store") == store_key(target) and user in ("", session["user"]):
         try:
-            acting = app.resume_session(str(session["user"]), str(session["token"]))
+            acting = app.identity.resume_session(str(session["user"]), str(session["token"]))
         except NotPermitted:
             remove_session()  # the store ended it: the file can never serve again
             raise
@@ -154,7 +154,7 @@ def authenticate(app: CapaApplication, target: str, command: str) -> tuple[str, 
     if interactive():
         user = user or str(click.prompt("User id", err=True)).strip().lower()
         password = prompt_password()
-        return app.authenticate(user, password), password
+        return app.identity.authenticate(user, password), password
     raise NotPermitted(NOT_LOGGED_IN)
 
 

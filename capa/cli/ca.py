@@ -43,8 +43,9 @@ def open_(session: Session, title: str, problem: str, owner: str, ncs: tuple[str
       capa ca open --title "Housing cracks" --problem "Cracks at boss B2 after 3 weeks" \\
           --owner apatel --nc NC-2026-0001 --nc NC-2026-0003
     """
-    emit(session.json, session.app().open_ca(title=title, problem=problem, owner=owner,
-                                              ncs=ncs), written)
+    emit(session.json, session.app().corrective_actions.open_ca(title=title, problem=problem,
+                                                                owner=owner,
+                                                                 ncs=ncs), written)
 
 
 @ca.command()
@@ -64,8 +65,10 @@ def investigate(session: Session, ca_id: str, method: str, root_cause: str, cate
       capa ca investigate CA-2026-0001 --method 5-whys --category machine \\
           --why "Boss cracks" --why "Hoop stress too high" --root-cause "Mould gate worn"
     """
-    emit(session.json, session.app().investigate_ca(ca_id, method=method, root_cause=root_cause,
-                                                     category=category, whys=whys), written)
+    emit(session.json, session.app().corrective_actions.investigate_ca(ca_id, method=method,
+                                                                       root_cause=root_cause,
+                                                                        category=category,
+                                                                       whys=whys), written)
 
 
 @ca.command()
@@ -93,9 +96,10 @@ def plan(session: Session, ca_id: str, action: str, assignee: str, due: str,
     if reason is not None and not allow_past_due:
         raise click.UsageError("--reason goes with --allow-past-due")
     accepted = (reason or "") if allow_past_due else None
-    emit(session.json, session.app().plan_ca(ca_id, action=action, assignee=assignee, due=due,
-                                              action_type=action_type,
-                                              past_due_reason=accepted), written)
+    emit(session.json, session.app().corrective_actions.plan_ca(ca_id, action=action,
+                                                                assignee=assignee, due=due,
+                                                                 action_type=action_type,
+                                                                 past_due_reason=accepted), written)
 
 
 @ca.command()
@@ -109,7 +113,7 @@ def approve(session: Session, ca_id: str) -> None:
     Example:
       capa ca approve CA-2026-0001
     """
-    emit(session.json, session.app().approve_ca(ca_id), written)
+    emit(session.json, session.app().corrective_actions.approve_ca(ca_id), written)
 
 
 @ca.command()
@@ -136,9 +140,10 @@ def complete(session: Session, ca_id: str, action: str, note: str,
     """
     if reason is not None and on_behalf_of is None:
         raise click.UsageError("--reason goes with --on-behalf-of")
-    emit(session.json, session.app().complete_action(ca_id, action, note=note,
-                                                      evidence=evidence, on_behalf_of=on_behalf_of,
-                                                      reason=reason), written)
+    emit(session.json, session.app().corrective_actions.complete_action(ca_id, action, note=note,
+                                                                         evidence=evidence,
+                                                                        on_behalf_of=on_behalf_of,
+                                                                         reason=reason), written)
 
 
 @ca.command()
@@ -159,8 +164,9 @@ def extend(session: Session, ca_id: str, action: str, due: str, reason: str,
     Example:
       capa ca extend CA-2026-0001 A2 --due 2027-01-31 --reason "Supplier tooling lead time"
     """
-    emit(session.json, session.app().extend_action(ca_id, action, due=due, reason=reason,
-                                                   allow_past_due=allow_past_due), written)
+    cas = session.app().corrective_actions
+    emit(session.json, cas.extend_action(ca_id, action, due=due, reason=reason,
+                                         allow_past_due=allow_past_due), written)
 
 
 @ca.command()
@@ -184,8 +190,9 @@ def verify(session: Session, ca_id: str, effective: bool, not_effective: bool, n
     """
     if effective == not_effective:
         raise click.UsageError("give exactly one of --effective and --not-effective")
-    emit(session.json, session.app().verify_ca(ca_id, effective=effective, note=note,
-                                                evidence=evidence), written)
+    emit(session.json, session.app().corrective_actions.verify_ca(ca_id, effective=effective,
+                                                                  note=note,
+                                                                   evidence=evidence), written)
 
 
 @ca.command()
@@ -199,7 +206,7 @@ def close(session: Session, ca_id: str) -> None:
     Example:
       capa ca close CA-2026-0001
     """
-    emit(session.json, session.app().close_ca(ca_id), written)
+    emit(session.json, session.app().corrective_actions.close_ca(ca_id), written)
 
 
 @ca.command()
@@ -214,7 +221,7 @@ def cancel(session: Session, ca_id: str, reason: str) -> None:
     Example:
       capa ca cancel CA-2026-0002 --reason "Merged into CA-2026-0001"
     """
-    emit(session.json, session.app().cancel_ca(ca_id, reason=reason), written)
+    emit(session.json, session.app().corrective_actions.cancel_ca(ca_id, reason=reason), written)
 
 
 @ca.command()
@@ -229,7 +236,7 @@ def reopen(session: Session, ca_id: str, reason: str) -> None:
     Example:
       capa ca reopen CA-2026-0001 --reason "Cracks recurred in lot L2502"
     """
-    emit(session.json, session.app().reopen_ca(ca_id, reason=reason), written)
+    emit(session.json, session.app().corrective_actions.reopen_ca(ca_id, reason=reason), written)
 
 
 @ca.command()
@@ -245,7 +252,7 @@ def show(session: Session, ca_id: str, as_of: str | None, version: int | None) -
     Example:
       capa ca show CA-2026-0001 --version 7
     """
-    view = session.app().show(require_prefix(ca_id, "CA"), version=version, as_of=as_of)
+    view = session.app().records.show(require_prefix(ca_id, "CA"), version=version, as_of=as_of)
     emit(session.json, view, record_text)
 
 
@@ -265,8 +272,8 @@ def list_(session: Session, statuses: tuple[str, ...], severities: tuple[str, ..
     Example:
       capa ca list --status approved --overdue
     """
-    views = session.app().list_records("ca", statuses=statuses, severities=severities,
-                                       sources=sources, overdue=overdue)
+    views = session.app().queries.list_records("ca", statuses=statuses, severities=severities,
+                                               sources=sources, overdue=overdue)
     emit(session.json, views, lambda rows: table(
         [[r["id"], r["status"], r["owner"], r["iteration"], r["title"]] for r in rows],
         ["id", "status", "owner", "iteration", "title"]))

@@ -35,7 +35,7 @@ def list_(session: Session, record_id: str) -> None:
     Example:
       capa evidence list CA-2026-0001
     """
-    emit(session.json, session.app().evidence_list(record_id), _list_text)
+    emit(session.json, session.app().evidence.evidence_list(record_id), _list_text)
 
 
 def _list_text(rows: list[dict[str, Any]]) -> str:
@@ -66,7 +66,7 @@ def get(session: Session, record_id: str, wanted: str, out: Path) -> None:
       capa evidence get CA-2026-0001 3f9a...c2 --out copy.pdf
     """
     check_out(out)
-    entry, content = session.app().evidence_file(record_id, wanted)
+    entry, content = session.app().evidence.evidence_file(record_id, wanted)
     write_out(out, content, private=True)
     emit(session.json, {**entry, "out": str(out), "bytes": len(content)},
          lambda d: f"written {d['out']}: {d['name']}, {d['bytes']} bytes, sha256 {d['sha256']} "

@@ -47,7 +47,7 @@ def raise_(session: Session, /, **options: Any) -> None:
       capa nc raise --title "Seal strength low" --description "Line 3, 12 of 50 below 8 N" \\
           --source process --severity major --product "Pouch P-10" --lot L2407
     """
-    result = session.app().raise_nc(**options)
+    result = session.app().nonconformities.raise_nc(**options)
     emit(session.json, result, written)
 
 
@@ -68,8 +68,8 @@ def contain(session: Session, nc_id: str, action: str, disposition: str,
       capa nc contain NC-2026-0001 --action "Lot L2407 quarantined" --disposition quarantine \\
           --location "Finished goods warehouse, bay 4"
     """
-    result = session.app().contain_nc(nc_id, action=action, disposition=disposition,
-                                      location=location)
+    result = session.app().nonconformities.contain_nc(nc_id, action=action, disposition=disposition,
+                                                      location=location)
     emit(session.json, result, written)
 
 
@@ -93,9 +93,10 @@ def assess(session: Session, nc_id: str, impact: int, likelihood: int,
     """
     if capa_required is None:
         raise click.UsageError("give --capa-required or --no-capa-required")
-    emit(session.json, session.app().assess_nc(nc_id, impact=impact, likelihood=likelihood,
-                                                capa_required=capa_required,
-                                                rationale=rationale), written)
+    emit(session.json, session.app().nonconformities.assess_nc(nc_id, impact=impact,
+                                                               likelihood=likelihood,
+                                                                capa_required=capa_required,
+                                                                rationale=rationale), written)
 
 
 @nc.command()
@@ -110,7 +111,7 @@ def link(session: Session, nc_id: str, ca_id: str) -> None:
     Example:
       capa nc link NC-2026-0003 CA-2026-0001
     """
-    emit(session.json, session.app().link_nc(nc_id, ca_id), written)
+    emit(session.json, session.app().nonconformities.link_nc(nc_id, ca_id), written)
 
 
 @nc.command()
@@ -126,7 +127,7 @@ def close(session: Session, nc_id: str) -> None:
     Example:
       capa nc close NC-2026-0002
     """
-    emit(session.json, session.app().close_nc(nc_id), written)
+    emit(session.json, session.app().nonconformities.close_nc(nc_id), written)
 
 
 @nc.command()
@@ -141,7 +142,7 @@ def cancel(session: Session, nc_id: str, reason: str) -> None:
     Example:
       capa nc cancel NC-2026-0004 --reason "Duplicate of NC-2026-0003"
     """
-    emit(session.json, session.app().cancel_nc(nc_id, reason=reason), written)
+    emit(session.json, session.app().nonconformities.cancel_nc(nc_id, reason=reason), written)
 
 
 @nc.command()
@@ -156,7 +157,7 @@ def reopen(session: Session, nc_id: str, reason: str) -> None:
     Example:
       capa nc reopen NC-2026-0002 --reason "Same defect found again in lot L2411"
     """
-    emit(session.json, session.app().reopen_nc(nc_id, reason=reason), written)
+    emit(session.json, session.app().nonconformities.reopen_nc(nc_id, reason=reason), written)
 
 
 @nc.command()
@@ -175,8 +176,8 @@ def amend(session: Session, nc_id: str, field_name: str, value: str, reason: str
       capa nc amend NC-2026-0001 --field severity --value critical \\
           --reason "Patient contact confirmed by complaint follow-up"
     """
-    emit(session.json, session.app().amend_nc(nc_id, field=field_name, value=value,
-                                               reason=reason), written)
+    emit(session.json, session.app().nonconformities.amend_nc(nc_id, field=field_name, value=value,
+                                                               reason=reason), written)
 
 
 @nc.command()
@@ -192,7 +193,7 @@ def show(session: Session, nc_id: str, as_of: str | None, version: int | None) -
     Example:
       capa nc show NC-2026-0001 --as-of 2026-03-31
     """
-    view = session.app().show(require_prefix(nc_id, "NC"), version=version, as_of=as_of)
+    view = session.app().records.show(require_prefix(nc_id, "NC"), version=version, as_of=as_of)
     emit(session.json, view, record_text)
 
 
@@ -211,8 +212,8 @@ def list_(session: Session, statuses: tuple[str, ...], severities: tuple[str, ..
     Example:
       capa nc list --status open --status contained --severity critical
     """
-    views = session.app().list_records("nc", statuses=statuses, severities=severities,
-                                       sources=sources, overdue=overdue)
+    views = session.app().queries.list_records("nc", statuses=statuses, severities=severities,
+                                               sources=sources, overdue=overdue)
     emit(session.json, views, lambda rows: table(
         [[r["id"], r["status"], r["severity"], r["source"], r["detected_on"], r["title"]]
          for r in rows], ["id", "status", "severity", "source", "detected", "title"]))

@@ -26,7 +26,7 @@ def history(session: Session, record_id: str, diff: bool) -> None:
       capa history CA-2026-0001
       capa history NC-2026-0001 --diff
     """
-    entries = session.app().history(record_id)
+    entries = session.app().records.history(record_id)
     if diff and session.json:
         emit(True, [{"position": e["position"], "version": e["version"], "time": e["time"],
                      "actor": e["actor"], "event_type": e["event_type"],
@@ -123,7 +123,7 @@ def overdue(session: Session) -> None:
     Example:
       capa overdue
     """
-    emit(session.json, session.app().overdue(), lambda rows: table(
+    emit(session.json, session.app().queries.overdue(), lambda rows: table(
         [[r["ca"], r["kind"], r["action"], r["assignee"], r["due"], r["days_overdue"],
           r["title"]] for r in rows],
         ["ca", "kind", "action", "assignee", "due", "days late", "title"]) if rows

@@ -41,7 +41,9 @@ def add(session: Session, user_id: str, full_name: str, roles: tuple[str, ...]) 
     from capa.cli.auth import new_password
 
     app = session.app()
-    result = app.add_user(user_id, full_name=full_name, roles=roles, password=new_password())
+    # Asked for only once the operation has admitted the acting user.
+    result = app.identity.add_user(user_id, full_name=full_name, roles=roles,
+                                   password=new_password)
     emit(session.json, result, written)
 
 
@@ -58,7 +60,7 @@ def grant(session: Session, user_id: str, role: str) -> None:
     Example:
       capa user grant apatel quality
     """
-    emit(session.json, session.app().grant_role(user_id, role), written)
+    emit(session.json, session.app().identity.grant_role(user_id, role), written)
 
 
 @user.command("revoke")
@@ -74,7 +76,7 @@ def revoke(session: Session, user_id: str, role: str) -> None:
     Example:
       capa user revoke apatel quality
     """
-    emit(session.json, session.app().revoke_role(user_id, role), written)
+    emit(session.json, session.app().identity.revoke_role(user_id, role), written)
 
 
 @user.command("passwd")
@@ -92,12 +94,16 @@ def passwd(session: Session) -> None:
     from capa.domain.errors import NotPermitted
 
     app = session.app()
-    current = session.password
-    if current is None:
+
+    def current() -> str:
+        if session.password is not None:
+            return session.password
         if not interactive():
             raise NotPermitted("your current password is needed: set CAPA_PASSWORD")
-        current = prompt_password("Current password")
-    emit(session.json, app.change_password(current, new_password()), written)
+        return prompt_password("Current password")
+
+    # Both are asked for only once the operation has admitted the acting user.
+    emit(session.json, app.identity.change_password(current, new_password), written)
 
 
 @user.command("unlock")
@@ -112,7 +118,7 @@ def unlock(session: Session, user_id: str) -> None:
     Example:
       capa user unlock apatel
     """
-    emit(session.json, session.app().unlock_user(user_id), written)
+    emit(session.json, session.app().identity.unlock_user(user_id), written)
 
 
 @user.command("deactivate")
@@ -128,7 +134,7 @@ def deactivate(session: Session, user_id: str) -> None:
     Example:
       capa user deactivate tokafor
     """
-    emit(session.json, session.app().deactivate_user(user_id), written)
+    emit(session.json, session.app().identity.deactivate_user(user_id), written)
 
 
 @user.command("list")
@@ -141,7 +147,7 @@ def list_users(session: Session) -> None:
     Example:
       capa user list
     """
-    emit(session.json, session.app().list_users(), _users_text)
+    emit(session.json, session.app().identity.list_users(), _users_text)
 
 
 def _users_text(rows: list[dict[str, Any]]) -> str:
@@ -165,7 +171,7 @@ def login(session: Session) -> None:
 
     app = session.app()
     user_id, password = login_credentials()
-    opened = app.login(user_id, password)
+    opened = app.identity.login(user_id, password)
     path = write_session(session.db, opened["user"], opened["token"], opened["started_at"])
     emit(session.json, {"user": opened["user"], "started_at": opened["started_at"],
                         "session_file": str(path)},
@@ -188,7 +194,7 @@ def logout(session: Session) -> None:
     data = read_session()
     ended = None
     if data and data.get("store") == store_key(session.db):
-        open_store(session.db).logout(str(data["user"]), str(data["token"]))
+        open_store(session.db).identity.logout(str(data["user"]), str(data["token"]))
         ended = str(data["user"])
     if data:
         remove_session()
@@ -206,5 +212,5 @@ def whoami(session: Session) -> None:
     Example:
       capa whoami
     """
-    emit(session.json, session.app().whoami(),
+    emit(session.json, session.app().identity.whoami(),
          lambda d: f"{d['user']} ({d['full_name']}); roles: {', '.join(d['roles']) or 'none'}")

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from capa.app.views import CorrectiveActionView, NonconformityView
 from capa.domain.errors import CapaError
 from tests.support.backends import discard_target, new_target, store_exists
 from tests.support.cast import QUALITY_MANAGER, REPORTER, TECHNICIAN, VERIFIER, password_of
+from tests.support.reading import reading
 
 #: Field names as a quality manager says them, and as the record calls them.
 FIELDS = {
@@ -179,13 +180,15 @@ class World:
 
     def nc(self, alias: str) -> NonconformityView:
         self.expect_no_refusal()
-        view = self.app.show(self.ref(alias))
+        with reading(self.app):
+            view = self.app.records.show(self.ref(alias))
         assert isinstance(view, NonconformityView)
         return view
 
     def ca(self, alias: str) -> CorrectiveActionView:
         self.expect_no_refusal()
-        view = self.app.show(self.ref(alias))
+        with reading(self.app):
+            view = self.app.records.show(self.ref(alias))
         assert isinstance(view, CorrectiveActionView)
         return view
 
@@ -194,7 +197,7 @@ class World:
 
 
 def raise_default_nc(world: World, alias: str, severity: str = "major") -> str:
-    result = world.act(REPORTER, lambda app: app.raise_nc(
+    result = world.act(REPORTER, lambda app: app.nonconformities.raise_nc(
         title=f"{alias.capitalize()} found at final inspection",
         description=f"{alias.capitalize()} seen on units of lot L2311 at final inspection.",
         source="process", severity=severity, product="IP-200 housing", lot="L2311"))
@@ -206,13 +209,13 @@ def assess_needing_ca(world: World, alias: str) -> None:
     if alias not in world.refs:
         raise_default_nc(world, alias)
     ref = world.ref(alias)
-    world.act(QUALITY_MANAGER, lambda app: app.assess_nc(
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.assess_nc(
         ref, impact=4, likelihood=3, capa_required=True))
 
 
 def open_default_ca(world: World, alias: str, owner: str, nc_alias: str) -> None:
     nc_ref = world.ref(nc_alias)
-    result = world.act(QUALITY_MANAGER, lambda app: app.open_ca(
+    result = world.act(QUALITY_MANAGER, lambda app: app.corrective_actions.open_ca(
         title=f"{alias.capitalize()} corrective action",
         problem=f"{alias.capitalize()}: the problem raised in {nc_ref}",
         owner=owner, ncs=[nc_ref]))
@@ -225,31 +228,32 @@ CA_PATH = ("open", "investigated", "planned", "approved", "implemented", "verifi
 def _next_step(world: World, view: CorrectiveActionView) -> None:
     ref, owner = view.id, view.owner
     if view.status == "open":
-        world.act(owner, lambda app: app.investigate_ca(
+        world.act(owner, lambda app: app.corrective_actions.investigate_ca(
             ref, method="ishikawa", category="machine",
             root_cause="Worn gate insert on mould M-17 gives thin boss walls"))
     elif view.status == "investigated" and not any(a.iteration == view.iteration
                                                    for a in view.analyses):
         # A later iteration re-examines the root cause before it plans (R7).
-        world.act(owner, lambda app: app.investigate_ca(
+        world.act(owner, lambda app: app.corrective_actions.investigate_ca(
             ref, method="ishikawa", category="material",
             root_cause="Resin moisture above 0.02 % weakens the boss"))
     elif view.status == "investigated":
-        world.act(owner, lambda app: app.plan_ca(
+        world.act(owner, lambda app: app.corrective_actions.plan_ca(
             ref, action="Sort and rework the affected lot", assignee=TECHNICIAN,
             due=days_from_today(14), action_type="correction"))
     elif view.status == "planned":
-        world.act(QUALITY_MANAGER, lambda app: app.approve_ca(ref))
+        world.act(QUALITY_MANAGER, lambda app: app.corrective_actions.approve_ca(ref))
     elif view.status == "approved":
         for item in view.items:
             if item.state == "open":
-                world.act(item.assignee, lambda app, n=item.number: app.complete_action(
+                world.act(item.assignee, lambda app,
+                          n=item.number: app.corrective_actions.complete_action(
                     ref, n, note="Done as planned"))
     elif view.status == "implemented":
-        world.act(VERIFIER, lambda app: app.verify_ca(
+        world.act(VERIFIER, lambda app: app.corrective_actions.verify_ca(
             ref, effective=True, note="No recurrence in six lots since the change"))
     elif view.status == "verified":
-        world.act(QUALITY_MANAGER, lambda app: app.close_ca(ref))
+        world.act(QUALITY_MANAGER, lambda app: app.corrective_actions.close_ca(ref))
 
 
 def advance_ca(world: World, alias: str, target: str) -> None:

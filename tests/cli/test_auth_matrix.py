@@ -20,8 +20,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from capa.adapters.target import parse_target
+from capa.app.application import CapaApplication
 from capa.app.permissions import allowed_roles
-from capa.app.service import CapaApplication
 from capa.app.store import open_store
 from capa.audit.keys import create_store_key
 from capa.domain.errors import NotPermitted
@@ -109,56 +109,63 @@ def _build(target: str, key: Path) -> dict[str, str]:
 
 
 def _records(app: CapaApplication, fingerprint: str) -> dict[str, str]:
-    app.initialise("Matrix Medical", fingerprint, admin=USER["admin"], full_name="Ada Admin",
-                   password=PASSWORD)
+    app.identity.initialise("Matrix Medical", fingerprint, admin=USER["admin"],
+                            full_name="Ada Admin",
+                            password=PASSWORD)
 
     with app.acting_as(USER["admin"], PASSWORD):
         for role in ROLES[1:]:
-            app.add_user(USER[role], full_name=f"{role.title()} One", roles=[role],
-                         password=PASSWORD)
-        app.add_user("spare1", full_name="Spare One", roles=["reporter"], password=PASSWORD)
-        app.add_user("locked1", full_name="Locked One", roles=["reporter"], password=PASSWORD)
-        app.add_user(USER["norole"], full_name="Norole One", roles=["reporter"],
-                     password=PASSWORD)
-        app.revoke_role(USER["norole"], "reporter")
+            app.identity.add_user(USER[role], full_name=f"{role.title()} One", roles=[role],
+                                  password=PASSWORD)
+        app.identity.add_user("spare1", full_name="Spare One", roles=["reporter"],
+                              password=PASSWORD)
+        app.identity.add_user("locked1", full_name="Locked One", roles=["reporter"],
+                              password=PASSWORD)
+        app.identity.add_user(USER["norole"], full_name="Norole One", roles=["reporter"],
+                              password=PASSWORD)
+        app.identity.revoke_role(USER["norole"], "reporter")
     for _ in range(5):
         with contextlib.suppress(NotPermitted):
-            app.authenticate("locked1", WRONG)
+            app.identity.authenticate("locked1", WRONG)
     refs: dict[str, str] = {}
 
     def raise_nc() -> str:
         with app.acting_as(USER["reporter"], PASSWORD):
-            return app.raise_nc(title="Cracked housing", description="Crack at boss B2",
-                                source="process", severity="major").id
+            return app.nonconformities.raise_nc(title="Cracked housing",
+                                                description="Crack at boss B2",
+                                                source="process", severity="major").id
 
     with app.acting_as(USER["quality"], PASSWORD):
         refs["NC_OPEN"] = raise_nc()
         refs["NC_NOCA"] = raise_nc()
-        app.assess_nc(refs["NC_NOCA"], impact=1, likelihood=1, capa_required=False,
-                      rationale="Isolated")
+        app.nonconformities.assess_nc(refs["NC_NOCA"], impact=1, likelihood=1, capa_required=False,
+                                      rationale="Isolated")
         refs["NC_CA"] = raise_nc()
-        app.assess_nc(refs["NC_CA"], impact=3, likelihood=3, capa_required=True)
+        app.nonconformities.assess_nc(refs["NC_CA"], impact=3, likelihood=3, capa_required=True)
         refs["NC_CANCELLED"] = raise_nc()
-        app.cancel_nc(refs["NC_CANCELLED"], reason="Duplicate")
+        app.nonconformities.cancel_nc(refs["NC_CANCELLED"], reason="Duplicate")
         for name in ("CA_OPEN", "CA_INVESTIGATED", "CA_PLANNED", "CA_APPROVED",
                      "CA_IMPLEMENTED", "CA_VERIFIED", "CA_CANCELLED"):
-            refs[name] = app.open_ca(title=name, problem="Boss cracks", owner=OWNER).id
-        app.cancel_ca(refs["CA_CANCELLED"], reason="Superseded")
+            refs[name] = app.corrective_actions.open_ca(title=name, problem="Boss cracks",
+                                                        owner=OWNER).id
+        app.corrective_actions.cancel_ca(refs["CA_CANCELLED"], reason="Superseded")
     steps = ("CA_INVESTIGATED", "CA_PLANNED", "CA_APPROVED", "CA_IMPLEMENTED", "CA_VERIFIED")
     with app.acting_as(OWNER, PASSWORD):
         for name in steps:
-            app.investigate_ca(refs[name], method="other", category="man", root_cause="Worn")
+            app.corrective_actions.investigate_ca(refs[name], method="other", category="man",
+                                                  root_cause="Worn")
         for name in steps[1:]:
-            app.plan_ca(refs[name], action="Replace insert", assignee=OWNER, due=in_days(10),
-                        action_type="corrective")
+            app.corrective_actions.plan_ca(refs[name], action="Replace insert", assignee=OWNER,
+                                           due=in_days(10),
+                                           action_type="corrective")
     with app.acting_as(USER["quality"], PASSWORD):
         for name in steps[2:]:
-            app.approve_ca(refs[name])
+            app.corrective_actions.approve_ca(refs[name])
     with app.acting_as(OWNER, PASSWORD):
         for name in steps[3:]:
-            app.complete_action(refs[name], "A1", note="Done")
+            app.corrective_actions.complete_action(refs[name], "A1", note="Done")
     with app.acting_as(USER["quality"], PASSWORD):
-        app.verify_ca(refs["CA_VERIFIED"], effective=True, note="No recurrence")
+        app.corrective_actions.verify_ca(refs["CA_VERIFIED"], effective=True, note="No recurrence")
     return refs
 
 
@@ -338,7 +345,7 @@ def test_a_command_the_table_does_not_name_is_refused_for_everyone(
         with app.acting_as(USER[role], PASSWORD), pytest.raises(NotPermitted):
             app.authorise("readmodels rebuild")
         with app.acting_as(USER[role], PASSWORD), pytest.raises(NotPermitted):
-            app.rebuild_read_models()
+            app.queries.rebuild_read_models()
     finally:
         app.close()
 
@@ -509,7 +516,7 @@ def test_a_session_older_than_8_hours_is_refused(store: Store,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     login(store)
     # The login time comes from the store's event, so no edit of the file can extend it.
-    monkeypatch.setattr("capa.app.service.SESSION_MAX_AGE", dt.timedelta(0))
+    monkeypatch.setattr("capa.app.identity.SESSION_MAX_AGE", dt.timedelta(0))
     outcome = store.run("nc", "list")
     assert outcome.code == 4 and "8 hours" in outcome.stderr
 

@@ -17,7 +17,7 @@ import pytest
 from eventsourcing.application import Application
 
 from capa.adapters.target import parse_target
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import store_env
 from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.nonconformity import Nonconformity
@@ -116,7 +116,7 @@ def test_a_forged_snapshot_never_changes_the_record_and_verify_names_it(
     nc = capa.nc("Title 0")
     with earlier_release(capa) as old, old.acting_as(capa.quality_manager, capa.password):
         for n in range(1, 53):
-            old.amend_nc(nc, field="title", value=f"Title {n}", reason="Clarified")
+            old.nonconformities.amend_nc(nc, field="title", value=f"Title {n}", reason="Clarified")
     assert [r[1] for r in snapshots(capa)] == [50]
     assert capa.run("audit", "checkpoint").code == 0
     kept = tmp_path / "kept.checkpoint"
@@ -144,11 +144,11 @@ def test_a_forged_snapshot_never_changes_the_record_and_verify_names_it(
 def test_a_forged_owner_in_a_snapshot_does_not_let_the_owner_approve(capa: Capa) -> None:
     ca = capa.ca(owner=capa.quality_engineer)
     with earlier_release(capa) as old, old.acting_as(capa.quality_engineer, capa.password):
-        old.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
-                           category="machine", whys=["The boss cracks"])
+        old.corrective_actions.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
+                                              category="machine", whys=["The boss cracks"])
         for n in range(1, 50):
-            old.plan_ca(ca, action=f"Sort lot L{n}", assignee=capa.technician,
-                        due=capa.day(10), action_type="correction")
+            old.corrective_actions.plan_ca(ca, action=f"Sort lot L{n}", assignee=capa.technician,
+                                           due=capa.day(10), action_type="correction")
     assert [r[1] for r in snapshots(capa)] == [50]
     forge_snapshot(capa, ca, "owner", capa.owner)
 
@@ -168,7 +168,7 @@ def test_a_snapshot_of_a_version_the_log_lacks_or_of_unreadable_bytes_is_named(
     nc = capa.nc()
     with earlier_release(capa) as old, old.acting_as(capa.quality_manager, capa.password):
         for n in range(1, 50):
-            old.amend_nc(nc, field="lot", value=f"L{n}", reason="Clarified")
+            old.nonconformities.amend_nc(nc, field="lot", value=f"L{n}", reason="Clarified")
     [(record_id, version, state)] = snapshots(capa)
     query(capa.target, "UPDATE stored_snapshots SET originator_version = 70")
     assert verify_fails(capa) == [{"table": snapshot_table(capa), "record": f"{nc} version 70",

@@ -18,7 +18,7 @@ from eventsourcing.application import Repository
 
 import capa as capa_package
 from capa.adapters.target import parse_target
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from capa.cli.main import cli
 from capa.domain.record import record_uuid
@@ -232,8 +232,8 @@ class Interference:
         other: CapaApplication = open_store(self.capa.target)
         try:
             with other.acting_as(self.capa.reporter, self.capa.password):
-                other.contain_nc(self.ref, action="Held by the other writer",
-                                 disposition="quarantine")
+                other.nonconformities.contain_nc(self.ref, action="Held by the other writer",
+                                                 disposition="quarantine")
         finally:
             other.close()
 

@@ -20,6 +20,7 @@ from capa.audit.bundle_evidence import extract_evidence, safe_name
 from capa.audit.errors import TamperDetected
 from capa.domain.errors import InvalidInput
 from tests.support.backends import query
+from tests.support.reading import reading
 
 if TYPE_CHECKING:
     from conftest import Capa
@@ -280,11 +281,13 @@ def test_evidence_of_a_store_written_by_the_first_release_comes_out(
     facts = json.loads(golden.with_suffix(".json").read_text())
     app = open_store(str(copy))
     try:
-        found = [e for r in facts["records"] if r["kind"] == "CorrectiveAction"
-                 for e in app.evidence_list(r["id"])]
+        with reading(app):
+            found = [e for r in facts["records"] if r["kind"] == "CorrectiveAction"
+                     for e in app.evidence.evidence_list(r["id"])]
         assert found, "the golden store keeps an evidence file"
         for entry in found:
-            chosen, content = app.evidence_file(entry["record"], entry["sha256"])
+            with reading(app):
+                chosen, content = app.evidence.evidence_file(entry["record"], entry["sha256"])
             assert chosen["name"] == entry["name"]
             assert sha(content) == entry["sha256"] and len(content) == entry["size"]
     finally:

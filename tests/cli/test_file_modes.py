@@ -51,8 +51,8 @@ def test_store_key_log_and_session_are_private_under_umask_000(fresh: Capa,
     app = open_store(fresh.target)
     try:
         with app.acting_as("mhernandez", fresh.password):
-            app.add_user("jchen", full_name="Jun Chen", roles=["quality"],
-                         password=fresh.password)
+            app.identity.add_user("jchen", full_name="Jun Chen", roles=["quality"],
+                                  password=fresh.password)
         for suffix in ("", "-wal", "-shm"):
             path = Path(fresh.target + suffix)
             assert path.exists(), suffix

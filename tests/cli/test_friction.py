@@ -369,7 +369,7 @@ def _program(folder: Path) -> Path:
 
 def test_the_tour_names_capa_by_its_path_when_the_path_does_not_find_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from capa.cli.store import command_as_typed
+    from capa.cli.init import command_as_typed
 
     program = _program(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -384,7 +384,7 @@ def test_the_tour_names_capa_by_its_path_when_the_path_does_not_find_it(
 
 def test_the_tour_says_capa_when_the_path_finds_this_very_program(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from capa.cli.store import command_as_typed
+    from capa.cli.init import command_as_typed
 
     program = _program(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -399,7 +399,7 @@ def test_the_tour_says_capa_when_the_path_finds_this_very_program(
 def test_the_tour_of_python_m_capa_says_python_m_capa(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from capa.cli.store import command_as_typed
+    from capa.cli.init import command_as_typed
 
     monkeypatch.setattr("sys.argv", ["/somewhere/capa/__main__.py", "demo"])
     typed = command_as_typed()

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.spreadsheet import read_table
 from capa.domain.dates import parse_day
 from capa.domain.errors import InvalidInput
 from capa.domain.values import parse_date
 from tests.support.cast import QUALITY_MANAGER, REPORTER
 from tests.support.cli import run_main
+from tests.support.reading import reading
 from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
@@ -56,7 +57,8 @@ def refused(store: Store, path: Path, monkeypatch: pytest.MonkeyPatch,
 
 
 def ncs(app: CapaApplication) -> dict[str, dict[str, Any]]:
-    return {str(v.external_ref): v.model_dump() for v in app.list_records("nc")}
+    with reading(app):
+        return {str(v.external_ref): v.model_dump() for v in app.queries.list_records("nc")}
 
 
 def csv_bytes(rows: list[list[str]], delimiter: str, encoding: str, *, bom: bool = False,
@@ -302,7 +304,8 @@ def test_cli_option_and_import_cell_agree_end_to_end(
         import_code, _, _ = run(store, ["import", str(dated(tmp_path, value))],
                                 monkeypatch, capsys)
         assert cli_code == import_code, value
-    days = sorted(nc.detected_on for nc in app.list_records("nc"))
+    with reading(app):
+        days = sorted(nc.detected_on for nc in app.queries.list_records("nc"))
     assert days == ["2025-01-05", "2025-01-05"]
 
 
@@ -323,7 +326,8 @@ def test_detected_on_is_amended_with_a_reason(store: Store, app: CapaApplication
     code, _, err = run(store, [*amend, "--value", "2025-12-01"], monkeypatch, capsys,
                        user=QUALITY_MANAGER)
     assert code == 0, err
-    assert store.app().show(ref).model_dump()["detected_on"] == "2025-12-01"
+    with reading(store.app()):
+        assert store.app().records.show(ref).model_dump()["detected_on"] == "2025-12-01"
     assert ncs(store.app())["D-1"]["detected_on"] == "2025-12-01"  # the read table follows
     code, out, _ = run(store, ["--json", "history", ref, "--diff"], monkeypatch, capsys)
     change = json.loads(out)[-1]

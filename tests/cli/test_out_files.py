@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import click
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
+from capa.app.intake import Intake
 from capa.cli.main import cli
 from capa.domain.errors import CapaError
 
@@ -188,7 +189,7 @@ def test_a_failure_midway_leaves_the_earlier_file(capa: Capa,
     capa.nc()
     out = capa.folder / "events.jsonl"
     out.write_text("earlier export\n", encoding="utf-8")
-    events = CapaApplication.export_events
+    events = Intake.export_events
 
     def failing(self: CapaApplication) -> Iterator[dict[str, Any]]:
         for number, event in enumerate(events(self)):
@@ -196,7 +197,7 @@ def test_a_failure_midway_leaves_the_earlier_file(capa: Capa,
                 raise CapaError("the store went away")
             yield event
 
-    monkeypatch.setattr(CapaApplication, "export_events", failing)
+    monkeypatch.setattr(Intake, "export_events", failing)
     outcome = capa.run("export", "--format", "jsonl", "--out", str(out))
     assert outcome.code == 1
     assert outcome.stderr == "capa: the store went away\n"

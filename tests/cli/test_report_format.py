@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from tests.support.cast import REPORTER
 from tests.support.cli import run_main as run
 from tests.support.stores import Store, app, cli_env, store
@@ -21,8 +21,8 @@ MAGIC = {"pdf": b"%PDF-", "md": b"# 8D report ", "html": b"<!DOCTYPE html>"}
 @pytest.fixture
 def nc(store: Store, app: CapaApplication) -> str:
     with store.acting(app, REPORTER):
-        return app.raise_nc(title="Burr on edge", description="Final inspection",
-                            source="process", severity="minor").id
+        return app.nonconformities.raise_nc(title="Burr on edge", description="Final inspection",
+                                            source="process", severity="minor").id
 
 
 @pytest.mark.sqlite_only("argument handling; the back end plays no part")

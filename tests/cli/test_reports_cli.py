@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from tests.support.cast import AUDITOR, QUALITY_MANAGER, REPORTER
 from tests.support.cli import run_main as run
 from tests.support.stores import Store, app, cli_env, has_accounts, store

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from capa.app import keyring
+from capa.app.application import CapaApplication
 from capa.app.passwords import hash_password
-from capa.app.service import CapaApplication
 from capa.app.store import open_store
 from capa.audit import bundle as bundle_module
 from capa.audit.bundle import export_bundle, verify_bundle
@@ -61,15 +61,15 @@ def store(store_target: str) -> Iterator[CapaApplication]:
 
 
 def private_key_of(app: CapaApplication, user: str) -> Any:
-    stored = app._user_keys().get(user)
+    stored = app.user_keys().get(user)
     return keyring.unwrap(stored.wrapped, PASSWORD, user, stored.key_id)
 
 
 def lock(app: CapaApplication, user: str) -> None:
     for _ in range(MAX_FAILED_ATTEMPTS):
         with pytest.raises(NotPermitted):
-            app.authenticate(user, WRONG)
-    assert app._user(user).status == "locked"
+            app.identity.authenticate(user, WRONG)
+    assert app.user(user).status == "locked"
 
 
 def insert_change(app: CapaApplication, target: str, user: str, action: str, *,
@@ -78,7 +78,7 @@ def insert_change(app: CapaApplication, target: str, user: str, action: str, *,
     """INSERT an account change for `user` into the event table, as a store writer would: no
     code of capa's runs. `signer` names whom the forged signature claims (None: no signature);
     `key` signs it. Returns the forged event's version."""
-    version = app._user(user).version + 1
+    version = app.user(user).version + 1
     signed_at = now_iso()
     authorisation = None
     if signer is not None:
@@ -86,7 +86,7 @@ def insert_change(app: CapaApplication, target: str, user: str, action: str, *,
                                        signed_at=signed_at, signer=signer,
                                        credential=credential)
         authorisation = {"signer": signer, "signed_at": signed_at,
-                         "key_id": keyring.key_id(str(app._user(signer).public_key)),
+                         "key_id": keyring.key_id(str(app.user(signer).public_key)),
                          "signature": sign(key, message)}
     state: dict[str, Any] = {
         "timestamp": {"_type_": "datetime_iso", "_data_": signed_at.replace("Z", "+00:00")},
@@ -94,7 +94,7 @@ def insert_change(app: CapaApplication, target: str, user: str, action: str, *,
         "class_version": 3 if action == "passwd" else 2}
     if credential is not None:
         state["credential"] = credential
-    insert(target, app._user(user).id, version, TOPIC[action],
+    insert(target, app.user(user).id, version, TOPIC[action],
            json.dumps(state, separators=(",", ":")))
     return version
 
@@ -125,7 +125,7 @@ def assert_refused(target: str, user: str, password: str, words: str) -> None:
     try:
         before = event_count(target)
         with pytest.raises(NotPermitted) as refused:
-            app.login(user, password)
+            app.identity.login(user, password)
         assert words in str(refused.value)
         assert event_count(target) == before
     finally:
@@ -143,10 +143,10 @@ def test_signed_unlock_deactivation_and_password_change_verify(
         store: CapaApplication, store_target: str, tmp_path: Path) -> None:
     lock(store, REPORTER)
     with store.acting_as(ADMIN, PASSWORD):
-        store.unlock_user(REPORTER)
-        store.deactivate_user(OWNER)
+        store.identity.unlock_user(REPORTER)
+        store.identity.deactivate_user(OWNER)
     with store.acting_as(ENGINEER, PASSWORD):
-        store.change_password(PASSWORD, "a-brand-new-secret-9")
+        store.identity.change_password(PASSWORD, "a-brand-new-secret-9")
     assert [r["authorisation"]["signer"] for a in ("unlock", "deactivate", "passwd")
             for r in rows_of(store_target, a)] == [ADMIN, ADMIN, ENGINEER]
     done = verify_cli(store_target, tmp_path, by=ADMIN)
@@ -155,10 +155,10 @@ def test_signed_unlock_deactivation_and_password_change_verify(
     # What each person sees afterwards is as the signed changes say.
     again = open_store(store_target)
     try:
-        assert again.login(REPORTER, PASSWORD)["user"] == REPORTER
-        assert again.login(ENGINEER, "a-brand-new-secret-9")["user"] == ENGINEER
+        assert again.identity.login(REPORTER, PASSWORD)["user"] == REPORTER
+        assert again.identity.login(ENGINEER, "a-brand-new-secret-9")["user"] == ENGINEER
         with pytest.raises(NotPermitted, match="deactivated"):
-            again.login(OWNER, PASSWORD)
+            again.identity.login(OWNER, PASSWORD)
     finally:
         again.close()
 
@@ -168,20 +168,20 @@ def test_an_unlock_without_the_password_again_is_refused(store: CapaApplication,
     lock(store, REPORTER)
     before = event_count(store_target)
     with store.acting_as(ADMIN), pytest.raises(NotPermitted) as refused:
-        store.unlock_user(REPORTER)
+        store.identity.unlock_user(REPORTER)
     assert "password again" in str(refused.value)
     assert event_count(store_target) == before
-    assert store._user(REPORTER).status == "locked"
+    assert store.user(REPORTER).status == "locked"
 
 
 def test_a_deactivation_with_a_wrong_password_again_is_refused(store: CapaApplication,
                                                               store_target: str) -> None:
     before = event_count(store_target)
     with store.acting_as(ADMIN, WRONG), pytest.raises(NotPermitted):
-        store.deactivate_user(OWNER)
+        store.identity.deactivate_user(OWNER)
     # The wrong password counts towards the administrator's lockout, and nothing else changed.
     assert [r[3] for r in event_rows(store_target)[before:]] == [_USER + "LoginFailed"]
-    assert store._user(OWNER).status == "active"
+    assert store.user(OWNER).status == "active"
 
 
 def test_cli_deactivate_and_unlock_sign_with_the_password_of_the_environment(
@@ -232,10 +232,10 @@ def test_an_unlock_in_the_admins_name_signed_with_another_key_fails_verify(
 def test_a_genuine_deactivation_replayed_to_another_account_fails_verify(
         store: CapaApplication, store_target: str, tmp_path: Path) -> None:
     with store.acting_as(ADMIN, PASSWORD):
-        store.deactivate_user(OWNER)
+        store.identity.deactivate_user(OWNER)
     genuine = rows_of(store_target, "deactivate")[0]
-    version = store._user(ENGINEER).version + 1
-    insert(store_target, store._user(ENGINEER).id, version, TOPIC["deactivate"],
+    version = store.user(ENGINEER).version + 1
+    insert(store_target, store.user(ENGINEER).id, version, TOPIC["deactivate"],
            json.dumps(genuine, separators=(",", ":")))
     assert_fails_at(verify_cli(store_target, tmp_path, by=ADMIN), f"USER-{ENGINEER}",
                     version, "copied from another event")
@@ -247,11 +247,11 @@ def test_a_genuine_unlock_replayed_after_a_later_lock_fails_verify(
     """The signature binds the account version: an old unlock does not open a new lock."""
     lock(store, REPORTER)
     with store.acting_as(ADMIN, PASSWORD):
-        store.unlock_user(REPORTER)
+        store.identity.unlock_user(REPORTER)
     lock(store, REPORTER)
     genuine = rows_of(store_target, "unlock")[0]
-    version = store._user(REPORTER).version + 1
-    insert(store_target, store._user(REPORTER).id, version, TOPIC["unlock"],
+    version = store.user(REPORTER).version + 1
+    insert(store_target, store.user(REPORTER).id, version, TOPIC["unlock"],
            json.dumps(genuine, separators=(",", ":")))
     assert_fails_at(verify_cli(store_target, tmp_path), f"USER-{REPORTER}", version,
                     "copied from another event")
@@ -288,12 +288,12 @@ def test_a_genuine_password_change_cannot_carry_another_credential(
     """The user's signature binds the new credential: a writer who copies a signed change and
     swaps in their own hash breaks it."""
     with store.acting_as(ENGINEER, PASSWORD):
-        store.change_password(PASSWORD, "a-brand-new-secret-9")
+        store.identity.change_password(PASSWORD, "a-brand-new-secret-9")
     genuine = rows_of(store_target, "passwd")[0]
     genuine["credential"] = credential_of(hash_password("the-writers-own-password"))
     lock(store, REPORTER)  # any later event, so the copy lands on the engineer's next version
-    version = store._user(ENGINEER).version + 1
-    insert(store_target, store._user(ENGINEER).id, version, TOPIC["passwd"],
+    version = store.user(ENGINEER).version + 1
+    insert(store_target, store.user(ENGINEER).id, version, TOPIC["passwd"],
            json.dumps(genuine, separators=(",", ":")))
     assert_fails_at(verify_cli(store_target, tmp_path, by=ADMIN), f"USER-{ENGINEER}",
                     version, "copied from another event")
@@ -304,10 +304,10 @@ def test_a_genuine_password_change_cannot_carry_another_credential(
     {"signer": "мария", "signed_at": "not a time", "key_id": "<b>", "signature": "!!"}])
 def test_a_malformed_authorisation_fails_verify_without_a_traceback(
         store: CapaApplication, store_target: str, tmp_path: Path, authorisation: Any) -> None:
-    version = store._user(OWNER).version + 1
+    version = store.user(OWNER).version + 1
     state = {"timestamp": {"_type_": "datetime_iso", "_data_": "2026-12-01T00:00:00+00:00"},
              "actor": ADMIN, "authorisation": authorisation}
-    insert(store_target, store._user(OWNER).id, version, TOPIC["deactivate"],
+    insert(store_target, store.user(OWNER).id, version, TOPIC["deactivate"],
            json.dumps(state))
     done = verify_cli(store_target, tmp_path)
     assert_fails_at(done, f"USER-{OWNER}", version, "deactivation of")
@@ -326,9 +326,9 @@ def test_bundle_verifiers_report_a_forged_unlock(store: CapaApplication,
     public = load_private_key(key).public_key()
     lock(store, REPORTER)
     with store.acting_as(ADMIN, PASSWORD):
-        store.unlock_user(REPORTER)
+        store.identity.unlock_user(REPORTER)
     with store.acting_as(ENGINEER, PASSWORD):
-        store.change_password(PASSWORD, "a-brand-new-secret-9")
+        store.identity.change_password(PASSWORD, "a-brand-new-secret-9")
     export_bundle(store, tmp_path / "clean", key, log, public)
     assert verify_bundle(tmp_path / "clean", [], None)["signatures"]["account_changes"] == {
         "signed": 2, "legacy": 0}
@@ -371,9 +371,9 @@ def test_golden_store_reports_its_account_changes_as_legacy(backend: str,
         # No administrator of that store holds a key: a change made now is unsigned too, and
         # is acted on (there is no signing anchor to hold it to).
         with app.acting_as(ADMIN, facts["password"]):
-            app.deactivate_user("tokafor")
+            app.identity.deactivate_user("tokafor")
         with pytest.raises(NotPermitted, match="deactivated"):
-            app.login("tokafor", facts["password"])
+            app.identity.login("tokafor", facts["password"])
         after = verify_store(app, None, tmp_path / "none")["signatures"]
         assert after["account_changes"] == {"signed": 0, "legacy": stored + 1}
     finally:

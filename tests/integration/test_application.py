@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from capa.adapters.target import parse_target
-from capa.app.service import MAX_EVIDENCE_BYTES, CapaApplication
+from capa.app.application import CapaApplication
+from capa.app.evidence import MAX_EVIDENCE_BYTES
 from capa.app.store import store_env
 from capa.domain.errors import Conflict, InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.record import record_uuid
@@ -32,6 +33,7 @@ from tests.support.cast import (
     VERIFIER,
 )
 from tests.support.cast import PLANT_CREW as CAST
+from tests.support.reading import reading
 from tests.support.stores import Store
 
 YEAR = dt.datetime.now(dt.UTC).year
@@ -50,40 +52,45 @@ def days(n: int) -> str:
 def raise_nc(store: Store, app: CapaApplication, title: str = "Cracked housing",
              **extra: Any) -> str:
     with store.acting(app, REPORTER):
-        return app.raise_nc(title=title, description="Hairline crack at boss B2",
-                            source="customer-complaint", severity="major", **extra).id
+        return app.nonconformities.raise_nc(title=title, description="Hairline crack at boss B2",
+                                            source="customer-complaint", severity="major",
+                                            **extra).id
 
 
 def nc_needing_ca(store: Store, app: CapaApplication, title: str = "Cracked housing") -> str:
     ref = raise_nc(store, app, title)
     with store.acting(app, QUALITY_ENGINEER):
-        app.assess_nc(ref, impact=4, likelihood=3, capa_required=True)
+        app.nonconformities.assess_nc(ref, impact=4, likelihood=3, capa_required=True)
     return ref
 
 
 def open_ca(store: Store, app: CapaApplication, ncs: list[str]) -> str:
     with store.acting(app, QUALITY_ENGINEER):
-        return app.open_ca(title="Housing cracks", problem="Cracks at boss B2", owner=OWNER,
-                           ncs=ncs).id
+        return app.corrective_actions.open_ca(title="Housing cracks", problem="Cracks at boss B2",
+                                              owner=OWNER,
+                                              ncs=ncs).id
 
 
 def plan_and_approve(store: Store, app: CapaApplication, ca: str) -> None:
     with store.acting(app, OWNER):
-        app.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
-                           category="machine", whys=["Boss cracks", "Wall too thin"])
-        app.plan_ca(ca, action="Sort lot L2311", assignee=TECHNICIAN, due=days(10),
-                    action_type="correction")
-        app.plan_ca(ca, action="Replace gate insert", assignee=OWNER, due=days(20),
-                    action_type="corrective")
+        app.corrective_actions.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
+                                              category="machine", whys=["Boss cracks",
+                                                                        "Wall too thin"])
+        app.corrective_actions.plan_ca(ca, action="Sort lot L2311", assignee=TECHNICIAN,
+                                       due=days(10),
+                                       action_type="correction")
+        app.corrective_actions.plan_ca(ca, action="Replace gate insert", assignee=OWNER,
+                                       due=days(20),
+                                       action_type="corrective")
     with store.acting(app, QUALITY_MANAGER):
-        app.approve_ca(ca)
+        app.corrective_actions.approve_ca(ca)
 
 
 def implement(store: Store, app: CapaApplication, ca: str) -> None:
     with store.acting(app, TECHNICIAN):
-        app.complete_action(ca, "A1", note="312 sorted, 27 scrapped")
+        app.corrective_actions.complete_action(ca, "A1", note="312 sorted, 27 scrapped")
     with store.acting(app, OWNER):
-        app.complete_action(ca, "A2", note="Insert replaced")
+        app.corrective_actions.complete_action(ca, "A2", note="Insert replaced")
 
 
 def verified_ca(store: Store, app: CapaApplication, ncs: list[str]) -> str:
@@ -91,7 +98,7 @@ def verified_ca(store: Store, app: CapaApplication, ncs: list[str]) -> str:
     plan_and_approve(store, app, ca)
     implement(store, app, ca)
     with store.acting(app, VERIFIER):
-        app.verify_ca(ca, effective=True, note="No cracks in 3 lots")
+        app.corrective_actions.verify_ca(ca, effective=True, note="No cracks in 3 lots")
     return ca
 
 
@@ -113,38 +120,44 @@ def test_full_lifecycle(store: Store, app: CapaApplication) -> None:
     first = raise_nc(store, app, "Cracked housing", product="IP-200", lot="L2311")
     second = raise_nc(store, app, "Resin out of spec")
     with store.acting(app, REPORTER):
-        assert app.contain_nc(first, action="Lot quarantined",
-                              disposition="quarantine").status == "contained"
+        assert app.nonconformities.contain_nc(first, action="Lot quarantined",
+                                              disposition="quarantine").status == "contained"
     with store.acting(app, QUALITY_ENGINEER):
-        assert app.assess_nc(first, impact=4, likelihood=3, capa_required=True).status \
+        assert app.nonconformities.assess_nc(first, impact=4, likelihood=3,
+                                             capa_required=True).status \
             == "assessed"
-        app.assess_nc(second, impact=3, likelihood=3, capa_required=True)
-        opened = app.open_ca(title="Housing cracks", problem="Cracks at boss B2", owner=OWNER,
-                             ncs=[first, second.lower()])
+        app.nonconformities.assess_nc(second, impact=3, likelihood=3, capa_required=True)
+        opened = app.corrective_actions.open_ca(title="Housing cracks", problem="Cracks at boss B2",
+                                                owner=OWNER,
+                                                ncs=[first, second.lower()])
     assert opened.as_dict() == {"id": f"CA-{YEAR}-0001", "status": "open", "version": 1,
                                 "linked_ncs": [first, second]}
     ca = opened.id
     for nc in (first, second):
-        view = app.show(nc)
+        with reading(app):
+            view = app.records.show(nc)
         assert (view.status, view.linked_cas) == ("linked", [ca])
 
     plan_and_approve(store, app, ca)
-    assert app.show(ca).status == "approved"
+    with reading(app):
+        assert app.records.show(ca).status == "approved"
     with store.acting(app, TECHNICIAN):
-        partial = app.complete_action(ca, "a1", note="312 sorted")
+        partial = app.corrective_actions.complete_action(ca, "a1", note="312 sorted")
     assert (partial.status, partial.as_dict()["action"]) == ("approved", "A1")
     with store.acting(app, OWNER):
-        assert app.complete_action(ca, "A2", note="Insert replaced").status == "implemented"
+        assert app.corrective_actions.complete_action(
+            ca, "A2", note="Insert replaced").status == "implemented"
     with store.acting(app, VERIFIER):
-        verified = app.verify_ca(ca, effective=True, note="No cracks in 3 lots")
+        verified = app.corrective_actions.verify_ca(ca, effective=True, note="No cracks in 3 lots")
     assert (verified.status, verified.as_dict()["iteration"]) == ("verified", 1)
     with store.acting(app, QUALITY_MANAGER):
-        closed = app.close_ca(ca)
+        closed = app.corrective_actions.close_ca(ca)
     assert closed.as_dict()["closed_ncs"] == [first, second]
     assert closed.status == "closed"
 
     reopened = store.app()
-    view = reopened.show(ca)
+    with reading(reopened):
+        view = reopened.records.show(ca)
     assert view.status == "closed"
     assert [i.state for i in view.items] == ["done", "done"]
     assert view.items[0].completed_by == TECHNICIAN
@@ -152,7 +165,8 @@ def test_full_lifecycle(store: Store, app: CapaApplication) -> None:
     assert view.closure.signature.user_id == QUALITY_MANAGER
     assert view.closure.signature.meaning == "approval"
     for nc in (first, second):
-        nc_view = reopened.show(nc)
+        with reading(reopened):
+            nc_view = reopened.records.show(nc)
         assert nc_view.status == "closed"
         assert nc_view.closure is not None and nc_view.closure.with_ca == ca
 
@@ -162,8 +176,9 @@ def test_signatures_are_bound_to_the_content_the_signer_saw(store: Store,
     """R9: each signature's SHA-256 is the digest of the record at the version signed."""
     ca = verified_ca(store, app, [nc_needing_ca(store, app)])
     with store.acting(app, QUALITY_MANAGER):
-        app.close_ca(ca)
-    view = store.app().show(ca)
+        app.corrective_actions.close_ca(ca)
+    with reading(store.app()):
+        view = store.app().records.show(ca)
     assert view.closure is not None
     signatures = [view.approvals[0].signature, view.verifications[0].signature,
                   view.closure.signature]
@@ -179,12 +194,13 @@ def test_nc_needing_no_ca_is_closed_with_a_signature(store: Store, app: CapaAppl
     nc = raise_nc(store, app)
     with store.acting(app, QUALITY_ENGINEER):
         with pytest.raises(RuleViolation) as refused:
-            app.assess_nc(nc, impact=1, likelihood=2, capa_required=False)
+            app.nonconformities.assess_nc(nc, impact=1, likelihood=2, capa_required=False)
         assert refused.value.rule == "R1"
-        app.assess_nc(nc, impact=1, likelihood=2, capa_required=False,
-                      rationale="Isolated, caught before release")
-        assert app.close_nc(nc).status == "closed"
-    view = store.app().show(nc)
+        app.nonconformities.assess_nc(nc, impact=1, likelihood=2, capa_required=False,
+                                      rationale="Isolated, caught before release")
+        assert app.nonconformities.close_nc(nc).status == "closed"
+    with reading(store.app()):
+        view = store.app().records.show(nc)
     assert view.closure is not None and view.closure.signature is not None
     assert view.closure.signature.user_id == QUALITY_ENGINEER
     assert view.closure.signature.meaning == "approval"
@@ -196,14 +212,17 @@ def test_not_effective_starts_a_second_iteration(store: Store, app: CapaApplicat
     plan_and_approve(store, app, ca)
     implement(store, app, ca)
     with store.acting(app, VERIFIER):
-        result = app.verify_ca(ca, effective=False, note="Two cracked bosses in lot L2402")
+        result = app.corrective_actions.verify_ca(ca, effective=False,
+                                                  note="Two cracked bosses in lot L2402")
     assert (result.status, result.as_dict()["iteration"]) == ("investigated", 2)
     with store.acting(app, OWNER):
-        app.investigate_ca(ca, method="ishikawa", root_cause="Resin moisture",
-                           category="material")
-        assert app.plan_ca(ca, action="Moisture check", assignee=TECHNICIAN, due=days(5),
-                           action_type="corrective").as_dict()["action"] == "A3"
-    view = store.app().show(ca)
+        app.corrective_actions.investigate_ca(ca, method="ishikawa", root_cause="Resin moisture",
+                                              category="material")
+        assert app.corrective_actions.plan_ca(ca, action="Moisture check", assignee=TECHNICIAN,
+                                              due=days(5),
+                                              action_type="corrective").as_dict()["action"] == "A3"
+    with reading(store.app()):
+        view = store.app().records.show(ca)
     assert (view.status, view.iteration) == ("planned", 2)
     assert [a.iteration for a in view.analyses] == [1, 2]
     assert view.root_cause is not None and view.root_cause.root_cause == "Resin moisture"
@@ -214,9 +233,11 @@ def test_planning_after_approval_voids_it(store: Store, app: CapaApplication) ->
     ca = open_ca(store, app, [nc_needing_ca(store, app)])
     plan_and_approve(store, app, ca)
     with store.acting(app, OWNER):
-        assert app.plan_ca(ca, action="Retrain operators", assignee=TECHNICIAN, due=days(30),
-                           action_type="preventive").status == "planned"
-    view = store.app().show(ca)
+        assert app.corrective_actions.plan_ca(ca, action="Retrain operators", assignee=TECHNICIAN,
+                                              due=days(30),
+                                              action_type="preventive").status == "planned"
+    with reading(store.app()):
+        view = store.app().records.show(ca)
     assert [a.voided for a in view.approvals] == [True]
 
 
@@ -224,11 +245,14 @@ def test_refusals_write_nothing_and_name_their_rule(store: Store, app: CapaAppli
     nc = nc_needing_ca(store, app)
     with store.acting(app, QUALITY_ENGINEER):
         # The owner holds the quality role too, so only the rules stand in the way.
-        ca = app.open_ca(title="Complaint files", problem="No documented decision",
-                         owner=QUALITY_ENGINEER, ncs=[nc]).id
-        app.investigate_ca(ca, method="other", root_cause="SOP gap", category="method")
-        app.plan_ca(ca, action="Revise SOP-12", assignee=QUALITY_ENGINEER, due=days(10),
-                    action_type="corrective")
+        ca = app.corrective_actions.open_ca(title="Complaint files",
+                                            problem="No documented decision",
+                                            owner=QUALITY_ENGINEER, ncs=[nc]).id
+        app.corrective_actions.investigate_ca(ca, method="other", root_cause="SOP gap",
+                                              category="method")
+        app.corrective_actions.plan_ca(ca, action="Revise SOP-12", assignee=QUALITY_ENGINEER,
+                                       due=days(10),
+                                       action_type="corrective")
     before = store.event_count()
 
     def refused(rule: str, command: Any) -> None:
@@ -239,28 +263,32 @@ def test_refusals_write_nothing_and_name_their_rule(store: Store, app: CapaAppli
         assert store.event_count() == before
 
     with store.acting(app, QUALITY_ENGINEER):
-        refused("R2", lambda: app.approve_ca(ca))
-        refused("R7", lambda: app.complete_action(ca, "A1", note="done early"))
-        refused("R4", lambda: app.close_ca(ca))
-        refused("R7", lambda: app.link_nc(nc, ca))
+        refused("R2", lambda: app.corrective_actions.approve_ca(ca))
+        refused("R7", lambda: app.corrective_actions.complete_action(ca, "A1", note="done early"))
+        refused("R4", lambda: app.corrective_actions.close_ca(ca))
+        refused("R7", lambda: app.nonconformities.link_nc(nc, ca))
     with store.acting(app, QUALITY_MANAGER):
-        app.approve_ca(ca)
+        app.corrective_actions.approve_ca(ca)
         before = store.event_count()
-        refused("R5", lambda: app.extend_action(ca, "A1", due=days(10), reason="needs time"))
-        refused("R5", lambda: app.extend_action(ca, "A1", due=days(9), reason="needs time"))
-        refused("R5", lambda: app.extend_action(ca, "A1", due=days(11), reason=" "))
-        refused("R6", lambda: app.cancel_ca(ca, reason=""))
+        refused("R5", lambda: app.corrective_actions.extend_action(ca, "A1", due=days(10),
+                                                                   reason="needs time"))
+        refused("R5", lambda: app.corrective_actions.extend_action(ca, "A1", due=days(9),
+                                                                   reason="needs time"))
+        refused("R5", lambda: app.corrective_actions.extend_action(ca, "A1", due=days(11),
+                                                                   reason=" "))
+        refused("R6", lambda: app.corrective_actions.cancel_ca(ca, reason=""))
     with store.acting(app, QUALITY_ENGINEER):
-        app.complete_action(ca, "A1", note="SOP-12 rev D released")
+        app.corrective_actions.complete_action(ca, "A1", note="SOP-12 rev D released")
         before = store.event_count()
-        refused("R3", lambda: app.verify_ca(ca, effective=True, note="fine"))
-        refused("R4", lambda: app.close_ca(ca))
+        refused("R3", lambda: app.corrective_actions.verify_ca(ca, effective=True, note="fine"))
+        refused("R4", lambda: app.corrective_actions.close_ca(ca))
     with store.acting(app, VERIFIER):
-        app.verify_ca(ca, effective=True, note="Ten files checked")
+        app.corrective_actions.verify_ca(ca, effective=True, note="Ten files checked")
     with store.acting(app, QUALITY_ENGINEER):
         before = store.event_count()
-        refused("R2", lambda: app.close_ca(ca))
-    assert store.app().show(ca).status == "verified"
+        refused("R2", lambda: app.corrective_actions.close_ca(ca))
+    with reading(store.app()):
+        assert store.app().records.show(ca).status == "verified"
 
 
 def test_only_the_assignee_or_owner_completes_an_item(store: Store,
@@ -269,11 +297,12 @@ def test_only_the_assignee_or_owner_completes_an_item(store: Store,
     plan_and_approve(store, app, ca)
     before = store.event_count()
     with store.acting(app, TECHNICIAN), pytest.raises(NotPermitted):
-        app.complete_action(ca, "A2", note="done")  # A2 is assigned to the owner
+        app.corrective_actions.complete_action(ca, "A2", note="done")  # A2 is assigned to the owner
     assert store.event_count() == before
     with store.acting(app, OWNER):
-        app.complete_action(ca, "A1", note="done on behalf of the technician")
-    assert app.show(ca).items[0].completed_by == OWNER
+        app.corrective_actions.complete_action(ca, "A1", note="done on behalf of the technician")
+    with reading(app):
+        assert app.records.show(ca).items[0].completed_by == OWNER
 
 
 def test_owners_and_assignees_hold_a_role_that_can_do_the_work(store: Store,
@@ -281,26 +310,27 @@ def test_owners_and_assignees_hold_a_role_that_can_do_the_work(store: Store,
     nc = nc_needing_ca(store, app)
     before = store.event_count()
     with store.acting(app, QUALITY_ENGINEER), pytest.raises(InvalidInput, match="owner or quality"):
-        app.open_ca(title="Housing cracks", problem="Cracks at boss B2", owner=REPORTER,
-                    ncs=[nc])
+        app.corrective_actions.open_ca(title="Housing cracks", problem="Cracks at boss B2",
+                                       owner=REPORTER,
+                                       ncs=[nc])
     assert store.event_count() == before
     ca = open_ca(store, app, [nc])
     with store.acting(app, OWNER):
-        app.investigate_ca(ca, method="ishikawa", root_cause="Worn gate insert",
-                           category="machine")
+        app.corrective_actions.investigate_ca(ca, method="ishikawa", root_cause="Worn gate insert",
+                                              category="machine")
     # An assignee is any active user who may write (SPEC §10), a reporter too; an auditor
     # writes nothing and cannot be one.
     with store.acting(app, QUALITY_MANAGER):
-        app.add_user("aud1", full_name="Audrey Auditor", roles=["auditor"],
-                     password="correct-horse-battery-staple")
+        app.identity.add_user("aud1", full_name="Audrey Auditor", roles=["auditor"],
+                              password="correct-horse-battery-staple")
     before = store.event_count()
     with store.acting(app, OWNER), pytest.raises(InvalidInput, match="could not complete"):
-        app.plan_ca(ca, action="Sort lot L2311", assignee="aud1", due=days(10),
-                    action_type="correction")
+        app.corrective_actions.plan_ca(ca, action="Sort lot L2311", assignee="aud1", due=days(10),
+                                       action_type="correction")
     assert store.event_count() == before
     with store.acting(app, OWNER):
-        app.plan_ca(ca, action="Sort lot L2311", assignee=REPORTER, due=days(10),
-                    action_type="correction")
+        app.corrective_actions.plan_ca(ca, action="Sort lot L2311", assignee=REPORTER, due=days(10),
+                                       action_type="correction")
 
 
 # -- CA closure closes its NCs in the same save (R4) -----------------------------------------
@@ -312,20 +342,22 @@ def test_ca_closure_and_its_ncs_are_one_contiguous_save(store: Store,
     other = nc_needing_ca(store, app, "Not linked to this CA")
     ca = verified_ca(store, app, ncs[:2])
     with store.acting(app, QUALITY_ENGINEER):
-        app.link_nc(ncs[2], ca)
+        app.nonconformities.link_nc(ncs[2], ca)
     before = store.event_count()
     with store.acting(app, QUALITY_MANAGER):
-        app.close_ca(ca)
+        app.corrective_actions.close_ca(ca)
     assert store.event_count() == before + 4
 
     reopened = store.app()
-    last = [reopened.history(ref)[-1] for ref in (ca, *ncs)]
+    with reading(reopened):
+        last = [reopened.records.history(ref)[-1] for ref in (ca, *ncs)]
     assert [e.event_type for e in last] == ["Closed"] + ["ClosedWithCorrectiveAction"] * 3
     positions = sorted(e.position for e in last)
     assert positions == list(range(positions[0], positions[0] + 4))
     top = store.rows("SELECT MAX(rowid) FROM stored_events")[0][0]
     assert positions[-1] == top
-    assert reopened.show(other).status == "assessed"
+    with reading(reopened):
+        assert reopened.records.show(other).status == "assessed"
 
 
 def test_ca_closure_is_atomic_when_a_linked_nc_changes_meanwhile(
@@ -336,17 +368,18 @@ def test_ca_closure_is_atomic_when_a_linked_nc_changes_meanwhile(
     interfere_once(monkeypatch, app, nc, lambda: _amend(store, other, nc))
     before = store.event_count()
     with store.acting(app, QUALITY_MANAGER), pytest.raises(Conflict):
-        app.close_ca(ca)
+        app.corrective_actions.close_ca(ca)
     assert store.event_count() == before + 1  # only the other writer's amendment
     fresh = store.app()
-    assert fresh.show(ca).status == "verified"
-    assert fresh.show(nc).status == "linked"
-    assert fresh.history(nc)[-1].event_type == "Amended"
+    with reading(fresh):
+        assert fresh.records.show(ca).status == "verified"
+        assert fresh.records.show(nc).status == "linked"
+        assert fresh.records.history(nc)[-1].event_type == "Amended"
 
 
 def _amend(store: Store, app: CapaApplication, ref: str) -> None:
     with store.acting(app, QUALITY_ENGINEER):
-        app.amend_nc(ref, field="lot", value="L2399", reason="Wrong lot recorded")
+        app.nonconformities.amend_nc(ref, field="lot", value="L2399", reason="Wrong lot recorded")
 
 
 def interfere_once(monkeypatch: pytest.MonkeyPatch, app: CapaApplication, ref: str,
@@ -382,8 +415,9 @@ def test_opening_a_ca_for_an_nc_that_changes_meanwhile_is_a_conflict(
     assert len(loads) >= 2
     assert store.event_count() == before + 1  # only the other writer's amendment
     fresh = store.app()
-    assert fresh.show(nc).status == "assessed"
-    assert fresh.list_records("ca") == []
+    with reading(fresh):
+        assert fresh.records.show(nc).status == "assessed"
+        assert fresh.queries.list_records("ca") == []
     monkeypatch.undo()
     assert open_ca(store, fresh, [nc]) == f"CA-{YEAR}-0001"
 
@@ -398,20 +432,22 @@ def test_a_concurrent_modification_is_a_conflict_and_the_loser_writes_nothing(
     interfere_once(monkeypatch, loser, nc, lambda: _contain(store, winner, nc, "Winner"))
     before = store.event_count()
     with store.acting(loser, REPORTER), pytest.raises(Conflict) as refused:
-        loser.contain_nc(nc, action="Loser", disposition="scrap")
+        loser.nonconformities.contain_nc(nc, action="Loser", disposition="scrap")
     assert "retry" in str(refused.value)
     assert store.event_count() == before + 1
-    view = store.app().show(nc)
+    with reading(store.app()):
+        view = store.app().records.show(nc)
     assert view.version == 2
     assert [c.action for c in view.containment] == ["Winner"]
     # A retry on fresh state succeeds.
     with store.acting(loser, REPORTER):
-        assert loser.contain_nc(nc, action="Loser", disposition="scrap").version == 3
+        assert loser.nonconformities.contain_nc(nc, action="Loser",
+                                                disposition="scrap").version == 3
 
 
 def _contain(store: Store, app: CapaApplication, ref: str, action: str) -> None:
     with store.acting(app, REPORTER):
-        app.contain_nc(ref, action=action, disposition="quarantine")
+        app.nonconformities.contain_nc(ref, action=action, disposition="quarantine")
 
 
 def test_two_instances_saving_the_same_version_conflict(store: Store,
@@ -423,12 +459,13 @@ def test_two_instances_saving_the_same_version_conflict(store: Store,
         two = second.repository.get(record_uuid(nc))
         one.contain("First", "quarantine")
         two.contain("Second", "scrap")
-        first._save(one)
+        first.persist(one)
         before = store.event_count()
         with pytest.raises(Conflict):
-            second._save(two)
+            second.persist(two)
     assert store.event_count() == before
-    assert [c.action for c in store.app().show(nc).containment] == ["First"]
+    with reading(store.app()):
+        assert [c.action for c in store.app().records.show(nc).containment] == ["First"]
 
 
 WRITER = textwrap.dedent("""
@@ -444,8 +481,8 @@ WRITER = textwrap.dedent("""
     with app.acting_as(user):
         for i in range(count):
             try:
-                ids.append(app.raise_nc(title=f"Concurrent {i}", description="race",
-                                        source="process", severity="minor").id)
+                ids.append(app.nonconformities.raise_nc(title=f"Concurrent {i}", description="race",
+                                                        source="process", severity="minor").id)
             except CapaError as exc:
                 failures.append(type(exc).__name__)
     print(json.dumps({"ids": ids, "failures": failures}))
@@ -478,7 +515,8 @@ def test_ids_are_unique_and_contiguous_under_concurrent_processes(
     assert numbers == list(range(1, len(ids) + 1))
     assert all(ref.startswith(f"NC-{YEAR}-") for ref in ids)
     assert store.event_count() == before + len(ids)
-    listed = {view.id for view in store.app().list_records("nc")}
+    with reading(store.app()):
+        listed = {view.id for view in store.app().queries.list_records("nc")}
     assert listed == set(ids)
 
 
@@ -489,13 +527,14 @@ def test_ids_are_sequential_per_year_and_never_reused(store: Store, app: CapaApp
     refs = [raise_nc(store, app, f"NC {i}") for i in range(3)]
     assert refs == [f"NC-{YEAR}-{n:04d}" for n in (1, 2, 3)]
     with store.acting(app, QUALITY_ENGINEER):
-        app.cancel_nc(refs[1], reason="Raised in error")
-        app.assess_nc(refs[0], impact=3, likelihood=3, capa_required=True)
+        app.nonconformities.cancel_nc(refs[1], reason="Raised in error")
+        app.nonconformities.assess_nc(refs[0], impact=3, likelihood=3, capa_required=True)
     assert open_ca(store, app, [refs[0]]) == f"CA-{YEAR}-0001"
     reopened = store.app()
     assert raise_nc(store, reopened) == f"NC-{YEAR}-0004"
     assert open_ca(store, reopened, []) == f"CA-{YEAR}-0002"
-    assert reopened.show(refs[1]).status == "cancelled"
+    with reading(reopened):
+        assert reopened.records.show(refs[1]).status == "cancelled"
 
 
 def test_a_refused_raise_consumes_no_number(store: Store, app: CapaApplication) -> None:
@@ -507,7 +546,7 @@ def test_a_refused_raise_consumes_no_number(store: Store, app: CapaApplication) 
             fields = {"title": "t", "description": "d", "source": "process",
                       "severity": "minor", **bad}
             with pytest.raises(InvalidInput):
-                app.raise_nc(**fields)
+                app.nonconformities.raise_nc(**fields)
     assert store.event_count() == before
     assert raise_nc(store, app) == f"NC-{YEAR}-0002"
 
@@ -520,16 +559,19 @@ def test_a_reopened_store_shows_the_same_records_and_history(store: Store,
     nc = nc_needing_ca(store, app)
     ca = verified_ca(store, app, [nc])
     with store.acting(app, QUALITY_MANAGER):
-        app.close_ca(ca)
-    shown = {ref: dump(app.show(ref)) for ref in (nc, ca)}
-    trails = {ref: dump(app.history(ref)) for ref in (nc, ca)}
+        app.corrective_actions.close_ca(ca)
+    with reading(app):
+        shown = {ref: dump(app.records.show(ref)) for ref in (nc, ca)}
+        trails = {ref: dump(app.records.history(ref)) for ref in (nc, ca)}
     store.close()
 
     again = store.app()
     for ref in (nc, ca):
-        assert dump(again.show(ref)) == shown[ref]
-        assert dump(again.history(ref)) == trails[ref]
-    assert [v.id for v in again.list_records("ca", statuses=["closed"])] == [ca]
+        with reading(again):
+            assert dump(again.records.show(ref)) == shown[ref]
+            assert dump(again.records.history(ref)) == trails[ref]
+    with reading(again):
+        assert [v.id for v in again.queries.list_records("ca", statuses=["closed"])] == [ca]
 
 
 # -- history and time travel -----------------------------------------------------------------
@@ -538,11 +580,13 @@ def test_a_reopened_store_shows_the_same_records_and_history(store: Store,
 def test_history_is_the_audit_trail(store: Store, app: CapaApplication) -> None:
     nc = raise_nc(store, app, "Cracked housng")
     with store.acting(app, QUALITY_ENGINEER):
-        app.amend_nc(nc, field="title", value="Cracked housing", reason="Typo in title")
-        app.contain_nc(nc, action="Lot quarantined", disposition="quarantine")
-        app.cancel_nc(nc, reason="Duplicate of an earlier NC")
-        app.reopen_nc(nc, reason="Not a duplicate after all")
-    trail = store.app().history(nc)
+        app.nonconformities.amend_nc(nc, field="title", value="Cracked housing",
+                                     reason="Typo in title")
+        app.nonconformities.contain_nc(nc, action="Lot quarantined", disposition="quarantine")
+        app.nonconformities.cancel_nc(nc, reason="Duplicate of an earlier NC")
+        app.nonconformities.reopen_nc(nc, reason="Not a duplicate after all")
+    with reading(store.app()):
+        trail = store.app().records.history(nc)
     assert [e.event_type for e in trail] == ["Raised", "Amended", "Contained", "Cancelled",
                                             "Reopened"]
     assert [e.version for e in trail] == [1, 2, 3, 4, 5]
@@ -568,7 +612,8 @@ def test_history_is_the_audit_trail(store: Store, app: CapaApplication) -> None:
 def test_history_shows_signatures_with_printed_names(store: Store, app: CapaApplication) -> None:
     ca = open_ca(store, app, [nc_needing_ca(store, app)])
     plan_and_approve(store, app, ca)
-    trail = store.app().history(ca)
+    with reading(store.app()):
+        trail = store.app().records.history(ca)
     approval = trail[-1]
     assert approval.event_type == "PlanApproved"
     assert approval.actor == QUALITY_MANAGER
@@ -587,15 +632,17 @@ def test_show_version_rebuilds_each_old_state(store: Store, app: CapaApplication
     expected = ["open", "investigated", "planned", "planned", "approved", "approved",
                 "implemented"]
     for version, status in enumerate(expected, start=1):
-        view = reopened.show(ca, version=version)
+        with reading(reopened):
+            view = reopened.records.show(ca, version=version)
         assert (view.version, view.status) == (version, status)
-    assert len(reopened.show(ca, version=3).items) == 1
-    assert reopened.show(ca, version=5).approvals[0].voided is False
-    assert reopened.show(ca).version == len(expected)
-    with pytest.raises(NotFound):
-        reopened.show(ca, version=len(expected) + 1)
-    with pytest.raises(InvalidInput):
-        reopened.show(ca, version=0)
+    with reading(reopened):
+        assert len(reopened.records.show(ca, version=3).items) == 1
+        assert reopened.records.show(ca, version=5).approvals[0].voided is False
+        assert reopened.records.show(ca).version == len(expected)
+    with pytest.raises(NotFound), reading(reopened):
+        reopened.records.show(ca, version=len(expected) + 1)
+    with pytest.raises(InvalidInput), reading(reopened):
+        reopened.records.show(ca, version=0)
 
 
 def test_show_as_of_a_time_or_a_date(store: Store, app: CapaApplication) -> None:
@@ -603,37 +650,42 @@ def test_show_as_of_a_time_or_a_date(store: Store, app: CapaApplication) -> None
     for action in ("First", "Second", "Third"):
         _contain(store, app, nc, action)
     reopened = store.app()
-    trail = reopened.history(nc)
+    with reading(reopened):
+        trail = reopened.records.history(nc)
     for entry in trail:
-        assert reopened.show(nc, as_of=entry.time).version == entry.version
+        with reading(reopened):
+            assert reopened.records.show(nc, as_of=entry.time).version == entry.version
     second = dt.datetime.fromisoformat(trail[1].time.replace("Z", "+00:00"))
     just_before = (second - dt.timedelta(microseconds=1)).isoformat().replace("+00:00", "Z")
-    assert reopened.show(nc, as_of=just_before).version == 1
+    with reading(reopened):
+        assert reopened.records.show(nc, as_of=just_before).version == 1
     in_paris = second.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat()
-    assert reopened.show(nc, as_of=in_paris).version == 2
+    with reading(reopened):
+        assert reopened.records.show(nc, as_of=in_paris).version == 2
     naive = second.replace(tzinfo=None).isoformat()
-    assert reopened.show(nc, as_of=naive).version == 2  # no offset means UTC
-    assert [c.action for c in reopened.show(nc, as_of=trail[2].time).containment] == [
-        "First", "Second"]
-    assert reopened.show(nc, as_of=TODAY.isoformat()).version == 4  # end of that day
-    with pytest.raises(NotFound, match="did not exist"):
-        reopened.show(nc, as_of=days(-1))
+    with reading(reopened):
+        assert reopened.records.show(nc, as_of=naive).version == 2  # no offset means UTC
+        assert [c.action for c in reopened.records.show(nc, as_of=trail[2].time).containment] == [
+            "First", "Second"]
+        assert reopened.records.show(nc, as_of=TODAY.isoformat()).version == 4  # end of that day
+    with pytest.raises(NotFound, match="did not exist"), reading(reopened):
+        reopened.records.show(nc, as_of=days(-1))
     for bad in ("yesterday", "2026-02-30", "2026-01-01T25:00"):
-        with pytest.raises(InvalidInput):
-            reopened.show(nc, as_of=bad)
-    with pytest.raises(InvalidInput):
-        reopened.show(nc, as_of=trail[0].time, version=1)
+        with pytest.raises(InvalidInput), reading(reopened):
+            reopened.records.show(nc, as_of=bad)
+    with pytest.raises(InvalidInput), reading(reopened):
+        reopened.records.show(nc, as_of=trail[0].time, version=1)
 
 
 def test_unknown_records(store: Store, app: CapaApplication) -> None:
-    with pytest.raises(NotFound):
-        app.show(f"NC-{YEAR}-0001")
-    with pytest.raises(NotFound):
-        app.history(f"CA-{YEAR}-0042")
-    with pytest.raises(InvalidInput):
-        app.show("NC-12")
+    with pytest.raises(NotFound), reading(app):
+        app.records.show(f"NC-{YEAR}-0001")
+    with pytest.raises(NotFound), reading(app):
+        app.records.history(f"CA-{YEAR}-0042")
+    with pytest.raises(InvalidInput), reading(app):
+        app.records.show("NC-12")
     with store.acting(app, QUALITY_ENGINEER), pytest.raises(NotFound):
-        app.cancel_nc(f"NC-{YEAR}-0009", reason="no such record")
+        app.nonconformities.cancel_nc(f"NC-{YEAR}-0009", reason="no such record")
 
 
 # -- no snapshots (SPEC §9.1) ------------------------------------------------------------------
@@ -643,11 +695,12 @@ def test_a_long_ca_loads_every_version_from_its_events_and_takes_no_snapshot(
         store: Store, app: CapaApplication) -> None:
     ca = open_ca(store, app, [])
     with store.acting(app, OWNER):
-        app.investigate_ca(ca, method="other", root_cause="Many small causes",
-                           category="method")
+        app.corrective_actions.investigate_ca(ca, method="other", root_cause="Many small causes",
+                                              category="method")
         for n in range(1, 111):
-            app.plan_ca(ca, action=f"Action {n}", assignee=TECHNICIAN, due=days(n),
-                        action_type="corrective")
+            app.corrective_actions.plan_ca(ca, action=f"Action {n}", assignee=TECHNICIAN,
+                                           due=days(n),
+                                           action_type="corrective")
     latest = 112
     assert events_of(store, ca) == latest
     # A snapshot is a cache anyone who can write the store could forge: none is taken or read,
@@ -660,15 +713,18 @@ def test_a_long_ca_loads_every_version_from_its_events_and_takes_no_snapshot(
         assert forced.snapshots is None
         reopened = store.app()
         for version in (1, 2, 3, 49, 50, 51, 99, 100, 101, 111, latest):
-            view = reopened.show(ca, version=version)
+            with reading(reopened):
+                view = reopened.records.show(ca, version=version)
             assert view.version == version
             assert len(view.items) == max(0, version - 2)
-            assert dump(view) == dump(forced.show(ca, version=version))
-        current = reopened.show(ca)
+            with reading(forced):
+                assert dump(view) == dump(forced.records.show(ca, version=version))
+        with reading(reopened):
+            current = reopened.records.show(ca)
         assert current.version == latest
         assert current.items[-1].number == "A110"
         with store.acting(reopened, QUALITY_MANAGER):
-            assert reopened.approve_ca(ca).version == latest + 1
+            assert reopened.corrective_actions.approve_ca(ca).version == latest + 1
     finally:
         forced.close()
 
@@ -685,16 +741,17 @@ def test_evidence_is_stored_once_per_content(store: Store, app: CapaApplication,
     copy = tmp_path / "copy-of-report.csv"
     copy.write_bytes(report.read_bytes())
     with store.acting(app, TECHNICIAN):
-        app.complete_action(ca, "A1", note="Sorted", evidence=[report, copy])
+        app.corrective_actions.complete_action(ca, "A1", note="Sorted", evidence=[report, copy])
     with store.acting(app, OWNER):
-        app.complete_action(ca, "A2", note="Replaced", evidence=[str(report)])
+        app.corrective_actions.complete_action(ca, "A2", note="Replaced", evidence=[str(report)])
     digest = hashlib.sha256(report.read_bytes()).hexdigest()
     assert events_of(store, f"EVIDENCE-{digest}") == 1
     reopened = store.app()
     stored = reopened.repository.get(record_uuid(f"EVIDENCE-{digest}"))
     assert (stored.sha256, stored.size) == (digest, report.stat().st_size)
     assert base64.b64decode(stored.content_b64) == report.read_bytes()
-    items = reopened.show(ca).items
+    with reading(reopened):
+        items = reopened.records.show(ca).items
     first = items[0].evidence
     assert [(e.name, e.size, e.sha256) for e in first] == [
         ("sort-report.csv", report.stat().st_size, digest),
@@ -710,9 +767,10 @@ def test_stored_evidence_can_be_read_back(store: Store, app: CapaApplication,
     report = tmp_path / "sort-report.csv"
     report.write_bytes(b"unit,result\n1,ok\n")
     with store.acting(app, TECHNICIAN):
-        app.complete_action(ca, "A1", note="Sorted", evidence=[report])
+        app.corrective_actions.complete_action(ca, "A1", note="Sorted", evidence=[report])
     digest = hashlib.sha256(report.read_bytes()).hexdigest()
-    assert store.app().evidence_content(digest) == report.read_bytes()
+    with reading(store.app()):
+        assert store.app().evidence.evidence_content(digest) == report.read_bytes()
 
 
 def test_evidence_larger_than_25_mib_is_refused(store: Store, app: CapaApplication,
@@ -724,11 +782,13 @@ def test_evidence_larger_than_25_mib_is_refused(store: Store, app: CapaApplicati
         f.truncate(MAX_EVIDENCE_BYTES + 1)
     before = store.event_count()
     with store.acting(app, TECHNICIAN), pytest.raises(InvalidInput, match="25 MiB"):
-        app.complete_action(ca, "A1", note="Sorted", evidence=[big])
+        app.corrective_actions.complete_action(ca, "A1", note="Sorted", evidence=[big])
     with store.acting(app, TECHNICIAN), pytest.raises(InvalidInput, match="does not exist"):
-        app.complete_action(ca, "A1", note="Sorted", evidence=[tmp_path / "missing.pdf"])
+        app.corrective_actions.complete_action(ca, "A1", note="Sorted",
+                                               evidence=[tmp_path / "missing.pdf"])
     assert store.event_count() == before
-    assert store.app().show(ca).items[0].state == "open"
+    with reading(store.app()):
+        assert store.app().records.show(ca).items[0].state == "open"
 
 
 def test_evidence_of_exactly_25_mib_is_accepted(store: Store, app: CapaApplication,
@@ -739,6 +799,7 @@ def test_evidence_of_exactly_25_mib_is_accepted(store: Store, app: CapaApplicati
     with limit.open("wb") as f:
         f.truncate(MAX_EVIDENCE_BYTES)
     with store.acting(app, TECHNICIAN):
-        app.complete_action(ca, "A1", note="Sorted", evidence=[limit])
-    evidence = store.app().show(ca).items[0].evidence
+        app.corrective_actions.complete_action(ca, "A1", note="Sorted", evidence=[limit])
+    with reading(store.app()):
+        evidence = store.app().records.show(ca).items[0].evidence
     assert [(e.name, e.size) for e in evidence] == [("limit.bin", MAX_EVIDENCE_BYTES)]

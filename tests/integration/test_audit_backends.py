@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from capa.adapters.target import parse_target
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import EVENTS_TABLE
 from capa.audit.checkpoints import make_checkpoint
 from capa.audit.errors import TamperDetected
@@ -45,8 +45,8 @@ def app(target: str) -> Iterator[CapaApplication]:
 def raise_ncs(app: CapaApplication, count: int) -> None:
     with app.acting_as(REPORTER, PASSWORD):
         for n in range(count):
-            app.raise_nc(title=f"Finding {n}", description="Seen at goods-in",
-                         source="supplier", severity="minor")
+            app.nonconformities.raise_nc(title=f"Finding {n}", description="Seen at goods-in",
+                                         source="supplier", severity="minor")
 
 
 def set_state(target: str, position: int, state: bytes) -> None:

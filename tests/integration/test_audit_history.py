@@ -17,14 +17,15 @@ CAST = part_of(QUALITY_TEAM, ADMINISTRATOR, QUALITY_MANAGER, REPORTER)
 def test_show_as_of_the_signature_replays_what_the_signer_saw(store: Store) -> None:
     app = store.create(CAST)
     with store.acting(app, "tokafor"):
-        ref = app.raise_nc(title="Burr on flange", description="Found at goods-in",
-                           source="supplier", severity="minor").id
+        ref = app.nonconformities.raise_nc(title="Burr on flange", description="Found at goods-in",
+                                           source="supplier", severity="minor").id
     with store.acting(app, "mhernandez"):
-        app.amend_nc(ref, field="title", value="Burr on flange F3", reason="Precise location")
-        app.assess_nc(ref, impact=1, likelihood=2, capa_required=False,
-                      rationale="Cosmetic, supplier informed")
-        app.close_nc(ref)
-        signing = [e for e in app.history(ref) if e.signature is not None]
+        app.nonconformities.amend_nc(ref, field="title", value="Burr on flange F3",
+                                     reason="Precise location")
+        app.nonconformities.assess_nc(ref, impact=1, likelihood=2, capa_required=False,
+                                      rationale="Cosmetic, supplier informed")
+        app.nonconformities.close_nc(ref)
+        signing = [e for e in app.records.history(ref) if e.signature is not None]
         assert len(signing) == 1
         signature = signing[0].signature
         assert signature is not None
@@ -32,18 +33,18 @@ def test_show_as_of_the_signature_replays_what_the_signer_saw(store: Store) -> N
 
         # Just before the signing event: exactly the version the signature was made over.
         before = (signed_at - dt.timedelta(microseconds=1)).isoformat().replace("+00:00", "Z")
-        seen = app.show(ref, as_of=before)
+        seen = app.records.show(ref, as_of=before)
         assert seen.version == signature.signed_version
         assert seen.status == "assessed"
         assert seen.title == "Burr on flange F3"
 
         # The digest in the signature is the SHA-256 of that version's canonical state.
-        record = app._load(Nonconformity, ref, version=signature.signed_version)
+        record = app.load(Nonconformity, ref, version=signature.signed_version)
         state = {"id": record.ref, "version": record.version, **record.fields()}
         canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert hashlib.sha256(canonical.encode()).hexdigest() == signature.content_sha256
 
         # At the signature's own time the record shows the signed result, one version later.
-        at = app.show(ref, as_of=signature.signed_at)
+        at = app.records.show(ref, as_of=signature.signed_at)
         assert at.version == signature.signed_version + 1
         assert at.status == "closed"

@@ -60,16 +60,19 @@ class AuditedStore:
         app = open_store(str(self.db))
         try:
             with app.acting_as(ADMIN, PASSWORD):
-                app.add_user(QUALITY, full_name=FULL_NAMES[QUALITY], roles=["quality", "reporter"],
-                             password=PASSWORD)
+                app.identity.add_user(QUALITY, full_name=FULL_NAMES[QUALITY], roles=["quality",
+                                                                                     "reporter"],
+                                      password=PASSWORD)
             with app.acting_as(QUALITY, PASSWORD):
                 for n in range(1, 4):
-                    app.raise_nc(title=f"Cracked housing {n}", description="Hairline crack",
-                                 source="process", severity="major")
-                app.amend_nc(self.ref(1), field="title",
-                             value="Cracked housing at boss B2", reason="Clearer title")
-                app.contain_nc(self.ref(2), action="Quarantined lot 42",
-                               disposition="quarantine")
+                    app.nonconformities.raise_nc(title=f"Cracked housing {n}",
+                                                 description="Hairline crack",
+                                                 source="process", severity="major")
+                app.nonconformities.amend_nc(self.ref(1), field="title",
+                                             value="Cracked housing at boss B2",
+                                             reason="Clearer title")
+                app.nonconformities.contain_nc(self.ref(2), action="Quarantined lot 42",
+                                               disposition="quarantine")
         finally:
             app.close()
 
@@ -87,8 +90,9 @@ class AuditedStore:
         try:
             with app.acting_as(QUALITY, PASSWORD):
                 for n in range(count):
-                    app.raise_nc(title=f"Later finding {start + n}", description="Burr",
-                                 source="process", severity="minor")
+                    app.nonconformities.raise_nc(title=f"Later finding {start + n}",
+                                                 description="Burr",
+                                                 source="process", severity="minor")
         finally:
             app.close()
 

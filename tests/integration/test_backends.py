@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import StoreUnavailable, open_store, storage_failure
 from capa.domain.errors import Conflict, InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.record import record_uuid
@@ -34,6 +34,7 @@ from tests.support.backends import (
     new_target,
     run_cli,
 )
+from tests.support.reading import reading
 
 TODAY = dt.datetime.now(dt.UTC).date()
 YEAR = TODAY.year
@@ -64,37 +65,46 @@ def as_user(app: CapaApplication, user: str) -> Any:
 
 def test_the_lifecycle_through_the_application(target: str, app: CapaApplication) -> None:
     with as_user(app, REPORTER):
-        nc = app.raise_nc(title="Cracked housing", description="Hairline crack at boss B2",
-                          source="customer-complaint", severity="major", product="IP-200").id
-        assert app.contain_nc(nc, action="Lot quarantined", disposition="quarantine").status \
+        nc = app.nonconformities.raise_nc(title="Cracked housing",
+                                          description="Hairline crack at boss B2",
+                                          source="customer-complaint", severity="major",
+                                          product="IP-200").id
+        assert app.nonconformities.contain_nc(nc, action="Lot quarantined",
+                                              disposition="quarantine").status \
             == "contained"
     with as_user(app, ENGINEER):
-        assert app.assess_nc(nc, impact=4, likelihood=3, capa_required=True).status == "assessed"
-        ca = app.open_ca(title="Housing cracks", problem="Cracks at boss B2", owner=OWNER,
-                         ncs=[nc]).id
+        assert app.nonconformities.assess_nc(nc, impact=4, likelihood=3,
+                                             capa_required=True).status == "assessed"
+        ca = app.corrective_actions.open_ca(title="Housing cracks", problem="Cracks at boss B2",
+                                            owner=OWNER,
+                                            ncs=[nc]).id
     assert (nc, ca) == (f"NC-{YEAR}-0001", f"CA-{YEAR}-0001")
     with as_user(app, OWNER):
-        app.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
-                           category="machine", whys=["Boss cracks"])
-        app.plan_ca(ca, action="Replace gate insert", assignee=OWNER, due=days(20),
-                    action_type="corrective")
+        app.corrective_actions.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
+                                              category="machine", whys=["Boss cracks"])
+        app.corrective_actions.plan_ca(ca, action="Replace gate insert", assignee=OWNER,
+                                       due=days(20),
+                                       action_type="corrective")
     with as_user(app, ADMIN):
-        assert app.approve_ca(ca).status == "approved"
+        assert app.corrective_actions.approve_ca(ca).status == "approved"
     with as_user(app, OWNER):
-        assert app.complete_action(ca, "A1", note="Insert replaced").status == "implemented"
+        assert app.corrective_actions.complete_action(
+            ca, "A1", note="Insert replaced").status == "implemented"
     with as_user(app, ENGINEER):
-        assert app.verify_ca(ca, effective=True, note="No cracks in 3 lots").status == "verified"
+        assert app.corrective_actions.verify_ca(ca, effective=True,
+                                                note="No cracks in 3 lots").status == "verified"
     with as_user(app, ADMIN):
-        closed = app.close_ca(ca)
+        closed = app.corrective_actions.close_ca(ca)
     assert (closed.status, closed.as_dict()["closed_ncs"]) == ("closed", [nc])
 
     # A second application, as a new process would open it, sees the same records.
     reopened = open_store(target)
     try:
-        assert reopened.show(ca).status == "closed"
-        assert reopened.show(nc).status == "closed"
-        assert reopened.show(ca, version=1).status == "open"
-        trail = reopened.history(ca)
+        with reading(reopened):
+            assert reopened.records.show(ca).status == "closed"
+            assert reopened.records.show(nc).status == "closed"
+            assert reopened.records.show(ca, version=1).status == "open"
+            trail = reopened.records.history(ca)
         assert [e.version for e in trail] == list(range(1, len(trail) + 1))
         assert [e.event_type for e in trail][:2] == ["Opened", "RootCauseAnalysed"]
         # Positions are the events' places in the one global log, and tell the same order.
@@ -104,7 +114,8 @@ def test_the_lifecycle_through_the_application(target: str, app: CapaApplication
         positions = [e.position for e in trail]
         assert positions == sorted(positions) and len(set(positions)) == len(positions)
         # The CA's closure and its NC's closure are one save: adjacent in the global log.
-        nc_close = reopened.history(nc)[-1]
+        with reading(reopened):
+            nc_close = reopened.records.history(nc)[-1]
         assert abs(nc_close.position - trail[-1].position) == 1
     finally:
         reopened.close()
@@ -112,8 +123,9 @@ def test_the_lifecycle_through_the_application(target: str, app: CapaApplication
 
 def test_refusals_write_nothing(target: str, app: CapaApplication) -> None:
     with as_user(app, REPORTER):
-        nc = app.raise_nc(title="Resin out of spec", description="Melt flow index high",
-                          source="supplier", severity="minor").id
+        nc = app.nonconformities.raise_nc(title="Resin out of spec",
+                                          description="Melt flow index high",
+                                          source="supplier", severity="minor").id
     before = event_count(target)
 
     def refused(error: type[Exception], command: Any) -> None:
@@ -122,29 +134,30 @@ def test_refusals_write_nothing(target: str, app: CapaApplication) -> None:
         assert event_count(target) == before
 
     with as_user(app, REPORTER):
-        refused(NotPermitted, lambda: app.assess_nc(nc, impact=2, likelihood=2,
-                                                    capa_required=True))
-        refused(NotFound, lambda: app.contain_nc(f"NC-{YEAR}-0999", action="x"))
-        refused(InvalidInput, lambda: app.contain_nc("NC-1", action="x"))
+        refused(NotPermitted, lambda: app.nonconformities.assess_nc(nc, impact=2, likelihood=2,
+                                                                    capa_required=True))
+        refused(NotFound, lambda: app.nonconformities.contain_nc(f"NC-{YEAR}-0999", action="x"))
+        refused(InvalidInput, lambda: app.nonconformities.contain_nc("NC-1", action="x"))
     with as_user(app, ENGINEER):
-        refused(RuleViolation, lambda: app.open_ca(title="t", problem="p", owner=OWNER,
-                                                   ncs=[nc]))
+        refused(RuleViolation, lambda: app.corrective_actions.open_ca(title="t", problem="p",
+                                                                      owner=OWNER,
+                                                                      ncs=[nc]))
 
 
 def test_a_stale_writer_conflicts_and_writes_nothing(target: str, app: CapaApplication) -> None:
     with as_user(app, REPORTER):
-        nc = app.raise_nc(title="Burr on edge", description="Deburring skipped",
-                          source="process", severity="minor").id
+        nc = app.nonconformities.raise_nc(title="Burr on edge", description="Deburring skipped",
+                                          source="process", severity="minor").id
     other = open_store(target)
     try:
-        stale = other._load(_nc_class(), nc)
+        stale = other.load(_nc_class(), nc)
         with as_user(app, REPORTER):
-            app.contain_nc(nc, action="Reworked")
+            app.nonconformities.contain_nc(nc, action="Reworked")
         before = event_count(target)
         with as_user(other, REPORTER):
             stale.contain("Sorted", "none")
             with pytest.raises(Conflict):
-                other._save(stale)
+                other.persist(stale)
         assert event_count(target) == before
     finally:
         other.close()

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.domain.errors import InvalidInput
 from capa.reports.dashboard import Dashboard, collect
 from capa.reports.dashboard_html import MAX_BARS, OVERDUE_ROWS, render_html
@@ -40,7 +40,7 @@ def _row(ref: str, source: str, severity: str, detected: str, product: str = "IP
 
 def _import(store: Store, app: CapaApplication, rows: list[dict[str, str]]) -> list[str]:
     with store.acting(app, REPORTER):
-        report = app.import_ncs(rows, {}, header=HEADER)
+        report = app.intake.import_ncs(rows, {}, header=HEADER)
     prefix, first = str(report.first_id).rsplit("-", 1)
     return [f"{prefix}-{int(first) + i:04d}" for i in range(report.imported)]
 
@@ -59,10 +59,10 @@ def _first_half_of_2026(store: Store, app: CapaApplication) -> list[str]:
         _row("L1", "external-audit", "minor", "2026-07-01"),  # after it
     ])
     with store.acting(app, QUALITY_MANAGER):
-        app.assess_nc(refs[0], impact=4, likelihood=4, capa_required=False,
-                      rationale="Isolated, reworked")
-        app.assess_nc(refs[1], impact=1, likelihood=2, capa_required=True)
-        app.cancel_nc(refs[3], reason="Duplicate of a complaint already raised")
+        app.nonconformities.assess_nc(refs[0], impact=4, likelihood=4, capa_required=False,
+                                      rationale="Isolated, reworked")
+        app.nonconformities.assess_nc(refs[1], impact=1, likelihood=2, capa_required=True)
+        app.nonconformities.cancel_nc(refs[3], reason="Duplicate of a complaint already raised")
     return refs
 
 
@@ -95,7 +95,7 @@ def test_read_tables_of_the_earlier_shape_are_rebuilt_with_risk_levels(
     store.rows("ALTER TABLE nc_summary DROP COLUMN risk_level")
     store.rows("UPDATE rm_tracking SET schema_version = 1")
     with store.acting(app, QUALITY_MANAGER):
-        app.assess_nc(refs[2], impact=5, likelihood=5, capa_required=True)
+        app.nonconformities.assess_nc(refs[2], impact=5, likelihood=5, capa_required=True)
     reopened = store.app()
     d = collect(reopened.read_models, _today(), "2026-01-01", "2026-06-30")
     assert d.by_risk == [("low", 1), ("high", 1), ("critical", 1)]
@@ -122,12 +122,15 @@ def test_owner_breakdown_leaves_out_cancelled_cas(store: Store, app: CapaApplica
     refs = _import(store, app, [_row(f"O{i}", "process", "major", _today()) for i in range(3)])
     with store.acting(app, QUALITY_MANAGER):
         for ref in refs:
-            app.assess_nc(ref, impact=3, likelihood=3, capa_required=True)
-        kept = app.open_ca(title="Kept", problem="Burrs", owner=OWNER, ncs=refs[:1]).id
-        app.open_ca(title="Also kept", problem="Burrs", owner=QUALITY_ENGINEER, ncs=refs[1:2])
-        dropped = app.open_ca(title="Dropped", problem="Burrs", owner=QUALITY_ENGINEER,
-                              ncs=refs[2:]).id
-        app.cancel_ca(dropped, reason="Merged into another CA")
+            app.nonconformities.assess_nc(ref, impact=3, likelihood=3, capa_required=True)
+        kept = app.corrective_actions.open_ca(title="Kept", problem="Burrs", owner=OWNER,
+                                              ncs=refs[:1]).id
+        app.corrective_actions.open_ca(title="Also kept", problem="Burrs", owner=QUALITY_ENGINEER,
+                                       ncs=refs[1:2])
+        dropped = app.corrective_actions.open_ca(title="Dropped", problem="Burrs",
+                                                 owner=QUALITY_ENGINEER,
+                                                 ncs=refs[2:]).id
+        app.corrective_actions.cancel_ca(dropped, reason="Merged into another CA")
     d = collect(app.read_models, _today())
     assert d.by_owner == [(OWNER, 1, 0), (QUALITY_ENGINEER, 1, 0)]
     assert d.cancelled["cas"] == 1 and d.totals["cas"] == 2 and d.totals["open_cas"] == 2

@@ -10,6 +10,7 @@ import pytest
 
 from capa.app.store import open_store
 from capa.cli.main import main
+from tests.support.reading import reading
 
 
 def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -32,9 +33,9 @@ def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.Monke
     password = getattr(demo, "DEMO_PASSWORD", None)
     with (app.acting_as(demo.QUALITY_MANAGER, password) if password  # type: ignore[call-arg]
           else app.acting_as(demo.QUALITY_MANAGER)):
-        ncs = app.list_records("nc")
-        cas = app.list_records("ca")
-        overdue = app.overdue()
+        ncs = app.queries.list_records("nc")
+        cas = app.queries.list_records("ca")
+        overdue = app.queries.overdue()
     assert len(ncs) >= 200
     assert len({v.source for v in ncs}) >= 6
     assert len({v.detected_on[:7] for v in ncs}) >= 6
@@ -54,10 +55,12 @@ def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.Monke
     whole_year = collect(app.read_models, today.isoformat(),
                          (today - dt.timedelta(days=400)).isoformat())
     assert whole_year.cancelled["ncs"] == 2 and whole_year.totals["ncs"] == len(ncs) - 2
-    story = app.history(json.loads(out)["records"]["ca"])
+    with reading(app):
+        story = app.records.history(json.loads(out)["records"]["ca"])
     times = [dt.datetime.fromisoformat(e.time.replace("Z", "+00:00")) for e in story]
     assert times == sorted(times) and (times[-1] - times[0]).days >= 20
-    first_nc = app.history(min(v.id for v in ncs))
+    with reading(app):
+        first_nc = app.records.history(min(v.id for v in ncs))
     assert (today - dt.datetime.fromisoformat(first_nc[0].time[:10]).date()).days >= 300
     app.close()
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from tests.support.cast import REPORTER
+from tests.support.reading import reading
 from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
@@ -45,5 +46,6 @@ def test_a_killed_import_completes_on_rerun(store: Store, app: CapaApplication,
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
     assert done.returncode == 0, done.stderr
-    refs = [v.external_ref for v in store.app().list_records("nc")]
+    with reading(store.app()):
+        refs = [v.external_ref for v in store.app().queries.list_records("nc")]
     assert len(refs) == len(set(refs)) == ROWS

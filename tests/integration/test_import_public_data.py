@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.cli.main import main
 from tests.support.cast import REPORTER
+from tests.support.reading import reading
 from tests.support.stores import Store, app, cli_env, store
 
 __all__ = ["app", "store"]
@@ -58,7 +59,8 @@ def _import(store: Store, path: Path, options: list[str], monkeypatch: pytest.Mo
 
 
 def _ncs(app: CapaApplication) -> dict[str, dict[str, object]]:
-    return {str(v.external_ref): v.model_dump() for v in app.list_records("nc")}
+    with reading(app):
+        return {str(v.external_ref): v.model_dump() for v in app.queries.list_records("nc")}
 
 
 def test_faa_service_difficulty_reports(store: Store, app: CapaApplication,

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from capa.app import intake
+from capa.app.application import CapaApplication
 from capa.app.intake import ImportRejected, clean, parse_day, read_csv
-from capa.app.service import CapaApplication
 from capa.domain.errors import InvalidInput, NotPermitted
 from tests.support.cast import AUDITOR, REPORTER
+from tests.support.reading import reading
 from tests.support.stores import Store, app, has_accounts, store
 
 __all__ = ["app", "store"]
@@ -40,24 +41,27 @@ def test_imports_rows_with_real_world_quirks(store: Store, app: CapaApplication,
                                              tmp_path: Path) -> None:
     header, rows = read_csv(_write(tmp_path, CSV))
     with store.acting(app, REPORTER):
-        report = app.import_ncs(rows, MAP, date_format=US, header=header)
+        report = app.intake.import_ncs(rows, MAP, date_format=US, header=header)
     assert (report.imported, report.skipped_existing, report.errors) == (3, 0, [])
-    first = app.show(report.first_id or "")
+    with reading(app):
+        first = app.records.show(report.first_id or "")
     assert first.model_dump()["description"] == "Boss cracked\nafter three weeks, café customer"
     data = first.model_dump()
     assert (data["severity"], data["detected_on"], data["lot"]) == ("major", "2024-01-28", "40915")
-    second = app.show(report.last_id or "").model_dump()
+    with reading(app):
+        second = app.records.show(report.last_id or "").model_dump()
     assert second["lot"] is None
-    assert [v.external_ref for v in app.list_records("nc")] == ["C-1", "C-2", "C-3"]
+    with reading(app):
+        assert [v.external_ref for v in app.queries.list_records("nc")] == ["C-1", "C-2", "C-3"]
 
 
 def test_a_rerun_imports_nothing_twice(store: Store, app: CapaApplication,
                                        tmp_path: Path) -> None:
     header, rows = read_csv(_write(tmp_path, CSV))
     with store.acting(app, REPORTER):
-        app.import_ncs(rows, MAP, date_format=US, header=header)
+        app.intake.import_ncs(rows, MAP, date_format=US, header=header)
         events = store.event_count()
-        again = app.import_ncs(rows, MAP, date_format=US, header=header)
+        again = app.intake.import_ncs(rows, MAP, date_format=US, header=header)
     assert (again.imported, again.skipped_existing) == (0, 3)
     assert store.event_count() == events
 
@@ -80,13 +84,15 @@ def test_an_interrupted_import_completes_on_rerun(store: Store, app: CapaApplica
 
     monkeypatch.setattr(intake, "_save_batch", dying)
     with store.acting(app, REPORTER), pytest.raises(KeyboardInterrupt):
-        app.import_ncs(rows, {}, header=header)
-    assert len(app.list_records("nc")) == 10
+        app.intake.import_ncs(rows, {}, header=header)
+    with reading(app):
+        assert len(app.queries.list_records("nc")) == 10
     monkeypatch.setattr(intake, "_save_batch", real)
     with store.acting(app, REPORTER):
-        report = app.import_ncs(rows, {}, header=header)
+        report = app.intake.import_ncs(rows, {}, header=header)
     assert (report.imported, report.skipped_existing) == (15, 10)
-    refs = [v.external_ref for v in app.list_records("nc")]
+    with reading(app):
+        refs = [v.external_ref for v in app.queries.list_records("nc")]
     assert sorted(refs) == sorted(f"R-{i}" for i in range(25))
 
 
@@ -101,7 +107,7 @@ def test_rows_break_the_limits_single_records_keep(store: Store, app: CapaApplic
     header, rows = read_csv(_write(tmp_path, text))
     before = store.event_count()
     with store.acting(app, REPORTER), pytest.raises(ImportRejected) as refused:
-        app.import_ncs(rows, {}, header=header)
+        app.intake.import_ncs(rows, {}, header=header)
     assert [(e.row, e.column, e.reason) for e in refused.value.report.errors] == [
         (2, "title", "title is 1,001 characters long; at most 1,000"),
         (3, "title", "title must be one line, without tabs or control characters"),
@@ -119,7 +125,7 @@ def test_any_bad_row_refuses_the_whole_file(store: Store, app: CapaApplication,
     header, rows = read_csv(_write(tmp_path, text))
     before = store.event_count()
     with store.acting(app, REPORTER), pytest.raises(ImportRejected) as refused:
-        app.import_ncs(rows, MAP, date_format=US, header=header)
+        app.intake.import_ncs(rows, MAP, date_format=US, header=header)
     errors = [(e.row, e.column, e.reason.split(" ")[0]) for e in refused.value.report.errors]
     assert errors == [(5, "Summary", "title"), (6, "Where", "source"), (6, "How bad", "severity"),
                       (6, "When", "detected-on"), (7, "When", "'31/31/2024'")]
@@ -130,7 +136,7 @@ def test_dry_run_writes_nothing(store: Store, app: CapaApplication, tmp_path: Pa
     header, rows = read_csv(_write(tmp_path, CSV))
     before = store.event_count()
     with store.acting(app, REPORTER):
-        report = app.import_ncs(rows, MAP, date_format=US, dry_run=True, header=header)
+        report = app.intake.import_ncs(rows, MAP, date_format=US, dry_run=True, header=header)
     assert (report.imported, report.dry_run) == (3, True)
     assert store.event_count() == before
 
@@ -139,11 +145,11 @@ def test_mapping_errors(store: Store, app: CapaApplication, tmp_path: Path) -> N
     header, rows = read_csv(_write(tmp_path, CSV))
     with store.acting(app, REPORTER):
         with pytest.raises(InvalidInput, match="not an NC field"):
-            app.import_ncs(rows, {"Ref": "reference"}, header=header)
+            app.intake.import_ncs(rows, {"Ref": "reference"}, header=header)
         with pytest.raises(InvalidInput, match="no column"):
-            app.import_ncs(rows, {"Nope": "title"}, header=header)
+            app.intake.import_ncs(rows, {"Nope": "title"}, header=header)
         with pytest.raises(InvalidInput, match="no column gives"):
-            app.import_ncs(rows, {}, header=header)
+            app.intake.import_ncs(rows, {}, header=header)
 
 
 @pytest.mark.skipif(not has_accounts(), reason="this build keeps no user accounts")
@@ -151,7 +157,7 @@ def test_an_auditor_cannot_import(store: Store, app: CapaApplication, tmp_path: 
     header, rows = read_csv(_write(tmp_path, CSV))
     before = store.event_count()
     with store.acting(app, AUDITOR), pytest.raises(NotPermitted):
-        app.import_ncs(rows, MAP, date_format=US, header=header)
+        app.intake.import_ncs(rows, MAP, date_format=US, header=header)
     assert store.event_count() == before
 
 

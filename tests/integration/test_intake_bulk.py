@@ -11,12 +11,13 @@ from uuid import UUID
 import pytest
 
 from capa.app import intake
+from capa.app.application import CapaApplication
 from capa.app.intake import read_csv, validate_rows
-from capa.app.service import CapaApplication
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import actor_id, record_hex, record_uuid
 from capa.readmodels import projection
 from tests.support.cast import QUALITY_ENGINEER, REPORTER
+from tests.support.reading import reading
 from tests.support.stores import Store, app, store
 
 __all__ = ["app", "store"]
@@ -78,20 +79,24 @@ def test_imported_ncs_read_and_change_like_any_other(store: Store, app: CapaAppl
                                                       tmp_path: Path) -> None:
     valid = _rows(tmp_path)
     with store.acting(app, REPORTER):
-        report = app.import_ncs(valid, {})
+        report = app.intake.import_ncs(valid, {})
     assert (report.imported, report.first_id, report.last_id) == (4, "NC-2026-0001",
                                                                    "NC-2026-0004")
-    fourth = store.app().show("NC-2026-0004").model_dump()
+    with reading(store.app()):
+        fourth = store.app().records.show("NC-2026-0004").model_dump()
     assert fourth["title"] == 'Gauge "GX-2" reads C:\\temp\\x'
     assert fourth["description"] == "Tab here, bell\a, \U0001f527 </script>"
     reopened = store.app()
-    first = reopened.show("NC-2026-0001").model_dump()
+    with reading(reopened):
+        first = reopened.records.show("NC-2026-0001").model_dump()
     assert (first["description"], first["severity"], first["reported_by"], first["status"]) == (
         "Boss cracked\nafter three weeks, café customer", "major", REPORTER, "open")
     with store.acting(reopened, QUALITY_ENGINEER):
-        reopened.contain_nc("NC-2026-0002", action="Quarantined lot", disposition="none")
-    assert reopened.show("NC-2026-0002").model_dump()["status"] == "contained"
-    steps = reopened.history("NC-2026-0002")
+        reopened.nonconformities.contain_nc("NC-2026-0002", action="Quarantined lot",
+                                            disposition="none")
+    with reading(reopened):
+        assert reopened.records.show("NC-2026-0002").model_dump()["status"] == "contained"
+        steps = reopened.records.history("NC-2026-0002")
     assert [s.actor for s in steps] == [REPORTER, QUALITY_ENGINEER]
 
 
@@ -105,9 +110,10 @@ def test_read_rows_from_raised_events_equal_the_rows_folding_gives(
         monkeypatch: pytest.MonkeyPatch) -> None:
     valid = _rows(tmp_path)
     with store.acting(app, REPORTER):
-        app.import_ncs(valid, {})
-        app.raise_nc(title="Burr on edge", description="Found at deburr", source="process",
-                     severity="minor")
+        app.intake.import_ncs(valid, {})
+        app.nonconformities.raise_nc(title="Burr on edge", description="Found at deburr",
+                                     source="process",
+                                     severity="minor")
     query = "SELECT * FROM nc_summary ORDER BY sort_key"
     app.read_models.catch_up()
     direct = store.rows(query)
@@ -128,13 +134,14 @@ def test_a_large_import_lands_whole(store: Store, app: CapaApplication,
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     header, rows = read_csv(path)
     with store.acting(app, REPORTER):
-        report = app.import_ncs(rows, {}, header=header)
-        again = app.import_ncs(rows, {}, header=header)
+        report = app.intake.import_ncs(rows, {}, header=header)
+        again = app.intake.import_ncs(rows, {}, header=header)
     assert (report.imported, again.imported, again.skipped_existing) == (2500, 0, 2500)
     assert store.event_count() == before + 2500
     reopened = store.app()
-    assert len(reopened.list_records("nc")) == 2500
-    last = reopened.show(report.last_id or "").model_dump()
+    with reading(reopened):
+        assert len(reopened.queries.list_records("nc")) == 2500
+        last = reopened.records.show(report.last_id or "").model_dump()
     assert (last["external_ref"], last["description"]) == ("L-2499", 'Edge "B" rough, lot 2499')
 
 
@@ -148,8 +155,8 @@ def test_an_import_writes_its_read_rows_as_the_projection_would(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     header, rows = read_csv(path)
     with store.acting(app, REPORTER):
-        app.list_records("nc")  # the read tables are up to date before the import
-        app.import_ncs(rows, {}, header=header)
+        app.queries.list_records("nc")  # the read tables are up to date before the import
+        app.intake.import_ncs(rows, {}, header=header)
     # Written with the events: the tracked position already covers them, nothing to catch up.
     (position,) = store.rows("SELECT position FROM rm_tracking")[0]
     (last,) = store.rows("SELECT MAX(rowid) FROM stored_events")[0]

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from capa.app.application import CapaApplication
 from capa.app.intake import ImportRejected, read_csv
 from capa.app.migration import LegacySource
-from capa.app.service import CapaApplication
 from capa.audit.caches import check_caches
 from capa.reports.dashboard import collect
 from tests.support.cast import OWNER, QUALITY_ENGINEER, QUALITY_MANAGER
@@ -37,8 +37,8 @@ def _migrate(app: CapaApplication, tmp_path: Path, text: str = REGISTER,
     path = tmp_path / "register.csv"
     path.write_text(text, encoding="utf-8")
     header, rows = read_csv(path)
-    return app.import_ncs(rows, {}, header=header, source=LegacySource.of_file(path, system),
-                          **options)
+    return app.intake.import_ncs(rows, {}, header=header, source=LegacySource.of_file(path, system),
+                                 **options)
 
 
 def _events(store: Store) -> int:
@@ -51,8 +51,8 @@ def test_legacy_rows_end_in_their_legacy_state_with_provenance(
         report = _migrate(app, tmp_path)
         assert (report.imported, report.migrated, report.already_migrated) == (4, 4, 0)
         assert report.ignored_columns == ["Legacy Notes"]
-        ncs = {v.external_ref: v.model_dump() for v in app.list_records("nc")}
-        cas = [v.model_dump() for v in app.list_records("ca")]
+        ncs = {v.external_ref: v.model_dump() for v in app.queries.list_records("nc")}
+        cas = [v.model_dump() for v in app.queries.list_records("ca")]
     assert {ref: nc["status"] for ref, nc in ncs.items()} == {
         "L-1": "closed", "L-2": "closed", "L-3": "open", "L-4": "cancelled"}
     closed = ncs["L-1"]
@@ -77,9 +77,9 @@ def test_legacy_rows_end_in_their_legacy_state_with_provenance(
     assert ncs["L-4"]["cancellation"]["reason"].startswith("Migrated from QMS 2019")
     # Each record reached its state through events: Raised/Opened, then Migrated.
     with store.acting(app, QUALITY_MANAGER):
-        assert [e.event_type for e in app.history(closed["id"])] == ["Raised", "Migrated"]
-        assert [e.event_type for e in app.history(ca["id"])] == ["Opened", "Migrated"]
-        said = app.history(closed["id"])[-1].reason
+        assert [e.event_type for e in app.records.history(closed["id"])] == ["Raised", "Migrated"]
+        assert [e.event_type for e in app.records.history(ca["id"])] == ["Opened", "Migrated"]
+        said = app.records.history(closed["id"])[-1].reason
     assert said == ("Migrated from QMS 2019 (register.csv, row 2) by mhernandez: legacy status "
                     "closed on 2024-03-02; the earlier steps happened in the legacy system")
     check_caches(app, {})  # the read tables agree with a fold of the events
@@ -116,7 +116,7 @@ def test_a_rerun_writes_nothing_and_says_how_many_were_migrated(
             assert (again.imported, again.already_migrated) == (0, 4)
             assert (dry.imported, dry.already_migrated) == (0, 4)
             assert _events(store) == events
-        assert len(app.list_records("nc")) == 8
+        assert len(app.queries.list_records("nc")) == 8
 
 
 def test_an_open_row_with_a_ca_continues_its_lifecycle_in_capa(
@@ -125,13 +125,14 @@ def test_an_open_row_with_a_ca_continues_its_lifecycle_in_capa(
             f"Burr,Edge burr,process,minor,2024-06-01,in progress,Worn tool,{OWNER}\n")
     with store.acting(app, QUALITY_MANAGER):
         _migrate(app, tmp_path, text)
-        [nc] = app.list_records("nc")
-        [ca] = app.list_records("ca")
+        [nc] = app.queries.list_records("nc")
+        [ca] = app.queries.list_records("ca")
     assert (nc.status, ca.status, ca.owner) == ("linked", "open", OWNER)
     with store.acting(app, OWNER):
-        app.investigate_ca(ca.id, method="other", root_cause="Worn tool", category="machine")
+        app.corrective_actions.investigate_ca(ca.id, method="other", root_cause="Worn tool",
+                                              category="machine")
     with store.acting(app, QUALITY_ENGINEER):
-        assert app.show(ca.id).status == "investigated"
+        assert app.records.show(ca.id).status == "investigated"
         check_caches(app, {})
 
 
@@ -139,8 +140,8 @@ def test_a_reopened_migrated_record_no_longer_reports_its_legacy_closure(
         store: Store, app: CapaApplication, tmp_path: Path) -> None:
     with store.acting(app, QUALITY_MANAGER):
         _migrate(app, tmp_path)
-        ref = next(v.id for v in app.list_records("nc") if v.external_ref == "L-2")
-        app.reopen_nc(ref, reason="Legacy closure lacked evidence")
+        ref = next(v.id for v in app.queries.list_records("nc") if v.external_ref == "L-2")
+        app.nonconformities.reopen_nc(ref, reason="Legacy closure lacked evidence")
         row = next(r for r in app.read_models.table("nc_summary") if r["id"] == ref)
         check_caches(app, {})
     assert (row["status"], row["closed_at"]) == ("open", None)
@@ -206,7 +207,7 @@ def test_a_register_without_ca_columns_says_so(store: Store, app: CapaApplicatio
            "T,D,process,minor,2024-05-01,done,2024-05-09\n"
     with store.acting(app, QUALITY_MANAGER):
         _migrate(app, tmp_path, text)
-        [nc] = app.list_records("nc")
+        [nc] = app.queries.list_records("nc")
     assert nc.status == "closed"
     assert (nc.migration or {})["note"].endswith("the legacy register has no corrective-action "
                                                  "columns")
@@ -223,8 +224,8 @@ def test_hostile_legacy_text_is_kept_exactly_as_data(store: Store, app: CapaAppl
             f"2024-05-08,{hostile['effect']}\n")
     with store.acting(app, QUALITY_MANAGER):
         _migrate(app, tmp_path, text, system="Legacy\x1b]0;owned\x07 QMS\nline")
-        [nc] = app.list_records("nc")
-        [ca] = app.list_records("ca")
+        [nc] = app.queries.list_records("nc")
+        [ca] = app.queries.list_records("ca")
     legacy = ca.migration or {}
     assert (legacy["root_cause"], legacy["action"], legacy["effectiveness"]) == (
         hostile["root"], hostile["action"], hostile["effect"])
@@ -259,13 +260,13 @@ def test_unknown_columns_are_reported_by_a_plain_import_too(
 
 def test_the_8d_report_of_a_migrated_record_says_what_the_legacy_system_recorded(
         store: Store, app: CapaApplication, tmp_path: Path) -> None:
-    from capa.reports.eightd import build_report
+
     from capa.reports.render import render
 
     with store.acting(app, QUALITY_MANAGER):
         _migrate(app, tmp_path)
-        ref = next(v.id for v in app.list_records("nc") if v.external_ref == "L-1")
-        text = render(build_report(app, ref), "md").decode("utf-8")
+        ref = next(v.id for v in app.queries.list_records("nc") if v.external_ref == "L-1")
+        text = render(app.queries.report(ref), "md").decode("utf-8")
     assert "Recorded in the legacy system: Mould too cold" in text
     assert "Recorded in the legacy system: Raised mould temperature" in text
     assert f"{ref}: Migrated from QMS 2019 (register.csv, row 2)" in text

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.domain.nonconformity import NC_FIELDS, NC_SCHEMA, RAISED_FIELDS, fresh_state
 from capa.domain.record import record_uuid
 from capa.readmodels.projection import COLUMNS
@@ -49,11 +49,11 @@ def _without_own(data: dict[str, Any]) -> list[tuple[str, Any]]:
 def test_raised_and_imported_ncs_store_and_project_alike(
         store: Store, app: CapaApplication, up_to_date: bool) -> None:
     with store.acting(app, REPORTER):
-        raised = app.raise_nc(**FIELDS).id
+        raised = app.nonconformities.raise_nc(**FIELDS).id
         if up_to_date:
-            app.list_records("nc")  # an import then writes its read rows with its events
-        report = app.import_ncs([{**FIELDS, "external_ref": "E-2"}], {})
-        app.list_records("nc")
+            app.queries.list_records("nc")  # an import then writes its read rows with its events
+        report = app.intake.import_ncs([{**FIELDS, "external_ref": "E-2"}], {})
+        app.queries.list_records("nc")
     imported = report.first_id or ""
     assert imported != raised
 
@@ -78,7 +78,7 @@ def test_the_schema_is_the_order_the_domain_raises_in(store: Store, app: CapaApp
     assert [spec.name for spec in NC_SCHEMA if spec.required] == [
         "title", "description", "source", "severity"]
     with store.acting(app, REPORTER):
-        ref = app.raise_nc(**FIELDS).id
+        ref = app.nonconformities.raise_nc(**FIELDS).id
     nc = app.repository.get(record_uuid(ref))
     held = nc.fields()
     assert list(held)[:len(RAISED_FIELDS)] == list(RAISED_FIELDS)

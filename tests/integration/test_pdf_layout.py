@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.reports.eightd import Report, Section, manifestation
 from capa.reports.pdf import to_pdf
 from tests.support.cast import (
@@ -31,6 +31,7 @@ from tests.support.pdflayout import (  # noqa: E402 - only once pdfplumber is kn
     pages,
     signature_blocks,
 )
+from tests.support.reading import reading
 
 __all__ = ["app", "store"]
 
@@ -228,35 +229,43 @@ def _day(n: int) -> str:
 @pytest.mark.skipif(not has_accounts(), reason="printed names come from user accounts")
 def test_report_of_a_real_ca_with_several_iterations(store: Store, app: CapaApplication) -> None:
     with store.acting(app, QUALITY_MANAGER):
-        app.add_user("arozhdestvenskaya",
-                     full_name="Александра Вячеславовна Рождественская-Лебедева",
-                     roles=["quality"], password=PASSWORD)
+        app.identity.add_user("arozhdestvenskaya",
+                              full_name="Александра Вячеславовна Рождественская-Лебедева",
+                              roles=["quality"], password=PASSWORD)
     with store.acting(app, REPORTER):
-        nc = app.raise_nc(title="Cracked housing " + PART, description=LONG_CAUSE + URL,
-                          source="customer-complaint", severity="major", product=PART,
-                          detected_on=_day(-20)).id
+        nc = app.nonconformities.raise_nc(title="Cracked housing " + PART,
+                                          description=LONG_CAUSE + URL,
+                                          source="customer-complaint", severity="major",
+                                          product=PART,
+                                          detected_on=_day(-20)).id
     with store.acting(app, QUALITY_ENGINEER):
-        app.assess_nc(nc, impact=4, likelihood=3, capa_required=True)
-        ca = app.open_ca(title="Housing cracks", problem=LONG_CAUSE, owner=OWNER, ncs=[nc]).id
+        app.nonconformities.assess_nc(nc, impact=4, likelihood=3, capa_required=True)
+        ca = app.corrective_actions.open_ca(title="Housing cracks", problem=LONG_CAUSE, owner=OWNER,
+                                            ncs=[nc]).id
     for iteration in (1, 2, 3):
         with store.acting(app, OWNER):
-            app.investigate_ca(ca, method="5-whys", root_cause=f"{iteration}: {LONG_CAUSE}",
-                               category="machine", whys=[LONG_CAUSE[:300], PART])
-            action = app.plan_ca(ca, action=f"Replace insert {PART}", assignee=TECHNICIAN,
-                                 due=_day(5), action_type="corrective")
+            app.corrective_actions.investigate_ca(ca, method="5-whys",
+                                                  root_cause=f"{iteration}: {LONG_CAUSE}",
+                                                  category="machine", whys=[LONG_CAUSE[:300], PART])
+            action = app.corrective_actions.plan_ca(ca, action=f"Replace insert {PART}",
+                                                    assignee=TECHNICIAN,
+                                                    due=_day(5), action_type="corrective")
         with store.acting(app, QUALITY_MANAGER):
-            app.approve_ca(ca)
+            app.corrective_actions.approve_ca(ca)
         with store.acting(app, TECHNICIAN):
-            app.complete_action(ca, f"A{iteration}", note=URL)
+            app.corrective_actions.complete_action(ca, f"A{iteration}", note=URL)
         with store.acting(app, "arozhdestvenskaya"):
-            app.verify_ca(ca, effective=iteration == 3, note=LONG_CAUSE[:400])
+            app.corrective_actions.verify_ca(ca, effective=iteration == 3, note=LONG_CAUSE[:400])
         assert action
     with store.acting(app, QUALITY_MANAGER):
-        app.close_ca(ca)
-    content = app.render_report(ca, "pdf")
+        app.corrective_actions.close_ca(ca)
+    with reading(app):
+        content = app.queries.render_report(ca, "pdf")
     assert_inside_text_area(content)
     words = {w["text"] for page_words, _ in pages(content) for w in page_words}
-    completed = [i["completed_at"] for i in app.show(ca).model_dump(mode="json")["items"]]
+    with reading(app):
+        completed = [i["completed_at"]
+                     for i in app.records.show(ca).model_dump(mode="json")["items"]]
     assert completed and set(completed) <= words, "each completion time printed whole"
     blocks = signature_blocks(content)
     assert len(blocks) == 3 + 3 + 1, [label for _, label, _ in blocks]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.domain.errors import InvalidInput, NotFound
 from capa.reports.dashboard import collect
 from tests.support.cast import (
@@ -24,6 +24,7 @@ from tests.support.cast import (
 )
 from tests.support.cast import PLANT as CAST
 from tests.support.pdftext import base_fonts, pdf_text
+from tests.support.reading import reading
 from tests.support.stores import Store, app, has_accounts, store
 
 __all__ = ["app", "store"]
@@ -36,43 +37,49 @@ def _day(n: int) -> str:
 def _closed_ca(store: Store, app: CapaApplication, *, approver: str = QUALITY_MANAGER,
                verifier: str = VERIFIER) -> dict[str, str]:
     with store.acting(app, REPORTER):
-        nc = app.raise_nc(title="Cracked housing", description="Boss B2 cracked",
-                          source="customer-complaint", severity="major", product="IP-200",
-                          detected_on=_day(-20)).id
-        app.contain_nc(nc, action="Lot quarantined", disposition="quarantine")
-        again = app.raise_nc(title="Cracked housing again", description="Boss B3",
-                             source="process", severity="minor", product="IP-200").id
-        minor = app.raise_nc(title="Smudged label", description="Print head",
-                             source="process", severity="minor").id
+        nc = app.nonconformities.raise_nc(title="Cracked housing", description="Boss B2 cracked",
+                                          source="customer-complaint", severity="major",
+                                          product="IP-200",
+                                          detected_on=_day(-20)).id
+        app.nonconformities.contain_nc(nc, action="Lot quarantined", disposition="quarantine")
+        again = app.nonconformities.raise_nc(title="Cracked housing again", description="Boss B3",
+                                             source="process", severity="minor",
+                                             product="IP-200").id
+        minor = app.nonconformities.raise_nc(title="Smudged label", description="Print head",
+                                             source="process", severity="minor").id
     with store.acting(app, QUALITY_ENGINEER):
-        app.assess_nc(nc, impact=4, likelihood=3, capa_required=True)
-        app.assess_nc(again, impact=2, likelihood=2, capa_required=True)
-        app.assess_nc(minor, impact=1, likelihood=1, capa_required=False,
-                      rationale="Isolated, caught before release")
-        app.close_nc(minor)
-        ca = app.open_ca(title="Housing cracks", problem="Bosses crack in use", owner=OWNER,
-                         ncs=[nc, again]).id
+        app.nonconformities.assess_nc(nc, impact=4, likelihood=3, capa_required=True)
+        app.nonconformities.assess_nc(again, impact=2, likelihood=2, capa_required=True)
+        app.nonconformities.assess_nc(minor, impact=1, likelihood=1, capa_required=False,
+                                      rationale="Isolated, caught before release")
+        app.nonconformities.close_nc(minor)
+        ca = app.corrective_actions.open_ca(title="Housing cracks", problem="Bosses crack in use",
+                                            owner=OWNER,
+                                            ncs=[nc, again]).id
     with store.acting(app, OWNER):
-        app.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
-                           category="machine", whys=["Thin wall", "Worn insert"])
-        app.plan_ca(ca, action="Replace insert", assignee=TECHNICIAN, due=_day(5),
-                    action_type="corrective")
-        app.plan_ca(ca, action="Add insert wear to PM plan", assignee=TECHNICIAN, due=_day(9),
-                    action_type="preventive")
+        app.corrective_actions.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
+                                              category="machine", whys=["Thin wall", "Worn insert"])
+        app.corrective_actions.plan_ca(ca, action="Replace insert", assignee=TECHNICIAN,
+                                       due=_day(5),
+                                       action_type="corrective")
+        app.corrective_actions.plan_ca(ca, action="Add insert wear to PM plan", assignee=TECHNICIAN,
+                                       due=_day(9),
+                                       action_type="preventive")
     with store.acting(app, approver):
-        app.approve_ca(ca)
+        app.corrective_actions.approve_ca(ca)
     with store.acting(app, TECHNICIAN):
-        app.complete_action(ca, "A1", note="Insert replaced")
-        app.complete_action(ca, "A2", note="PM plan rev D")
+        app.corrective_actions.complete_action(ca, "A1", note="Insert replaced")
+        app.corrective_actions.complete_action(ca, "A2", note="PM plan rev D")
     with store.acting(app, verifier):
-        app.verify_ca(ca, effective=True, note="No cracks in 6 lots")
+        app.corrective_actions.verify_ca(ca, effective=True, note="No cracks in 6 lots")
     with store.acting(app, approver):
-        app.close_ca(ca)
+        app.corrective_actions.close_ca(ca)
     return {"nc": nc, "again": again, "minor": minor, "ca": ca}
 
 
 def _signatures(app: CapaApplication, ref: str) -> list[dict[str, object]]:
-    return [e.signature.model_dump() for e in app.history(ref) if e.signature]
+    with reading(app):
+        return [e.signature.model_dump() for e in app.records.history(ref) if e.signature]
 
 
 def test_ca_report_has_every_8d_section_and_signature(store: Store, app: CapaApplication) -> None:
@@ -80,7 +87,8 @@ def test_ca_report_has_every_8d_section_and_signature(store: Store, app: CapaApp
     signatures = _signatures(app, refs["ca"])
     assert [s["meaning"] for s in signatures] == ["approval", "verification", "approval"]
     for fmt in ("md", "html"):
-        text = app.render_report(refs["ca"], fmt).decode("utf-8")
+        with reading(app):
+            text = app.queries.render_report(refs["ca"], fmt).decode("utf-8")
         for code, title in (("D1", "Team"), ("D2", "Problem"), ("D3", "Containment"),
                             ("D4", "Root cause"), ("D5", "corrective actions"),
                             ("D6", "Implementation"), ("D7", "Prevention"),
@@ -98,7 +106,8 @@ def test_ca_report_has_every_8d_section_and_signature(store: Store, app: CapaApp
 
 def test_pdf_report(store: Store, app: CapaApplication) -> None:
     refs = _closed_ca(store, app)
-    content = app.render_report(refs["ca"], "pdf")
+    with reading(app):
+        content = app.queries.render_report(refs["ca"], "pdf")
     assert content.startswith(b"%PDF-")
     text = pdf_text(content)
     assert "D8 Verification and closure" in text
@@ -116,21 +125,24 @@ def test_pdf_report_prints_signers_names_as_written(store: Store,
                                                    app: CapaApplication) -> None:
     with store.acting(app, QUALITY_MANAGER):
         for user, name in UNICODE_SIGNERS.items():
-            app.add_user(user, full_name=name, roles=["quality"],  # type: ignore[attr-defined]
-                         password=PASSWORD)
+            app.identity.add_user(user, full_name=name, roles=["quality"],
+                                   # type: ignore[attr-defined]
+                                  password=PASSWORD)
     refs = _closed_ca(store, app, approver="advorak", verifier="lwroblewski")
     with store.acting(app, REPORTER):
-        minor = app.raise_nc(title="Scuffed label", description="Roller", source="process",
-                             severity="minor").id
+        minor = app.nonconformities.raise_nc(title="Scuffed label", description="Roller",
+                                             source="process",
+                                             severity="minor").id
     with store.acting(app, "kota"):
-        app.assess_nc(minor, impact=1, likelihood=1, capa_required=False,
-                      rationale="Cosmetic, caught at packing")
+        app.nonconformities.assess_nc(minor, impact=1, likelihood=1, capa_required=False,
+                                      rationale="Cosmetic, caught at packing")
     with store.acting(app, "nthu"):
-        app.close_nc(minor)
+        app.nonconformities.close_nc(minor)
     signed = {str(s["full_name"]) for s in _signatures(app, refs["ca"])}
     assert signed == {"Antonín Dvořák", "Łukasz Wróblewski"}
 
-    content = app.render_report(refs["ca"], "pdf")
+    with reading(app):
+        content = app.queries.render_report(refs["ca"], "pdf")
     assert {f.split("+")[-1] for f in base_fonts(content)} == {"DejaVuSansBook",
                                                               "DejaVuSansBold"}
     assert all(re.fullmatch(r"[A-Z]{6}\+DejaVuSans\w+", f) for f in base_fonts(content)), \
@@ -144,7 +156,8 @@ def test_pdf_report_prints_signers_names_as_written(store: Store,
     assert "?" not in text and "\ufffd" not in text
     assert len(content) < 80_000, "only the glyphs used are embedded"
 
-    nc_text = " ".join(pdf_text(app.render_report(minor, "pdf")).split())
+    with reading(app):
+        nc_text = " ".join(pdf_text(app.queries.render_report(minor, "pdf")).split())
     (closure,) = _signatures(app, minor)
     assert closure["full_name"] == "Nguyễn Thị Thu"
     assert f"Nguyễn Thị Thu (nthu), signed {closure['signed_at']}" in nc_text
@@ -154,7 +167,8 @@ def test_pdf_report_prints_signers_names_as_written(store: Store,
 def test_nc_report_without_ca_shows_its_closure_signature(store: Store,
                                                          app: CapaApplication) -> None:
     refs = _closed_ca(store, app)
-    text = app.render_report(refs["minor"], "md").decode()
+    with reading(app):
+        text = app.queries.render_report(refs["minor"], "md").decode()
     (sig,) = _signatures(app, refs["minor"])
     assert f"Closure of {refs['minor']}" in text and str(sig["signed_at"]) in text
     assert "no - Isolated, caught before release" in text
@@ -165,11 +179,11 @@ def test_report_refusals(store: Store, app: CapaApplication) -> None:
     refs = _closed_ca(store, app)
     with store.acting(app, REPORTER):
         with pytest.raises(NotFound):
-            app.render_report("CA-2026-9999", "md")
+            app.queries.render_report("CA-2026-9999", "md")
         with pytest.raises(InvalidInput):
-            app.render_report(refs["ca"], "docx")
+            app.queries.render_report(refs["ca"], "docx")
         with pytest.raises(InvalidInput):
-            app.render_report("nonsense", "md")
+            app.queries.render_report("nonsense", "md")
 
 
 def test_dashboard_figures(store: Store, app: CapaApplication) -> None:
@@ -192,7 +206,7 @@ def test_dashboard_figures(store: Store, app: CapaApplication) -> None:
 def _dashboard(store: Store, app: CapaApplication, tmp_path: Path) -> Path:
     _closed_ca(store, app)
     with store.acting(app, REPORTER):
-        html = app.render_dashboard()
+        html = app.queries.render_dashboard()
     out = tmp_path / "dashboard.html"
     out.write_text(html, encoding="utf-8")
     return out

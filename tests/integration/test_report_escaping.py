@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capa.app.service import CapaApplication
-from capa.reports.eightd import build_report
+from capa.app.application import CapaApplication
 from capa.reports.markdown import md_escape
 from tests.support.cast import QUALITY_ENGINEER, REPORTER
+from tests.support.reading import reading
 from tests.support.stores import Store, app, store
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is in the test extra")
@@ -94,14 +94,15 @@ def _outline(markdown: str) -> tuple[list[str], list[str], set[str]]:
 @pytest.mark.sqlite_only("the escaping is in the renderer; the back end only stores the text")
 def test_nc_text_cannot_fake_a_heading_or_a_signature(store: Store, app: CapaApplication) -> None:
     with store.acting(app, REPORTER):
-        nc = app.raise_nc(title=HOSTILE_TITLE, description=FAKE, source="process",
-                          severity="minor").id
-        app.contain_nc(nc, action=HOSTILE_ACTION, disposition="quarantine")
+        nc = app.nonconformities.raise_nc(title=HOSTILE_TITLE, description=FAKE, source="process",
+                                          severity="minor").id
+        app.nonconformities.contain_nc(nc, action=HOSTILE_ACTION, disposition="quarantine")
     with store.acting(app, QUALITY_ENGINEER):
-        app.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
-                      rationale="# Not a heading\n> not a quote")
-        app.close_nc(nc)
-    markdown = app.render_report(nc, "md").decode()
+        app.nonconformities.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
+                                      rationale="# Not a heading\n> not a quote")
+        app.nonconformities.close_nc(nc)
+    with reading(app):
+        markdown = app.queries.render_report(nc, "md").decode()
     headings, quotes, kinds = _outline(markdown)
     assert headings == [f"h1 8D report {nc}: {HOSTILE_TITLE}", "h2 D1 Team",
                         "h2 D2 Problem description", "h2 D3 Containment", "h2 D4 Root cause",
@@ -120,12 +121,14 @@ def test_nc_text_cannot_fake_a_heading_or_a_signature(store: Store, app: CapaApp
     cells = [_text(t) for i, t in enumerate(tokens) if t.type == "inline"
              and tokens[i - 1].type == "td_open"]
     assert _normalised(HOSTILE_ACTION) in cells
-    tables = [body for section in build_report(app, nc).sections
-              for kind, body in section.blocks if kind == "table"]
+    with reading(app):
+        tables = [body for section in app.queries.report(nc).sections
+                  for kind, body in section.blocks if kind == "table"]
     rows = [t for t in tokens if t.type == "tr_open"]
     assert len(rows) == sum(1 + len(table_rows) for _, table_rows in tables), \
         "every table has exactly its own rows: no row forged from a cell's text"
 
-    page = app.render_report(nc, "html").decode()
+    with reading(app):
+        page = app.queries.render_report(nc, "html").decode()
     assert html.escape(HOSTILE_TITLE) in page and "<script>" not in page
     assert "<!--" not in page

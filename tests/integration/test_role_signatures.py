@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from capa.app import keyring
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from capa.audit import bundle as bundle_module
 from capa.audit.bundle import export_bundle, verify_bundle
@@ -55,7 +55,7 @@ def store(store_target: str) -> Iterator[CapaApplication]:
 
 
 def private_key_of(app: CapaApplication, user: str) -> Any:
-    stored = app._user_keys().get(user)
+    stored = app.user_keys().get(user)
     return keyring.unwrap(stored.wrapped, PASSWORD, user, stored.key_id)
 
 
@@ -64,7 +64,7 @@ def insert_grant(app: CapaApplication, target: str, user: str, role: str, *,
     """INSERT a RoleGranted for `user` into the event table, as a store writer would: no code
     of capa's runs. `signer` names the administrator the forged signature claims (None: no
     signature); `key` signs it. Returns the forged event's version."""
-    account = app._user(user)
+    account = app.user(user)
     version = account.version + 1
     signed_at = now_iso()
     authorisation = None
@@ -72,7 +72,7 @@ def insert_grant(app: CapaApplication, target: str, user: str, role: str, *,
         message = role_change_bytes(user_id=user, change="grant", role=role, version=version,
                                     signed_at=signed_at, admin=signer)
         authorisation = {"admin": signer, "signed_at": signed_at,
-                         "key_id": keyring.key_id(str(app._user(signer).public_key)),
+                         "key_id": keyring.key_id(str(app.user(signer).public_key)),
                          "signature": sign(key, message)}
     state = {"timestamp": {"_type_": "datetime_iso",
                            "_data_": signed_at.replace("Z", "+00:00")},
@@ -107,7 +107,8 @@ def assert_role_not_acted_on(target: str, user: str) -> None:
     try:
         before = event_count(target)
         with app.acting_as(user, PASSWORD), pytest.raises(NotPermitted) as refused:
-            app.add_user("mallory", full_name="Mal Lory", roles=["admin"], password=PASSWORD)
+            app.identity.add_user("mallory", full_name="Mal Lory", roles=["admin"],
+                                  password=PASSWORD)
         assert "signed administrator" in str(refused.value)
         assert event_count(target) == before
     finally:
@@ -120,8 +121,8 @@ def assert_role_not_acted_on(target: str, user: str) -> None:
 def test_signed_grants_and_revokes_verify(store: CapaApplication, store_target: str,
                                           tmp_path: Path) -> None:
     with store.acting_as(ADMIN, PASSWORD):
-        store.grant_role(REPORTER, "owner")
-        store.revoke_role(REPORTER, "owner")
+        store.identity.grant_role(REPORTER, "owner")
+        store.identity.revoke_role(REPORTER, "owner")
     rows = [json.loads(r[4]) for r in event_rows(store_target) if "Role" in r[3]]
     assert rows and all(r["authorisation"]["admin"] == ADMIN for r in rows)
     done = verify_cli(store_target, tmp_path)
@@ -136,7 +137,7 @@ def test_a_role_change_without_the_password_again_is_refused(store: CapaApplicat
                                                              store_target: str) -> None:
     before = event_count(store_target)
     with store.acting_as(ADMIN), pytest.raises(NotPermitted) as refused:
-        store.grant_role(REPORTER, "owner")
+        store.identity.grant_role(REPORTER, "owner")
     assert "password again" in str(refused.value)
     assert event_count(store_target) == before
 
@@ -182,8 +183,8 @@ def test_a_grant_signed_by_a_revoked_administrator_fails_verify(store: CapaAppli
                                                                 store_target: str,
                                                                 tmp_path: Path) -> None:
     with store.acting_as(ADMIN, PASSWORD):
-        store.grant_role(ENGINEER, "admin")
-        store.revoke_role(ENGINEER, "admin")
+        store.identity.grant_role(ENGINEER, "admin")
+        store.identity.revoke_role(ENGINEER, "admin")
     # The engineer's key is real and was an administrator's; it no longer is.
     key = private_key_of(store, ENGINEER)
     version = insert_grant(store, store_target, REPORTER, "admin", signer=ENGINEER, key=key)
@@ -198,11 +199,11 @@ def test_a_genuine_grant_replayed_to_another_version_fails_verify(store: CapaApp
     """The administrator's signature binds the account version: copying a signed grant after
     a revoke does not bring the role back."""
     with store.acting_as(ADMIN, PASSWORD):
-        store.grant_role(REPORTER, "owner")
-        store.revoke_role(REPORTER, "owner")
+        store.identity.grant_role(REPORTER, "owner")
+        store.identity.revoke_role(REPORTER, "owner")
     granted = next(json.loads(r[4]) for r in event_rows(store_target)
                    if r[3] == _GRANTED and b'"owner"' in r[4])
-    account = store._user(REPORTER)
+    account = store.user(REPORTER)
     insert(store_target, account.id, account.version + 1, _GRANTED,
            json.dumps(granted, separators=(",", ":")))
     assert_fails_at(verify_cli(store_target, tmp_path), f"USER-{REPORTER}",
@@ -271,7 +272,7 @@ def test_golden_store_reports_its_role_changes_as_legacy(backend: str, tmp_path:
         # No administrator of that store holds a key: a change made now is unsigned too, and
         # the roles it gives are acted on (there is no signing anchor to hold them to).
         with app.acting_as(ADMIN, facts["password"]):
-            app.grant_role("tokafor", "owner")
+            app.identity.grant_role("tokafor", "owner")
         with app.acting_as("tokafor", facts["password"]):
             app.authorise("ca investigate")
         after = verify_store(app, None, tmp_path / "none")["signatures"]

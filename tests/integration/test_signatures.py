@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from capa.app import keyring
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from capa.audit import bundle as bundle_module
 from capa.audit.bundle import export_bundle, verify_bundle
@@ -43,6 +43,7 @@ from tests.support.backends import (
     run_cli,
 )
 from tests.support.cast import FULL_NAMES
+from tests.support.reading import reading
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -58,17 +59,19 @@ def store(store_target: str) -> Iterator[CapaApplication]:
 
 def assessed_nc(app: CapaApplication, title: str = "Burr on flange") -> str:
     with app.acting_as(REPORTER, PASSWORD):
-        ref = app.raise_nc(title=title, description="Seen at goods-in", source="supplier",
-                           severity="minor").id
+        ref = app.nonconformities.raise_nc(title=title, description="Seen at goods-in",
+                                           source="supplier",
+                                           severity="minor").id
     with app.acting_as(ENGINEER, PASSWORD):
-        app.assess_nc(ref, impact=1, likelihood=1, capa_required=False, rationale="cosmetic")
+        app.nonconformities.assess_nc(ref, impact=1, likelihood=1, capa_required=False,
+                                      rationale="cosmetic")
     return ref
 
 
 def closed_nc(app: CapaApplication, title: str = "Burr on flange") -> str:
     ref = assessed_nc(app, title)
     with app.acting_as(ENGINEER, PASSWORD):
-        app.close_nc(ref)
+        app.nonconformities.close_nc(ref)
     return ref
 
 
@@ -78,7 +81,7 @@ def forge_close(app: CapaApplication, ref: str, signature: dict[str, Any],
     access but no password: no check of capa's runs. Returns the event's version."""
     token = actor_id.set(actor)
     try:
-        nc: Any = app.repository.get(app._load(Nonconformity, ref).id)
+        nc: Any = app.repository.get(app.load(Nonconformity, ref).id)
         nc.close(signature)
         app.save(nc)
     finally:
@@ -88,11 +91,11 @@ def forge_close(app: CapaApplication, ref: str, signature: dict[str, Any],
 
 def manifest_of(app: CapaApplication, ref: str, user: str, signed_at: str,
                 content: str | None = None) -> tuple[dict[str, Any], bytes]:
-    nc = app._load(Nonconformity, ref)
+    nc = app.load(Nonconformity, ref)
     sig: dict[str, Any] = {"user_id": user, "full_name": FULL_NAMES[user], "meaning": "approval",
            "content_sha256": content or nc.content_digest(), "signed_version": nc.version,
            "signed_at": signed_at, "algorithm": "Ed25519",
-           "key_id": keyring.key_id(str(app._user(user).public_key))}
+           "key_id": keyring.key_id(str(app.user(user).public_key))}
     message = manifest_bytes(record=ref, version=nc.version, content_sha256=sig["content_sha256"],
                              meaning="approval", signed_at=signed_at, user_id=user,
                              full_name=FULL_NAMES[user])
@@ -118,7 +121,8 @@ def test_signed_flow_verifies_with_digital_signatures(store: CapaApplication,
                                                       store_target: str,
                                                       tmp_path: Path) -> None:
     ref = closed_nc(store)
-    entry = [e for e in store.history(ref) if e.signature][0]
+    with reading(store):
+        entry = [e for e in store.records.history(ref) if e.signature][0]
     assert entry.signature is not None
     assert entry.signature.kind == "digital" and entry.signature.algorithm == "Ed25519"
     # The signature's time is its event's time: the record as of then is the signed result.
@@ -135,13 +139,15 @@ def test_signed_flow_verifies_with_digital_signatures(store: CapaApplication,
 def test_password_change_keeps_the_key_usable(store: CapaApplication,
                                               tmp_path: Path) -> None:
     with store.acting_as(ENGINEER, PASSWORD):
-        store.change_password(PASSWORD, "a-new-password-9")
+        store.identity.change_password(PASSWORD, "a-new-password-9")
     with store.acting_as(REPORTER, PASSWORD):
-        ref = store.raise_nc(title="After the change", description="x", source="supplier",
-                             severity="minor").id
+        ref = store.nonconformities.raise_nc(title="After the change", description="x",
+                                             source="supplier",
+                                             severity="minor").id
     with store.acting_as(ENGINEER, "a-new-password-9"):
-        store.assess_nc(ref, impact=1, likelihood=1, capa_required=False, rationale="cosmetic")
-        store.close_nc(ref)
+        store.nonconformities.assess_nc(ref, impact=1, likelihood=1, capa_required=False,
+                                        rationale="cosmetic")
+        store.nonconformities.close_nc(ref)
     assert verify_store(store, None, tmp_path / "x")["signatures"]["digital"] == 1
 
 
@@ -152,14 +158,14 @@ def test_wrong_password_at_signing_exit_4_nothing_signed(store: CapaApplication,
                                                          store_target: str,
                                                          tmp_path: Path) -> None:
     ref = assessed_nc(store)
-    before = store._load(Nonconformity, ref).version
+    before = store.load(Nonconformity, ref).version
     done = subprocess.run(
         [sys.executable, "-m", "capa", "--db", store_target, "nc", "close", ref],
         env={**_env(ENGINEER), "CAPA_PASSWORD": "not-the-password"}, capture_output=True,
         text=True, check=False, cwd=tmp_path, timeout=120)
     assert done.returncode == 4, done.stderr
     assert "Traceback" not in done.stderr
-    assert store._load(Nonconformity, ref).version == before
+    assert store.load(Nonconformity, ref).version == before
 
 
 def test_a_replaced_key_row_cannot_sign(store: CapaApplication, store_target: str) -> None:
@@ -170,16 +176,17 @@ def test_a_replaced_key_row_cannot_sign(store: CapaApplication, store_target: st
           "capa_user_keys WHERE user_id = ?) WHERE user_id = ?", ADMIN, ENGINEER)
     count = event_count(store_target)
     with store.acting_as(ENGINEER, PASSWORD), pytest.raises(NotPermitted):
-        store.close_nc(ref)
+        store.nonconformities.close_nc(ref)
     assert event_count(store_target) == count
-    assert store._load(Nonconformity, ref).status == "assessed"
+    assert store.load(Nonconformity, ref).status == "assessed"
 
 
 def test_adding_a_user_without_the_password_again_is_refused(store: CapaApplication,
                                                              store_target: str) -> None:
     count = event_count(store_target)
     with store.acting_as(ADMIN), pytest.raises(NotPermitted):
-        store.add_user("newbie", full_name="New Bie", roles=["reporter"], password=PASSWORD)
+        store.identity.add_user("newbie", full_name="New Bie", roles=["reporter"],
+                                password=PASSWORD)
     assert event_count(store_target) == count
 
 
@@ -190,7 +197,7 @@ def test_password_attested_signature_in_a_digital_store(store: CapaApplication,
                                                         store_target: str,
                                                         tmp_path: Path) -> None:
     ref = assessed_nc(store)
-    nc = store._load(Nonconformity, ref)
+    nc = store.load(Nonconformity, ref)
     version = forge_close(store, ref, {
         "user_id": ADMIN, "full_name": "Maria Hernandez", "meaning": "approval",
         "content_sha256": nc.content_digest(), "signed_version": nc.version})
@@ -211,7 +218,8 @@ def test_made_up_signature_in_another_users_name(store: CapaApplication, store_t
 def test_signature_copied_from_another_event(store: CapaApplication, store_target: str,
                                              tmp_path: Path) -> None:
     first = closed_nc(store, "First")
-    copied = next(e.signature for e in store.history(first) if e.signature)
+    with reading(store):
+        copied = next(e.signature for e in store.records.history(first) if e.signature)
     assert copied is not None
     second = assessed_nc(store, "Second")
     version = forge_close(store, second, copied.model_dump(exclude={"kind"}), actor=ENGINEER)
@@ -221,8 +229,9 @@ def test_signature_copied_from_another_event(store: CapaApplication, store_targe
 def test_changed_content_hash_by_sql(store: CapaApplication, store_target: str,
                                      tmp_path: Path) -> None:
     ref = closed_nc(store)
-    nc = store._load(Nonconformity, ref)
-    digest = next(e.signature for e in store.history(ref) if e.signature).content_sha256
+    nc = store.load(Nonconformity, ref)
+    with reading(store):
+        digest = next(e.signature for e in store.records.history(ref) if e.signature).content_sha256
     position, _, _, _, state = next(row for row in event_rows(store_target)
                                     if row[1] == nc.id and row[2] == nc.version)
     assert digest.encode() in state
@@ -237,7 +246,7 @@ def close_signed_over_false_content(store: CapaApplication, ref: str, content: s
     from capa.audit.signatures import now_iso
 
     sig, message = manifest_of(store, ref, ENGINEER, now_iso(), content=content)
-    stored = store._user_keys().get(ENGINEER)
+    stored = store.user_keys().get(ENGINEER)
     private = keyring.unwrap(stored.wrapped, PASSWORD, ENGINEER, stored.key_id)
     return forge_close(store, ref, {**sig, "signature": sign(private, message)}, actor=ENGINEER)
 
@@ -352,21 +361,25 @@ def test_golden_store_reports_password_attested(backend: str, tmp_path: Path) ->
     try:
         summary = verify_store(app, None, tmp_path / "none")["signatures"]
         assert summary["digital"] == 0 and summary["password-attested"] == 6
-        signed = [e for e in app.history("CA-2026-0001") if e.signature]
+        with reading(app):
+            signed = [e for e in app.records.history("CA-2026-0001") if e.signature]
         assert signed and all(e.signature and e.signature.kind == "password-attested"
                               for e in signed)
         # Users of an earlier store have no key: they keep signing password-attested, and a
         # user added now gets no key either (no administrator holds one to endorse it).
         password = facts["password"]
         with app.acting_as(ADMIN, password):
-            app.add_user("newbie", full_name="New Bie", roles=["quality"], password=password)
-        assert app._user("newbie").public_key is None
+            app.identity.add_user("newbie", full_name="New Bie", roles=["quality"],
+                                  password=password)
+        assert app.user("newbie").public_key is None
         with app.acting_as("tokafor", password):
-            ref = app.raise_nc(title="After the upgrade", description="x", source="supplier",
-                               severity="minor").id
+            ref = app.nonconformities.raise_nc(title="After the upgrade", description="x",
+                                               source="supplier",
+                                               severity="minor").id
         with app.acting_as("newbie", password):
-            app.assess_nc(ref, impact=1, likelihood=1, capa_required=False, rationale="cosmetic")
-            app.close_nc(ref)
+            app.nonconformities.assess_nc(ref, impact=1, likelihood=1, capa_required=False,
+                                          rationale="cosmetic")
+            app.nonconformities.close_nc(ref)
         after = verify_store(app, None, tmp_path / "none")["signatures"]
         assert after["password-attested"] == 7
     finally:
@@ -403,7 +416,7 @@ def test_a_copied_store_keeps_its_signing_keys(store: CapaApplication, tmp_path:
     copied = open_store(copy)
     try:
         with copied.acting_as(ENGINEER, PASSWORD):
-            copied.close_nc(ref)
+            copied.nonconformities.close_nc(ref)
         assert verify_store(copied, None, tmp_path / "none")["signatures"]["digital"] == 1
     finally:
         copied.close()
@@ -435,9 +448,10 @@ def test_adding_a_user_with_a_wrong_password_again_is_refused(store: CapaApplica
                                                               store_target: str) -> None:
     count = event_count(store_target)
     with store.acting_as(ADMIN, "not-the-password"), pytest.raises(NotPermitted):
-        store.add_user("newbie", full_name="New Bie", roles=["reporter"], password=PASSWORD)
-    assert store._find_user("newbie") is None
-    assert store._user_keys().get("newbie") is None
+        store.identity.add_user("newbie", full_name="New Bie", roles=["reporter"],
+                                password=PASSWORD)
+    assert store.find_user("newbie") is None
+    assert store.user_keys().get("newbie") is None
     # Only the failed attempt is recorded, as for any wrong password.
     assert event_count(store_target) == count + 1
 
@@ -446,7 +460,8 @@ def test_the_8d_manifestation_says_how_it_was_signed(store: CapaApplication) -> 
     from capa.reports.eightd import manifestation
 
     ref = closed_nc(store)
-    shown: Any = store.show(ref).model_dump(mode="json")
+    with reading(store):
+        shown: Any = store.records.show(ref).model_dump(mode="json")
     signature = shown["closure"]["signature"]
     text = manifestation(signature)
     assert f"digital signature (Ed25519, key {signature['key_id']})" in text

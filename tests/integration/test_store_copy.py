@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from capa.app.storecopy import copy_store, verify_copy
 from capa.domain.errors import InvalidInput, NotPermitted
@@ -22,17 +22,20 @@ from tests.support.backends import (
     new_target,
     run_cli,
 )
+from tests.support.reading import reading
 
 
 def fill(app: CapaApplication, count: int) -> list[str]:
     refs = []
     with app.acting_as(REPORTER, PASSWORD):
         for i in range(count):
-            refs.append(app.raise_nc(title=f"Burr on part {i}", description="Deburr skipped",
-                                     source="process", severity="minor").id)
-        app.contain_nc(refs[0], action="Sorted")
+            refs.append(app.nonconformities.raise_nc(title=f"Burr on part {i}",
+                                                     description="Deburr skipped",
+                                                     source="process", severity="minor").id)
+        app.nonconformities.contain_nc(refs[0], action="Sorted")
     with app.acting_as(ENGINEER, PASSWORD):
-        app.assess_nc(refs[0], impact=2, likelihood=2, capa_required=False, rationale="Minor")
+        app.nonconformities.assess_nc(refs[0], impact=2, likelihood=2, capa_required=False,
+                                      rationale="Minor")
     return refs
 
 
@@ -56,19 +59,21 @@ def test_a_store_goes_there_and_back_unchanged(tmp_path: Path, there: str, back:
     middle_app = open_store(middle)
     with middle_app.acting_as(ADMIN, PASSWORD):
         copy_store(middle_app, final)
-        assert middle_app.show(refs[0]).status == "assessed"
+        assert middle_app.records.show(refs[0]).status == "assessed"
     middle_app.close()
     same_log(source, middle)
     same_log(source, final)
 
     final_app = open_store(final)
     try:
-        assert [e.version for e in final_app.history(refs[0])] == [1, 2, 3]
-        assert [v.id for v in final_app.list_records("nc")] == refs
+        with reading(final_app):
+            assert [e.version for e in final_app.records.history(refs[0])] == [1, 2, 3]
+            assert [v.id for v in final_app.queries.list_records("nc")] == refs
         with final_app.acting_as(REPORTER, PASSWORD):
             # The copy is a working store: numbering carries on after the copied records.
-            assert final_app.raise_nc(title="Next", description="d", source="process",
-                                      severity="minor").id.endswith("-0008")
+            assert final_app.nonconformities.raise_nc(title="Next", description="d",
+                                                      source="process",
+                                                      severity="minor").id.endswith("-0008")
     finally:
         final_app.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.audit.checkpoints import make_checkpoint
 from capa.audit.errors import TamperDetected
 from capa.audit.keys import create_store_key, load_private_key
@@ -38,8 +38,8 @@ def store(store_target: str) -> Iterator[CapaApplication]:
 
 def raised(app: CapaApplication) -> str:
     with app.acting_as(REPORTER, PASSWORD):
-        return app.raise_nc(title="Burr on flange", description="Seen at goods-in",
-                            source="supplier", severity="minor").id
+        return app.nonconformities.raise_nc(title="Burr on flange", description="Seen at goods-in",
+                                            source="supplier", severity="minor").id
 
 
 def last_position(target: str) -> int:

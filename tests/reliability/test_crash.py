@@ -29,6 +29,7 @@ from tests.support.backends import (
     new_target,
     run_cli,
 )
+from tests.support.reading import reading
 
 TRIALS = 12  # per back end: 24 kills in all
 RERUN_WRITES = 5
@@ -42,8 +43,10 @@ app = open_store(target)
 print("ready", flush=True)
 with app.acting_as(user, password):
     for i in range(limit):
-        print(app.raise_nc(title=f"Crash trial {i}", description="written under SIGKILL",
-                           source="process", severity="minor", lot=f"L{i}").id, flush=True)
+        print(app.nonconformities.raise_nc(title=f"Crash trial {i}",
+                                           description="written under SIGKILL",
+                                           source="process", severity="minor", lot=f"L{i}").id,
+              flush=True)
 app.close()
 """
 
@@ -72,7 +75,8 @@ def check_store(target: str) -> int:
             assert versions == list(range(1, record.version + 1))
             if isinstance(record, Nonconformity):
                 numbers.append(int(record.ref.rsplit("-", 1)[1]))
-                assert app.show(record.ref).status == "open"
+                with reading(app):
+                    assert app.records.show(record.ref).status == "open"
         assert sorted(numbers) == list(range(1, len(numbers) + 1))
         return len(numbers)
     finally:

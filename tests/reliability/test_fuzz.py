@@ -196,12 +196,16 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     target = new_target(backend, folder)
     app = create_store(target, CAST)
     with app.acting_as(FUZZER, PASSWORD):
-        app.raise_nc(title="Burr", description="d", source="process", severity="minor")
-        app.raise_nc(title="Crack", description="d", source="product", severity="major")
-        app.assess_nc(NC2, impact=4, likelihood=3, capa_required=True)
-        app.open_ca(title="Cracks", problem="p", owner=FUZZER, ncs=[NC2])
-        app.investigate_ca(CA1, method="other", root_cause="Worn insert", category="machine")
-        app.plan_ca(CA1, action="Replace", assignee=FUZZER, due=DUE, action_type="corrective")
+        app.nonconformities.raise_nc(title="Burr", description="d", source="process",
+                                     severity="minor")
+        app.nonconformities.raise_nc(title="Crack", description="d", source="product",
+                                     severity="major")
+        app.nonconformities.assess_nc(NC2, impact=4, likelihood=3, capa_required=True)
+        app.corrective_actions.open_ca(title="Cracks", problem="p", owner=FUZZER, ncs=[NC2])
+        app.corrective_actions.investigate_ca(CA1, method="other", root_cause="Worn insert",
+                                              category="machine")
+        app.corrective_actions.plan_ca(CA1, action="Replace", assignee=FUZZER, due=DUE,
+                                       action_type="corrective")
     app.close()
     sessions = folder / "sessions"
     with pytest.MonkeyPatch.context() as env:

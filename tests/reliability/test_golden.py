@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import open_store
 from capa.domain.record import record_uuid
 from tests.support.backends import cli_env
+from tests.support.reading import reading
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "golden-v1.db"
 FACTS: dict[str, Any] = json.loads(GOLDEN.with_suffix(".json").read_text())
@@ -60,10 +61,12 @@ def test_every_record_loads_as_it_was(app: CapaApplication) -> None:
 @pytest.mark.parametrize("fact", RECORDS, ids=lambda f: f["id"])
 def test_every_record_shows_and_has_its_history(app: CapaApplication,
                                                 fact: dict[str, Any]) -> None:
-    view = app.show(fact["id"])
+    with reading(app):
+        view = app.records.show(fact["id"])
     assert (view.status, view.version) == (fact["status"], fact["version"])
-    assert app.show(fact["id"], version=1).version == 1
-    trail = app.history(fact["id"])
+    with reading(app):
+        assert app.records.show(fact["id"], version=1).version == 1
+        trail = app.records.history(fact["id"])
     assert [e.version for e in trail] == list(range(1, fact["version"] + 1))
     positions = [e.position for e in trail]
     assert positions == sorted(set(positions)) and positions[0] > 0
@@ -121,13 +124,14 @@ def test_golden_containment_events_are_version_1_and_read_upcast(app: CapaApplic
 def test_signatures_over_upcast_records_still_match_their_content(app: CapaApplication) -> None:
     signed = 0
     for fact in RECORDS:
-        for entry in app.history(fact["id"]):
-            if entry.signature is None:
-                continue
-            before: Any = app.repository.get(record_uuid(fact["id"]),
-                                             version=entry.signature.signed_version)
-            assert before.content_digest() == entry.signature.content_sha256
-            signed += 1
+        with reading(app):
+            for entry in app.records.history(fact["id"]):
+                if entry.signature is None:
+                    continue
+                before: Any = app.repository.get(record_uuid(fact["id"]),
+                                                 version=entry.signature.signed_version)
+                assert before.content_digest() == entry.signature.content_sha256
+                signed += 1
     assert signed >= 4
 
 
@@ -135,8 +139,8 @@ def test_new_containment_is_written_as_version_2(app: CapaApplication, copy: Pat
     from capa.domain.nonconformity import Nonconformity
 
     with app.acting_as("tokafor", FACTS["password"]):
-        nc = app.raise_nc(title="Scratched lens", description="Found at packing",
-                          source="process", severity="minor").id
+        nc = app.nonconformities.raise_nc(title="Scratched lens", description="Found at packing",
+                                          source="process", severity="minor").id
         record: Any = app.repository.get(record_uuid(nc))
         assert isinstance(record, Nonconformity)
         record.contain("Moved to bay 4", "quarantine", "Bay 4")

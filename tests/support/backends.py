@@ -32,7 +32,7 @@ import pytest
 from capa.adapters.credentials import TABLES as CREDENTIAL_TABLES
 from capa.adapters.target import parse_target
 from capa.adapters.userkeys import CREATE_TABLE as USER_KEYS_TABLE
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.store import EVENTS_TABLE, open_store
 from tests.support.cast import (
     ORGANISATION,
@@ -154,15 +154,15 @@ def create_store(target: str, cast: Cast | None = None) -> CapaApplication:
     people = cast or CAST
     app = open_store(target, create=True)
     admin = next(iter(people))
-    app.initialise(ORGANISATION, admin=admin, full_name=people[admin][0],
-                   password=PASSWORD)
+    app.identity.initialise(ORGANISATION, admin=admin, full_name=people[admin][0],
+                            password=PASSWORD)
     with app.acting_as(admin, PASSWORD):
         for user, (name, roles) in people.items():
             if user == admin:
                 for role in sorted(set(roles) - {"admin"}):
-                    app.grant_role(user, role)
+                    app.identity.grant_role(user, role)
             else:
-                app.add_user(user, full_name=name, roles=roles, password=PASSWORD)
+                app.identity.add_user(user, full_name=name, roles=roles, password=PASSWORD)
     return app
 
 

@@ -3,7 +3,7 @@
     store = Store(store_target)          # a SQLite file or a PostgreSQL database
     app = store.create()                 # initialised, with the people of the plant
     with store.acting(app, REPORTER):    # act as someone, password at hand for signing (R10)
-        app.raise_nc(...)
+        app.nonconformities.raise_nc(...)
     again = store.app()                  # opened again, as a fresh process would
     store.close()                        # every application it opened
 
@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from capa.adapters.target import parse_target
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
+from capa.app.identity import Identity
 from capa.app.store import open_store
 from tests.support.backends import create_store, query
 from tests.support.cast import PASSWORD, PLANT, Cast
@@ -31,7 +32,7 @@ from tests.support.cast import PASSWORD, PLANT, Cast
 
 def has_accounts() -> bool:
     """Whether this build keeps user accounts (SPEC §2); then commands need a password."""
-    return "password" in inspect.signature(CapaApplication.initialise).parameters
+    return "password" in inspect.signature(Identity.initialise).parameters
 
 
 class Store:

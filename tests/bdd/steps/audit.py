@@ -10,6 +10,7 @@ from pytest_bdd import parsers, then, when
 from capa.app.views import HistoryEntry
 from tests.bdd.world import SLACK, World, field_name, nc_value, parse_utc, rows
 from tests.support.cast import AUDITOR
+from tests.support.reading import reading
 
 # -- history and earlier versions -------------------------------------------------------------
 
@@ -17,21 +18,22 @@ from tests.support.cast import AUDITOR
 @when(parsers.parse('the auditor reads the history of "{alias}"'), target_fixture="trail")
 def reads_history(world: World, alias: str) -> list[HistoryEntry]:
     world.expect_no_refusal()
-    return world.app.history(world.ref(alias))
+    with reading(world.app):
+        return world.app.records.history(world.ref(alias))
 
 
 @when(parsers.parse('the auditor views "{alias}" as it stood at version {version:d}'),
       target_fixture="viewed")
 def views_at_version(world: World, alias: str, version: int) -> Any:
     ref = world.ref(alias)
-    return world.attempt(AUDITOR, lambda app: app.show(ref, version=version))
+    return world.attempt(AUDITOR, lambda app: app.records.show(ref, version=version))
 
 
 @when(parsers.parse('the auditor views "{alias}" as it stood at the moment "{moment}"'),
       target_fixture="viewed")
 def views_at_moment(world: World, alias: str, moment: str) -> Any:
     ref, when_ = world.ref(alias), world.moments[moment].isoformat()
-    return world.attempt(AUDITOR, lambda app: app.show(ref, as_of=when_))
+    return world.attempt(AUDITOR, lambda app: app.records.show(ref, as_of=when_))
 
 
 @when(parsers.parse('the auditor views "{ca}" as its approver saw it when signing'),
@@ -39,7 +41,7 @@ def views_at_moment(world: World, alias: str, moment: str) -> Any:
 def views_as_signed(world: World, ca: str) -> Any:
     approval = world.ca(ca).approvals[0]
     ref, version = world.ref(ca), approval.signature.signed_version
-    return world.attempt(AUDITOR, lambda app: app.show(ref, version=version))
+    return world.attempt(AUDITOR, lambda app: app.records.show(ref, version=version))
 
 
 @then(parsers.parse("the view is version {version:d}"))

@@ -191,7 +191,7 @@ def new_store_belongs(world: Any, organisation: str, user: str) -> None:
     try:
         assert app.store_info()["organisation"] == organisation
         with app.acting_as(user, world.password_of(user)):
-            account = app.whoami()
+            account = app.identity.whoami()
         assert account["user"] == user and "admin" in account["roles"]
         assert account["full_name"] == world.people[user]
     finally:

@@ -27,6 +27,7 @@ from tests.bdd.world import (
 )
 from tests.support.backends import query
 from tests.support.cast import QUALITY_MANAGER
+from tests.support.reading import reading
 
 # -- corrective actions: what has happened ----------------------------------------------------
 
@@ -55,20 +56,21 @@ def ca_was_planned(
     world: World, user: str, kind: str, text: str, ca: str, assignee: str, days: int
 ) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
-                                            due=days_from_today(days), action_type=word(kind)))
+    world.act(user, lambda app: app.corrective_actions.plan_ca(ref, action=text, assignee=assignee,
+                                                               due=days_from_today(days),
+                                                               action_type=word(kind)))
 
 
 @given(parsers.parse('"{user}" approved the plan of "{ca}"'))
 def ca_was_approved(world: World, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.approve_ca(ref))
+    world.act(user, lambda app: app.corrective_actions.approve_ca(ref))
 
 
 @given(parsers.parse('"{user}" completed action "{number}" of "{ca}" noting "{note}"'))
 def action_was_completed(world: World, user: str, number: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.complete_action(ref, number, note=note))
+    world.act(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note))
 
 
 @given(parsers.parse('"{user}" completed action "{number}" of "{ca}" with the evidence file '
@@ -76,15 +78,17 @@ def action_was_completed(world: World, user: str, number: str, ca: str, note: st
 def action_was_completed_with_evidence(world: World, user: str, number: str, ca: str, name: str,
                                        note: str) -> None:
     ref, path = world.ref(ca), world.files[name]
-    world.act(user, lambda app: app.complete_action(ref, number, note=note, evidence=[path]))
+    world.act(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note,
+                                                                       evidence=[path]))
 
 @given(parsers.parse('"{user}" recorded for "{doer}" that action "{number}" of "{ca}" was done, '
                      'noting "{note}" because "{reason}"'))
 def completion_was_recorded_on_behalf(world: World, user: str, doer: str, number: str, ca: str,
                                       note: str, reason: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.complete_action(ref, number, note=note, on_behalf_of=doer,
-                                                    reason=reason))
+    world.act(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note,
+                                                                       on_behalf_of=doer,
+                                                                       reason=reason))
 
 
 @given(parsers.parse('"{user}" re-examined the root cause of "{ca}": "{root_cause}", category '
@@ -92,21 +96,21 @@ def completion_was_recorded_on_behalf(world: World, user: str, doer: str, number
 def ca_was_reinvestigated(world: World, user: str, ca: str, root_cause: str,
                           category: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.investigate_ca(ref, method="ishikawa",
-                                                   root_cause=root_cause,
-                                                   category=word(category)))
+    world.act(user, lambda app: app.corrective_actions.investigate_ca(ref, method="ishikawa",
+                                                                      root_cause=root_cause,
+                                                                      category=word(category)))
 
 
 @given(parsers.parse('"{user}" found "{ca}" not effective: "{note}"'))
 def ca_was_found_not_effective(world: World, user: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.act(user, lambda app: app.verify_ca(ref, effective=False, note=note))
+    world.act(user, lambda app: app.corrective_actions.verify_ca(ref, effective=False, note=note))
 
 
 @given(parsers.parse('the corrective action "{ca}" was cancelled because "{reason}"'))
 def ca_was_cancelled(world: World, ca: str, reason: str) -> None:
     ref = world.ref(ca)
-    world.act(QUALITY_MANAGER, lambda app: app.cancel_ca(ref, reason=reason))
+    world.act(QUALITY_MANAGER, lambda app: app.corrective_actions.cancel_ca(ref, reason=reason))
 
 
 # -- corrective actions: what people do -------------------------------------------------------
@@ -116,7 +120,7 @@ def ca_was_cancelled(world: World, ca: str, reason: str) -> None:
                     '"{owner}"'))
 def opens_ca(world: World, user: str, ca: str, nc: str, owner: str) -> None:
     nc_ref = world.ref(nc)
-    result = world.attempt(user, lambda app: app.open_ca(
+    result = world.attempt(user, lambda app: app.corrective_actions.open_ca(
         title="Housing cracks at screw boss B2",
         problem="IP-200 housings crack at boss B2 within weeks of assembly",
         owner=owner, ncs=[nc_ref]))
@@ -130,7 +134,7 @@ def investigates(
     world: World, user: str, method: str, ca: str, root_cause: str, category: str
 ) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.investigate_ca(
+    world.attempt(user, lambda app: app.corrective_actions.investigate_ca(
         ref, method=word(method), root_cause=root_cause, category=word(category)))
 
 
@@ -142,7 +146,7 @@ def investigates_with_whys(
 ) -> None:
     ref = world.ref(ca)
     whys = [row[0] for row in datatable]
-    world.attempt(user, lambda app: app.investigate_ca(
+    world.attempt(user, lambda app: app.corrective_actions.investigate_ca(
         ref, method=word(method), root_cause=root_cause, category=word(category), whys=whys))
 
 
@@ -151,9 +155,10 @@ def investigates_with_whys(
 def plans(world: World, user: str, kind: str, text: str, ca: str, assignee: str,
           days: int) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
-                                                due=days_from_today(days),
-                                                action_type=word(kind)))
+    world.attempt(user, lambda app: app.corrective_actions.plan_ca(ref, action=text,
+                                                                   assignee=assignee,
+                                                                   due=days_from_today(days),
+                                                                   action_type=word(kind)))
 
 
 @when(parsers.parse('"{user}" plans the "{kind}" action "{text}" for "{ca}", assigned to '
@@ -161,9 +166,10 @@ def plans(world: World, user: str, kind: str, text: str, ca: str, assignee: str,
 def plans_past_due(world: World, user: str, kind: str, text: str, ca: str, assignee: str,
                    days: int) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
-                                                due=days_from_today(-days),
-                                                action_type=word(kind)))
+    world.attempt(user, lambda app: app.corrective_actions.plan_ca(ref, action=text,
+                                                                   assignee=assignee,
+                                                                   due=days_from_today(-days),
+                                                                   action_type=word(kind)))
 
 
 @when(parsers.parse('"{user}" accepts a past due date, planning the "{kind}" action "{text}" for '
@@ -171,21 +177,23 @@ def plans_past_due(world: World, user: str, kind: str, text: str, ca: str, assig
 def plans_past_due_with_reason(world: World, user: str, kind: str, text: str, ca: str,
                                assignee: str, days: int, reason: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.plan_ca(ref, action=text, assignee=assignee,
-                                                due=days_from_today(-days),
-                                                action_type=word(kind), past_due_reason=reason))
+    world.attempt(user, lambda app: app.corrective_actions.plan_ca(ref, action=text,
+                                                                   assignee=assignee,
+                                                                   due=days_from_today(-days),
+                                                                   action_type=word(kind),
+                                                                   past_due_reason=reason))
 
 
 @when(parsers.parse('"{user}" approves the plan of "{ca}"'))
 def approves(world: World, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.approve_ca(ref))
+    world.attempt(user, lambda app: app.corrective_actions.approve_ca(ref))
 
 
 @when(parsers.parse('"{user}" completes action "{number}" of "{ca}" noting "{note}"'))
 def completes(world: World, user: str, number: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.complete_action(ref, number, note=note))
+    world.attempt(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note))
 
 
 @when(parsers.parse('"{user}" completes action "{number}" of "{ca}" with the evidence file '
@@ -194,15 +202,15 @@ def completes_with_evidence(
     world: World, user: str, number: str, ca: str, name: str, note: str
 ) -> None:
     ref, path = world.ref(ca), world.files[name]
-    world.attempt(user, lambda app: app.complete_action(ref, number, note=note,
-                                                        evidence=[path]))
+    world.attempt(user, lambda app: app.corrective_actions.complete_action(ref, number, note=note,
+                                                                           evidence=[path]))
 
 
 @when(parsers.parse('"{user}" takes the evidence file "{name}" of "{ca}" back out'),
       target_fixture="taken")
 def takes_evidence_out(world: World, user: str, name: str, ca: str) -> bytes | None:
     ref = world.ref(ca)
-    result = world.attempt(user, lambda app: app.evidence_file(ref, name))
+    result = world.attempt(user, lambda app: app.evidence.evidence_file(ref, name))
     return None if result is None else bytes(result[1])
 
 
@@ -227,21 +235,23 @@ def rewrites_kept_file(world: World, name: str) -> None:
 @when(parsers.parse('"{user}" completes action "{number}" of "{ca}" without a note'))
 def completes_without_note(world: World, user: str, number: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.complete_action(ref, number, note=" "))
+    world.attempt(user, lambda app: app.corrective_actions.complete_action(ref, number, note=" "))
 
 
 @when(parsers.parse('"{user}" extends action "{number}" of "{ca}" by {days:d} days because '
                     '"{reason}"'))
 def extends(world: World, user: str, number: str, ca: str, days: int, reason: str) -> None:
     ref, due = _later_due(world, ca, number, days)
-    world.attempt(user, lambda app: app.extend_action(ref, number, due=due, reason=reason))
+    world.attempt(user, lambda app: app.corrective_actions.extend_action(ref, number, due=due,
+                                                                         reason=reason))
 
 
 @when(parsers.parse('"{user}" extends action "{number}" of "{ca}" by {days:d} days without a '
                     'reason'))
 def extends_without_reason(world: World, user: str, number: str, ca: str, days: int) -> None:
     ref, due = _later_due(world, ca, number, days)
-    world.attempt(user, lambda app: app.extend_action(ref, number, due=due, reason=""))
+    world.attempt(user, lambda app: app.corrective_actions.extend_action(ref, number, due=due,
+                                                                         reason=""))
 
 
 def _later_due(world: World, ca: str, number: str, days: int) -> tuple[str, str]:
@@ -252,37 +262,39 @@ def _later_due(world: World, ca: str, number: str, days: int) -> tuple[str, str]
 @when(parsers.parse('"{user}" verifies "{ca}" as effective: "{note}"'))
 def verifies_effective(world: World, user: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.verify_ca(ref, effective=True, note=note))
+    world.attempt(user, lambda app: app.corrective_actions.verify_ca(ref, effective=True,
+                                                                     note=note))
 
 
 @when(parsers.parse('"{user}" verifies "{ca}" as not effective: "{note}"'))
 def verifies_not_effective(world: World, user: str, ca: str, note: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.verify_ca(ref, effective=False, note=note))
+    world.attempt(user, lambda app: app.corrective_actions.verify_ca(ref, effective=False,
+                                                                     note=note))
 
 
 @when(parsers.parse('"{user}" closes the corrective action "{ca}"'))
 def closes_ca(world: World, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.close_ca(ref))
+    world.attempt(user, lambda app: app.corrective_actions.close_ca(ref))
 
 
 @when(parsers.parse('"{user}" cancels the corrective action "{ca}" because "{reason}"'))
 def cancels_ca(world: World, user: str, ca: str, reason: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.cancel_ca(ref, reason=reason))
+    world.attempt(user, lambda app: app.corrective_actions.cancel_ca(ref, reason=reason))
 
 
 @when(parsers.parse('"{user}" reopens the corrective action "{ca}" because "{reason}"'))
 def reopens_ca(world: World, user: str, ca: str, reason: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.reopen_ca(ref, reason=reason))
+    world.attempt(user, lambda app: app.corrective_actions.reopen_ca(ref, reason=reason))
 
 
 @when(parsers.parse('"{user}" reopens the corrective action "{ca}" without a reason'))
 def reopens_ca_without_reason(world: World, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    world.attempt(user, lambda app: app.reopen_ca(ref, reason=""))
+    world.attempt(user, lambda app: app.corrective_actions.reopen_ca(ref, reason=""))
 
 
 # -- corrective actions: what the record shows ------------------------------------------------
@@ -382,7 +394,8 @@ def evidence_kept(world: World, number: str, ca: str, name: str) -> None:
     content = world.files[name].read_bytes()
     digest = hashlib.sha256(content).hexdigest()
     assert [(e.name, e.size, e.sha256) for e in item.evidence] == [(name, len(content), digest)]
-    assert world.app.evidence_content(digest) == content
+    with reading(world.app):
+        assert world.app.evidence.evidence_content(digest) == content
 
 
 @then(parsers.parse('action "{number}" of "{ca}" was due {days:d} days ago, accepted because '

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from capa.app.service import CapaApplication
+from capa.app.application import CapaApplication
 from capa.app.views import HistoryEntry
 from capa.audit.errors import TamperDetected
 from capa.audit.signatures import now_iso
@@ -26,6 +26,7 @@ from capa.domain.errors import CapaError, NotPermitted
 from capa.domain.record import actor_id, record_uuid
 from tests.support.backends import cli_env
 from tests.support.cast import QUALITY_TEAM, password_of
+from tests.support.reading import reading
 
 WRONG_PASSWORD = "definitely-not-it"
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -42,36 +43,44 @@ NC_READY: dict[str, Callable[[CapaApplication, str], Any]] = {
     "assess": lambda app, ref: None,
     "amend": lambda app, ref: None,
     "cancel": lambda app, ref: None,
-    "close": lambda app, ref: app.assess_nc(
+    "close": lambda app, ref: app.nonconformities.assess_nc(
         ref, impact=1, likelihood=2, capa_required=False,
         rationale="Isolated slip; the record was found and filed"),
-    "reopen": lambda app, ref: app.cancel_nc(ref, reason="Raised twice by mistake"),
+    "reopen": lambda app, ref: app.nonconformities.cancel_nc(ref, reason="Raised twice by mistake"),
 }
 
 ATTEMPTS: dict[str, Callable[[CapaApplication, str], Any]] = {
-    "contain": lambda app, ref: app.contain_nc(ref, action="Lot held", disposition="quarantine"),
-    "assess": lambda app, ref: app.assess_nc(ref, impact=3, likelihood=3, capa_required=True),
-    "amend": lambda app, ref: app.amend_nc(ref, field="lot", value="L2312",
-                                           reason="Lot misread at intake"),
-    "cancel": lambda app, ref: (app.cancel_nc(ref, reason="Duplicate") if ref.startswith("NC")
-                                else app.cancel_ca(ref, reason="Superseded")),
-    "close": lambda app, ref: app.close_nc(ref) if ref.startswith("NC") else app.close_ca(ref),
-    "reopen": lambda app, ref: app.reopen_nc(ref, reason="Recurred"),
-    "investigate": lambda app, ref: app.investigate_ca(
+    "contain": lambda app, ref: app.nonconformities.contain_nc(ref, action="Lot held",
+                                                               disposition="quarantine"),
+    "assess": lambda app, ref: app.nonconformities.assess_nc(ref, impact=3, likelihood=3,
+                                                             capa_required=True),
+    "amend": lambda app, ref: app.nonconformities.amend_nc(ref, field="lot", value="L2312",
+                                                           reason="Lot misread at intake"),
+    "cancel": lambda app, ref: (app.nonconformities.cancel_nc(ref, reason="Duplicate")
+                                if ref.startswith("NC")
+                                else app.corrective_actions.cancel_ca(ref, reason="Superseded")),
+    "close": lambda app, ref: (app.nonconformities.close_nc(ref) if ref.startswith("NC")
+                               else app.corrective_actions.close_ca(ref)),
+    "reopen": lambda app, ref: app.nonconformities.reopen_nc(ref, reason="Recurred"),
+    "investigate": lambda app, ref: app.corrective_actions.investigate_ca(
         ref, method="ishikawa", category="machine", root_cause="Worn gate insert"),
-    "plan": lambda app, ref: app.plan_ca(ref, action="Replace the insert", assignee="lnguyen",
-                                         due=in_days(10), action_type="corrective"),
-    "approve": lambda app, ref: app.approve_ca(ref),
-    "complete": lambda app, ref: app.complete_action(ref, "A1", note="Done"),
-    "extend": lambda app, ref: app.extend_action(ref, "A1", due=in_days(40),
-                                                 reason="Supplier delay"),
-    "verify": lambda app, ref: app.verify_ca(ref, effective=True, note="No recurrence"),
+    "plan": lambda app, ref: app.corrective_actions.plan_ca(ref, action="Replace the insert",
+                                                            assignee="lnguyen",
+                                                            due=in_days(10),
+                                                            action_type="corrective"),
+    "approve": lambda app, ref: app.corrective_actions.approve_ca(ref),
+    "complete": lambda app, ref: app.corrective_actions.complete_action(ref, "A1", note="Done"),
+    "extend": lambda app, ref: app.corrective_actions.extend_action(ref, "A1", due=in_days(40),
+                                                                    reason="Supplier delay"),
+    "verify": lambda app, ref: app.corrective_actions.verify_ca(ref, effective=True,
+                                                                note="No recurrence"),
 }
 
 
 def raise_one(app: CapaApplication) -> Any:
-    return app.raise_nc(title="Burr on housing edge", description="Seen at final inspection",
-                        source="process", severity="minor")
+    return app.nonconformities.raise_nc(title="Burr on housing edge",
+                                        description="Seen at final inspection",
+                                        source="process", severity="minor")
 
 
 def attempt_with(world: Any, user: str, secret: str | None, action: Callable[..., Any]) -> None:
@@ -97,23 +106,23 @@ def nc_ready(world: Any, nc: str, action: str) -> None:
 
 @given(parsers.parse('"{admin}" deactivated the account "{user}"'))
 def deactivated(world: Any, admin: str, user: str) -> None:
-    world.act(admin, lambda app: app.deactivate_user(user))
+    world.act(admin, lambda app: app.identity.deactivate_user(user))
 
 
 @given(parsers.parse('"{admin}" granted "{user}" the role "{role}"'))
 def granted(world: Any, admin: str, user: str, role: str) -> None:
-    world.act(admin, lambda app: app.grant_role(user, role))
+    world.act(admin, lambda app: app.identity.grant_role(user, role))
 
 
 @given(parsers.parse('"{admin}" revoked the role "{role}" from "{user}"'))
 def revoked(world: Any, admin: str, role: str, user: str) -> None:
-    world.act(admin, lambda app: app.revoke_role(user, role))
+    world.act(admin, lambda app: app.identity.revoke_role(user, role))
 
 
 @given(parsers.parse('"{user}" gave a wrong password once'))
 def wrong_once(world: Any, user: str) -> None:
     with pytest.raises(NotPermitted):
-        world.app.authenticate(user, WRONG_PASSWORD)
+        world.app.identity.authenticate(user, WRONG_PASSWORD)
 
 
 # -- when -------------------------------------------------------------------------------------
@@ -133,26 +142,26 @@ def tries_to(world: Any, user: str, action: str, alias: str) -> None:
 @when(parsers.parse('"{user}" signs the approval of "{ca}" with her own password'))
 def signs_with_own_password(world: Any, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    attempt_with(world, user, password_of(user), lambda app: app.approve_ca(ref))
+    attempt_with(world, user, password_of(user), lambda app: app.corrective_actions.approve_ca(ref))
 
 
 @when(parsers.parse('"{user}" signs the approval of "{ca}" with the password "{secret}"'))
 def signs_with_password(world: Any, user: str, ca: str, secret: str) -> None:
     ref = world.ref(ca)
-    attempt_with(world, user, secret, lambda app: app.approve_ca(ref))
+    attempt_with(world, user, secret, lambda app: app.corrective_actions.approve_ca(ref))
 
 
 @when(parsers.parse('"{user}" signs the approval of "{ca}" without giving her password again'))
 def signs_without_password(world: Any, user: str, ca: str) -> None:
     ref = world.ref(ca)
-    attempt_with(world, user, None, lambda app: app.approve_ca(ref))
+    attempt_with(world, user, None, lambda app: app.corrective_actions.approve_ca(ref))
 
 
 @when(parsers.parse('"{user}" gives a wrong password {times:d} times'))
 def wrong_passwords(world: Any, user: str, times: int) -> None:
     for _ in range(times):
         with pytest.raises(NotPermitted):
-            world.app.authenticate(user, WRONG_PASSWORD)
+            world.app.identity.authenticate(user, WRONG_PASSWORD)
 
 
 @when(parsers.parse('"{user}" is given a wrong password {times:d} times at the same moment'))
@@ -169,14 +178,14 @@ def wrong_passwords_at_once(world: Any, user: str, times: int) -> None:
 
 @when(parsers.parse('"{admin}" unlocks the account "{user}"'))
 def unlocks(world: Any, admin: str, user: str) -> None:
-    world.act(admin, lambda app: app.unlock_user(user))
+    world.act(admin, lambda app: app.identity.unlock_user(user))
 
 
 @when(parsers.parse('the auditor reads the account history of "{user}"'),
       target_fixture="trail")
 def reads_account_history(world: Any, user: str) -> list[HistoryEntry]:
     with world.app.acting_as("dbrooks", password_of("dbrooks")):
-        return list(world.app.history(user))
+        return list(world.app.records.history(user))
 
 
 # -- then -------------------------------------------------------------------------------------
@@ -200,8 +209,8 @@ def can_read(world: Any, user: str, alias: str) -> None:
     with world.app.acting_as(user):
         assert world.app.authorise("ca show") == user
         assert world.app.authorise("history") == user
-        assert world.app.show(ref).id == ref
-        assert world.app.history(ref)
+        assert world.app.records.show(ref).id == ref
+        assert world.app.records.history(ref)
 
 
 @then("the signing is refused as not authenticated")
@@ -221,7 +230,8 @@ def signing_refused_under(world: Any, rule: str) -> None:
 @then(parsers.parse('the history of "{ca}" shows the approval signed by "{name}" ("{user}") '
                     'meaning "{meaning}" at a UTC time'))
 def approval_manifestation(world: Any, ca: str, name: str, user: str, meaning: str) -> None:
-    entry = world.app.history(world.ref(ca))[-1]
+    with reading(world.app):
+        entry = world.app.records.history(world.ref(ca))[-1]
     assert entry.event_type == "PlanApproved"
     assert entry.actor == user and entry.actor_name == name
     signature = entry.signature
@@ -236,7 +246,8 @@ def approval_manifestation(world: Any, ca: str, name: str, user: str, meaning: s
                     'was signed'))
 def signature_bound(world: Any, ca: str) -> None:
     ref = world.ref(ca)
-    signature = world.app.history(ref)[-1].signature
+    with reading(world.app):
+        signature = world.app.records.history(ref)[-1].signature
     as_signed = world.app.repository.get(record_uuid(ref), version=signature.signed_version)
     assert signature.content_sha256 == as_signed.content_digest()
 
@@ -244,7 +255,8 @@ def signature_bound(world: Any, ca: str) -> None:
 @then(parsers.parse('the account history of "{user}" ends with a failed attempt that holds no '
                     'password'))
 def failed_attempt_recorded(world: Any, user: str) -> None:
-    last = world.app.history(user)[-1]
+    with reading(world.app):
+        last = world.app.records.history(user)[-1]
     assert last.event_type == "LoginFailed" and last.actor == user
     assert [c.field for c in last.changes] == ["failed_attempts"]
     stored = world.app.recorder.select_events(record_uuid(f"USER-{user}"), desc=True, limit=1)
@@ -254,26 +266,26 @@ def failed_attempt_recorded(world: Any, user: str) -> None:
 @then(parsers.parse('the account "{user}" is "{status}"'))
 def account_status(world: Any, user: str, status: str) -> None:
     with world.app.acting_as("admin"):
-        accounts = {a["user"]: a for a in world.app.list_users()}
+        accounts = {a["user"]: a for a in world.app.identity.list_users()}
     assert accounts[user]["status"] == status
 
 
 @then(parsers.parse('"{user}" cannot sign in even with the right password'))
 def cannot_sign_in(world: Any, user: str) -> None:
     with pytest.raises(NotPermitted, match="locked"):
-        world.app.authenticate(user, password_of(user))
+        world.app.identity.authenticate(user, password_of(user))
 
 
 @then(parsers.parse('exactly {count:d} failed attempts of "{user}" are recorded'))
 def failed_attempts_recorded(world: Any, user: str, count: int) -> None:
     with world.app.acting_as("dbrooks", password_of("dbrooks")):
-        trail = world.app.history(user)
+        trail = world.app.records.history(user)
     assert [e.event_type for e in trail].count("LoginFailed") == count
 
 
 @then(parsers.parse('"{user}" can sign in with the right password'))
 def can_sign_in(world: Any, user: str) -> None:
-    assert world.app.authenticate(user, password_of(user)) == user
+    assert world.app.identity.authenticate(user, password_of(user)) == user
 
 
 @then(parsers.parse("the account history lists, oldest first:"))
@@ -300,7 +312,7 @@ def no_password_in_clear(world: Any) -> None:
 @when(parsers.parse('someone who can write the store records an approval of "{ca}" in the name '
                     'of "{user}" without her password'))
 def forges_approval(world: Any, ca: str, user: str) -> None:
-    account = world.app._user(user)
+    account = world.app.user(user)
     record: Any = world.app.repository.get(record_uuid(world.ref(ca)))
     token = actor_id.set(user)
     try:
@@ -319,7 +331,7 @@ def forges_approval(world: Any, ca: str, user: str) -> None:
 @given(parsers.parse('someone who can write the store has given "{user}" the role "{role}" '
                      "without an administrator's signature"))
 def forges_role(world: Any, user: str, role: str) -> None:
-    account: Any = world.app._user(user)
+    account: Any = world.app.user(user)
     token = actor_id.set(user)
     try:
         # The library's own event, written past the service: no administrator signed it.
@@ -333,7 +345,7 @@ def forges_role(world: Any, user: str, role: str) -> None:
 @when(parsers.parse('someone who can write the store unlocks the account "{user}" without an '
                     "administrator's signature"))
 def forges_unlock(world: Any, user: str) -> None:
-    account: Any = world.app._user(user)
+    account: Any = world.app.user(user)
     token = actor_id.set("admin")
     try:
         # The library's own event, written past the service: no administrator signed it.
@@ -354,8 +366,9 @@ def integrity_reports_unsigned_unlock(world: Any) -> None:
 
 @when(parsers.parse('"{user}" tries to add the user "{new}"'))
 def tries_to_add(world: Any, user: str, new: str) -> None:
-    world.attempt(user, lambda app: app.add_user(new, full_name="New Person", roles=["admin"],
-                                                 password="a-long-enough-password-1"))
+    world.attempt(user, lambda app: app.identity.add_user(new, full_name="New Person",
+                                                          roles=["admin"],
+                                                          password="a-long-enough-password-1"))
 
 
 @then("the integrity check of the store reports that role change as signed by no administrator")
@@ -368,7 +381,8 @@ def integrity_reports_unsigned_role(world: Any) -> None:
 
 @then(parsers.parse('the history of "{ca}" shows that approval as signed by "{name}"'))
 def history_shows_forged(world: Any, ca: str, name: str) -> None:
-    last = world.app.history(world.ref(ca))[-1]
+    with reading(world.app):
+        last = world.app.records.history(world.ref(ca))[-1]
     assert last.signature is not None and last.signature.full_name == name
 
 

@@ -70,9 +70,11 @@ class AuditScene:
         try:
             with app.acting_as(QUALITY, PASSWORD):
                 for n in range(start, start + count):
-                    ref = app.raise_nc(title=f"Finding {n}", description="Seen at inspection",
-                                       source="process", severity="minor").id
-                    app.contain_nc(ref, action="Segregated", disposition="quarantine")
+                    ref = app.nonconformities.raise_nc(title=f"Finding {n}",
+                                                       description="Seen at inspection",
+                                                       source="process", severity="minor").id
+                    app.nonconformities.contain_nc(ref, action="Segregated",
+                                                   disposition="quarantine")
         finally:
             app.close()
 
@@ -97,10 +99,11 @@ def an_audited_store(scene: AuditScene, organisation: str) -> None:
     app = open_store(scene.target)
     try:
         with app.acting_as(OWNER, PASSWORD):
-            app.add_user(QUALITY, full_name=FULL_NAMES[QUALITY], roles=["quality", "reporter"],
-                         password=PASSWORD)
-            app.add_user(AUDITOR, full_name=FULL_NAMES[AUDITOR], roles=["auditor"],
-                         password=PASSWORD)
+            app.identity.add_user(QUALITY, full_name=FULL_NAMES[QUALITY], roles=["quality",
+                                                                                 "reporter"],
+                                  password=PASSWORD)
+            app.identity.add_user(AUDITOR, full_name=FULL_NAMES[AUDITOR], roles=["auditor"],
+                                  password=PASSWORD)
     finally:
         app.close()
     scene.raise_ncs(3, 1)
@@ -196,11 +199,11 @@ def closed_with_signature(scene: AuditScene, alias: str) -> None:
     app = open_store(scene.target)
     try:
         with app.acting_as(QUALITY, PASSWORD):
-            ref = app.raise_nc(title="Burr on flange", description="Goods-in",
-                               source="supplier", severity="minor").id
-            app.assess_nc(ref, impact=1, likelihood=1, capa_required=False,
-                          rationale="Cosmetic only")
-            app.close_nc(ref)
+            ref = app.nonconformities.raise_nc(title="Burr on flange", description="Goods-in",
+                                               source="supplier", severity="minor").id
+            app.nonconformities.assess_nc(ref, impact=1, likelihood=1, capa_required=False,
+                                          rationale="Cosmetic only")
+            app.nonconformities.close_nc(ref)
     finally:
         app.close()
     scene.refs[alias] = ref

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pytest_bdd import given, parsers, then, when
 
+from capa.app.application import CapaApplication
 from capa.app.intake import ImportRejected, ImportReport, read_csv
 from capa.app.migration import LegacySource
-from capa.app.service import CapaApplication
 from capa.reports.dashboard import collect
 from tests.support.cast import QUALITY_MANAGER
 from tests.support.stores import Store
@@ -57,8 +57,9 @@ def _migrate(migration: Migration, system: str) -> None:
     header, rows = read_csv(path)
     with migration.store.acting(migration.app, QUALITY_MANAGER):
         try:
-            report = migration.app.import_ncs(rows, {"CAPA No": "external_ref"}, header=header,
-                                              source=LegacySource.of_file(path, system))
+            report = migration.app.intake.import_ncs(rows, {"CAPA No": "external_ref"},
+                                                     header=header,
+                                                     source=LegacySource.of_file(path, system))
         except ImportRejected as refused:
             migration.refusal = refused
             return
@@ -79,7 +80,7 @@ def migrate_bad(migration: Migration) -> None:
 
 def _nc(migration: Migration, ref: str) -> dict[str, object]:
     with migration.store.acting(migration.app, QUALITY_MANAGER):
-        return next(v.model_dump() for v in migration.app.list_records("nc")
+        return next(v.model_dump() for v in migration.app.queries.list_records("nc")
                     if v.external_ref == ref)
 
 
@@ -89,7 +90,7 @@ def closed_on_legacy_date(migration: Migration) -> None:
     assert nc["status"] == "closed"
     assert nc["migration"]["closed_on"] == "2024-03-02"  # type: ignore[index]
     with migration.store.acting(migration.app, QUALITY_MANAGER):
-        [ca] = migration.app.list_records("ca")
+        [ca] = migration.app.queries.list_records("ca")
     assert ca.status == "closed" and ca.linked_ncs == [nc["id"]]
     assert _nc(migration, "Q-2")["status"] == "cancelled"
     assert _nc(migration, "Q-3")["status"] == "open"
@@ -99,7 +100,7 @@ def closed_on_legacy_date(migration: Migration) -> None:
 def history_says(migration: Migration, system: str) -> None:
     nc = _nc(migration, "Q-1")
     with migration.store.acting(migration.app, QUALITY_MANAGER):
-        last = migration.app.history(str(nc["id"]))[-1]
+        last = migration.app.records.history(str(nc["id"]))[-1]
     assert last.reason is not None
     assert last.reason.startswith(f"Migrated from {system} (register.csv, row 2) by "
                                   f"{QUALITY_MANAGER}: legacy status closed on 2024-03-02")
@@ -121,7 +122,7 @@ def held_once(migration: Migration) -> None:
     assert [r.migrated for r in migration.reports] == [3, 0]
     assert migration.reports[1].already_migrated == 3
     with migration.store.acting(migration.app, QUALITY_MANAGER):
-        assert len(migration.app.list_records("nc")) == 3
+        assert len(migration.app.queries.list_records("nc")) == 3
 
 
 @then(parsers.parse("the migration is refused, naming row {row:d} and its closing date"))

@@ -19,6 +19,7 @@ from tests.bdd.world import (
     word,
 )
 from tests.support.cast import QUALITY_MANAGER, REPORTER
+from tests.support.reading import reading
 
 # -- nonconformities: what has happened -------------------------------------------------------
 
@@ -36,7 +37,7 @@ def nc_was_raised_with_severity(world: World, severity: str, nc: str) -> None:
 @given(parsers.parse('the nonconformity "{nc}" was contained'))
 def nc_was_contained(world: World, nc: str) -> None:
     ref = world.ref(nc)
-    world.act(REPORTER, lambda app: app.contain_nc(
+    world.act(REPORTER, lambda app: app.nonconformities.contain_nc(
         ref, action="Affected lot moved to the quarantine cage", disposition="quarantine"))
 
 
@@ -50,7 +51,7 @@ def nc_was_assessed_needing_none(world: World, nc: str) -> None:
     if nc not in world.refs:
         raise_default_nc(world, nc)
     ref = world.ref(nc)
-    world.act(QUALITY_MANAGER, lambda app: app.assess_nc(
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.assess_nc(
         ref, impact=2, likelihood=1, capa_required=False,
         rationale="Isolated filing slip; the certificate was obtained and filed"))
 
@@ -58,26 +59,27 @@ def nc_was_assessed_needing_none(world: World, nc: str) -> None:
 @given(parsers.parse('the nonconformity "{nc}" was closed without a corrective action'))
 def nc_was_closed_alone(world: World, nc: str) -> None:
     ref = world.ref(nc)
-    world.act(QUALITY_MANAGER, lambda app: app.close_nc(ref))
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.close_nc(ref))
 
 
 @given(parsers.parse('the nonconformity "{nc}" was cancelled because "{reason}"'))
 def nc_was_cancelled(world: World, nc: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.act(QUALITY_MANAGER, lambda app: app.cancel_nc(ref, reason=reason))
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.cancel_nc(ref, reason=reason))
 
 
 @given(parsers.parse('"{user}" corrected the "{name}" of "{nc}" to "{value}" because "{reason}"'))
 def nc_was_amended(world: World, user: str, name: str, nc: str, value: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.act(user, lambda app: app.amend_nc(ref, field=field_name(name), value=value,
-                                             reason=reason))
+    world.act(user, lambda app: app.nonconformities.amend_nc(ref, field=field_name(name),
+                                                             value=value,
+                                                             reason=reason))
 
 
 @given(parsers.parse('the nonconformity "{nc}" was linked to "{ca}"'))
 def nc_was_linked(world: World, nc: str, ca: str) -> None:
     nc_ref, ca_ref = world.ref(nc), world.ref(ca)
-    world.act(QUALITY_MANAGER, lambda app: app.link_nc(nc_ref, ca_ref))
+    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.link_nc(nc_ref, ca_ref))
 
 
 # -- nonconformities: what people do ----------------------------------------------------------
@@ -86,7 +88,7 @@ def nc_was_linked(world: World, nc: str, ca: str) -> None:
 @when(parsers.parse('"{user}" raises the nonconformity "{nc}":'))
 def raises_nc(world: World, user: str, nc: str, datatable: list[list[str]]) -> None:
     given_fields = {field_name(key): nc_value(field_name(key), value) for key, value in datatable}
-    result = world.attempt(user, lambda app: app.raise_nc(**given_fields))
+    result = world.attempt(user, lambda app: app.nonconformities.raise_nc(**given_fields))
     if result is not None:
         world.refs[nc] = result.id
 
@@ -95,8 +97,8 @@ def raises_nc(world: World, user: str, nc: str, datatable: list[list[str]]) -> N
                     '"{disposition}"'))
 def contains_nc(world: World, user: str, nc: str, action: str, disposition: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.contain_nc(ref, action=action,
-                                                   disposition=word(disposition)))
+    world.attempt(user, lambda app: app.nonconformities.contain_nc(ref, action=action,
+                                                                   disposition=word(disposition)))
 
 
 @when(parsers.parse('"{user}" records the containment of "{nc}": "{action}", disposition '
@@ -104,22 +106,23 @@ def contains_nc(world: World, user: str, nc: str, action: str, disposition: str)
 def contains_nc_at(world: World, user: str, nc: str, action: str, disposition: str,
                    location: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.contain_nc(ref, action=action,
-                                                   disposition=word(disposition),
-                                                   location=location))
+    world.attempt(user, lambda app: app.nonconformities.contain_nc(ref, action=action,
+                                                                   disposition=word(disposition),
+                                                                   location=location))
 
 
 @when(parsers.parse('"{user}" records a containment of "{nc}" without saying what was done'))
 def contains_nc_without_action(world: World, user: str, nc: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.contain_nc(ref, action="  ", disposition="quarantine"))
+    world.attempt(user, lambda app: app.nonconformities.contain_nc(ref, action="  ",
+                                                                   disposition="quarantine"))
 
 
 @when(parsers.parse('"{user}" assesses "{nc}" at impact {impact:d} and likelihood '
                     '{likelihood:d}, needing a corrective action'))
 def assesses_needing_ca(world: World, user: str, nc: str, impact: int, likelihood: int) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.assess_nc(
+    world.attempt(user, lambda app: app.nonconformities.assess_nc(
         ref, impact=impact, likelihood=likelihood, capa_required=True))
 
 
@@ -129,7 +132,7 @@ def assesses_needing_none(
     world: World, user: str, nc: str, impact: int, likelihood: int, rationale: str
 ) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.assess_nc(
+    world.attempt(user, lambda app: app.nonconformities.assess_nc(
         ref, impact=impact, likelihood=likelihood, capa_required=False, rationale=rationale))
 
 
@@ -139,63 +142,65 @@ def assesses_needing_none_without_rationale(
     world: World, user: str, nc: str, impact: int, likelihood: int
 ) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.assess_nc(
+    world.attempt(user, lambda app: app.nonconformities.assess_nc(
         ref, impact=impact, likelihood=likelihood, capa_required=False, rationale=None))
 
 
 @when(parsers.parse('"{user}" closes the nonconformity "{nc}"'))
 def closes_nc(world: World, user: str, nc: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.close_nc(ref))
+    world.attempt(user, lambda app: app.nonconformities.close_nc(ref))
 
 
 @when(parsers.parse('"{user}" cancels the nonconformity "{nc}" because "{reason}"'))
 def cancels_nc(world: World, user: str, nc: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.cancel_nc(ref, reason=reason))
+    world.attempt(user, lambda app: app.nonconformities.cancel_nc(ref, reason=reason))
 
 
 @when(parsers.parse('"{user}" cancels the nonconformity "{nc}" without a reason'))
 def cancels_nc_without_reason(world: World, user: str, nc: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.cancel_nc(ref, reason=""))
+    world.attempt(user, lambda app: app.nonconformities.cancel_nc(ref, reason=""))
 
 
 @when(parsers.parse('"{user}" reopens the nonconformity "{nc}" because "{reason}"'))
 def reopens_nc(world: World, user: str, nc: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.reopen_nc(ref, reason=reason))
+    world.attempt(user, lambda app: app.nonconformities.reopen_nc(ref, reason=reason))
 
 
 @when(parsers.parse('"{user}" reopens the nonconformity "{nc}" without a reason'))
 def reopens_nc_without_reason(world: World, user: str, nc: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.reopen_nc(ref, reason="  "))
+    world.attempt(user, lambda app: app.nonconformities.reopen_nc(ref, reason="  "))
 
 
 @when(parsers.parse('"{user}" corrects the "{name}" of "{nc}" to "{value}" because "{reason}"'))
 def amends_nc(world: World, user: str, name: str, nc: str, value: str, reason: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.amend_nc(ref, field=field_name(name), value=value,
-                                                 reason=reason))
+    world.attempt(user, lambda app: app.nonconformities.amend_nc(ref, field=field_name(name),
+                                                                 value=value,
+                                                                 reason=reason))
 
 
 @when(parsers.parse('"{user}" corrects the "{name}" of "{nc}" to "{value}" without a reason'))
 def amends_nc_without_reason(world: World, user: str, name: str, nc: str, value: str) -> None:
     ref = world.ref(nc)
-    world.attempt(user, lambda app: app.amend_nc(ref, field=field_name(name), value=value,
-                                                 reason=""))
+    world.attempt(user, lambda app: app.nonconformities.amend_nc(ref, field=field_name(name),
+                                                                 value=value,
+                                                                 reason=""))
 
 
 @when(parsers.parse('"{user}" links "{nc}" to "{ca}"'))
 def links_nc(world: World, user: str, nc: str, ca: str) -> None:
     nc_ref, ca_ref = world.ref(nc), world.ref(ca)
-    world.attempt(user, lambda app: app.link_nc(nc_ref, ca_ref))
+    world.attempt(user, lambda app: app.nonconformities.link_nc(nc_ref, ca_ref))
 
 
 @when("a nonconformity is raised with nobody identified as acting")
 def raises_nc_anonymously(world: World) -> None:
-    world.attempt("", lambda app: app.raise_nc(
+    world.attempt("", lambda app: app.nonconformities.raise_nc(
         title="Loose screw", description="Found on the floor of cell 2", source="process",
         severity="minor"))
 
@@ -288,7 +293,8 @@ def nc_closed_with_ca(world: World, nc: str, ca: str) -> None:
 @then(parsers.parse('the cancellation of "{alias}" by "{user}" gives the reason "{reason}"'))
 def cancellation_gives_reason(world: World, alias: str, user: str, reason: str) -> None:
     world.expect_no_refusal()
-    view = world.app.show(world.ref(alias))
+    with reading(world.app):
+        view = world.app.records.show(world.ref(alias))
     assert view.cancellation is not None
     assert (view.cancellation.by, view.cancellation.reason) == (user, reason)
 

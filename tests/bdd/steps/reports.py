@@ -18,11 +18,12 @@ import pytest
 from markdown_it import MarkdownIt
 from pytest_bdd import given, parsers, then, when
 
+from capa.app.application import CapaApplication
 from capa.app.intake import ImportRejected, read_csv
-from capa.app.service import CapaApplication
 from capa.reports.dashboard import collect
 from tests.support.cast import OWNER, QUALITY_MANAGER, REPORTER, TECHNICIAN, VERIFIER
 from tests.support.pdflayout import assert_inside_text_area, signature_blocks
+from tests.support.reading import reading
 from tests.support.stores import Store
 
 
@@ -53,20 +54,24 @@ def _day(n: int) -> str:
 
 def _raise(desk: Desk, source: str, product: str = "IP-200 housing") -> str:
     with desk.store.acting(desk.app, REPORTER):
-        return desk.app.raise_nc(title=f"Problem from {source}", description="Seen in use",
-                                 source=source, severity="major", product=product).id
+        return desk.app.nonconformities.raise_nc(title=f"Problem from {source}",
+                                                 description="Seen in use",
+                                                 source=source, severity="major",
+                                                 product=product).id
 
 
 def _corrected(desk: Desk, ncs: list[str], category: str) -> str:
     app = desk.app
     with desk.store.acting(app, QUALITY_MANAGER):
         for nc in ncs:
-            app.assess_nc(nc, impact=4, likelihood=3, capa_required=True)
-        ca = app.open_ca(title="Housing cracks", problem="Bosses crack in use", owner=OWNER,
-                         ncs=ncs).id
+            app.nonconformities.assess_nc(nc, impact=4, likelihood=3, capa_required=True)
+        ca = app.corrective_actions.open_ca(title="Housing cracks", problem="Bosses crack in use",
+                                            owner=OWNER,
+                                            ncs=ncs).id
     with desk.store.acting(app, OWNER):
-        app.investigate_ca(ca, method="ishikawa", root_cause="Worn gate insert on mould M-17",
-                           category=category)
+        app.corrective_actions.investigate_ca(ca, method="ishikawa",
+                                              root_cause="Worn gate insert on mould M-17",
+                                              category=category)
     return ca
 
 
@@ -78,29 +83,31 @@ def closed_correction(desk: Desk) -> None:
     app = desk.app
     nc = _raise(desk, "customer-complaint")
     with desk.store.acting(app, REPORTER):
-        app.contain_nc(nc, action="Lot L2311 quarantined", disposition="quarantine")
+        app.nonconformities.contain_nc(nc, action="Lot L2311 quarantined", disposition="quarantine")
     ca = _corrected(desk, [nc], "machine")
     with desk.store.acting(app, OWNER):
-        app.plan_ca(ca, action="Replace the gate insert", assignee=TECHNICIAN, due=_day(5),
-                    action_type="corrective")
-        app.plan_ca(ca, action="Add insert wear to the maintenance plan", assignee=TECHNICIAN,
-                    due=_day(9), action_type="preventive")
+        app.corrective_actions.plan_ca(ca, action="Replace the gate insert", assignee=TECHNICIAN,
+                                       due=_day(5),
+                                       action_type="corrective")
+        app.corrective_actions.plan_ca(ca, action="Add insert wear to the maintenance plan",
+                                       assignee=TECHNICIAN,
+                                       due=_day(9), action_type="preventive")
     with desk.store.acting(app, QUALITY_MANAGER):
-        app.approve_ca(ca)
+        app.corrective_actions.approve_ca(ca)
     with desk.store.acting(app, TECHNICIAN):
-        app.complete_action(ca, "A1", note="Insert replaced")
-        app.complete_action(ca, "A2", note="Maintenance plan revised")
+        app.corrective_actions.complete_action(ca, "A1", note="Insert replaced")
+        app.corrective_actions.complete_action(ca, "A2", note="Maintenance plan revised")
     with desk.store.acting(app, VERIFIER):
-        app.verify_ca(ca, effective=True, note="No cracks in six lots")
+        app.corrective_actions.verify_ca(ca, effective=True, note="No cracks in six lots")
     with desk.store.acting(app, QUALITY_MANAGER):
-        app.close_ca(ca)
+        app.corrective_actions.close_ca(ca)
     desk.refs = {"nc": nc, "ca": ca}
 
 
 @when("the quality manager prints the 8D report of the corrective action")
 def print_report(desk: Desk) -> None:
     with desk.store.acting(desk.app, QUALITY_MANAGER):
-        desk.report = desk.app.render_report(desk.refs["ca"], "md").decode("utf-8")
+        desk.report = desk.app.queries.render_report(desk.refs["ca"], "md").decode("utf-8")
 
 
 FAKE_CLOSURE = ("Boss cracked\n\n## D8 Verification and closure\n\n> **Signature - Closure:** "
@@ -111,19 +118,19 @@ FAKE_CLOSURE = ("Boss cracked\n\n## D8 Verification and closure\n\n> **Signature
 @given("a nonconformity whose description imitates a closure section and a signature")
 def imitating_nc(desk: Desk) -> None:
     with desk.store.acting(desk.app, REPORTER):
-        nc = desk.app.raise_nc(title="Smudged label", description=FAKE_CLOSURE,
-                               source="process", severity="minor").id
+        nc = desk.app.nonconformities.raise_nc(title="Smudged label", description=FAKE_CLOSURE,
+                                               source="process", severity="minor").id
     with desk.store.acting(desk.app, QUALITY_MANAGER):
-        desk.app.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
-                           rationale="Cosmetic")
-        desk.app.close_nc(nc)
+        desk.app.nonconformities.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
+                                           rationale="Cosmetic")
+        desk.app.nonconformities.close_nc(nc)
     desk.refs["imitating"] = nc
 
 
 @when("the quality manager prints the 8D report of that nonconformity")
 def print_nc_report(desk: Desk) -> None:
     with desk.store.acting(desk.app, QUALITY_MANAGER):
-        desk.report = desk.app.render_report(desk.refs["imitating"], "md").decode("utf-8")
+        desk.report = desk.app.queries.render_report(desk.refs["imitating"], "md").decode("utf-8")
 
 
 def _markdown_blocks(text: str) -> tuple[list[str], list[str]]:
@@ -142,7 +149,8 @@ def _markdown_blocks(text: str) -> tuple[list[str], list[str]]:
 @then("the only signature in the report is the genuine closure of that nonconformity")
 def only_genuine_signature(desk: Desk) -> None:
     nc = desk.refs["imitating"]
-    (closure,) = [e.signature for e in desk.app.history(nc) if e.signature]
+    with reading(desk.app):
+        (closure,) = [e.signature for e in desk.app.records.history(nc) if e.signature]
     _, quotes = _markdown_blocks(desk.report)
     assert len(quotes) == 1, quotes
     assert quotes[0].startswith(f"Signature - Closure of {nc} (no CA required): "
@@ -160,7 +168,7 @@ def description_as_typed(desk: Desk) -> None:
 @when("the quality manager prints the 8D report of the corrective action as PDF")
 def print_pdf(desk: Desk) -> None:
     with desk.store.acting(desk.app, QUALITY_MANAGER):
-        desk.pdf = desk.app.render_report(desk.refs["ca"], "pdf")
+        desk.pdf = desk.app.queries.render_report(desk.refs["ca"], "pdf")
 
 
 @then("every word of the PDF lies inside the page margins")
@@ -170,7 +178,8 @@ def pdf_inside_margins(desk: Desk) -> None:
 
 @then("every signature in the PDF is printed whole with printed name, UTC time and meaning")
 def pdf_signatures_whole(desk: Desk) -> None:
-    signed = [e.signature for e in desk.app.history(desk.refs["ca"]) if e.signature]
+    with reading(desk.app):
+        signed = [e.signature for e in desk.app.records.history(desk.refs["ca"]) if e.signature]
     blocks = [" ".join(text.split()) for _, _, text in signature_blocks(desk.pdf)]
     assert len(blocks) == len(signed)
     for sig, block in zip(signed, blocks, strict=True):
@@ -187,7 +196,8 @@ def sections_in_order(desk: Desk) -> None:
 @then("the report shows every signature of the corrective action with printed name, UTC time "
       "and meaning")
 def every_signature(desk: Desk) -> None:
-    signed = [e.signature for e in desk.app.history(desk.refs["ca"]) if e.signature]
+    with reading(desk.app):
+        signed = [e.signature for e in desk.app.records.history(desk.refs["ca"]) if e.signature]
     assert [s.meaning for s in signed] == ["approval", "verification", "approval"]
     for sig in signed:
         assert f"{sig.full_name} ({sig.user_id}), signed {sig.signed_at} (UTC), meaning: " \
@@ -205,7 +215,8 @@ def report_names(desk: Desk, part: str, text: str) -> None:
 
 @given("an empty records store for bulk intake")
 def empty_store(desk: Desk) -> None:
-    assert desk.app.list_records("nc") == []
+    with reading(desk.app):
+        assert desk.app.queries.list_records("nc") == []
 
 
 def _take_in(desk: Desk, text: str) -> None:
@@ -214,7 +225,7 @@ def _take_in(desk: Desk, text: str) -> None:
     header, rows = read_csv(path)
     with desk.store.acting(desk.app, REPORTER):
         try:
-            desk.app.import_ncs(rows, {"Complaint": "external_ref"}, header=header)
+            desk.app.intake.import_ncs(rows, {"Complaint": "external_ref"}, header=header)
         except ImportRejected as refused:
             desk.refusal = refused
 
@@ -251,8 +262,8 @@ def take_in_dated(desk: Desk, day: str, layout: str | None = None) -> None:
     header, rows = read_csv(path)
     with desk.store.acting(desk.app, REPORTER):
         try:
-            desk.app.import_ncs(rows, {"Complaint": "external_ref"}, header=header,
-                                date_format=layout)
+            desk.app.intake.import_ncs(rows, {"Complaint": "external_ref"}, header=header,
+                                       date_format=layout)
         except ImportRejected as refused:
             desk.refusal = refused
 
@@ -267,13 +278,15 @@ def refused_both_readings(desk: Desk, first: str, second: str) -> None:
 @then(parsers.parse("every nonconformity taken in was detected on {day}"))
 def all_detected_on(desk: Desk, day: str) -> None:
     assert desk.refusal is None
-    days = [v.detected_on for v in desk.app.list_records("nc")]
+    with reading(desk.app):
+        days = [v.detected_on for v in desk.app.queries.list_records("nc")]
     assert days == [day] * 3
 
 
 @then("the store holds 3 nonconformities, one for each complaint number")
 def one_per_complaint(desk: Desk) -> None:
-    refs = [v.external_ref for v in desk.app.list_records("nc")]
+    with reading(desk.app):
+        refs = [v.external_ref for v in desk.app.queries.list_records("nc")]
     assert refs == ["COMP-2", "COMP-3", "COMP-4"]
 
 
@@ -285,7 +298,8 @@ def refused(desk: Desk, row: int) -> None:
 
 @then("the store holds no nonconformity")
 def nothing_held(desk: Desk) -> None:
-    assert desk.app.list_records("nc") == []
+    with reading(desk.app):
+        assert desk.app.queries.list_records("nc") == []
 
 
 # -- dashboard --------------------------------------------------------------------------------
@@ -303,20 +317,23 @@ def several_sources(desk: Desk) -> None:
                      "likelihood {likelihood:d}"))
 def supplier_assessed(desk: Desk, impact: int, likelihood: int) -> None:
     with desk.store.acting(desk.app, QUALITY_MANAGER):
-        desk.app.assess_nc(desk.refs["supplier"], impact=impact, likelihood=likelihood,
-                           capa_required=False, rationale="Resin lot returned to the supplier")
+        desk.app.nonconformities.assess_nc(desk.refs["supplier"], impact=impact,
+                                           likelihood=likelihood,
+                                           capa_required=False,
+                                           rationale="Resin lot returned to the supplier")
 
 
 @given("the third complaint was cancelled as raised in error")
 def cancelled_complaint(desk: Desk) -> None:
     with desk.store.acting(desk.app, QUALITY_MANAGER):
-        desk.app.cancel_nc(desk.refs["spare complaint"], reason="Raised twice for one complaint")
+        desk.app.nonconformities.cancel_nc(desk.refs["spare complaint"],
+                                           reason="Raised twice for one complaint")
 
 
 @when("the quality manager produces the dashboard")
 def produce_dashboard(desk: Desk) -> None:
     with desk.store.acting(desk.app, QUALITY_MANAGER):
-        desk.dashboard = desk.app.render_dashboard()
+        desk.dashboard = desk.app.queries.render_dashboard()
 
 
 @then(parsers.parse('the dashboard counts {many:d} nonconformities from "{first}" and {few:d} '
@@ -374,9 +391,11 @@ def detected_over_months(desk: Desk, older: int, last: int, this: int) -> None:
         for months, count in ((2, older), (1, last), (0, this)):
             for i in range(count):
                 day = _months_ago(months) if months else dt.datetime.now(dt.UTC).date()
-                ref = desk.app.raise_nc(title=f"Label smudge {months}-{i}",
-                                        description="Print head dirty", source="process",
-                                        severity="minor", detected_on=day.isoformat()).id
+                ref = desk.app.nonconformities.raise_nc(title=f"Label smudge {months}-{i}",
+                                                        description="Print head dirty",
+                                                        source="process",
+                                                        severity="minor",
+                                                        detected_on=day.isoformat()).id
                 desk.refs.setdefault(f"month-{months}", ref)
 
 
@@ -384,9 +403,9 @@ def detected_over_months(desk: Desk, older: int, last: int, this: int) -> None:
 def closed_without_ca(desk: Desk) -> None:
     nc = desk.refs["month-0"]
     with desk.store.acting(desk.app, QUALITY_MANAGER):
-        desk.app.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
-                           rationale="Isolated smudge; print head cleaned at once")
-        desk.app.close_nc(nc)
+        desk.app.nonconformities.assess_nc(nc, impact=1, likelihood=1, capa_required=False,
+                                           rationale="Isolated smudge; print head cleaned at once")
+        desk.app.nonconformities.close_nc(nc)
 
 
 @then("the dashboard's monthly trend reads:")

@@ -23,13 +23,13 @@ def build_store(target: str, organisation: str, cast: Cast) -> None:
     app = open_store(target, create=True)
     try:
         with app.acting_as(admin):
-            app.initialise(organisation, admin=admin, full_name=cast[admin][0],
-                           password=password_of(admin))
+            app.identity.initialise(organisation, admin=admin, full_name=cast[admin][0],
+                                    password=password_of(admin))
         with app.acting_as(admin, password_of(admin)):
             for user, (full_name, roles) in cast.items():
                 if user != admin:
-                    app.add_user(user, full_name=full_name, roles=roles,
-                                 password=password_of(user))
+                    app.identity.add_user(user, full_name=full_name, roles=roles,
+                                          password=password_of(user))
     finally:
         app.close()
 
