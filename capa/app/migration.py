@@ -25,18 +25,27 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
+from capa.app.import_rows import (
+    MIGRATION_FIELDS,
+    ImportReport,
+    Row,
+    RowError,
+    clean,
+    column_reader,
+    normal_name,
+    parse_day,
+)
 from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import Conflict, InvalidInput, NotPermitted
 from capa.domain.nonconformity import Nonconformity
+from capa.domain.record import record_uuid
+from capa.domain.refs import RecordRef
 from capa.domain.values import CONTROL, LINE_LIMIT, TEXT_LIMIT
+from capa.readmodels import replay
 
 if TYPE_CHECKING:
     from capa.app.core import Core as CapaApplication
-    from capa.app.intake import ImportReport, Row, RowError
 
-#: The legacy fields a row may carry besides the NC's own.
-MIGRATION_FIELDS = ("status", "closed_on", "root_cause", "ca_action", "ca_owner",
-                    "ca_opened_on", "ca_closed_on", "effectiveness")
 #: The fields that describe a corrective action; any of them given makes one.
 CA_FIELDS = ("root_cause", "ca_action", "ca_owner", "ca_opened_on", "ca_closed_on",
              "effectiveness")
@@ -133,21 +142,17 @@ def legacy_columns(header: Sequence[str], mapping: Mapping[str, str],
                    columns: Mapping[str, list[str]]) -> dict[str, list[str]]:
     """Legacy field -> its columns: those `--map` named (already in `columns`), then columns
     named like a legacy field."""
-    from capa.app.intake import _normal
-
     found = {name: list(cols) for name, cols in columns.items() if name in MIGRATION_FIELDS}
     mapped = set(mapping)
     for column in header:
-        name = HEADER_NAMES.get(_normal(column))
+        name = HEADER_NAMES.get(normal_name(column))
         if name is not None and name not in found and column not in mapped:
             found[name] = [column]
     return found
 
 
 def wanted(legacy: Mapping[str, list[str]], constants: Mapping[str, str]) -> bool:
-    from capa.app.intake import _normal
-
-    return bool(legacy) or any(_normal(k) in MIGRATION_FIELDS for k in constants)
+    return bool(legacy) or any(normal_name(k) in MIGRATION_FIELDS for k in constants)
 
 
 def plan(app: CapaApplication, rows: Sequence[Row], header: Sequence[str],
@@ -156,16 +161,14 @@ def plan(app: CapaApplication, rows: Sequence[Row], header: Sequence[str],
          date_format: str | None = None) -> Plan:
     """Every row checked against the migration rules; the reasons the others cannot migrate.
     Only quality may migrate: it brings records to closed or cancelled, as `nc close` does."""
-    from capa.app.intake import RowError, _column_reader, _normal, clean, parse_day
-
     try:
         app.authorise("nc close")
     except NotPermitted as refused:
         raise NotPermitted(f"migrating a register's history needs the quality role: "
                            f"{refused}") from None
 
-    cells_of = _column_reader(rows, header)
-    fixed = {_normal(k): v for k, v in constants.items()}
+    cells_of = column_reader(rows, header)
+    fixed = {normal_name(k): v for k, v in constants.items()}
     _check_constants(fixed, today, date_format)
 
     def column(name: str, cols: Mapping[str, list[str]]) -> list[tuple[str, str]]:
@@ -307,8 +310,6 @@ def plan(app: CapaApplication, rows: Sequence[Row], header: Sequence[str],
 def _check_constants(fixed: Mapping[str, str], today: dt.date,
                      date_format: str | None = None) -> None:
     """A `--set` of a legacy field must be valid in itself, whether or not a row uses it."""
-    from capa.app.intake import clean, parse_day
-
     word = clean(fixed.get("status"))
     if "status" in fixed and STATUS_WORDS.get(word.lower()) is None:
         raise InvalidInput(f"--set status={fixed['status']!r}: not one of open, closed, "
@@ -363,11 +364,10 @@ def run(app: CapaApplication, valid: Mapping[str, Sequence[str | None]], legacy:
         source: LegacySource, user: str, report: ImportReport, *, dry_run: bool,
         progress: Callable[[int], None] | None = None) -> ImportReport:
     """Skip what an earlier run migrated, then save the rest in atomic batches."""
-    from capa.domain.record import record_uuid
 
     done_rows, done_ids = already_migrated(app)
     refs = [r for r in valid["external_ref"] if r]
-    existing = app.read_models.external_refs(refs)
+    existing = replay.external_refs(app, refs)
     holder: dict[str, str] = {}
     if existing:
         found = app.read_models.sql.query(
@@ -415,8 +415,6 @@ def _save(app: CapaApplication, valid: Mapping[str, Sequence[str | None]],
           batch: Sequence[LegacyRow], source: LegacySource, user: str) -> list[str]:
     """One atomic save of a batch's records; the NC refs saved, in order. Numbers are taken
     once per batch; a concurrent writer who took one makes the batch numbered again."""
-    from capa.app.core import format_ref
-
     year = dt.datetime.now(dt.UTC).year
     wanted_cas = sum(1 for item in batch if item.ca is not None)
     for _ in range(20):
@@ -426,10 +424,10 @@ def _save(app: CapaApplication, valid: Mapping[str, Sequence[str | None]],
         saved: list[str] = []
         cas = 0
         for offset, item in enumerate(batch):
-            ref = format_ref("NC", year, first_nc + offset)
+            ref = str(RecordRef.new("NC", year, first_nc + offset))
             ca_ref = None
             if item.ca is not None:
-                ca_ref = format_ref("CA", year, first_ca + cas)
+                ca_ref = str(RecordRef.new("CA", year, first_ca + cas))
                 cas += 1
             records.extend(_records(valid, item, ref, ca_ref, source, user))
             saved.append(ref)

@@ -63,7 +63,7 @@ def import_(session: Session, file: Path, maps: tuple[str, ...], sets: tuple[str
       capa import alerts.xlsx --sheet 2026 --date-format DD/MM/YYYY
       capa import register.csv --map State=status --source-system "QMS 2019"
     """
-    from capa.app.intake import (
+    from capa.app.import_rows import (
         ImportRejected,
         bulk_work,
         check_date_format,

@@ -200,18 +200,14 @@ class ReadModels:
         self.catch_up()
         return self.tables.overdue(today)
 
-    def external_refs(self, wanted: Iterable[str] | None = None) -> set[str]:
-        """External references NCs in the store hold (of those `wanted`, when given). The read
-        table says which NCs hold one; each is confirmed from that NC's own events, so a row
-        added or edited outside capa never makes an import skip a row (SPEC §9.1)."""
-        from capa.readmodels.replay import confirmed_external_refs
-
+    def claimed_external_refs(self, wanted: Iterable[str] | None = None) -> dict[str, str]:
+        """NC → external reference, as the read table has it (of those `wanted`, when given).
+        A claim only: `capa.readmodels.replay.external_refs` confirms each from the events."""
         self.catch_up()
         rows = self.tables.external_refs()
         keep = None if wanted is None else set(wanted)
-        claimed = {str(row["id"]): str(row["external_ref"]) for row in rows
-                   if keep is None or row["external_ref"] in keep}
-        return confirmed_external_refs(self._app, claimed)
+        return {str(row["id"]): str(row["external_ref"]) for row in rows
+                if keep is None or row["external_ref"] in keep}
 
     def count(self, name: str) -> int:
         """Rows in one read table (caught up first)."""

@@ -11,7 +11,7 @@ folded at a time: memory does not grow with the log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from capa.adapters.logreader import LogReader, log_reader
-from capa.domain.record import Record
+from capa.domain.record import Record, record_uuid
 from capa.readmodels import projection
 
 __all__ = ["Folded", "LogReader", "confirmed_external_refs", "folded", "latest_cause",
@@ -105,11 +105,16 @@ def _finish(mapper: Any, pending: StoredEvent | None, record: Any,
     return Folded(record.ref, "nc" if "nc_summary" in rows else "ca", rows)
 
 
+def external_refs(app: Any, wanted: Iterable[str] | None = None) -> set[str]:
+    """External references NCs in the store hold (of those `wanted`, when given). The read
+    table says which NCs hold one; each is confirmed from that NC's own events, so a row added
+    or edited outside capa never makes an import skip a row (SPEC §9.1)."""
+    return confirmed_external_refs(app, app.read_models.claimed_external_refs(wanted))
+
+
 def confirmed_external_refs(app: Any, claimed: dict[str, str]) -> set[str]:
     """Of the external references the read table says NCs hold (NC id → reference), those the
     NCs' own events give them."""
-    from capa.domain.record import record_uuid
-
     found: set[str] = set()
     refs = list(claimed)
     with log_reader(app) as reader:

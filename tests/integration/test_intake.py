@@ -10,7 +10,7 @@ import pytest
 
 from capa.app import intake
 from capa.app.application import CapaApplication
-from capa.app.intake import ImportRejected, clean, parse_day, read_csv
+from capa.app.import_rows import ImportRejected, clean, parse_day, read_csv
 from capa.domain.errors import InvalidInput, NotPermitted
 from tests.support.cast import AUDITOR, REPORTER
 from tests.support.reading import reading

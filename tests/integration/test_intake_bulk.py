@@ -12,8 +12,8 @@ import pytest
 
 from capa.app import intake
 from capa.app.application import CapaApplication
-from capa.app.intake import read_csv, validate_rows
-from capa.domain.nonconformity import Nonconformity
+from capa.app.import_rows import read_csv, validate_rows
+from capa.domain.nonconformity import NC_FIELDS, Nonconformity
 from capa.domain.record import actor_id, record_hex, record_uuid
 from capa.readmodels import projection
 from tests.support.cast import QUALITY_ENGINEER, REPORTER
@@ -55,7 +55,7 @@ def test_bulk_events_are_the_events_raising_each_nc_records(
         store: Store, app: CapaApplication, tmp_path: Path) -> None:
     valid = _rows(tmp_path)
     refs = [f"NC-2026-{n:04d}" for n in range(1, len(valid) + 1)]
-    columns = {name: [row[name] for row in valid] for name in intake.NC_FIELDS}
+    columns = {name: [row[name] for row in valid] for name in NC_FIELDS}
     bulk = intake.raised_events(app, refs, columns, REPORTER)
     token = actor_id.set(REPORTER)
     try:
@@ -176,7 +176,7 @@ HOSTILE = ['=HYPERLINK("http://x","y")', '<script>alert(1)</script> **bold** [a]
 def test_shared_event_json_is_what_a_json_encoder_writes(value: str) -> None:
     # Several rows so that a value repeats (escaped once for the column) or does not.
     fields: dict[str, list[str | None]] = {name: [value, value, "x", value]
-                                           for name in intake.NC_FIELDS}
+                                           for name in NC_FIELDS}
     fields["product"] = [None, value, None, "P-1"]
     members = intake.raised_fields_json(fields)
     for index, text in enumerate(members):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from capa.app.application import CapaApplication
-from capa.app.intake import ImportRejected, read_csv
+from capa.app.import_rows import ImportRejected, read_csv
 from capa.app.migration import LegacySource
 from capa.audit.caches import check_caches
 from capa.reports.dashboard import collect

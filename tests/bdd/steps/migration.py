@@ -12,7 +12,7 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from capa.app.application import CapaApplication
-from capa.app.intake import ImportRejected, ImportReport, read_csv
+from capa.app.import_rows import ImportRejected, ImportReport, read_csv
 from capa.app.migration import LegacySource
 from capa.reports.dashboard import collect
 from tests.support.cast import QUALITY_MANAGER

@@ -19,7 +19,7 @@ from markdown_it import MarkdownIt
 from pytest_bdd import given, parsers, then, when
 
 from capa.app.application import CapaApplication
-from capa.app.intake import ImportRejected, read_csv
+from capa.app.import_rows import ImportRejected, read_csv
 from capa.reports.dashboard import collect
 from tests.support.cast import OWNER, QUALITY_MANAGER, REPORTER, TECHNICIAN, VERIFIER
 from tests.support.pdflayout import assert_inside_text_area, signature_blocks
