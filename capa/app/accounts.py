@@ -4,6 +4,8 @@ lockout, and the hash an account's events name."""
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 
 from eventsourcing.persistence import IntegrityError
 
@@ -96,8 +98,6 @@ class Accounts:
     def _reserve_check(self, account: User) -> str:
         """Reserve a password check in the store: "go" or "locked"; while checks under way
         could fill the run, wait for them (they are tens of milliseconds each)."""
-        import random
-        import time
 
         deadline = time.monotonic() + _CHECK_WAIT_SECONDS
         while True:
@@ -115,8 +115,6 @@ class Accounts:
         """Record a failed check (and the lock it brings) in the account's events; True when the
         account is locked afterwards. Parallel attempts write to the same account, so a save
         that lost the race reloads the account and records its event again."""
-        import random
-        import time
 
         for _ in range(_FAILURE_SAVE_ATTEMPTS):
             account = self.core.user(uid)

@@ -27,6 +27,7 @@ from capa.app.permissions import OPEN_OPERATIONS, allowed_roles, permits
 from capa.domain.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, NotPermitted
 from capa.domain.record import Record, actor_id, record_uuid, utc_iso
 from capa.domain.refs import RecordRef, is_ref
+from capa.domain.store import STORE_REF, StoreRecord
 from capa.domain.user import Role, User, UserStatus, is_user_id, user_ref
 
 if TYPE_CHECKING:
@@ -302,7 +303,6 @@ class Core(Application[UUID]):
         return found
 
     def store_info(self) -> dict[str, Any]:
-        from capa.domain.store import STORE_REF, StoreRecord
 
         store = self.load(StoreRecord, STORE_REF)
         return {"organisation": store.organisation, "tool_version": store.tool_version,
@@ -310,7 +310,6 @@ class Core(Application[UUID]):
 
     def digital_store(self) -> bool:
         """Whether the store was made with digital signatures (SPEC §9.2)."""
-        from capa.domain.store import STORE_REF, StoreRecord
 
         try:
             store = self.load(StoreRecord, STORE_REF)

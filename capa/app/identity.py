@@ -4,6 +4,8 @@ with its first administrator."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +18,7 @@ from capa.app.operations import operation
 from capa.app.signing import Signing, wrapped
 from capa.domain.errors import InvalidInput, NotPermitted
 from capa.domain.record import utc_iso
+from capa.domain.store import STORE_REF, StoreRecord
 from capa.domain.user import (
     SESSION_MAX_AGE,
     User,
@@ -65,8 +68,6 @@ class Identity:
         account = core.user(uid)
         if not account.roles:
             raise NotPermitted(f"{uid} holds no role")
-        import secrets
-        import time
 
         token = secrets.token_urlsafe(32)
         core.credentials.open_session(sha256(token), uid, time.time())
@@ -83,7 +84,6 @@ class Identity:
         minutes or older than the maximum session age. Both limits are held by the store: the
         login time by the account's events, the last use by the session table, which this
         call moves to now, so no file the client keeps can revive a session."""
-        import time
 
         account = self.core.find_user(user)
         digest = sha256(token)
@@ -233,7 +233,6 @@ class Identity:
         """Create the store record and its first administrator in one atomic save."""
         from capa.app import keyring
         from capa.audit.signatures import SCHEME
-        from capa.domain.store import STORE_REF, StoreRecord
 
         core = self.core
         uid = new_user_id(admin or core.actor())

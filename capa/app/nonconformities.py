@@ -8,6 +8,7 @@ import datetime as dt
 from capa.app.core import Core, WriteResult
 from capa.app.operations import operation
 from capa.app.signing import Signing
+from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import InvalidInput, RuleViolation
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.values import CAStatus, SignatureMeaning, parse_date
@@ -62,7 +63,6 @@ class Nonconformities:
 
     @operation("nc link")
     def link_nc(self, nc_ref: str, ca_ref: str) -> WriteResult:
-        from capa.domain.corrective_action import CorrectiveAction
 
         nc = self.core.load(Nonconformity, nc_ref)
         ca = self.core.load(CorrectiveAction, ca_ref)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import secrets
 
 from capa.domain.errors import InvalidInput
 
@@ -16,7 +19,6 @@ _KEY_BYTES = 32
 
 
 def _b64(data: bytes) -> str:
-    import base64  # here and below: a command that checks no password does not load them
 
     return base64.b64encode(data).decode("ascii")
 
@@ -34,7 +36,6 @@ def check_strength(password: str) -> None:
 
 def hash_password(password: str) -> str:
     """`scrypt$n$r$p$salt_b64$hash_b64` for a new random salt."""
-    import secrets
 
     check_strength(password)
     salt = secrets.token_bytes(_SALT_BYTES)
@@ -44,8 +45,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, encoded: str) -> bool:
     """True when the password matches; a malformed hash never matches."""
-    import base64
-    import hmac
 
     try:
         scheme, n, r, p, salt_b64, key_b64 = encoded.split("$")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
@@ -16,6 +17,7 @@ from capa.adapters.eventlog import (
     store_exists,
 )
 from capa.adapters.eventlog import first_line as _first_line
+from capa.adapters.files import private_file
 from capa.adapters.target import StoreTarget, parse_target
 from capa.app.application import CapaApplication
 from capa.domain.errors import CapaError, Conflict, InvalidInput, NotFound
@@ -67,7 +69,6 @@ def open_memory_store() -> CapaApplication:
 
 
 def _quoted(target: str, parsed: StoreTarget) -> str:
-    import shlex
 
     # The hint repeats the target as given, except that a password is never printed.
     shown = parsed.display if parsed.kind == "postgres" else target
@@ -78,7 +79,6 @@ def _private_sqlite_file(path: Path) -> None:
     """Make the new store's file 0600 whatever the umask, before SQLite opens it: SQLite gives
     its -wal and -shm files the mode of the database file, so they are private too (SPEC
     §9.10). An empty file left by an earlier attempt is reused."""
-    from capa.adapters.files import private_file
 
     try:
         os.close(private_file(path, os.O_WRONLY | os.O_CREAT))

@@ -16,6 +16,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
+from capa.adapters.target import parse_target
 from capa.app.core import Core
 from capa.app.store import open_store, storage_failure
 from capa.domain.errors import InvalidInput, NotPermitted
@@ -116,7 +117,6 @@ def verify_copy(source: Core, copy: Core,
 
 def target_display(target: str) -> str:
     """The target as it may be printed: a URI's password masked."""
-    from capa.adapters.target import parse_target
 
     try:
         return parse_target(target).display

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Callable
 from enum import StrEnum
@@ -88,7 +89,6 @@ def credential_of(password_hash: str) -> str:
     """What an account event records of a password: the SHA-256 of its salted hash. It names
     the hash without disclosing it (the salt inside the hash is not in the log), and binds the
     hash kept outside the log to the audited history."""
-    import hashlib
 
     return "sha256:" + hashlib.sha256(password_hash.encode("utf-8")).hexdigest()
 

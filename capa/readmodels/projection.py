@@ -15,7 +15,7 @@ from json.encoder import encode_basestring
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from capa.adapters.readtables import (
     COLUMNS,
@@ -52,7 +52,6 @@ _RAISED_KEYS = RAISED_KEYS
 
 
 def _raised_topic() -> str:
-    from eventsourcing.utils import get_topic
 
     return get_topic(Nonconformity.Raised)  # type: ignore[attr-defined]
 
