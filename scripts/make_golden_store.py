@@ -99,7 +99,7 @@ def build(app: CapaApplication, evidence: Path) -> None:
                                                      problem="Out-of-spec resin "
                                                      "accepted at incoming inspection",
                                                      owner="apatel").id
-        app.nonconformities.link_nc(resin, supplier_ca)
+        app.corrective_actions.link_nc(resin, supplier_ca)
     with as_("apatel"):
         app.corrective_actions.investigate_ca(ca, method="5-whys", root_cause="Worn gate insert",
                                               category="machine", whys=["Boss cracks",

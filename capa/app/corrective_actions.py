@@ -16,7 +16,7 @@ from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.user import is_user_id
-from capa.domain.values import NCStatus, SignatureMeaning, parse_date
+from capa.domain.values import CAStatus, NCStatus, SignatureMeaning, parse_date
 
 
 class CorrectiveActions:
@@ -146,6 +146,18 @@ class CorrectiveActions:
                   self.signing.signature(ca, SignatureMeaning.VERIFICATION))
         core.persist(ca, *files)
         return WriteResult(ca.ref, ca.status, ca.version, {"iteration": ca.iteration})
+
+    @operation("nc link")
+    def link_nc(self, nc_ref: str, ca_ref: str) -> WriteResult:
+        """Link an NC to a corrective action (both records change; R7: not to a closed CA)."""
+        nc = self.core.load(Nonconformity, nc_ref)
+        ca = self.core.load(CorrectiveAction, ca_ref)
+        if ca.status in (CAStatus.CLOSED, CAStatus.CANCELLED):
+            raise RuleViolation("R7", f"cannot link {nc.ref} to {ca.ref}: it is {ca.status}")
+        nc.link(ca.ref)
+        ca.link_nc(nc.ref)
+        self.core.persist(nc, ca)
+        return WriteResult(nc.ref, nc.status, nc.version, {"ca": ca.ref})
 
     @operation("ca close")
     def close_ca(self, ref: str) -> WriteResult:

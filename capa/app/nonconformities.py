@@ -8,10 +8,9 @@ import datetime as dt
 from capa.app.core import Core, WriteResult
 from capa.app.operations import operation
 from capa.app.signing import Signing
-from capa.domain.corrective_action import CorrectiveAction
-from capa.domain.errors import InvalidInput, RuleViolation
+from capa.domain.errors import InvalidInput
 from capa.domain.nonconformity import Nonconformity
-from capa.domain.values import CAStatus, SignatureMeaning, parse_date
+from capa.domain.values import SignatureMeaning, parse_date
 
 
 class Nonconformities:
@@ -60,18 +59,6 @@ class Nonconformities:
         return self.core.update(
             Nonconformity, ref,
             lambda nc: nc.assess(impact, likelihood, capa_required, rationale))
-
-    @operation("nc link")
-    def link_nc(self, nc_ref: str, ca_ref: str) -> WriteResult:
-
-        nc = self.core.load(Nonconformity, nc_ref)
-        ca = self.core.load(CorrectiveAction, ca_ref)
-        if ca.status in (CAStatus.CLOSED, CAStatus.CANCELLED):
-            raise RuleViolation("R7", f"cannot link {nc.ref} to {ca.ref}: it is {ca.status}")
-        nc.link(ca.ref)
-        ca.link_nc(nc.ref)
-        self.core.persist(nc, ca)
-        return WriteResult(nc.ref, nc.status, nc.version, {"ca": ca.ref})
 
     @operation("nc close")
     def close_nc(self, ref: str) -> WriteResult:

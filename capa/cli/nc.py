@@ -111,7 +111,7 @@ def link(session: Session, nc_id: str, ca_id: str) -> None:
     Example:
       capa nc link NC-2026-0003 CA-2026-0001
     """
-    emit(session.json, session.app().nonconformities.link_nc(nc_id, ca_id), written)
+    emit(session.json, session.app().corrective_actions.link_nc(nc_id, ca_id), written)
 
 
 @nc.command()

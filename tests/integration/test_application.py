@@ -266,7 +266,7 @@ def test_refusals_write_nothing_and_name_their_rule(store: Store, app: CapaAppli
         refused("R2", lambda: app.corrective_actions.approve_ca(ca))
         refused("R7", lambda: app.corrective_actions.complete_action(ca, "A1", note="done early"))
         refused("R4", lambda: app.corrective_actions.close_ca(ca))
-        refused("R7", lambda: app.nonconformities.link_nc(nc, ca))
+        refused("R7", lambda: app.corrective_actions.link_nc(nc, ca))
     with store.acting(app, QUALITY_MANAGER):
         app.corrective_actions.approve_ca(ca)
         before = store.event_count()
@@ -342,7 +342,7 @@ def test_ca_closure_and_its_ncs_are_one_contiguous_save(store: Store,
     other = nc_needing_ca(store, app, "Not linked to this CA")
     ca = verified_ca(store, app, ncs[:2])
     with store.acting(app, QUALITY_ENGINEER):
-        app.nonconformities.link_nc(ncs[2], ca)
+        app.corrective_actions.link_nc(ncs[2], ca)
     before = store.event_count()
     with store.acting(app, QUALITY_MANAGER):
         app.corrective_actions.close_ca(ca)

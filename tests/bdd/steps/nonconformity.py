@@ -79,7 +79,7 @@ def nc_was_amended(world: World, user: str, name: str, nc: str, value: str, reas
 @given(parsers.parse('the nonconformity "{nc}" was linked to "{ca}"'))
 def nc_was_linked(world: World, nc: str, ca: str) -> None:
     nc_ref, ca_ref = world.ref(nc), world.ref(ca)
-    world.act(QUALITY_MANAGER, lambda app: app.nonconformities.link_nc(nc_ref, ca_ref))
+    world.act(QUALITY_MANAGER, lambda app: app.corrective_actions.link_nc(nc_ref, ca_ref))
 
 
 # -- nonconformities: what people do ----------------------------------------------------------
@@ -195,7 +195,7 @@ def amends_nc_without_reason(world: World, user: str, name: str, nc: str, value:
 @when(parsers.parse('"{user}" links "{nc}" to "{ca}"'))
 def links_nc(world: World, user: str, nc: str, ca: str) -> None:
     nc_ref, ca_ref = world.ref(nc), world.ref(ca)
-    world.attempt(user, lambda app: app.nonconformities.link_nc(nc_ref, ca_ref))
+    world.attempt(user, lambda app: app.corrective_actions.link_nc(nc_ref, ca_ref))
 
 
 @when("a nonconformity is raised with nobody identified as acting")
