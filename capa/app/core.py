@@ -305,8 +305,16 @@ class Core(Application[UUID]):
     def store_info(self) -> dict[str, Any]:
 
         store = self.load(StoreRecord, STORE_REF)
-        return {"organisation": store.organisation, "tool_version": store.tool_version,
+        return {"organisation": store.organisation, "profile": _profile_of(store),
+                "tool_version": store.tool_version,
                 "key_fingerprint": store.key_fingerprint, "created_at": utc_iso(store.created_on)}
+
+    def profile(self) -> str:
+        """The standard the store is run under (SPEC §12): iso9001 unless it says otherwise."""
+        try:
+            return _profile_of(self.load(StoreRecord, STORE_REF))
+        except NotFound:
+            return "iso9001"
 
     def digital_store(self) -> bool:
         """Whether the store was made with digital signatures (SPEC §9.2)."""
@@ -414,3 +422,8 @@ class Core(Application[UUID]):
                 raise NotFound(f"{ref} not found")
             raise NotFound(f"{ref} did not exist yet at {utc_iso(moment)}")
         return found
+
+
+def _profile_of(store: StoreRecord) -> str:
+    # A snapshot of the store record taken before profiles has no such field.
+    return str(getattr(store, "profile", None) or "iso9001")

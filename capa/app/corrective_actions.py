@@ -1,6 +1,6 @@
 """Corrective actions (SPEC §4): opened for assessed NCs, investigated, planned, approved,
-their action items completed or extended, verified, closed with their NCs (R4), cancelled and
-reopened."""
+their action items completed or extended, their effectiveness check planned and verified, their
+impact assessed (R11), closed with their NCs (R4), cancelled and reopened."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import InvalidInput, NotFound, NotPermitted, RuleViolation
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.user import is_user_id
-from capa.domain.values import CAStatus, NCStatus, SignatureMeaning, parse_date
+from capa.domain.values import CAStatus, NCStatus, Profile, SignatureMeaning, parse_date
 
 
 class CorrectiveActions:
@@ -135,17 +135,64 @@ class CorrectiveActions:
                                  allow_past_due=allow_past_due))
         return WriteResult(result.id, result.status, result.version, {"action": action.upper()})
 
+    @operation("ca plan-check")
+    def plan_check(self, ref: str, *, criteria: str, due: str, method: str | None = None,
+                   reason: str | None = None) -> WriteResult:
+        """Plan how the actions' effectiveness will be checked, and by when (SPEC §12); a check
+        already planned for this iteration is replaced only with a reason."""
+        due_date = parse_date(due, "due").isoformat()
+        day = today()
+
+        def change(ca: CorrectiveAction) -> None:
+            self._require_owner_or_quality(ca, "plan the effectiveness check of")
+            ca.plan_check(criteria, due_date, method, today=day, reason=reason)
+
+        return self.core.update(CorrectiveAction, ref, change)
+
     @operation("ca verify")
     def verify_ca(
-        self, ref: str, *, effective: bool, note: str, evidence: Sequence[str | Path] = ()
+        self, ref: str, *, effective: bool = False, note: str,
+        evidence: Sequence[str | Path] = (), inconclusive: bool = False,
+        due: str | None = None, reason: str | None = None,
     ) -> WriteResult:
+        """Judge the actions effective or not (signed: verification, R3); or, `inconclusive`,
+        extend the planned check to `due` with a `reason`, the CA staying implemented."""
         core = self.core
+        if inconclusive and effective:
+            raise InvalidInput("a check is either effective or inconclusive, not both")
+        if inconclusive and due is None:
+            raise InvalidInput("an inconclusive check needs its new due date (--due)")
+        if not inconclusive and (due is not None or reason is not None):
+            raise InvalidInput("--due and --reason go with --inconclusive")
+        new_due = parse_date(due, "due").isoformat() if due is not None else None
         ca = core.load(CorrectiveAction, core.canonical(ref, "CA"))
         files, entries = evidence_files(core, evidence)
-        ca.verify(effective, note, entries,
-                  self.signing.signature(ca, SignatureMeaning.VERIFICATION))
+        if new_due is not None:
+            ca.check_extendable(core.actor(), new_due, reason)
+            ca.inconclusive(note, entries,
+                            self.signing.signature(ca, SignatureMeaning.VERIFICATION),
+                            new_due, reason or "")
+        else:
+            ca.verify(effective, note, entries,
+                      self.signing.signature(ca, SignatureMeaning.VERIFICATION))
         core.persist(ca, *files)
-        return WriteResult(ca.ref, ca.status, ca.version, {"iteration": ca.iteration})
+        check = ca.current_check
+        detail: dict[str, object] = {"iteration": ca.iteration}
+        if new_due is not None and check is not None:
+            detail["check_due"] = check["due"]
+        return WriteResult(ca.ref, ca.status, ca.version, detail)
+
+    @operation("ca impact")
+    def assess_impact(self, ref: str, *, statement: str, risk_file: str | None = None,
+                      changes: Sequence[str] = (), training: Sequence[str] = ()) -> WriteResult:
+        """Record that this iteration's actions do not adversely affect safety, performance or
+        regulatory compliance, with the risk file, document changes and training (R11)."""
+
+        def change(ca: CorrectiveAction) -> None:
+            self._require_owner_or_quality(ca, "record the impact assessment of")
+            ca.assess_impact(statement, risk_file, list(changes), list(training))
+
+        return self.core.update(CorrectiveAction, ref, change)
 
     @operation("nc link")
     def link_nc(self, nc_ref: str, ca_ref: str) -> WriteResult:
@@ -165,8 +212,11 @@ class CorrectiveActions:
         ca = core.load(CorrectiveAction, core.canonical(ref, "CA"))
         ncs = [core.load(Nonconformity, r) for r in ca.linked_ncs]
         closing = [nc for nc in ncs if nc.status == NCStatus.LINKED and ca.ref in nc.linked_cas]
+        # R11 applies to stores of the iso13485 profile; checked before the password is asked.
+        impact_required = core.profile() == Profile.ISO13485
+        ca.check_closable(impact_required=impact_required)
         ca.close(self.signing.signature(ca, SignatureMeaning.APPROVAL),
-                 [nc.ref for nc in closing])
+                 [nc.ref for nc in closing], impact_required=impact_required)
         for nc in closing:
             nc.close_with(ca.ref)
         core.persist(ca, *closing)  # one transaction: the CA and its NCs close together (R4)

@@ -229,8 +229,10 @@ class Identity:
     def initialise(
         self, organisation: str, key_fingerprint: str | None = None, *,
         admin: str | None = None, full_name: str | None = None, password: str | None = None,
+        profile: str = "iso9001",
     ) -> WriteResult:
-        """Create the store record and its first administrator in one atomic save."""
+        """Create the store record and its first administrator in one atomic save. `profile`
+        is the standard the store is run under (iso9001 or iso13485, SPEC §12)."""
         from capa.app import keyring
         from capa.audit.signatures import SCHEME
 
@@ -245,17 +247,33 @@ class Identity:
         key = keyring.new_key()
         public_key = keyring.public_key_b64(key)
         with core.acting_as(uid):
-            store = StoreRecord(ref=STORE_REF, organisation=organisation,
-                                tool_version=capa.__version__, key_fingerprint=key_fingerprint,
-                                signing={"scheme": SCHEME, "admin": uid,
-                                         "public_key": public_key})
+            store = StoreRecord.create(ref=STORE_REF, organisation=organisation,
+                                       tool_version=capa.__version__,
+                                       key_fingerprint=key_fingerprint,
+                                       signing={"scheme": SCHEME, "admin": uid,
+                                                "public_key": public_key}, profile=profile)
             encoded, credential = new_password(password)
             account = User.add(user_id=uid, full_name=full_name or uid, roles=["admin"],
                                credential=credential, public_key=public_key)
             core.credentials.put_hash(uid, credential, encoded)
             core.persist(store, account)
         core.user_keys().put(wrapped(uid, key, password))
-        return WriteResult(STORE_REF, store.status, store.version, {"admin": uid})
+        return WriteResult(STORE_REF, store.status, store.version,
+                           {"admin": uid, "profile": store.profile})
+
+    @operation("store profile")
+    def change_profile(self, profile: str, *, reason: str) -> WriteResult:
+        """Switch the store to the iso9001 or iso13485 profile, with a recorded reason."""
+        store = self.core.load(StoreRecord, STORE_REF)
+        store.change_profile(profile, reason)
+        self.core.persist(store)
+        return WriteResult(STORE_REF, store.status, store.version,
+                           {"profile": store.profile})
+
+    @operation("store info")
+    def store_details(self) -> dict[str, Any]:
+        """The store's organisation, profile, creation and the release that made it."""
+        return self.core.store_info()
 
 
 def _user_result(account: User) -> WriteResult:

@@ -36,7 +36,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # quality recording the completion on their behalf.
     "ca complete": WRITERS,
     "ca extend": frozenset({QUALITY}),
+    "ca plan-check": frozenset({OWNER, QUALITY}),
     "ca verify": frozenset({QUALITY}),
+    "ca impact": frozenset({OWNER, QUALITY}),
     "ca close": frozenset({QUALITY}),
     "ca cancel": frozenset({QUALITY}),
     "ca reopen": frozenset({QUALITY}),
@@ -74,6 +76,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit vkey": EVERYONE,
     "audit consistency": EVERYONE,
     "store copy": frozenset({ADMIN}),
+    "store profile": frozenset({ADMIN}),
+    "store info": EVERYONE,
 }
 
 #: Commands that record an electronic signature: the password is checked again (R10).

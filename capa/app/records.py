@@ -13,6 +13,7 @@ from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import InvalidInput, NotFound
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import Record, record_uuid, utc_iso
+from capa.domain.store import STORE_REF
 from capa.domain.user import USER_REF_PREFIX, is_user_id, user_ref
 
 
@@ -37,8 +38,12 @@ class Records:
         name = ref.strip()
         if name.upper().startswith(USER_REF_PREFIX):
             name = name[len(USER_REF_PREFIX):]
-        is_user = not is_record and is_user_id(name)
-        canonical = user_ref(name) if is_user else core.canonical(ref)
+        # `STORE` (upper case, as no user id is written) names the store's own record: its
+        # creation and profile changes.
+        is_store = name == STORE_REF
+        is_user = not is_record and not is_store and is_user_id(name)
+        canonical = (STORE_REF if is_store else user_ref(name) if is_user
+                     else core.canonical(ref))
         record_id = record_uuid(canonical)
         stored = core.recorder.select_events(record_id)
         if not stored:

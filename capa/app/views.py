@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -91,10 +91,15 @@ class _MaybeMigrated(View):
     says from where, by whom and in which legacy state; records that were not leave it out."""
 
     migration: dict[str, Any] | None = None
+    #: Fields that records without them do not show at all (added in later releases).
+    absent_when_none: ClassVar[tuple[str, ...]] = ()
 
     @model_serializer(mode="wrap")
     def _without_migration(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
+        for name in self.absent_when_none:
+            if data.get(name) is None:
+                data.pop(name, None)
         migration = data.pop("migration", None)
         if migration is None:
             return data
@@ -203,6 +208,66 @@ class Verification(View):
     note: str
     evidence: list[Evidence]
     signature: Signature
+    #: The criteria of the check it answers, when one was planned (SPEC §12).
+    criteria: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("criteria") is None:
+            data.pop("criteria", None)
+        return data
+
+
+class CheckExtension(View):
+    """An inconclusive outcome of a planned check: extended, with a reason, signed."""
+
+    from_: str
+    to: str
+    reason: str
+    note: str
+    evidence: list[Evidence]
+    signature: Signature
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True,
+                              alias_generator=lambda f: "from" if f == "from_" else f,
+                              serialize_by_alias=True)
+
+
+class EffectivenessCheck(View):
+    """What will prove the actions of an iteration effective, how and by when (SPEC §12);
+    `state` is planned, replaced (by a later plan, whose `reason` says why), effective or
+    not-effective."""
+
+    iteration: int
+    criteria: str
+    method: str | None
+    due: str
+    state: str
+    planned_by: str
+    planned_at: str
+    extensions: list[CheckExtension]
+    reason: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("reason") is None:
+            data.pop("reason", None)
+        return data
+
+
+class ImpactAssessment(View):
+    """R11 (ISO 13485 8.5.2 e): the actions do not adversely affect safety, performance or
+    regulatory compliance, and the references that show it."""
+
+    iteration: int
+    statement: str
+    risk_file: str | None
+    changes: list[str]
+    training: list[str]
+    by: str
+    at: str
 
 
 class CAClosure(View):
@@ -225,10 +290,16 @@ class CorrectiveActionView(_MaybeMigrated):
     items: list[ActionItem]
     approvals: list[Approval]
     verifications: list[Verification]
+    #: Planned effectiveness checks and impact assessments (SPEC §12): left out of records
+    #: that have none, which then read exactly as they were signed.
+    checks: list[EffectivenessCheck] | None = None
+    impacts: list[ImpactAssessment] | None = None
     closure: CAClosure | None
     cancellation: Correction | None
     created_at: str
     updated_at: str
+
+    absent_when_none: ClassVar[tuple[str, ...]] = ("checks", "impacts")
 
 
 class Change(View):

@@ -111,6 +111,7 @@ SIGNED_TOPICS = frozenset({
     "capa.domain.corrective_action:CorrectiveAction.PlanApproved",
     "capa.domain.corrective_action:CorrectiveAction.EffectivenessVerified",
     "capa.domain.corrective_action:CorrectiveAction.EffectivenessNotVerified",
+    "capa.domain.corrective_action:CorrectiveAction.EffectivenessInconclusive",
     "capa.domain.corrective_action:CorrectiveAction.Closed",
 })
 #: The account events that decide who holds which key, role, status and password.

@@ -169,30 +169,98 @@ def extend(session: Session, ca_id: str, action: str, due: str, reason: str,
                                          allow_past_due=allow_past_due), written)
 
 
+@ca.command("plan-check")
+@click.argument("ca_id", metavar="CA")
+@click.option("--criteria", required=True,
+              help="What will show the actions worked (e.g. no cracks in 3 consecutive lots).")
+@click.option("--due", required=True, metavar="YYYY-MM-DD", help="When the check is made.")
+@click.option("--method", default=None, help="How it is checked (sampling, audit, data).")
+@click.option("--reason", default=None,
+              help="Why a check already planned for this iteration is replaced (kept).")
+@json_option
+@pass_session
+def plan_check(session: Session, ca_id: str, criteria: str, due: str, method: str | None,
+               reason: str | None) -> None:
+    """Plan the effectiveness check up front: its criteria, method and due date. `ca verify`
+    then answers it; replacing a planned check needs a reason.
+
+    \b
+    Example:
+      capa ca plan-check CA-2026-0001 --criteria "No cracked housings in 3 consecutive lots" \
+          --method "100% visual inspection at final test" --due 2027-02-15
+    """
+    emit(session.json, session.app().corrective_actions.plan_check(
+        ca_id, criteria=criteria, due=due, method=method, reason=reason), written)
+
+
 @ca.command()
 @click.argument("ca_id", metavar="CA")
 @click.option("--effective", is_flag=True, help="The actions worked: the CA may close.")
 @click.option("--not-effective", is_flag=True,
               help="They did not: a new iteration starts (status investigated).")
+@click.option("--inconclusive", is_flag=True,
+              help="Too early to tell: the planned check moves to --due, for --reason.")
 @click.option("--note", required=True, help="What was checked and found.")
 @click.option("--evidence", multiple=True, type=EVIDENCE, help="File to keep (≤ 25 MiB).")
+@click.option("--due", default=None, metavar="YYYY-MM-DD",
+              help="With --inconclusive: the check's new, later due date.")
+@click.option("--reason", default=None, help="With --inconclusive: why more time is needed.")
 @json_option
 @pass_session
-def verify(session: Session, ca_id: str, effective: bool, not_effective: bool, note: str,
-           evidence: tuple[str, ...]) -> None:
-    """Verify effectiveness (signed: verification; by someone who did none of the actions, R3).
+def verify(session: Session, ca_id: str, effective: bool, not_effective: bool,
+           inconclusive: bool, note: str, evidence: tuple[str, ...], due: str | None,
+           reason: str | None) -> None:
+    """Verify effectiveness against the planned check (signed: verification; by someone who
+    did none of the actions, R3).
 
-    Not effective: a new iteration starts (status investigated).
+    Not effective: a new iteration starts (status investigated). Inconclusive: the planned
+    check is extended to a later date with a reason; the CA stays implemented.
 
     \b
     Example:
       capa ca verify CA-2026-0001 --effective --note "No cracks in 3 lots / 1,200 units"
+      capa ca verify CA-2026-0001 --inconclusive --note "Only one lot produced so far" \
+          --due 2027-03-31 --reason "Production paused for the line move"
     """
-    if effective == not_effective:
-        raise click.UsageError("give exactly one of --effective and --not-effective")
-    emit(session.json, session.app().corrective_actions.verify_ca(ca_id, effective=effective,
-                                                                  note=note,
-                                                                   evidence=evidence), written)
+    if effective + not_effective + inconclusive != 1:
+        raise click.UsageError("give exactly one of --effective, --not-effective and "
+                               "--inconclusive")
+    if not inconclusive and (due is not None or reason is not None):
+        raise click.UsageError("--due and --reason go with --inconclusive")
+    if inconclusive and (due is None or reason is None):
+        raise click.UsageError("--inconclusive needs --due (the new date) and --reason")
+    emit(session.json, session.app().corrective_actions.verify_ca(
+        ca_id, effective=effective, note=note, evidence=evidence, inconclusive=inconclusive,
+        due=due, reason=reason), written)
+
+
+@ca.command()
+@click.argument("ca_id", metavar="CA")
+@click.option("--statement", required=True,
+              help="Why the actions do not adversely affect safety, performance or regulatory "
+                   "compliance.")
+@click.option("--risk-file", default=None, metavar="REF",
+              help="The risk management file (entry) reviewed.")
+@click.option("--change", "changes", multiple=True, metavar="REF",
+              help="A document change made by the actions (repeatable).")
+@click.option("--training", multiple=True, metavar="REF",
+              help="A training record for the change (repeatable).")
+@json_option
+@pass_session
+def impact(session: Session, ca_id: str, statement: str, risk_file: str | None,
+           changes: tuple[str, ...], training: tuple[str, ...]) -> None:
+    """Record that this iteration's actions do no harm (ISO 13485 8.5.2 e). In a store of the
+    iso13485 profile a CA closes only after it (R11).
+
+    \b
+    Example:
+      capa ca impact CA-2026-0001 --statement "Gate insert is like for like; no change to \
+          the validated moulding window" --risk-file RMF-017 rev 4 --change DCO-2291 \
+          --training TR-0456
+    """
+    emit(session.json, session.app().corrective_actions.assess_impact(
+        ca_id, statement=statement, risk_file=risk_file, changes=changes, training=training),
+        written)
 
 
 @ca.command()

@@ -21,17 +21,21 @@ from capa.cli.output import emit
                    "<store>.key; a PostgreSQL store needs --key or CAPA_KEY). The checkpoint "
                    "log, started with a checkpoint of the new store, goes beside the store, "
                    "or the key (env CAPA_CHECKPOINTS).")
+@click.option("--profile", default="iso9001", show_default=True,
+              type=click.Choice(["iso9001", "iso13485"]),
+              help="The standard the store is run under; iso13485 adds R11 (a CA closes only "
+                   "after its impact assessment, ISO 13485 8.5.2 e).")
 @json_option
 @pass_session
 def init(session: Session, admin: str | None, full_name: str | None, organisation: str,
-         key: str | None) -> None:
+         key: str | None, profile: str) -> None:
     """Create a new, empty store and its first administrator (the only command that creates
     a store). The administrator's password comes from CAPA_PASSWORD or the prompt.
 
     \b
     Example:
       capa --db quality.db init --admin mhernandez --full-name "Maria Hernandez" \\
-          --org "Northwind Medical Devices"
+          --org "Northwind Medical Devices" --profile iso13485
     """
     from capa.app.passwords import check_strength
     from capa.app.store import open_store
@@ -74,7 +78,7 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
     fingerprint = create_store_key(key_path)
     CheckpointLog(log_path).create()
     result = app.identity.initialise(organisation, fingerprint, admin=admin_id,
-                                     full_name=full_name, password=password)
+                                     full_name=full_name, password=password, profile=profile)
     # A genesis checkpoint over the store's first events: from now on a store writer who
     # rewrites the whole store (and its ledger) is caught by consistency with it (SPEC §9.4).
     make_checkpoint(app, key_path, log_path)
@@ -85,7 +89,7 @@ def init(session: Session, admin: str | None, full_name: str | None, organisatio
 
     # A URI's password is never printed.
     shown = target_display(session.db)
-    emit(session.json, result, lambda d: f"store created at {shown}; "
+    emit(session.json, result, lambda d: f"store created at {shown} ({d['profile']} profile); "
                                          f"administrator {d['admin']}; signing key {d['key']}")
 
 

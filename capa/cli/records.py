@@ -20,11 +20,13 @@ from capa.cli.output import emit, table, terminal_safe
 @pass_session
 def history(session: Session, record_id: str, diff: bool) -> None:
     """The audit trail of one record: every event, who, when (UTC), what changed and why.
+    ID is an NC, a CA, a user id, or STORE (the store's creation and profile changes).
 
     \b
     Example:
       capa history CA-2026-0001
       capa history NC-2026-0001 --diff
+      capa history STORE
     """
     entries = session.app().records.history(record_id)
     if diff and session.json:

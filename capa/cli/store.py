@@ -1,4 +1,5 @@
-"""`capa store`: looking after the store itself (copying it to another back end)."""
+"""`capa store`: looking after the store itself: what it is, its profile, copying it to
+another back end."""
 
 from __future__ import annotations
 
@@ -14,8 +15,41 @@ def store() -> None:
 
     \b
     Example:
+      capa --db capa.db store info
       capa --db capa.db store copy --to postgresql://capa@db.example/capa
     """
+
+
+@store.command()
+@json_option
+@pass_session
+def info(session: Session) -> None:
+    """Show the store's organisation, profile, creation time, release and key fingerprint.
+
+    \b
+    Example:
+      capa store info
+    """
+    from capa.cli.output import record_text
+
+    emit(session.json, session.app().identity.store_details(), record_text)
+
+
+@store.command()
+@click.argument("profile", type=click.Choice(["iso9001", "iso13485"]))
+@click.option("--reason", required=True, help="Why the store changes profile (kept).")
+@json_option
+@pass_session
+def profile(session: Session, profile: str, reason: str) -> None:
+    """Switch the store to another profile, with a reason (admin). Under iso13485 a CA closes
+    only after its impact assessment (R11); CAs closed before the switch stay closed.
+
+    \b
+    Example:
+      capa store profile iso13485 --reason "Certification to ISO 13485:2016 from 2027-01"
+    """
+    emit(session.json, session.app().identity.change_profile(profile, reason=reason),
+         lambda d: f"the store now has the {d['profile']} profile (version {d['version']})")
 
 
 @store.command()

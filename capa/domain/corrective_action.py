@@ -1,4 +1,7 @@
-"""The corrective action record and its lifecycle (SPEC §1.2)."""
+"""The corrective action record and its lifecycle (SPEC §1.2), with its planned effectiveness
+checks and impact assessments (SPEC §12).
+
+Size: one aggregate's lifecycle; its rules (R2–R7, R11) check state that only it holds."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from capa.domain.values import (
     ActionType,
     CAStatus,
     CauseCategory,
+    CheckOutcome,
     RootCauseMethod,
     choice,
+    optional_line,
     require_line,
     require_text,
 )
@@ -245,6 +250,99 @@ class CorrectiveAction(Record):
         )
         item["due"] = new_due
 
+    # -- effectiveness checks planned up front (SPEC §12) ------------------------------
+    #
+    # `checks` and `impacts` exist only once one is recorded: a record of an earlier release
+    # folds to exactly the state its signatures bound (Record.content_digest).
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        """Every planned effectiveness check, of every iteration, in the order planned."""
+        found: list[dict[str, Any]] = self.__dict__.get("checks", [])
+        return found
+
+    @property
+    def current_check(self) -> dict[str, Any] | None:
+        """The effectiveness check planned for the current iteration, if any (the latest one:
+        a re-planned check replaces the earlier one, which stays in `checks`)."""
+        found = [c for c in self.checks if c["iteration"] == self.iteration]
+        return found[-1] if found else None
+
+    def plan_check(self, criteria: str, due: str, method: str | None = None, *,
+                   today: str | None = None, reason: str | None = None) -> None:
+        """Say up front what will prove the actions effective, how, and by when. A check
+        already planned for this iteration is replaced only with a reason: criteria changed
+        after the results are in would prove nothing."""
+        self._require_status("plan the effectiveness check of", CAStatus.OPEN,
+                             CAStatus.INVESTIGATED, CAStatus.PLANNED, CAStatus.APPROVED,
+                             CAStatus.IMPLEMENTED)
+        text = require_text(criteria, "criteria")
+        how = optional_line(method, "method")
+        if today is not None and due < today:
+            raise RuleViolation("R5", f"the check's due date {due} is in the past (today is "
+                                      f"{today}); choose today or a later date")
+        why = (reason or "").strip()
+        current = self.current_check
+        if current is not None and not why:
+            raise RuleViolation(
+                "R6", f"{self.ref} iteration {self.iteration} already has a planned "
+                      f"effectiveness check (due {current['due']}); replacing it needs a "
+                      "reason (--reason)")
+        fields: dict[str, Any] = {"criteria": text, "due": due, "method": how}
+        if why:
+            fields["reason"] = why
+        self._check_planned(**fields)
+
+    @event("EffectivenessCheckPlanned")
+    def _check_planned(self, criteria: str, due: str, method: str | None,
+                       reason: str | None = None) -> None:
+        checks = self.__dict__.setdefault("checks", [])
+        for earlier in checks:
+            if earlier["iteration"] == self.iteration and earlier["state"] == "planned":
+                earlier["state"] = "replaced"
+        check: dict[str, Any] = {
+            "iteration": self.iteration, "criteria": criteria, "method": method, "due": due,
+            "state": "planned", "planned_by": self.event_actor, "planned_at": self.event_time,
+            "extensions": []}
+        if reason is not None:
+            check["reason"] = reason
+        checks.append(check)
+
+    # -- R11: the actions do no harm (ISO 13485 8.5.2 e) ------------------------------------
+
+    @property
+    def impacts(self) -> list[dict[str, Any]]:
+        """Every impact assessment recorded, of every iteration."""
+        found: list[dict[str, Any]] = self.__dict__.get("impacts", [])
+        return found
+
+    @property
+    def current_impact(self) -> dict[str, Any] | None:
+        found = [i for i in self.impacts if i["iteration"] == self.iteration]
+        return found[-1] if found else None
+
+    def assess_impact(self, statement: str, risk_file: str | None = None,
+                      changes: list[str] | None = None,
+                      training: list[str] | None = None) -> None:
+        """Record that the actions of this iteration do not adversely affect safety,
+        performance or regulatory compliance, with the references that show it (R11)."""
+        self._require_status("record the impact assessment of", CAStatus.INVESTIGATED,
+                             CAStatus.PLANNED, CAStatus.APPROVED, CAStatus.IMPLEMENTED,
+                             CAStatus.VERIFIED)
+        self._impact_assessed(
+            statement=require_text(statement, "impact statement"),
+            risk_file=optional_line(risk_file, "risk file reference"),
+            changes=_references(changes, "document change reference"),
+            training=_references(training, "training reference"))
+
+    @event("ImpactAssessed")
+    def _impact_assessed(self, statement: str, risk_file: str | None, changes: list[str],
+                         training: list[str]) -> None:
+        self.__dict__.setdefault("impacts", []).append(
+            {"iteration": self.iteration, "statement": statement, "risk_file": risk_file,
+             "changes": changes, "training": training, "by": self.event_actor,
+             "at": self.event_time})
+
     # -- effectiveness and closure -------------------------------------------------------
 
     def verify(
@@ -252,7 +350,52 @@ class CorrectiveAction(Record):
         signature: dict[str, Any],
     ) -> None:
         self._require_status("verify the effectiveness of", CAStatus.IMPLEMENTED)
-        verifier = signature["user_id"]
+        self._require_independent(signature["user_id"])
+        text = require_text(note, "verification note")
+        if effective:
+            self._effectiveness_verified(note=text, evidence=evidence, signature=signature)
+        else:
+            self._verified_not_effective(note=text, evidence=evidence, signature=signature)
+
+    def inconclusive(self, note: str, evidence: list[dict[str, Any]], signature: dict[str, Any],
+                     due: str, reason: str) -> None:
+        """The planned check could not decide yet: it is extended to a later date, with a
+        reason, and the CA stays implemented (SPEC §12)."""
+        check = self.check_extendable(signature["user_id"], due, reason)
+        self._inconclusive(note=require_text(note, "verification note"), evidence=evidence,
+                           signature=signature, old_due=check["due"], new_due=due,
+                           reason=(reason or "").strip())
+
+    def check_extendable(self, verifier: str, due: str, reason: str | None) -> dict[str, Any]:
+        """The current check, which `verifier` may extend to `due` for `reason`; refused as
+        `inconclusive` would refuse it (checked before anyone signs)."""
+        self._require_status("record an inconclusive check of", CAStatus.IMPLEMENTED)
+        self._require_independent(verifier)
+        check = self.current_check
+        if check is None:
+            raise RuleViolation(
+                "R7", f"{self.ref} has no planned effectiveness check to extend; plan one "
+                      "with capa ca plan-check")
+        if due <= check["due"]:
+            raise RuleViolation("R5", f"the check's new due date {due} must be later than the "
+                                      f"current one {check['due']}")
+        if not (reason or "").strip():
+            raise RuleViolation("R5", "extending an inconclusive check needs a reason "
+                                      "(--reason)")
+        return check
+
+    @event("EffectivenessInconclusive")
+    def _inconclusive(self, note: str, evidence: list[dict[str, Any]],
+                      signature: dict[str, Any], old_due: str, new_due: str,
+                      reason: str) -> None:
+        check = self.current_check
+        assert check is not None
+        check["extensions"].append(
+            {"from": old_due, "to": new_due, "reason": reason, "note": note,
+             "evidence": evidence, "signature": {**signature, "signed_at": self.event_time}})
+        check["due"] = new_due
+
+    def _require_independent(self, verifier: str) -> None:
         # R3 (SPEC §9.6): whoever carried an action out cannot judge it; that is the item's
         # assignee as well as whoever recorded its completion, and always the CA's owner, who
         # answers for every action of the plan.
@@ -267,11 +410,6 @@ class CorrectiveAction(Record):
                 "R3", f"{verifier} implemented {', '.join(implemented)} of {self.ref} (as "
                 "assignee or by recording the completion) and cannot verify its effectiveness",
             )
-        text = require_text(note, "verification note")
-        if effective:
-            self._effectiveness_verified(note=text, evidence=evidence, signature=signature)
-        else:
-            self._verified_not_effective(note=text, evidence=evidence, signature=signature)
 
     def _record_verification(
         self, effective: bool, note: str, evidence: list[dict[str, Any]],
@@ -281,6 +419,12 @@ class CorrectiveAction(Record):
             {"iteration": self.iteration, "effective": effective, "note": note,
              "evidence": evidence, "signature": {**signature, "signed_at": self.event_time}}
         )
+        check = self.current_check
+        if check is not None:
+            # The verification answers the check planned for it (present only when planned).
+            check["state"] = (CheckOutcome.EFFECTIVE if effective
+                              else CheckOutcome.NOT_EFFECTIVE).value
+            self.verifications[-1]["criteria"] = check["criteria"]
 
     @event("EffectivenessVerified")
     def _effectiveness_verified(
@@ -298,7 +442,16 @@ class CorrectiveAction(Record):
         self.iteration += 1
         self.status = CAStatus.INVESTIGATED.value
 
-    def close(self, signature: dict[str, Any], closing_ncs: list[str]) -> None:
+    def close(self, signature: dict[str, Any], closing_ncs: list[str], *,
+              impact_required: bool = False) -> None:
+        """Close a verified CA (R4). `impact_required` (a store of the iso13485 profile): only
+        once this iteration's impact assessment is recorded (R11)."""
+        self.check_closable(impact_required=impact_required)
+        self._refuse_owner(signature["user_id"], "close")
+        self._closed(signature=signature, closed_ncs=list(closing_ncs))
+
+    def check_closable(self, *, impact_required: bool = False) -> None:
+        """Refuse, before anyone signs, a close that R4 or R11 would refuse."""
         if self.status in (CAStatus.IMPLEMENTED, CAStatus.APPROVED, CAStatus.PLANNED,
                            CAStatus.INVESTIGATED, CAStatus.OPEN):
             raise RuleViolation(
@@ -306,8 +459,11 @@ class CorrectiveAction(Record):
                 f"(it is {self.status})"
             )
         self._require_status("close", CAStatus.VERIFIED)
-        self._refuse_owner(signature["user_id"], "close")
-        self._closed(signature=signature, closed_ncs=list(closing_ncs))
+        if impact_required and self.current_impact is None:
+            raise RuleViolation(
+                "R11", f"{self.ref} closes only after recording that its actions do not "
+                       "adversely affect safety, performance or regulatory compliance "
+                       f"(ISO 13485 8.5.2 e): capa ca impact {self.ref} --statement TEXT")
 
     @event("Closed")
     def _closed(self, signature: dict[str, Any], closed_ncs: list[str]) -> None:
@@ -376,3 +532,9 @@ class CorrectiveAction(Record):
     def _refuse_owner(self, user: str, what: str) -> None:
         if user == self.owner:
             raise RuleViolation("R2", f"{user} owns {self.ref} and cannot {what} it")
+
+
+def _references(values: list[str] | None, what: str) -> list[str]:
+    """One-line references (document changes, training records), blanks dropped, each once."""
+    found = (optional_line(v, what) for v in values or [])
+    return list(dict.fromkeys(v for v in found if v is not None))

@@ -87,6 +87,22 @@ class SignatureMeaning(StrEnum):
     VERIFICATION = "verification"
 
 
+class Profile(StrEnum):
+    """What a store is run under (SPEC §12): ISO 9001 alone, or ISO 13485 for medical devices,
+    which adds R11 (no CA closes before its actions were shown to do no harm, 8.5.2 e)."""
+
+    ISO9001 = "iso9001"
+    ISO13485 = "iso13485"
+
+
+class CheckOutcome(StrEnum):
+    """The outcome of a planned effectiveness check (SPEC §12)."""
+
+    EFFECTIVE = "effective"
+    NOT_EFFECTIVE = "not-effective"
+    INCONCLUSIVE = "inconclusive"
+
+
 AMENDABLE_NC_FIELDS = ("title", "description", "product", "lot", "severity", "source",
                        "external_ref", "detected_on")
 

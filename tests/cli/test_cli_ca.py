@@ -80,7 +80,7 @@ def test_a_verdict_is_exactly_one_of_effective_and_not_effective(capa: Capa) -> 
     for flags in (["--effective", "--not-effective"], []):
         error = capa.refused("ca", "verify", ca, *flags, "--note", "Checked", code=2,
                              user=capa.verifier)
-        assert "exactly one of --effective and --not-effective" in error["message"]
+        assert "exactly one of --effective, --not-effective and --inconclusive" in error["message"]
 
 
 def test_a_second_iteration_is_refused_a_plan_before_its_new_analysis(capa: Capa) -> None:

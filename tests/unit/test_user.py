@@ -219,7 +219,7 @@ def test_auditors_may_only_read() -> None:
         "nc show", "nc list", "ca show", "ca list", "history", "overdue", "report",
         "dashboard", "export", "audit verify", "audit export", "audit prove", "audit vkey",
         "audit consistency", "user list", "user passwd", "login", "logout", "whoami",
-        "evidence list", "evidence get"}
+        "evidence list", "evidence get", "store info"}
     assert writes == set()
     # Auditors never change the store, not even by a checkpoint or a rebuild (SPEC §9.6).
     assert not permits(["auditor"], "audit checkpoint")
