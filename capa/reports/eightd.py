@@ -105,8 +105,14 @@ def _d1(ca: dict[str, Any] | None, ncs: list[dict[str, Any]], name: Any) -> Sect
             add(item["assignee"], f"action {item['number']}")
         for approval in ca["approvals"]:
             add(approval["signature"]["user_id"], "approved the plan")
+        for check in ca.get("checks") or []:
+            add(check["planned_by"], "planned the effectiveness check")
+            for ext in check["extensions"]:
+                add(ext["signature"]["user_id"], "verified effectiveness")
         for verification in ca["verifications"]:
             add(verification["signature"]["user_id"], "verified effectiveness")
+        for impact in ca.get("impacts") or []:
+            add(impact["by"], "assessed the impact")
         if ca["closure"]:
             add(ca["closure"]["signature"]["user_id"], "closed the CA")
     section.table(["user", "name", "part"],
@@ -208,11 +214,33 @@ def _d7(ca: dict[str, Any] | None) -> Section:
 
 def _d8(ca: dict[str, Any] | None, ncs: list[dict[str, Any]]) -> Section:
     section = Section("D8", "Verification and closure")
+    checks = (ca or {}).get("checks") or []
+    # What was to prove effectiveness, said before the verdicts (SPEC §12).
+    for c in checks:
+        method = f" Method: {c['method']}." if c["method"] else ""
+        replanned = f" Re-planned: {c['reason']}." if c.get("reason") else ""
+        section.text(f"Planned effectiveness check, iteration {c['iteration']} ({c['state']}; "
+                     f"due {c['due']}; planned by {c['planned_by']} at {c['planned_at']}): "
+                     f"{c['criteria']}{method}{replanned}")
+        for ext in c["extensions"]:
+            section.text(f"Iteration {c['iteration']}: inconclusive. {ext['note'].rstrip('.')}. "
+                         f"Check moved from {ext['from']} to {ext['to']}: {ext['reason']}")
+            section.signature(f"Inconclusive effectiveness check, iteration {c['iteration']}",
+                              ext["signature"])
     for v in (ca or {}).get("verifications", []):
         verdict = "effective" if v["effective"] else "NOT effective"
         section.text(f"Iteration {v['iteration']}: {verdict}. {v['note']}")
         section.signature(f"Effectiveness verification, iteration {v['iteration']}",
                           v["signature"])
+    impacts = (ca or {}).get("impacts") or []
+    # R11, ISO 13485 8.5.2 e: the actions do not adversely affect safety, performance or
+    # regulatory compliance.
+    for i in impacts:
+        section.text(f"No adverse effect on safety, performance or regulatory compliance (ISO "
+                     f"13485 8.5.2 e), iteration {i['iteration']}, assessed by {i['by']} at "
+                     f"{i['at']}: {i['statement']}")
+        section.table(["risk file", "document changes", "training"],
+                      [[i["risk_file"], i["changes"], i["training"]]])
     if ca and ca["closure"]:
         section.text(f"{ca['id']} closed together with "
                      f"{', '.join(ca['closure']['closed_ncs']) or 'no NC'}.")

@@ -250,11 +250,20 @@ def test_report_of_a_real_ca_with_several_iterations(store: Store, app: CapaAppl
             action = app.corrective_actions.plan_ca(ca, action=f"Replace insert {PART}",
                                                     assignee=TECHNICIAN,
                                                     due=_day(5), action_type="corrective")
+            # The planned check and the impact assessment (SPEC §12) print in D8's tables.
+            app.corrective_actions.plan_check(ca, criteria=f"No cracks on {PART}; "
+                                              + LONG_CAUSE[:200], method=URL, due=_day(30))
+            app.corrective_actions.assess_impact(ca, statement=LONG_CAUSE[:500],
+                                                 risk_file=PART, changes=[URL, "DCO-2291"],
+                                                 training=["TR-" + "9" * 60])
         with store.acting(app, QUALITY_MANAGER):
             app.corrective_actions.approve_ca(ca)
         with store.acting(app, TECHNICIAN):
             app.corrective_actions.complete_action(ca, f"A{iteration}", note=URL)
         with store.acting(app, "arozhdestvenskaya"):
+            if iteration == 3:
+                app.corrective_actions.verify_ca(ca, inconclusive=True, note=LONG_CAUSE[:300],
+                                                 due=_day(60), reason=LONG_CAUSE[:200])
             app.corrective_actions.verify_ca(ca, effective=iteration == 3, note=LONG_CAUSE[:400])
         assert action
     with store.acting(app, QUALITY_MANAGER):
@@ -268,7 +277,8 @@ def test_report_of_a_real_ca_with_several_iterations(store: Store, app: CapaAppl
                      for i in app.records.show(ca).model_dump(mode="json")["items"]]
     assert completed and set(completed) <= words, "each completion time printed whole"
     blocks = signature_blocks(content)
-    assert len(blocks) == 3 + 3 + 1, [label for _, label, _ in blocks]
+    assert len(blocks) == 3 + 1 + 3 + 1, [label for _, label, _ in blocks]
+    assert "Inconclusive effectiveness check, iteration 3" in [label for _, label, _ in blocks]
     for _, label, text in blocks:
         words = " ".join(text.split())
         assert re.match(r"\S.* \([a-z]+\), signed \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z "
