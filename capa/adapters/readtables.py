@@ -242,6 +242,13 @@ class ReadTables:
             "WHERE a.state = 'open' AND a.due < ? AND c.status NOT IN ('closed', 'cancelled') "
             "ORDER BY 2, 3", (today,))
 
+    def planned_check_docs(self) -> list[str]:
+        """The documents of the active CAs that hold a planned effectiveness check (SPEC §12),
+        in reference order; records without one never carry the key."""
+        return self._docs("SELECT c.doc FROM ca_summary c",
+                          ["c.status NOT IN ('closed', 'cancelled')", "c.doc LIKE ?"],
+                          ['%"checks":%'], "c.sort_key")
+
     def external_refs(self) -> list[dict[str, Any]]:
         """`id` and `external_ref` of every NC row that holds an external reference."""
         return self.sql.query(

@@ -41,8 +41,8 @@ class Queries:
 
     @operation("overdue")
     def overdue(self) -> list[OverdueItem]:
-        """Implemented CAs awaiting verification and open action items past due, from the read
-        models."""
+        """Implemented CAs awaiting verification, open action items and planned effectiveness
+        checks past due, from the read models."""
         day = dt.datetime.now(dt.UTC).date()
         out: list[OverdueItem] = []
         for row in self.core.read_models.overdue(day.isoformat()):

@@ -119,7 +119,8 @@ def _whole(value: Any) -> str:
 @json_option
 @pass_session
 def overdue(session: Session) -> None:
-    """Open action items past their due date, and implemented CAs awaiting verification.
+    """Open action items past their due date, implemented CAs awaiting verification, and
+    planned effectiveness checks past their due date (kind check-overdue).
 
     \b
     Example:

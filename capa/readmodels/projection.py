@@ -194,10 +194,18 @@ class ReadModels:
             statuses=statuses, severities=severities, sources=sources, overdue_on=overdue_on)]
 
     def overdue(self, today: str) -> list[dict[str, Any]]:
-        """Implemented CAs awaiting verification and open items past due, in CA then item order.
-        """
+        """Implemented CAs awaiting verification, open items past due and planned effectiveness
+        checks past due (SPEC §12), in CA then item order (a CA's check after its items)."""
         self.catch_up()
-        return self.tables.overdue(today)
+        rows = self.tables.overdue(today)
+        checks: list[dict[str, Any]] = []
+        for doc in self.tables.planned_check_docs():
+            row = _check_overdue(json.loads(doc), today)
+            if row is not None:
+                checks.append(row)
+        if not checks:
+            return rows
+        return sorted([*rows, *checks], key=lambda r: (r["sort_key"], r["seq"]))
 
     def claimed_external_refs(self, wanted: Iterable[str] | None = None) -> dict[str, str]:
         """NC → external reference, as the read table has it (of those `wanted`, when given).
@@ -339,6 +347,19 @@ def _ca_row(ca: CorrectiveAction) -> tuple[Any, ...]:
 def _item_row(ca: CorrectiveAction, item: dict[str, Any]) -> tuple[Any, ...]:
     return (ca.ref, item["number"], int(item["number"][1:]), item["iteration"], item["type"],
             item["text"], item["assignee"], item["due"], item["state"], item["completed_at"])
+
+
+def _check_overdue(doc: dict[str, Any], today: str) -> dict[str, Any] | None:
+    """The overdue row of a CA whose current planned effectiveness check is past due and not
+    yet answered, else None."""
+    current = [c for c in doc.get("checks") or [] if c["iteration"] == doc["iteration"]]
+    if not current or current[-1]["state"] != "planned" or current[-1]["due"] >= today:
+        return None
+    check = current[-1]
+    return {"ca": doc["id"], "sort_key": sort_key(doc["id"]), "seq": 1 << 30,
+            "kind": "check-overdue", "action": None, "title": check["criteria"],
+            "owner": doc["owner"], "assignee": None, "due": check["due"],
+            "status": doc["status"]}
 
 
 def today_utc() -> str:

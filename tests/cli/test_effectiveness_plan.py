@@ -216,3 +216,29 @@ def test_init_refuses_an_unknown_profile_creating_nothing(fresh: Capa) -> None:
                         user="mhernandez")
     assert outcome.code == 2
     assert not fresh.exists()
+
+
+def test_a_planned_check_past_its_date_is_overdue_until_answered(capa: Capa) -> None:
+    import datetime as dt
+
+    import time_machine
+
+    ca = capa.implemented_ca(capa.assessed_nc())
+    _planned(capa, ca, due_in=30)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=45)
+
+    def overdue() -> list[dict[str, Any]]:
+        with time_machine.travel(later, tick=False):
+            rows: list[dict[str, Any]] = capa.run("--json", "overdue").json()
+        return [r for r in rows if r["ca"] == ca]
+
+    assert capa.run("--json", "overdue").json()[0]["kind"] == "awaiting-verification"
+    late = [r for r in overdue() if r["kind"] == "check-overdue"]
+    assert [(r["due"], r["days_overdue"], r["title"]) for r in late] == [
+        (capa.day(30), 15, CRITERIA)]
+    # Extended when inconclusive, it is no longer late at that date.
+    capa.write("ca", "verify", ca, "--inconclusive", "--note", "One lot", "--due",
+               capa.day(90), "--reason", "Production paused", user=capa.verifier)
+    assert [r["kind"] for r in overdue()] == ["awaiting-verification"]
+    capa.write("ca", "verify", ca, "--effective", "--note", "Clean", user=capa.verifier)
+    assert overdue() == []
