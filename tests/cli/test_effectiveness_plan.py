@@ -4,6 +4,7 @@ its code and writing nothing."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -242,3 +243,75 @@ def test_a_planned_check_past_its_date_is_overdue_until_answered(capa: Capa) -> 
     assert [r["kind"] for r in overdue()] == ["awaiting-verification"]
     capa.write("ca", "verify", ca, "--effective", "--note", "Clean", user=capa.verifier)
     assert overdue() == []
+
+
+# -- against someone who can write the store -----------------------------------------------
+
+
+def _inconclusive_row(capa: Capa) -> tuple[int, bytes]:
+    from tests.support.backends import event_rows
+
+    [(position, state)] = [(p, s) for p, _, _, topic, s in event_rows(capa.target)
+                           if topic.endswith("CorrectiveAction.EffectivenessInconclusive")]
+    return position, state
+
+
+def _extended(capa: Capa) -> str:
+    ca = capa.implemented_ca(capa.assessed_nc())
+    _planned(capa, ca, due_in=10)
+    capa.write("ca", "verify", ca, "--inconclusive", "--note", "One lot so far", "--due",
+               capa.day(40), "--reason", "Production paused", user=capa.verifier)
+    return ca
+
+
+def test_a_forged_inconclusive_signature_is_caught_without_a_checkpoint(capa: Capa) -> None:
+    from tests.support.backends import query
+
+    ca = _extended(capa)
+    position, state = _inconclusive_row(capa)
+    signature = json.loads(state)["signature"]
+    forged = state.replace(signature["content_sha256"].encode(), b"0" * 64)
+    query(capa.target, "UPDATE stored_events SET state = ? WHERE rowid = ?", forged, position)
+    done = capa.run("audit", "verify")
+    assert done.code == 6, done.stderr
+    assert ca in done.stderr and "verification signature" in done.stderr
+
+
+def test_a_moved_check_date_is_caught_against_the_checkpoint(capa: Capa) -> None:
+    from tests.support.backends import query
+
+    ca = _extended(capa)
+    assert capa.run("audit", "checkpoint").code == 0
+    position, state = _inconclusive_row(capa)
+    moved = state.replace(capa.day(40).encode(), capa.day(400).encode())
+    assert moved != state
+    query(capa.target, "UPDATE stored_events SET state = ? WHERE rowid = ?", moved, position)
+    done = capa.run("audit", "verify")
+    assert done.code == 6, done.stderr
+    assert ca in done.stderr or "position" in done.stderr
+
+
+def test_a_check_signed_in_another_users_name_with_the_library_is_caught(capa: Capa) -> None:
+    """Someone with the store and the library, but not the verifier's password, records an
+    inconclusive check in the verifier's name."""
+    from capa.app.store import open_store
+    from capa.domain.corrective_action import CorrectiveAction
+    from capa.domain.record import actor_id
+
+    ca = capa.implemented_ca(capa.assessed_nc())
+    _planned(capa, ca, due_in=10)
+    app = open_store(capa.target)
+    token = actor_id.set(capa.verifier)
+    try:
+        record = app.load(CorrectiveAction, ca)
+        record.inconclusive("Forged", [], {
+            "user_id": capa.verifier, "full_name": "Roman Kowalski", "meaning": "verification",
+            "content_sha256": record.content_digest(), "signed_version": record.version},
+            capa.day(90), "Forged")
+        app.save(record)
+    finally:
+        actor_id.reset(token)
+        app.close()
+    done = capa.run("audit", "verify")
+    assert done.code == 6, done.stderr
+    assert "no digital signature" in done.stderr
