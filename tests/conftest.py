@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.bdd.steps.store",
     "tests.bdd.steps.nonconformity",
     "tests.bdd.steps.corrective_action",
+    "tests.bdd.steps.effectiveness",
     "tests.bdd.steps.refusals",
     "tests.bdd.steps.audit",
     "tests.bdd.steps.identity",

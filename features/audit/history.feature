@@ -7,7 +7,7 @@ Feature: The history of a record is its audit trail
   Background:
     Given the quality records store of "Northwind Medical Devices", with its quality team
 
-  @21cfr11.10e @annex11-9 @iso9001-10.2.2a @R8
+  @21cfr11.10e @annex11-9 @iso9001-10.2.2a @R8 @iso13485-4.2.5
   Scenario: The history lists every change, old and new values, with who and why
     Given a "major" nonconformity "crack" was raised
     And the nonconformity "crack" was contained

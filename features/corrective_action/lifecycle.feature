@@ -47,7 +47,7 @@ Feature: The life of a corrective action
     And nothing was recorded
     And the nonconformity "crack" is "assessed"
 
-  @iso9001-10.2.1b @qsit-capa-6
+  @iso9001-10.2.1b @qsit-capa-6 @iso13485-8.5.2b
   Scenario: The root cause is found by asking why until the cause is reached
     Given the corrective action "housing" owned by "apatel" was opened for "crack"
     When "apatel" records a "5 whys" analysis of "housing" with the whys below: root cause "Worn gate insert on mould M-17 gives thin boss walls", category "machine"
@@ -63,7 +63,7 @@ Feature: The life of a corrective action
       | Wall thickness at the boss is below drawing minimum     |
       | The mould gate insert is worn and short-shots the boss  |
 
-  @iso9001-10.2.1b @qsit-capa-6
+  @iso9001-10.2.1b @qsit-capa-6 @iso13485-8.5.2b
   Scenario: A 5-whys analysis without a single why is refused
     Given the corrective action "housing" owned by "apatel" was opened for "crack"
     When "apatel" records a "5 whys" analysis of "housing": root cause "Worn gate insert", category "machine"
@@ -71,7 +71,7 @@ Feature: The life of a corrective action
     And nothing was recorded
     And the corrective action "housing" is "open"
 
-  @iso9001-10.2.1b @qsit-capa-6
+  @iso9001-10.2.1b @qsit-capa-6 @iso13485-8.5.2b
   Scenario Outline: A root cause names a recognised method and cause category
     Given the corrective action "housing" owned by "apatel" was opened for "crack"
     When "apatel" records a "<method>" analysis of "housing": root cause "Worn gate insert", category "<category>"
@@ -83,7 +83,7 @@ Feature: The life of a corrective action
       | gut feeling | machine     |
       | ishikawa    | bad luck    |
 
-  @iso9001-10.2.1b @iso9001-10.2.2a
+  @iso9001-10.2.1b @iso9001-10.2.2a @iso13485-8.5.2b
   Scenario: A repeated analysis becomes the current one and the earlier one is kept
     Given the corrective action "housing" owned by "apatel" has reached "investigated"
     When "apatel" records a "fault tree" analysis of "housing": root cause "Resin moisture above 0.02 % at moulding", category "material"
@@ -94,7 +94,7 @@ Feature: The life of a corrective action
       | 1         | ishikawa   | Worn gate insert on mould M-17 gives thin boss walls | apatel |
       | 1         | fault tree | Resin moisture above 0.02 % at moulding             | apatel |
 
-  @iso9001-10.2.1c
+  @iso9001-10.2.1c @iso13485-8.5.2d
   Scenario: The owner plans the actions, each with an assignee, a due date and a type
     Given the corrective action "housing" owned by "apatel" has reached "investigated"
     When "apatel" plans the "correction" action "Sort and scrap housings from lot L2311" for "housing", assigned to "lnguyen" and due in 7 days
@@ -112,7 +112,7 @@ Feature: The life of a corrective action
     Then the corrective action "housing" is "approved"
     And the plan of "housing" is approved by "mhernandez", signed with meaning "approval"
 
-  @qsit-capa-8 @R7
+  @qsit-capa-8 @R7 @iso13485-8.5.3
   Scenario: An action added after approval voids the approval until the plan is approved again
     Given the corrective action "housing" owned by "apatel" has reached "approved"
     When "apatel" plans the "preventive" action "Add dryer residence time to the moulding control plan" for "housing", assigned to "apatel" and due in 30 days
@@ -125,7 +125,7 @@ Feature: The life of a corrective action
     Then the corrective action "housing" has 2 approvals, the earliest void
     And the plan of "housing" is approved by "mhernandez", signed with meaning "approval"
 
-  @iso9001-10.2.1c @qsit-capa-9
+  @iso9001-10.2.1c @qsit-capa-9 @iso13485-8.5.2d
   Scenario: Completing an action records who did it, when, the note and the evidence
     Given the corrective action "housing" owned by "apatel" was opened for "crack"
     And the corrective action "housing" has since reached "investigated"
@@ -139,7 +139,7 @@ Feature: The life of a corrective action
     And action "A2" of "housing" is still open
     And the corrective action "housing" is "approved"
 
-  @iso9001-10.2.1c @qsit-capa-9
+  @iso9001-10.2.1c @qsit-capa-9 @iso13485-8.5.2d
   Scenario: The evidence kept with an action comes back out exactly, and an altered file does not
     Given the corrective action "housing" owned by "apatel" was opened for "crack"
     And the corrective action "housing" has since reached "investigated"
@@ -153,7 +153,7 @@ Feature: The life of a corrective action
     And "dbrooks" takes the evidence file "sort-record.csv" of "housing" back out
     Then the command is refused as an integrity failure
 
-  @iso9001-10.2.1c @qsit-capa-9
+  @iso9001-10.2.1c @qsit-capa-9 @iso13485-8.5.2d
   Scenario: When the last open action is done the corrective action is implemented
     Given the corrective action "housing" owned by "apatel" was opened for "crack"
     And the corrective action "housing" has since reached "investigated"

@@ -12,7 +12,7 @@ Feature: Verifying effectiveness and closing
     And the corrective action "housing" owned by "apatel" was opened for "crack"
     And the nonconformity "resin" was linked to "housing"
 
-  @iso9001-10.2.1d @iso9001-10.2.2b @qsit-capa-8
+  @iso9001-10.2.1d @iso9001-10.2.2b @qsit-capa-8 @iso13485-8.5.2f @fda-cp-capa
   Scenario: An independent verifier finds the corrective action effective
     Given the corrective action "housing" has since reached "implemented"
     When "rkowalski" verifies "housing" as effective: "Six lots, 2,400 units since the change: no cracks"
@@ -20,7 +20,7 @@ Feature: Verifying effectiveness and closing
     And the latest verification of "housing" finds it "effective", signed by "rkowalski" meaning "verification", noting "Six lots, 2,400 units since the change: no cracks"
     And the nonconformity "crack" is "linked"
 
-  @R4 @iso9001-10.2.1d @iso9001-10.2.2b
+  @R4 @iso9001-10.2.1d @iso9001-10.2.2b @iso13485-8.5.2f
   Scenario: Closing a verified corrective action closes its nonconformities with it
     Given the corrective action "housing" has since reached "verified"
     When "mhernandez" closes the corrective action "housing"
@@ -29,7 +29,7 @@ Feature: Verifying effectiveness and closing
     And the nonconformity "crack" was closed together with "housing"
     And the nonconformity "resin" was closed together with "housing"
 
-  @R4 @iso9001-10.2.1d
+  @R4 @iso9001-10.2.1d @iso13485-8.5.2f
   Scenario Outline: A corrective action cannot close before its effectiveness is verified
     Given the corrective action "housing" has since reached "<state>"
     When "mhernandez" closes the corrective action "housing"
@@ -47,7 +47,7 @@ Feature: Verifying effectiveness and closing
       | approved     |
       | implemented  |
 
-  @R4 @iso9001-10.2.1d
+  @R4 @iso9001-10.2.1d @iso13485-8.5.2f
   Scenario: A linked nonconformity cannot be closed on its own
     Given the corrective action "housing" has since reached "verified"
     When "mhernandez" closes the nonconformity "crack"
@@ -55,7 +55,7 @@ Feature: Verifying effectiveness and closing
     And nothing was recorded
     And the nonconformity "crack" is "linked"
 
-  @iso9001-10.2.1d @iso9001-10.2.2b
+  @iso9001-10.2.1d @iso9001-10.2.2b @iso13485-8.5.2f
   Scenario: An ineffective result starts a new iteration and keeps the first one on record
     Given the corrective action "housing" has since reached "implemented"
     When "rkowalski" verifies "housing" as not effective: "Two cracked bosses in lot L2402, built after the change"
@@ -65,7 +65,7 @@ Feature: Verifying effectiveness and closing
     And action "A1" of "housing" was done by "lnguyen", noting "Done as planned"
     And the nonconformity "crack" is "linked"
 
-  @iso9001-10.2.1d @iso9001-10.2.1b @iso9001-10.2.1c
+  @iso9001-10.2.1d @iso9001-10.2.1b @iso9001-10.2.1c @iso13485-8.5.2f
   Scenario: The second iteration is investigated again and gets a plan of its own
     Given the corrective action "housing" has since reached "implemented"
     And "rkowalski" found "housing" not effective: "Two cracked bosses in lot L2402"
@@ -81,7 +81,7 @@ Feature: Verifying effectiveness and closing
       | A1     | Sort and rework the affected lot              | lnguyen  | correction | 14          | done  | 1         |
       | A2     | Check resin moisture before each moulding run | lnguyen  | corrective | 10          | open  | 2         |
 
-  @R7 @iso9001-10.2.1b @iso9001-10.2.1d
+  @R7 @iso9001-10.2.1b @iso9001-10.2.1d @iso13485-8.5.2f
   Scenario: A second iteration is not planned before its root cause is examined again
     Given the corrective action "housing" has since reached "implemented"
     And "rkowalski" found "housing" not effective: "Two cracked bosses in lot L2402"
@@ -100,7 +100,7 @@ Feature: Verifying effectiveness and closing
     And nothing was recorded
     And action "A2" of "housing" is still open
 
-  @R4 @iso9001-10.2.1d
+  @R4 @iso9001-10.2.1d @iso13485-8.5.2f
   Scenario: A corrective action cannot close while its second iteration is unverified
     Given the corrective action "housing" has since reached "implemented"
     And "rkowalski" found "housing" not effective: "Two cracked bosses in lot L2402"
@@ -111,7 +111,7 @@ Feature: Verifying effectiveness and closing
     And nothing was recorded
     And the nonconformity "crack" is "linked"
 
-  @R4 @iso9001-10.2.1d @iso9001-10.2.2b
+  @R4 @iso9001-10.2.1d @iso9001-10.2.2b @iso13485-8.5.2f
   Scenario: A second iteration found effective closes the corrective action and its nonconformities
     Given the corrective action "housing" has since reached "implemented"
     And "rkowalski" found "housing" not effective: "Two cracked bosses in lot L2402"
@@ -123,7 +123,7 @@ Feature: Verifying effectiveness and closing
     And the nonconformity "crack" was closed together with "housing"
     And the nonconformity "resin" was closed together with "housing"
 
-  @iso9001-10.2.1d
+  @iso9001-10.2.1d @iso13485-8.5.2f
   Scenario: Effectiveness needs a written verdict
     Given the corrective action "housing" has since reached "implemented"
     When "rkowalski" verifies "housing" as effective: " "

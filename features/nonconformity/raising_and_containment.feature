@@ -7,7 +7,7 @@ Feature: Raising and containing a nonconformity
   Background:
     Given the quality records store of "Northwind Medical Devices", with its quality team
 
-  @iso9001-10.2.1a @R8 @qsit-capa-2
+  @iso9001-10.2.1a @R8 @qsit-capa-2 @iso13485-8.2.2 @iso13485-8.5.2a
   Scenario: A reporter raises a nonconformity from a customer complaint
     When "tokafor" raises the nonconformity "crack":
       | title              | Cracked housing on infusion pump IP-200                         |

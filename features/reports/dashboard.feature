@@ -11,7 +11,7 @@ Feature: The quality dashboard
     Then the dashboard counts 3 nonconformities from "customer-complaint" and 1 from "supplier"
     And the dashboard is a single file that loads nothing from the network
 
-  @qsit-capa-5
+  @qsit-capa-5 @iso13485-8.4
   Scenario: A problem that comes back on the same product for the same cause is shown as recurring
     When the quality manager produces the dashboard
     Then the dashboard shows 2 nonconformities on "IP-200 housing" recurring for the cause "machine"
@@ -22,7 +22,7 @@ Feature: The quality dashboard
     When the quality manager produces the dashboard
     Then the dashboard counts by risk level 2 "high", 1 "low" and 1 "not assessed"
 
-  @qsit-capa-3
+  @qsit-capa-3 @iso13485-8.4
   Scenario: A nonconformity raised in error is left out of the figures
     Given the third complaint was cancelled as raised in error
     When the quality manager produces the dashboard

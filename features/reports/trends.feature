@@ -3,7 +3,7 @@ Feature: Trends and recurrence across the sources of quality data
   before a problem grows, and across every source, so that a problem that keeps coming back is
   seen even when each report of it arrives by a different route.
 
-  @qsit-capa-3
+  @qsit-capa-3 @iso13485-8.4
   Scenario: Nonconformities raised and closed are trended month by month
     Given nonconformities detected 2 months ago, 1 month ago and this month: 3, 1 and 2 of them
     And one of this month's nonconformities was closed without a corrective action
@@ -15,7 +15,7 @@ Feature: Trends and recurrence across the sources of quality data
       | this month   | 2      | 1      |
     And every other month of the last twelve reads zero
 
-  @qsit-capa-5
+  @qsit-capa-5 @iso13485-8.4
   Scenario: A problem reported through different sources is recognised as one recurring problem
     Given a cracked "IP-200 housing" reported by a customer complaint, an internal audit and a supplier
     And a seal failure on "Pouch P-10" reported by a customer complaint

@@ -31,8 +31,15 @@ from tests.support.backends import new_target
 
 #: Every tag a feature may carry; registered as markers so pytest knows them.
 TAGS = (
-    *(f"R{n}" for n in range(1, 11)),
+    *(f"R{n}" for n in range(1, 12)),
     *(f"iso9001-10.2.1{c}" for c in "abcdef"),
+    "iso13485-4.2.5",
+    "iso13485-8.2.2",
+    "iso13485-8.4",
+    *(f"iso13485-8.5.2{c}" for c in "abcdef"),
+    "iso13485-8.5.3",
+    "qmsr-820.10",
+    "fda-cp-capa",
     "iso9001-10.2.2a",
     "iso9001-10.2.2b",
     "21cfr11.10e",

@@ -19,8 +19,15 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "validation"
 
 # The tag of each requirement is fixed: features and reports refer to them by these names.
 EXPECTED_TAGS = {
-    *(f"@R{n}" for n in range(1, 11)),
+    *(f"@R{n}" for n in range(1, 12)),
     *(f"@iso9001-10.2.1{letter}" for letter in "abcdef"),
+    "@iso13485-4.2.5",
+    "@iso13485-8.2.2",
+    "@iso13485-8.4",
+    *(f"@iso13485-8.5.2{letter}" for letter in "abcdef"),
+    "@iso13485-8.5.3",
+    "@qmsr-820.10",
+    "@fda-cp-capa",
     "@iso9001-10.2.2a",
     "@iso9001-10.2.2b",
     "@21cfr11.10e",
@@ -46,7 +53,7 @@ def test_catalogue_maps_requirements_to_the_fixed_tags() -> None:
 def test_catalogue_rules_are_the_spec_rules() -> None:
     catalogue = load_catalogue()
     rules = [r for r in catalogue.requirements if r.framework == "capa rule"]
-    assert [r.id for r in rules] == [f"R{n}" for n in range(1, 11)]
+    assert [r.id for r in rules] == [f"R{n}" for n in range(1, 12)]
     assert all(r.needs_evidence for r in rules)
 
 
