@@ -60,8 +60,11 @@ def build_demo(app: CapaApplication, key_fingerprint: str | None = None) -> dict
 
 
 def _setup(app: CapaApplication, key_fingerprint: str | None) -> None:
+    # A device maker: the store runs under ISO 13485, so a CA closes only after its impact
+    # assessment (R11).
     app.identity.initialise("Northwind Medical Devices", key_fingerprint, admin=ADMINISTRATOR,
-                            full_name=PEOPLE[ADMINISTRATOR][0], password=DEMO_PASSWORD)
+                            full_name=PEOPLE[ADMINISTRATOR][0], password=DEMO_PASSWORD,
+                            profile="iso13485")
     with app.acting_as(ADMINISTRATOR, DEMO_PASSWORD):
         for user, (full_name, roles) in PEOPLE.items():
             if user != ADMINISTRATOR:
@@ -141,6 +144,10 @@ def _story(app: CapaApplication, clock: DemoClock, today: dt.date) -> dict[str, 
         app.corrective_actions.plan_ca(housing, action="Replace gate insert on mould M-17",
                                        assignee=ACTION_OWNER,
                                        due=days(-18), action_type="corrective")
+        app.corrective_actions.plan_check(
+            housing, criteria="No cracked bosses in 3 consecutive lots built after the change",
+            method="100% visual inspection at final test; boss wall thickness on 5 per lot",
+            due=days(-17))
     on(-28)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.corrective_actions.approve_ca(housing)
@@ -198,6 +205,11 @@ def _story(app: CapaApplication, clock: DemoClock, today: dt.date) -> dict[str, 
                                               "control plan for all moulded parts",
                                        assignee=ACTION_OWNER, due=days(-6),
                                        action_type="preventive")
+        app.corrective_actions.plan_check(
+            housing, criteria="No cracked bosses in 6 consecutive lots; boss wall thickness "
+                              "Cpk of at least 1.33",
+            method="100% visual inspection at final test; wall thickness on 5 per lot",
+            due=days(-5))
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.corrective_actions.approve_ca(complaints)
     on(-14)
@@ -221,6 +233,15 @@ def _story(app: CapaApplication, clock: DemoClock, today: dt.date) -> dict[str, 
                                          note="Six lots, 2,400 units since the change: no cracks; "
                                               "boss wall "
                                               "thickness Cpk 1.8")
+    with app.acting_as(ACTION_OWNER, DEMO_PASSWORD):
+        app.corrective_actions.assess_impact(
+            housing, statement="The moisture check and the dryer residence time add process "
+                               "controls only: the housing's design, material and validated "
+                               "moulding window are unchanged, so safety, performance and "
+                               "regulatory compliance are not affected",
+            risk_file="RMF-017 rev 5 (process FMEA PF-031 rev F)",
+            changes=["WI-220 rev C", "PF-031 rev F", "CP-031 rev D"],
+            training=["TR-2026-118 moulding operators on WI-220 rev C"])
     on(-4)
     with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
         app.corrective_actions.close_ca(housing)

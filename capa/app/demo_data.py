@@ -191,6 +191,10 @@ def _walk_ca(app: CapaApplication, clock: DemoClock, acting: Any, people: dict[s
                                                action_type="corrective",
                                                assignee=people["technician"],
                                                due=(now + dt.timedelta(days=given[1])).isoformat())
+                app.corrective_actions.plan_check(
+                    ca, criteria=f"No recurrence of {scenario[0].lower()} in three months",
+                    method="Nonconformity and complaint data reviewed monthly",
+                    due=(now + dt.timedelta(days=max(given[1], 0) + 30)).isoformat())
         elif name == "approve":
             with acting("quality"):
                 app.corrective_actions.approve_ca(ca)
@@ -205,6 +209,11 @@ def _walk_ca(app: CapaApplication, clock: DemoClock, acting: Any, people: dict[s
                 app.corrective_actions.verify_ca(ca, effective=stage != "ineffective",
                                                  note="Three months of data reviewed")
         elif name == "close":
+            with acting("owner"):
+                app.corrective_actions.assess_impact(
+                    ca, statement="Process controls only: the device's design, materials and "
+                                  "validated processes are unchanged",
+                    risk_file=f"Risk file of {scenario[3]}")
             with acting("quality"):
                 app.corrective_actions.close_ca(ca)
 

@@ -57,6 +57,14 @@ def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.Monke
     assert whole_year.cancelled["ncs"] == 2 and whole_year.totals["ncs"] == len(ncs) - 2
     with reading(app):
         story = app.records.history(json.loads(out)["records"]["ca"])
+    # A device maker's store (SPEC §12): the story's CA planned its check for each iteration
+    # and closed only after its impact assessment.
+    assert app.profile() == "iso13485"
+    with reading(app):
+        shown = app.records.show(json.loads(out)["records"]["ca"]).model_dump(mode="json")
+    assert [(c["iteration"], c["state"]) for c in shown["checks"]] == [
+        (1, "not-effective"), (2, "effective")]
+    assert [i["iteration"] for i in shown["impacts"]] == [2] and shown["status"] == "closed"
     times = [dt.datetime.fromisoformat(e.time.replace("Z", "+00:00")) for e in story]
     assert times == sorted(times) and (times[-1] - times[0]).days >= 20
     with reading(app):
