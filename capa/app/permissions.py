@@ -99,8 +99,9 @@ OPEN_OPERATIONS: dict[str, str] = {
 
 #: Commands that run without a logged-in user (SPEC §2 exemptions).
 #: A witness works on its own folder, on the auditor's machine, without any store.
+#: `serve` opens the store for the server, which then checks every request's user itself.
 UNAUTHENTICATED_COMMANDS = frozenset({"init", "demo", "validate", "audit verify-bundle", "login",
-                                      "audit witness init", "audit witness cosign"})
+                                      "audit witness init", "audit witness cosign", "serve"})
 
 
 def allowed_roles(command: str) -> frozenset[str]:

@@ -61,6 +61,8 @@ def reopenable(target: str) -> str | None:
     file never holds a database password, so such a store is named with --db or CAPA_DB)."""
     if "://" not in target:
         return str(Path(target).resolve())
+    if target.startswith(("http://", "https://")):
+        return target  # a server (SPEC §11): its address holds no secret
     from capa.adapters.target import parse_target
 
     try:

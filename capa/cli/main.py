@@ -140,7 +140,18 @@ class Session:
                                    "does not name it")
             # Opened after the freeze: the application and its connections are collected (and
             # closed) at exit like any other object of the command.
-            self._app = open_store(self.db)
+            if self.db.startswith(("http://", "https://")):
+                from typing import cast
+
+                from capa.cli.remote import RemoteApplication
+
+                if command == "serve":
+                    raise InvalidInput(f"capa {command} works on a store, not through a server "
+                                       f"({self.db})")
+                # A client of `capa serve` (SPEC §11): the server checks everything again.
+                self._app = cast("CapaApplication", RemoteApplication(self.db))
+            else:
+                self._app = open_store(self.db)
             if command in UNAUTHENTICATED_COMMANDS:
                 return self._app
             # Every other command runs as an authenticated user (SPEC §2); the password is
@@ -187,6 +198,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("capa.cli.reports", "dashboard"),
     "audit": ("capa.cli.audit", "audit"),
     "evidence": ("capa.cli.evidence", "evidence"),
+    "serve": ("capa.cli.serve", "serve"),
 }
 
 

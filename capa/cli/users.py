@@ -194,7 +194,12 @@ def logout(session: Session) -> None:
     data = read_session()
     ended = None
     if data and data.get("store") == store_key(session.db):
-        open_store(session.db).identity.logout(str(data["user"]), str(data["token"]))
+        if session.db.startswith(("http://", "https://")):
+            from capa.cli.remote import RemoteApplication
+
+            RemoteApplication(session.db).identity.logout(str(data["user"]), str(data["token"]))
+        else:
+            open_store(session.db).identity.logout(str(data["user"]), str(data["token"]))
         ended = str(data["user"])
     if data:
         remove_session()

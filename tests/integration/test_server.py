@@ -1,0 +1,295 @@
+"""`capa serve` as a real uvicorn process on a free loopback port, on both back ends, and the
+command line as its client (SPEC §11): the API's refusals are the §3 error object with the
+mapped HTTP status and write nothing; hostile bodies never give a 500; the CLI through the
+server prints what it prints on the store, with the same exit codes, and the client machine
+keeps no secret but its session token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from capa.server.operations import offered
+from tests.support.backends import (
+    ADMIN,
+    ENGINEER,
+    PASSWORD,
+    REPORTER,
+    close_all,
+    create_store,
+    event_count,
+)
+from tests.support.cast import OWNER
+from tests.support.cli import ROOT, Outcome, run_capa
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    target: str
+    process: subprocess.Popen[str]
+    folder: Path
+
+    def post(self, path: str, body: Any, *, user: str | None = None,
+             password: str = PASSWORD, headers: dict[str, str] | None = None,
+             raw: bytes | None = None) -> tuple[int, Any]:
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        if user is not None:
+            sent["Authorization"] = "Basic " + base64.b64encode(
+                f"{user}:{password}".encode()).decode()
+        data = raw if raw is not None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, headers=sent,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def get(self, path: str) -> tuple[int, Any]:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return response.status, json.loads(response.read())
+
+    def cli(self, *args: str, user: str | None = ADMIN, password: str | None = PASSWORD,
+            **env: str | None) -> Outcome:
+        """`capa --db URL ARGS` in-process, as a client machine with no store at hand."""
+        environment: dict[str, str | None] = {
+            "CAPA_DB": self.url, "CAPA_USER": user, "CAPA_PASSWORD": password,
+            "CAPA_SESSION_DIR": str(self.folder / "client" / "session"), "CAPA_KEY": None,
+            "CAPA_CHECKPOINTS": None, "CAPA_DEBUG": None, **env}
+        (self.folder / "client").mkdir(exist_ok=True)
+        outcome = run_capa(args, env=environment, cwd=self.folder / "client")
+        assert "Traceback" not in outcome.stdout + outcome.stderr
+        return outcome
+
+
+@pytest.fixture
+def server(store_target: str, tmp_path: Path) -> Iterator[Server]:
+    close_all([create_store(store_target)])
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPA_")}
+    env["PYTHONPATH"] = str(ROOT)
+    (tmp_path / "server").mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "capa", "--db", store_target, "serve", "--port", str(port)],
+        cwd=tmp_path / "server", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.stdout else ""
+                pytest.fail(f"capa serve did not start: {output}")
+            time.sleep(0.2)
+    yield Server(url, store_target, process, tmp_path)
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    if process.stdout:
+        log = process.stdout.read()
+        # The access log names requests, never a password or a token.
+        assert PASSWORD not in log
+        assert "Basic " not in log and "Bearer " not in log
+
+
+# -- the API itself ---------------------------------------------------------------------------
+
+
+def test_health_is_open_and_openapi_lists_every_operation(server: Server) -> None:
+    assert server.get("/health") == (200, {"status": "ok", "version": __import__("capa")
+                                           .__version__})
+    status, spec = server.get("/openapi.json")
+    assert status == 200
+    paths = set(spec["paths"])
+    wanted = {op.path for op in offered()}
+    assert wanted <= paths and len(wanted) >= 40
+    assert "/v1/corrective_actions/verify_ca" in paths and "/v1/identity/initialise" not in paths
+
+
+def test_every_refusal_is_the_error_object_with_its_status_and_writes_nothing(
+        server: Server) -> None:
+    raise_nc = {"title": "Burr", "description": "Seen", "source": "supplier",
+                "severity": "minor"}
+    cases = [
+        ({}, None, PASSWORD, 401, 4),                                   # nobody acting
+        ({}, REPORTER, "wrong-password-123", 401, 4),                   # wrong password
+        ({**raise_nc, "source": "moon"}, REPORTER, PASSWORD, 422, 2),   # invalid input
+        ({**raise_nc, "title": 7}, REPORTER, PASSWORD, 422, 2),         # wrong type
+        ({**raise_nc, "extra": 1}, REPORTER, PASSWORD, 422, 2),         # unknown field
+    ]
+    before = event_count(server.target)
+    for body, user, password, status, code in cases:
+        got, error = server.post("/v1/nonconformities/raise_nc", body, user=user,
+                                 password=password)
+        assert (got, error["error"]["code"]) == (status, code), (body, error)
+        assert error["error"]["message"]
+    # not permitted (a reporter assesses), a rule (R7), not found
+    ok, raised = server.post("/v1/nonconformities/raise_nc", raise_nc, user=REPORTER)
+    assert ok == 200 and raised["status"] == "open"
+    before = event_count(server.target)
+    got, error = server.post("/v1/nonconformities/assess_nc",
+                             {"ref": raised["id"], "impact": 2, "likelihood": 2,
+                              "capa_required": True}, user=REPORTER)
+    assert (got, error["error"]["code"]) == (403, 4)
+    got, error = server.post("/v1/nonconformities/close_nc", {"ref": raised["id"]}, user=ENGINEER)
+    assert (got, error["error"]["code"], error["error"]["rule"]) == (409, 1, "R7")
+    got, error = server.post("/v1/records/show", {"ref": "NC-2026-0999"}, user=ENGINEER)
+    assert (got, error["error"]["code"]) == (404, 3)
+    assert event_count(server.target) == before
+
+
+HOSTILE: list[Any] = [None, [], "x", 5, {"ref": 5}, {"ref": "NC-2026-0001", "version": "x"},
+                      {"ref": "\x00\x1b[2J" * 50}, {"ref": "../../etc/passwd"},
+                      {"evidence": [{"name": "../x", "content_b64": "!!"}]},
+                      {"title": "x" * 30000, "description": "d", "source": "process",
+                       "severity": "minor"}]
+
+
+def test_hostile_bodies_never_give_a_server_error(server: Server) -> None:
+    status, opened = server.post("/v1/identity/login", {"user": ENGINEER, "password": PASSWORD})
+    assert status == 200
+    bearer = {"Authorization": f"Bearer {ENGINEER}:{opened['token']}"}
+    before = event_count(server.target)
+    for op in offered():
+        if op.service == "identity" and op.method in ("login", "authenticate", "logout"):
+            continue  # wrong passwords would lock the account: covered above
+        for body in HOSTILE:
+            status, answer = server.post(op.path, body, headers=bearer)
+            assert status < 500, (op.path, body, answer)
+            if status >= 400:
+                assert set(answer["error"]) >= {"code", "message"}, (op.path, answer)
+        status, answer = server.post(op.path, None, headers=bearer, raw=b"{not json")
+        assert status == 422 and answer["error"]["code"] == 2, (op.path, answer)
+    assert event_count(server.target) == before
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server: Server) -> None:
+    status, answer = server.post("/v1/identity/whoami", None, user=ENGINEER,
+                                 headers={"Content-Length": str(40 * 1024 * 1024)},
+                                 raw=b"{}")
+    assert status == 413 and answer["error"]["code"] == 2
+
+
+# -- the command line as a client -------------------------------------------------------------
+
+
+def test_the_cli_through_the_server_runs_the_lifecycle_with_the_same_output(
+        server: Server, tmp_path: Path) -> None:
+    raised = server.cli("--json", "nc", "raise", "--title", "Cracked housing", "--description",
+                        "Hairline crack", "--source", "customer-complaint", "--severity",
+                        "major", user=REPORTER)
+    assert raised.code == 0, raised.stderr
+    nc = raised.json()["id"]
+    steps = [
+        (ENGINEER, ("nc", "assess", nc, "--impact", "4", "--likelihood", "3",
+                    "--capa-required")),
+        (ENGINEER, ("ca", "open", "--title", "Housing cracks", "--problem", "Cracks",
+                    "--owner", OWNER, "--nc", nc)),
+    ]
+    for user, args in steps:
+        done = server.cli("--json", *args, user=user)
+        assert done.code == 0, done.stderr
+    ca = done.json()["id"]
+    evidence = tmp_path / "work-order.txt"
+    evidence.write_text("WO-4471 done", encoding="utf-8")
+    for user, args in [
+        (OWNER, ("ca", "investigate", ca, "--method", "ishikawa", "--root-cause", "Worn gate",
+                 "--category", "machine")),
+        (OWNER, ("ca", "plan", ca, "--action", "Replace gate", "--assignee", OWNER, "--due",
+                 "2099-01-01", "--type", "corrective")),
+        (ADMIN, ("ca", "approve", ca)),
+        (OWNER, ("ca", "complete", ca, "A1", "--note", "Replaced", "--evidence",
+                 str(evidence))),
+        (ENGINEER, ("ca", "verify", ca, "--effective", "--note", "3 lots clean")),
+        (ADMIN, ("ca", "close", ca)),
+    ]:
+        done = server.cli("--json", *args, user=user)
+        assert done.code == 0, (args, done.stderr)
+    assert done.json()["closed_ncs"] == [nc]
+    # What the client prints is what the store itself prints.
+    through = server.cli("ca", "show", ca)
+    local = run_capa(["--db", server.target, "ca", "show", ca],
+                     env={"CAPA_USER": ADMIN, "CAPA_PASSWORD": PASSWORD, "CAPA_DB": None,
+                          "CAPA_SESSION_DIR": str(tmp_path / "local")}, cwd=tmp_path)
+    assert through.code == local.code == 0
+    assert through.stdout == local.stdout
+    [kept] = server.cli("--json", "evidence", "list", ca).json()
+    assert kept["name"] == "work-order.txt"
+    assert kept["sha256"] == __import__("hashlib").sha256(b"WO-4471 done").hexdigest()
+    # Refusals keep their exit codes and write nothing.
+    before = event_count(server.target)
+    assert server.cli("ca", "close", ca).code == 1
+    assert server.cli("nc", "assess", nc, "--impact", "9", "--likelihood", "1",
+                      "--capa-required", user=ENGINEER).code == 2
+    assert server.cli("nc", "show", "NC-2026-0999").code == 3
+    assert server.cli("nc", "assess", nc, "--impact", "2", "--likelihood", "2",
+                      "--capa-required", user=REPORTER).code == 4
+    assert event_count(server.target) == before
+    # A wrong password is refused (and counted towards the lockout, as on the store).
+    assert server.cli("nc", "list", password="wrong-password-1").code == 4
+
+
+def test_a_session_against_the_server_keeps_only_its_token_on_the_client(
+        server: Server) -> None:
+    logged = server.cli("--json", "login", user=ENGINEER)
+    assert logged.code == 0, logged.stderr
+    client = server.folder / "client"
+    files = sorted(p.relative_to(client).as_posix() for p in client.rglob("*") if p.is_file())
+    assert files == ["session/session.json"]
+    session = json.loads((client / "session" / "session.json").read_text(encoding="utf-8"))
+    assert set(session) == {"user", "store", "token", "started_at", "target"}
+    assert session["store"] == server.url and PASSWORD not in json.dumps(session)
+    assert (client / "session" / "session.json").stat().st_mode & 0o777 == 0o600
+    # Commands run on the session alone; a signature needs the password again (R10).
+    who = server.cli("--json", "whoami", user=None, password=None)
+    assert who.code == 0 and who.json()["user"] == ENGINEER
+    raised = server.cli("--json", "nc", "raise", "--title", "Burr", "--description", "Seen",
+                        "--source", "supplier", "--severity", "minor", user=None,
+                        password=None)
+    assert raised.code == 0, raised.stderr
+    nc = raised.json()["id"]
+    server.cli("nc", "assess", nc, "--impact", "1", "--likelihood", "1",
+               "--no-capa-required", "--rationale", "Cosmetic", user=None, password=None)
+    before = event_count(server.target)
+    unsigned = server.cli("--json", "nc", "close", nc, user=None, password=None)
+    assert unsigned.code == 4 and unsigned.error()["rule"] == "R10"
+    assert event_count(server.target) == before
+    signed = server.cli("--json", "nc", "close", nc, user=None)
+    assert signed.code == 0, signed.stderr
+    assert server.cli("logout", user=None, password=None).code == 0
+    assert server.cli("whoami", user=None, password=None).code == 4
+
+
+def test_a_server_that_is_down_or_a_wrong_url_is_exit_3_naming_it(server: Server) -> None:
+    port = _free_port()
+    down = server.cli("nc", "list", CAPA_DB=f"http://127.0.0.1:{port}")
+    assert down.code == 3 and f"http://127.0.0.1:{port}" in down.stderr
+    wrong = server.cli("nc", "list", CAPA_DB=server.url + "/nowhere")
+    assert wrong.code == 3
+    local_only = server.cli("audit", "verify")
+    assert local_only.code == 2 and "not through a server" in local_only.stderr
