@@ -293,3 +293,29 @@ def test_a_server_that_is_down_or_a_wrong_url_is_exit_3_naming_it(server: Server
     assert wrong.code == 3
     local_only = server.cli("audit", "verify")
     assert local_only.code == 2 and "not through a server" in local_only.stderr
+
+
+def test_eight_concurrent_clients_get_unique_numbers_and_the_log_verifies(
+        server: Server, tmp_path: Path) -> None:
+    import concurrent.futures
+
+    status, opened = server.post("/v1/identity/login", {"user": REPORTER, "password": PASSWORD})
+    assert status == 200
+    bearer = {"Authorization": f"Bearer {REPORTER}:{opened['token']}"}
+    before = event_count(server.target)
+
+    def raise_one(i: int) -> tuple[int, Any]:
+        return server.post("/v1/nonconformities/raise_nc",
+                           {"title": f"Burr {i}", "description": "Seen at goods-in",
+                            "source": "supplier", "severity": "minor"}, headers=bearer)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(raise_one, range(40)))
+    assert [s for s, _ in answers] == [200] * 40, [a for s, a in answers if s != 200][:3]
+    ids = sorted(a["id"] for _, a in answers)
+    assert len(set(ids)) == 40
+    assert event_count(server.target) == before + 40
+    listed = run_capa(["--db", server.target, "--json", "nc", "list"],
+                      env={"CAPA_USER": ADMIN, "CAPA_PASSWORD": PASSWORD, "CAPA_DB": None,
+                           "CAPA_SESSION_DIR": str(tmp_path / "local")}, cwd=tmp_path)
+    assert {r["id"] for r in listed.json()} >= set(ids)
