@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python scripts/bench_readmodels.py
 	$(BIN)/python scripts/bench_audit.py
 	$(BIN)/python scripts/bench_dashboard.py
+	$(BIN)/python scripts/bench_server.py
 
 validate: setup
 	$(BIN)/capa validate
