@@ -13,6 +13,7 @@ from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import InvalidInput, NotFound
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import Record, record_uuid, utc_iso
+from capa.domain.trail_review import TRAIL_REVIEW_REF, is_trail_review_ref
 from capa.domain.user import USER_REF_PREFIX, is_user_id, user_ref
 
 
@@ -33,12 +34,17 @@ class Records:
         core = self.core
         # A user id names the account's own history (SPEC §3: NC, CA or user).
         # `history USER-jchen` and `history jchen` name the same account.
+        # AUDIT-TRAIL names the record of the audit-trail reviews, unless a user of that id
+        # exists (whose history `history USER-audit-trail` gives in any case).
         is_record = core.is_record_id(ref)
         name = ref.strip()
+        reviews = is_trail_review_ref(name) and (
+            name.isupper() or core.find_user(name.lower()) is None)
         if name.upper().startswith(USER_REF_PREFIX):
             name = name[len(USER_REF_PREFIX):]
-        is_user = not is_record and is_user_id(name)
-        canonical = user_ref(name) if is_user else core.canonical(ref)
+        is_user = not is_record and not reviews and is_user_id(name)
+        canonical = (TRAIL_REVIEW_REF if reviews else user_ref(name) if is_user
+                     else core.canonical(ref))
         record_id = record_uuid(canonical)
         stored = core.recorder.select_events(record_id)
         if not stored:

@@ -46,6 +46,8 @@ class Dashboard:
     #: (owner, open CAs, closed CAs) of CAs opened in the period.
     by_owner: list[tuple[str, int, int]] = field(default_factory=list)
     cancelled: dict[str, int] = field(default_factory=dict)
+    #: The latest signed audit-trail review (capa.app.reviews.last_trail_review), None if never.
+    trail_review: dict[str, Any] | None = None
 
 
 def _day(text: str) -> dt.date:

@@ -177,6 +177,16 @@ def _fmt(value: float | None, suffix: str = "") -> str:
     return "n/a" if value is None else f"{value}{suffix}"
 
 
+def _trail_review(d: Dashboard) -> str:
+    """When the audit trail was last reviewed, and by whom (EU GMP Annex 11 §9)."""
+    review = d.trail_review
+    if review is None:
+        return '<p class="trail-review">Audit trail last reviewed: never.</p>'
+    return (f'<p class="trail-review">Audit trail last reviewed: {_e(review["reviewed_on"])} by '
+            f'{_e(review["full_name"])} (period {_e(review["from"])} to {_e(review["to"])}, '
+            f'{_e(review["exceptions"])} exception(s) listed).</p>')
+
+
 def render_html(d: Dashboard, organisation: str = "") -> str:
     """The dashboard as one HTML document with every chart drawn inline as SVG."""
     e = _e
@@ -205,6 +215,7 @@ def render_html(d: Dashboard, organisation: str = "") -> str:
         f"<p>Period {e(d.start)} to {e(d.end)}: {d.totals['ncs']} NCs detected, "
         f"{d.totals['cas']} CAs opened. Open counts, ages and overdue items are as of "
         f"{e(d.today)}.</p>",
+        _trail_review(d),
         f"<p class=\"note\">Cancelled records are left out of every KPI, Pareto and breakdown "
         f"({cancelled[0]} NCs and {cancelled[1]} CAs cancelled in the period).</p>",
         "<div class=\"kpis\">" + "".join(f"<div class=\"kpi\">{e(k)}<b>{e(v)}</b></div>"
