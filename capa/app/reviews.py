@@ -23,9 +23,10 @@ from capa.audit.trail_exceptions import (
     trail_exceptions,
 )
 from capa.domain.errors import InvalidInput, NotFound
-from capa.domain.record import record_uuid
+from capa.domain.record import record_uuid, utc_iso
 from capa.domain.trail_review import TRAIL_REVIEW_REF, AuditTrailReviews
 from capa.domain.values import SignatureMeaning, parse_date
+from capa.reports.dashboard import MAX_MONTHS
 
 
 class Reviews:
@@ -59,6 +60,32 @@ class Reviews:
         self.core.persist(record)
         return {"id": record.ref, "status": record.status, "version": record.version,
                 **listing, "signature": record.reviews[-1]["signature"]}
+
+
+    @operation("management-review")
+    def management_review(self, start: str, end: str, fmt: str) -> bytes:
+        """The management review pack of the period from `start` to `end` (ISO dates, both
+        included) as Markdown, HTML or PDF, its figures folded from the events."""
+        # Start-up time (SPEC §7 P1): the PDF library loads only for a pack or a report.
+        from capa.reports.management_review import collect_review, review_report
+        from capa.reports.render import render
+
+        if fmt not in ("md", "html", "pdf"):
+            raise InvalidInput(f"format must be one of: md, html, pdf (got {fmt!r})")
+        first, last = review_period(start, end)
+        months = (last.year - first.year) * 12 + last.month - first.month + 1
+        if months > MAX_MONTHS:
+            raise InvalidInput(f"the period spans {months} months; a management review covers "
+                               f"at most {MAX_MONTHS}")
+        core = self.core
+        now = dt.datetime.now(dt.UTC)
+        figures = collect_review(core, first, last, now.date())
+        try:
+            organisation = str(core.store_info().get("organisation") or "")
+        except NotFound:
+            organisation = ""
+        report = review_report(figures, organisation, utc_iso(now), core.full_name)
+        return render(report, fmt)
 
 
 def review_period(start: str, end: str) -> tuple[dt.date, dt.date]:

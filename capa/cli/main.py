@@ -188,6 +188,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("capa.cli.intake", "export"),
     "report": ("capa.cli.reports", "report"),
     "dashboard": ("capa.cli.reports", "dashboard"),
+    "management-review": ("capa.cli.reports", "management_review"),
     "audit": ("capa.cli.audit", "audit"),
     "evidence": ("capa.cli.evidence", "evidence"),
 }
