@@ -241,6 +241,8 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "audit review": (["audit", "review", "--from", in_days(-1), "--to", in_days(0)], {}),
     "audit review --sign": (["audit", "review", "--from", in_days(-1), "--to", in_days(0),
                              "--sign"], {}),
+    "management-review": (["management-review", "--from", in_days(-40), "--to", in_days(0),
+                           "--out", "pack.md"], {}),
 }
 
 #: Where the record itself narrows the role table: only the item's assignee or the CA's
@@ -250,7 +252,8 @@ RECORD_LEVEL_REFUSALS = {("ca complete", "quality"), ("ca complete", "admin"),
 
 READS = {"nc show", "nc list", "ca show", "ca list", "history", "evidence list", "overdue",
          "user list",
-         "whoami", "user passwd", "audit verify", "audit prove", "audit review"}
+         "whoami", "user passwd", "audit verify", "audit prove", "audit review",
+         "management-review"}
 #: Writes that change the store or its files without a record event.
 NO_EVENT_WRITES = {"readmodels rebuild", "audit checkpoint"}
 
@@ -325,8 +328,7 @@ def test_the_matrix_covers_every_command_of_the_role_table() -> None:
     from capa.app.permissions import PERMISSIONS
 
     others = {"import", "login", "logout", "report", "dashboard", "export", "audit export",
-              "store copy", "audit vkey", "audit consistency", "evidence get",
-              "management-review"}
+              "store copy", "audit vkey", "audit consistency", "evidence get"}
     assert set(PERMISSIONS) - others <= set(COMMANDS)
 
 
