@@ -23,6 +23,8 @@ pytest_plugins = [
     "tests.bdd.steps.integrity",
     "tests.bdd.steps.reports",
     "tests.bdd.steps.migration",
+    "tests.bdd.steps.trail_review",
+    "tests.bdd.steps.management_review",
 ]
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from capa.app.nonconformities import Nonconformities
     from capa.app.queries import Queries
     from capa.app.records import Records
+    from capa.app.reviews import Reviews
 
 S = TypeVar("S")
 
@@ -35,6 +36,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "intake": ("capa.app.intake", "Intake"),
     "queries": ("capa.app.queries", "Queries"),
     "audit": ("capa.app.audit", "Audit"),
+    "reviews": ("capa.app.reviews", "Reviews"),
 }
 
 
@@ -76,3 +78,4 @@ class CapaApplication(Core):
     intake: _Service[Intake] = _Service()
     queries: _Service[Queries] = _Service()
     audit: _Service[Audit] = _Service()
+    reviews: _Service[Reviews] = _Service()

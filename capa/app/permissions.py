@@ -75,13 +75,21 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit prove": EVERYONE,
     "audit vkey": EVERYONE,
     "audit consistency": EVERYONE,
+    # The audit-trail review (EU GMP Annex 11 §9): listing it is a read, for the roles that
+    # review; signing it records an event, so auditors, who never change the store, may not.
+    "audit review": frozenset({ADMIN, QUALITY, AUDITOR}),
+    "audit review --sign": frozenset({ADMIN, QUALITY}),
+    # The management review pack (ISO 9001 9.3.2, ISO 13485 5.6.2): a read.
+    "management-review": frozenset({ADMIN, QUALITY, AUDITOR}),
     "store copy": frozenset({ADMIN}),
     "store profile": frozenset({ADMIN}),
     "store info": EVERYONE,
 }
 
-#: Commands that record an electronic signature: the password is checked again (R10).
-SIGNING_COMMANDS = frozenset({"nc close", "ca approve", "ca verify", "ca close"})
+#: Commands that record an electronic signature: the password is checked again (R10). A
+#: command that signs only with its `--sign` flag is named with it ("audit review --sign").
+SIGNING_COMMANDS = frozenset({"nc close", "ca approve", "ca verify", "ca close",
+                              "audit review --sign"})
 
 #: Operations that run without an acting user, and why; each is also in the table above or in
 #: UNAUTHENTICATED_COMMANDS. Nothing else is open: an operation is checked against the table.

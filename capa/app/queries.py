@@ -73,8 +73,12 @@ class Queries:
                          end: str | None = None) -> str:
         """The KPI dashboard as one self-contained HTML document, for the period from `start`
         to `end` (ISO dates, both included; the last twelve months by default)."""
-        return render_html(collect(self.core.read_models, today or _today(), start, end),
-                           organisation=_organisation(self.core))
+        from capa.app.reviews import last_trail_review
+
+        figures = collect(self.core.read_models, today or _today(), start, end)
+        # From the events of the review record, never a read table (SPEC §9.1).
+        figures.trail_review = last_trail_review(self.core)
+        return render_html(figures, organisation=_organisation(self.core))
 
     @operation("readmodels rebuild")
     def rebuild_read_models(self) -> dict[str, int]:

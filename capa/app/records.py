@@ -14,6 +14,7 @@ from capa.domain.errors import InvalidInput, NotFound
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.record import Record, record_uuid, utc_iso
 from capa.domain.store import STORE_REF
+from capa.domain.trail_review import TRAIL_REVIEW_REF, is_trail_review_ref
 from capa.domain.user import USER_REF_PREFIX, is_user_id, user_ref
 
 
@@ -34,15 +35,20 @@ class Records:
         core = self.core
         # A user id names the account's own history (SPEC §3: NC, CA or user).
         # `history USER-jchen` and `history jchen` name the same account.
+        # AUDIT-TRAIL names the record of the audit-trail reviews, unless a user of that id
+        # exists (whose history `history USER-audit-trail` gives in any case).
         is_record = core.is_record_id(ref)
         name = ref.strip()
+        reviews = is_trail_review_ref(name) and (
+            name.isupper() or core.find_user(name.lower()) is None)
         if name.upper().startswith(USER_REF_PREFIX):
             name = name[len(USER_REF_PREFIX):]
         # `STORE` (upper case, as no user id is written) names the store's own record: its
         # creation and profile changes.
         is_store = name == STORE_REF
-        is_user = not is_record and not is_store and is_user_id(name)
-        canonical = (STORE_REF if is_store else user_ref(name) if is_user
+        is_user = not is_record and not is_store and not reviews and is_user_id(name)
+        canonical = (STORE_REF if is_store else TRAIL_REVIEW_REF if reviews
+                     else user_ref(name) if is_user
                      else core.canonical(ref))
         record_id = record_uuid(canonical)
         stored = core.recorder.select_events(record_id)

@@ -28,7 +28,7 @@ _WATCHED = frozenset({STORE_INITIALISED, *SIGNED_TOPICS,
 #: What a chunk's joined topics contain when it holds a watched event.
 _NEEDLES = (USER_TOPIC, "StoreInitialised", "Nonconformity.Closed",
             "CorrectiveAction.PlanApproved", "CorrectiveAction.Effectiveness",
-            "CorrectiveAction.Closed")
+            "CorrectiveAction.Closed", "AuditTrailReviews.ReviewSigned")
 
 
 class StoreSignatures:

@@ -113,6 +113,7 @@ SIGNED_TOPICS = frozenset({
     "capa.domain.corrective_action:CorrectiveAction.EffectivenessNotVerified",
     "capa.domain.corrective_action:CorrectiveAction.EffectivenessInconclusive",
     "capa.domain.corrective_action:CorrectiveAction.Closed",
+    "capa.domain.trail_review:AuditTrailReviews.ReviewSigned",
 })
 #: The account events that decide who holds which key, role, status and password.
 ACCOUNT_NAMES = ("UserAdded", "RoleGranted", "RoleRevoked", "AccountLocked",

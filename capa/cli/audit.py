@@ -1,4 +1,5 @@
-"""`capa audit`: checkpoints, verification, bundles, proofs and witnesses (SPEC §5, §9.7, §9.8).
+"""`capa audit`: checkpoints, verification, bundles, proofs, witnesses (SPEC §5, §9.7, §9.8)
+and the audit-trail review (SPEC §12).
 
 Size: every subcommand of the one `audit` group, loaded together when the group runs."""
 
@@ -381,6 +382,53 @@ def consistency(session: Session, older: Path, newer: Path | None, key: Path | N
     assert trusted is not None
     result = app.audit.consistency(trusted, older, newer, log_path)
     emit(session.json, result, lambda d: str(d["text"]).rstrip("\n"))
+
+
+@audit.command()
+@click.option("--from", "start", required=True, metavar="YYYY-MM-DD",
+              help="First day of the period reviewed (UTC).")
+@click.option("--to", "end", required=True, metavar="YYYY-MM-DD",
+              help="Last day of the period reviewed (UTC), included.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Also write the review to FILE: Markdown for .md, one JSON "
+                                   "document for .json, the text shown otherwise.")
+@click.option("--sign", "sign", is_flag=True,
+              help="Record the review with your signature (meaning: review); asks for your "
+                   "password again. Quality and admin only.")
+@json_option
+@pass_session
+def review(session: Session, start: str, end: str, out: Path | None, sign: bool) -> None:
+    """List by exception what a reviewer must look at in the audit trail recorded in a period:
+    amendments, reopenings, cancellations, due-date extensions, past due dates accepted, role
+    and account changes, failed logins, lockouts, late entries and migrated records.
+
+    With --sign the review is recorded as a signed event on the record AUDIT-TRAIL (see
+    `capa history AUDIT-TRAIL`): the period, the count per category and the SHA-256 of the
+    exceptions listed, so the review is evidence of exactly what was seen. Quality, admin and
+    auditors may list; quality and admin may sign (auditors never change the store).
+
+    \b
+    Example:
+      capa audit review --from 2026-06-01 --to 2026-06-30
+      capa audit review --from 2026-06-01 --to 2026-06-30 --out review-2026-06.md --sign
+    """
+    from capa.app.reviews import review_period
+    from capa.cli.outfile import check_out, write_out
+    from capa.cli.output import json_text
+    from capa.reports.trail_review import review_markdown, review_text
+
+    review_period(start, end)  # bad dates are refused before any password is asked for
+    if out is not None:
+        check_out(out)
+    reviews = session.app().reviews
+    result = reviews.sign_trail_review(start, end) if sign else reviews.trail_review(start, end)
+    if out is not None:
+        suffix = out.suffix.lower()
+        content = (review_markdown(result) if suffix in (".md", ".markdown")
+                   else json_text(result, indent=2) if suffix == ".json"
+                   else review_text(result))
+        write_out(out, (content + "\n").encode("utf-8"))
+    emit(session.json, result, review_text)
 
 
 @audit.group()

@@ -157,7 +157,10 @@ class Session:
             # Every other command runs as an authenticated user (SPEC §2); the password is
             # kept for the command so that a signature can check it again (R10). Each
             # operation the command calls checks that user against the permission table.
-            user, password = authenticate(self._app, self.db, command)
+            # A command that signs only with its --sign flag is the signing command
+            # "<command> --sign" (capa.app.permissions.SIGNING_COMMANDS) when it is given.
+            signing = f"{command} --sign" if ctx.params.get("sign") else command
+            user, password = authenticate(self._app, self.db, signing)
             ctx.with_resource(self._app.acting_as(user, password))
             self.password = password
         return self._app
@@ -196,6 +199,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("capa.cli.intake", "export"),
     "report": ("capa.cli.reports", "report"),
     "dashboard": ("capa.cli.reports", "dashboard"),
+    "management-review": ("capa.cli.reports", "management_review"),
     "audit": ("capa.cli.audit", "audit"),
     "evidence": ("capa.cli.evidence", "evidence"),
     "serve": ("capa.cli.serve", "serve"),

@@ -1,4 +1,5 @@
-"""`capa readmodels`, `report` and `dashboard`: argument handling and output."""
+"""`capa readmodels`, `report`, `dashboard` and `management-review`: argument handling and
+output."""
 
 from __future__ import annotations
 
@@ -118,3 +119,40 @@ def dashboard(session: Session, out: Path, start: str | None, end: str | None) -
     write_out(out, html)
     emit(session.json, {"out": str(out), "bytes": len(html)},
          lambda d: f"written {d['out']}")
+
+
+@click.command("management-review")
+@click.option("--from", "start", required=True, metavar="YYYY-MM-DD",
+              help="First day of the period reviewed.")
+@click.option("--to", "end", required=True, metavar="YYYY-MM-DD",
+              help="Last day of the period reviewed, included.")
+@click.option("--format", "fmt", type=click.Choice(["pdf", "html", "md"]),
+              help="pdf, html or md (default: from --out's extension: .pdf .html .htm .md "
+                   ".markdown).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+@pass_session
+def management_review(session: Session, start: str, end: str, fmt: str | None,
+                      out: Path) -> None:
+    """Write the management review pack of a period: the CAPA inputs of ISO 9001 9.3.2 and
+    ISO 13485 5.6.2, folded from the event log.
+
+    NCs and CAs per month with c-chart control limits (centre c̄ = the mean monthly count,
+    UCL = c̄ + 3√c̄, LCL = max(0, c̄ − 3√c̄)) and the months that break them; recurrence by
+    product and cause category; overdue actions and due-date extensions; the effectiveness rate;
+    open CAPAs by age band and owner. Quality, admin and auditors may write it.
+
+    \b
+    Example:
+      capa management-review --from 2026-01-01 --to 2026-06-30 --out review-H1.pdf
+      capa management-review --from 2026-01-01 --to 2026-12-31 --format md --out review.txt
+    """
+    from capa.app.reviews import review_period
+
+    review_period(start, end)
+    fmt = report_format(fmt, out)
+    check_out(out)
+    content = session.app().reviews.management_review(start, end, fmt)
+    write_out(out, content)
+    emit(session.json, {"from": start, "to": end, "format": fmt, "out": str(out),
+                        "bytes": len(content)}, lambda d: f"written {d['out']}")

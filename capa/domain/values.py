@@ -85,6 +85,8 @@ class CAStatus(StrEnum):
 class SignatureMeaning(StrEnum):
     APPROVAL = "approval"
     VERIFICATION = "verification"
+    #: The audit trail of a period was reviewed (EU GMP Annex 11 §9): see capa.domain.trail_review.
+    REVIEW = "review"
 
 
 class Profile(StrEnum):

@@ -13,6 +13,7 @@ from typing import Any
 
 from capa.domain.errors import InvalidInput
 from capa.readmodels.projection import ReadModels
+from capa.reports.control_chart import ControlLimits, c_chart
 
 AGE_BUCKETS = ((30, "0-30 days"), (90, "31-90 days"), (180, "91-180 days"),
                (None, "over 180 days"))
@@ -46,6 +47,10 @@ class Dashboard:
     #: (owner, open CAs, closed CAs) of CAs opened in the period.
     by_owner: list[tuple[str, int, int]] = field(default_factory=list)
     cancelled: dict[str, int] = field(default_factory=dict)
+    #: The c-chart limits of the NCs detected per month (capa.reports.control_chart).
+    nc_limits: ControlLimits | None = None
+    #: The latest signed audit-trail review (capa.app.reviews.last_trail_review), None if never.
+    trail_review: dict[str, Any] | None = None
 
 
 def _day(text: str) -> dt.date:
@@ -183,6 +188,8 @@ def collect(rm: ReadModels, today: str, start: str | None = None,
 
     severity = dict(by["severity"])
     verified_n = sum(ftr.values())
+    trend = [(m, raised.get(m, 0), monthly_closed.get(m, 0))
+             for m in months_between(_day(first), _day(last))]
     return Dashboard(
         today=today, start=first, end=last,
         open_nc_ages=_ages(open_nc), open_ca_ages=_ages(open_ca),
@@ -194,8 +201,7 @@ def collect(rm: ReadModels, today: str, start: str | None = None,
         verified_cas=verified_n,
         recurrence=sorted(((p, c, k) for (p, c), k in products.items() if k > 1),
                           key=lambda r: (-r[2], r[0], r[1])),
-        trend=[(m, raised.get(m, 0), monthly_closed.get(m, 0))
-               for m in months_between(_day(first), _day(last))],
+        trend=trend, nc_limits=c_chart([t[1] for t in trend]),
         totals={"ncs": count[("nc", False)], "open_ncs": sum(n for _, n in open_nc),
                 "cas": count[("ca", False)], "open_cas": sum(n for _, n in open_ca)},
         by_severity=[(s, severity.pop(s)) for s in SEVERITY_ORDER if s in severity]

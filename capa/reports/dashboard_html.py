@@ -6,7 +6,9 @@ capa.reports.dashboard's.
 from __future__ import annotations
 
 import html
+import math
 
+from capa.reports.control_chart import ControlLimits
 from capa.reports.dashboard import Dashboard
 
 #: Rows of the overdue table shown in the page; the rest are counted, so the file stays small.
@@ -55,10 +57,15 @@ def _top(counts: list[tuple[str, int]]) -> list[tuple[str, int]]:
 
 
 def svg_bars(title: str, labels: list[str], series: list[tuple[str, list[int]]], *,
-             cumulative: bool = False, line: bool = False) -> str:
+             cumulative: bool = False, line: bool = False,
+             limits: ControlLimits | None = None) -> str:
     """A bar chart (grouped when several series) or line chart as inline SVG; with
-    `cumulative`, a Pareto's cumulative-percent line on a right-hand 0-100 % axis."""
-    top = _nice_max(max((v for _, values in series for v in values), default=0))
+    `cumulative`, a Pareto's cumulative-percent line on a right-hand 0-100 % axis; with
+    `limits`, the c-chart's centre line and control limits of the first series."""
+    highest = max((v for _, values in series for v in values), default=0)
+    if limits is not None:
+        highest = max(highest, math.ceil(limits.ucl))
+    top = _nice_max(highest)
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     slot = plot_w / max(len(labels), 1)
     parts = [f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" '
@@ -101,6 +108,16 @@ def svg_bars(title: str, labels: list[str], series: list[tuple[str, list[int]]],
             y = _TOP + plot_h - plot_h * i / 4
             parts.append(f'<text x="{_W - _RIGHT + 6}" y="{y + 4:.1f}" class="tick">'
                          f"{25 * i}%</text>")
+    legend_limits: list[tuple[str, str]] = []
+    if limits is not None:
+        for name, value, colour in (("UCL", limits.ucl, "#c53030"),
+                                    ("centre", limits.centre, "#4a5568"),
+                                    ("LCL", limits.lcl, "#c53030")):
+            y = _TOP + plot_h - plot_h * value / top
+            parts.append(f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+                         f'stroke="{colour}" stroke-dasharray="5 3" class="limit">'
+                         f"<title>{name} {value:.2f}</title></line>")
+            legend_limits.append((f"{name} {value:.1f}", colour))
     for i, label in enumerate(labels):
         x = _LEFT + slot * (i + 0.5)
         parts.append(f'<text class="label" transform="translate({x:.1f},{_TOP + plot_h + 12}) '
@@ -108,6 +125,7 @@ def svg_bars(title: str, labels: list[str], series: list[tuple[str, list[int]]],
     legend = [(name, COLOURS[s % len(COLOURS)]) for s, (name, _) in enumerate(series)]
     if cumulative:
         legend.append(("cumulative %", "#c53030"))
+    legend += legend_limits
     x = float(_LEFT)
     for name, colour in legend:
         parts.append(f'<rect x="{x:.1f}" y="{_H - 14}" width="10" height="10" fill="{colour}"/>'
@@ -139,7 +157,7 @@ def _charts(d: Dashboard) -> list[str]:
         _figure("NCs raised and closed by month", svg_bars(
             "NCs raised and closed by month", months,
             [("raised", [t[1] for t in d.trend]), ("closed", [t[2] for t in d.trend])],
-            line=True)),
+            line=True, limits=d.nc_limits)),
         _pareto("Pareto of NCs by source", d.pareto_source),
         _pareto("Pareto of NCs by cause category (6M)", d.pareto_cause),
         _figure("NCs by severity", svg_bars(
@@ -177,6 +195,16 @@ def _fmt(value: float | None, suffix: str = "") -> str:
     return "n/a" if value is None else f"{value}{suffix}"
 
 
+def _trail_review(d: Dashboard) -> str:
+    """When the audit trail was last reviewed, and by whom (EU GMP Annex 11 §9)."""
+    review = d.trail_review
+    if review is None:
+        return '<p class="trail-review">Audit trail last reviewed: never.</p>'
+    return (f'<p class="trail-review">Audit trail last reviewed: {_e(review["reviewed_on"])} by '
+            f'{_e(review["full_name"])} (period {_e(review["from"])} to {_e(review["to"])}, '
+            f'{_e(review["exceptions"])} exception(s) listed).</p>')
+
+
 def render_html(d: Dashboard, organisation: str = "") -> str:
     """The dashboard as one HTML document with every chart drawn inline as SVG."""
     e = _e
@@ -205,6 +233,7 @@ def render_html(d: Dashboard, organisation: str = "") -> str:
         f"<p>Period {e(d.start)} to {e(d.end)}: {d.totals['ncs']} NCs detected, "
         f"{d.totals['cas']} CAs opened. Open counts, ages and overdue items are as of "
         f"{e(d.today)}.</p>",
+        _trail_review(d),
         f"<p class=\"note\">Cancelled records are left out of every KPI, Pareto and breakdown "
         f"({cancelled[0]} NCs and {cancelled[1]} CAs cancelled in the period).</p>",
         "<div class=\"kpis\">" + "".join(f"<div class=\"kpi\">{e(k)}<b>{e(v)}</b></div>"

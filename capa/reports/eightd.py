@@ -13,7 +13,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-#: One block of a section: ("p", text), ("table", (headers, rows)) or ("sig", (label, signature)).
+#: One block of a section: ("p", text), ("table", (headers, rows)), ("sig", (label, signature))
+#: or ("chart", (title, month labels, counts, control limits)), which only the HTML and PDF
+#: renderers draw (the table beside it carries the same figures).
 Block = tuple[str, Any]
 
 
@@ -44,6 +46,16 @@ class Report:
     organisation: str
     generated_at: str
     sections: list[Section]
+    #: What the document is, before its record: an 8D report, or another report laid out by
+    #: the same renderers (the management review pack).
+    kind: str = "8D report"
+    #: The line under the heading; by default the record's status and version.
+    summary: str | None = None
+
+    @property
+    def heading(self) -> str:
+        return f"{self.kind} {self.record}".strip()
+
 
 
 def _s(value: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from capa.reports.dashboard_html import svg_bars
 from capa.reports.eightd import Report
 
 __all__ = ["to_html"]
@@ -13,15 +14,18 @@ _CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto
 h1{font-size:1.5rem}h2{font-size:1.15rem;border-bottom:1px solid #ccc;margin-top:1.6rem}
 table{border-collapse:collapse;margin:.5rem 0;width:100%}td,th{border:1px solid #ccc;
 padding:.25rem .4rem;text-align:left;vertical-align:top;white-space:pre-wrap}
-th{background:#f3f3f3}.sig{border-left:4px solid #2a6;padding:.4rem .8rem;background:#f4fbf6}
+th{background:#f3f3f3}figure{margin:.5rem 0;max-width:48rem}svg{width:100%;height:auto}
+svg .grid{stroke:#e2e2e2}svg .tick,svg .label{font-size:11px;fill:#444}
+.sig{border-left:4px solid #2a6;padding:.4rem .8rem;background:#f4fbf6}
 """
 
 
 def to_html(report: Report) -> str:
     e = html.escape
     out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-           f"<title>8D report {e(report.record)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>8D report {e(report.record)}: {e(report.title)}</h1>",
+           f"<title>{e(report.heading)}</title><style>{_CSS}</style></head><body>",
+           f"<h1>{e(report.heading)}: {e(report.title)}</h1>",
+           f"<p>{e(report.summary)}</p>" if report.summary is not None else
            f"<p>Status <b>{e(report.status)}</b>, version {report.version}. "
            f"{e(report.organisation)} Generated {e(report.generated_at)}.</p>"]
     for section in report.sections:
@@ -36,6 +40,10 @@ def to_html(report: Report) -> str:
                 out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
                         for row in rows]
                 out.append("</table>")
+            elif kind == "chart":
+                title, labels, counts, limits = body
+                out.append(f"<figure>{svg_bars(title, labels, [('count', counts)], limits=limits)}"
+                           "</figure>")
             else:
                 label, sig = body
                 out.append(f"<div class=\"sig\"><b>Signature - {e(label)}</b><br>"

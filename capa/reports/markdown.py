@@ -50,10 +50,11 @@ def _md_inline(text: str) -> str:
 
 
 def to_markdown(report: Report) -> str:
-    lines = [f"# 8D report {report.record}: {_md_inline(report.title)}", "",
-             f"Status **{_md_inline(report.status)}**, version {report.version}. "
-             f"{_md_inline(report.organisation) + '. ' if report.organisation else ''}"
-             f"Generated {report.generated_at}.", ""]
+    lead = (md_escape(report.summary) if report.summary is not None else
+            f"Status **{_md_inline(report.status)}**, version {report.version}. "
+            f"{_md_inline(report.organisation) + '. ' if report.organisation else ''}"
+            f"Generated {report.generated_at}.")
+    lines = [f"# {report.heading}: {_md_inline(report.title)}", "", lead, ""]
     for section in report.sections:
         lines += [f"## {section.code} {section.title}", ""]
         for kind, body in section.blocks:
@@ -65,6 +66,8 @@ def to_markdown(report: Report) -> str:
                 lines.append("|" + "---|" * len(headers))
                 lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
                 lines.append("")
+            elif kind == "chart":
+                continue  # drawn in HTML and PDF; its table says the same
             else:
                 label, sig = body
                 lines += [f"> **Signature - {_md_inline(label)}:** "

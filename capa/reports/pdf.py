@@ -11,6 +11,7 @@ control character (a terminal escape, a bell); a tab prints as spaces.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, XPos, YPos
 from fpdf.fonts import FontFace, TTFFont
 
+from capa.reports.control_chart import ControlLimits
 from capa.reports.eightd import Report, manifestation
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
@@ -33,6 +35,7 @@ TABLE_LINE = 4.5  # mm: a table's line height
 WORD_CAP = 52.0
 WRAPPED = 20.0
 CELL_PADDING = 2.5  # mm: a cell's inner margins and a little air
+CHART_HEIGHT = 35.0  # mm: the plot of a chart of monthly counts
 
 
 class _Writer:
@@ -91,6 +94,8 @@ class _Writer:
         paragraph, a table's heading and first row, or a whole signature."""
         if kind == "p":
             return min(self.height(body, 9, 5), 15.0)
+        if kind == "chart":
+            return CHART_HEIGHT + 12
         if kind == "table":
             headers, rows = body
             widths = self.column_widths(headers, rows)
@@ -145,6 +150,46 @@ class _Writer:
                     row.cell(self.text(value))
         pdf.set_x(pdf.l_margin)
 
+    def chart(self, title: str, labels: list[str], counts: list[int],
+              limits: ControlLimits | None) -> None:
+        """Monthly counts as bars across the text width, with the c-chart's centre line and
+        control limits dashed, and each month's label under its bar."""
+        pdf = self.pdf
+        self.paragraph(title, 9, 5, "B")
+        left, top, width = pdf.l_margin + 8, pdf.get_y() + 2, pdf.epw - 8
+        highest = max([*counts, limits.ucl if limits else 0, 1])
+        scale = CHART_HEIGHT / highest
+        pdf.set_draw_color(180)
+        pdf.line(left, top + CHART_HEIGHT, left + width, top + CHART_HEIGHT)
+        pdf.set_font(FAMILY, "", 6)
+        pdf.set_xy(pdf.l_margin, top - 1)
+        pdf.cell(7, 3, f"{highest:.0f}", align=Align.R)
+        slot = width / max(len(counts), 1)
+        pdf.set_fill_color(43, 108, 176)
+        for i, n in enumerate(counts):
+            h = n * scale
+            if h:
+                pdf.rect(left + slot * i + slot * 0.15, top + CHART_HEIGHT - h, slot * 0.7, h,
+                         style="F")
+        if limits is not None:
+            pdf.set_draw_color(197, 48, 48)
+            with pdf.local_context(dash_pattern={"dash": 1.5, "gap": 1}):
+                for value in (limits.ucl, limits.centre, limits.lcl):
+                    y = top + CHART_HEIGHT - value * scale
+                    pdf.line(left, y, left + width, y)
+        # Back to the document's colours: a table's cells take the current fill colour.
+        pdf.set_draw_color(0)
+        pdf.set_fill_color(255)
+        every = max(1, math.ceil(len(labels) * 10 / width))  # labels about 10 mm apart
+        for i, label in enumerate(labels):
+            if i % every == 0:
+                pdf.set_xy(left + slot * i, top + CHART_HEIGHT + 0.5)
+                pdf.cell(max(slot * every, 10), 3, self.text(label))
+        pdf.set_xy(pdf.l_margin, top + CHART_HEIGHT + 4)
+        if limits is not None:
+            self.paragraph(f"Dashed: UCL {limits.ucl:.2f}, centre {limits.centre:.2f}, "
+                           f"LCL {limits.lcl:.2f}", 7, 4)
+
     def column_widths(self, headers: list[str], rows: list[list[str]]) -> tuple[float, ...]:
         """Column widths in mm: each column at least as wide as its longest word (see WORD_CAP),
         the rest of the text width shared by how much more each column's longest line would
@@ -183,10 +228,11 @@ class _Writer:
 def to_pdf(report: Report) -> bytes:
     """The report as PDF. A heading is kept on one page with the start of what follows it, a
     table's heading with its first row, and a signature's label with its whole manifestation."""
-    doc = _Writer(f"8D report {report.record}")
+    doc = _Writer(report.heading)
     pdf = doc.pdf
-    doc.paragraph(f"8D report {report.record}: {report.title}", 16, 8, "B")
-    doc.paragraph(f"Status {report.status}, version {report.version}. {report.organisation} "
+    doc.paragraph(f"{report.heading}: {report.title}", 16, 8, "B")
+    doc.paragraph(report.summary if report.summary is not None else
+                  f"Status {report.status}, version {report.version}. {report.organisation} "
                   f"Generated {report.generated_at}.", 10, 5)
     for section in report.sections:
         pdf.ln(3)
@@ -200,6 +246,10 @@ def to_pdf(report: Report) -> bytes:
                 doc.keep(doc.lead(kind, body))
                 doc.table(*body)
                 pdf.ln(1)
+            elif kind == "chart":
+                doc.keep(CHART_HEIGHT + 12)
+                doc.chart(*body)
+                pdf.ln(2)
             else:
                 label, sig = body
                 # A manifestation is read as one statement (21 CFR 11.50): keep it on one page

@@ -49,6 +49,8 @@ TAGS = (
     "21cfr11.70",
     "21cfr11.200",
     "annex11-9",
+    "iso9001-9.3.2",
+    "iso13485-5.6.2",
     *(f"qsit-capa-{n}" for n in range(1, 12)),
     "cli",
 )

@@ -238,6 +238,11 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "audit checkpoint": (["audit", "checkpoint"], {}),
     "audit verify": (["audit", "verify"], {}),
     "audit prove": (["audit", "prove", "{NC_OPEN}"], {}),
+    "audit review": (["audit", "review", "--from", in_days(-1), "--to", in_days(0)], {}),
+    "audit review --sign": (["audit", "review", "--from", in_days(-1), "--to", in_days(0),
+                             "--sign"], {}),
+    "management-review": (["management-review", "--from", in_days(-40), "--to", in_days(0),
+                           "--out", "pack.md"], {}),
 }
 
 #: Where the record itself narrows the role table: only the item's assignee or the CA's
@@ -247,7 +252,8 @@ RECORD_LEVEL_REFUSALS = {("ca complete", "quality"), ("ca complete", "admin"),
 
 READS = {"nc show", "nc list", "ca show", "ca list", "history", "evidence list", "overdue",
          "user list",
-         "whoami", "user passwd", "audit verify", "audit prove"}
+         "whoami", "user passwd", "audit verify", "audit prove", "audit review",
+         "management-review"}
 #: Writes that change the store or its files without a record event.
 NO_EVENT_WRITES = {"readmodels rebuild", "audit checkpoint"}
 
@@ -608,3 +614,24 @@ def test_at_a_terminal_a_session_signature_prompts_for_the_password(
     right = run_at_terminal(store, monkeypatch, f"{PASSWORD}\n", *approve)
     assert right.code == 0, right.stderr
     assert "Password (to sign)" in right.stderr
+
+
+def test_a_session_review_signature_prompts_for_the_password_only_to_sign(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`audit review` lists within a session without a password; with --sign it is a signing
+    command: the password is asked for again (R10), and refused without it."""
+    login(store)
+    period = ["audit", "review", "--from", in_days(0), "--to", in_days(0)]
+    before = store.events()
+    listed = run_at_terminal(store, monkeypatch, "", *period)
+    assert listed.code == 0, listed.stderr
+    assert "Password" not in listed.stderr
+    monkeypatch.setattr("capa.cli.auth.interactive", lambda: False)
+    refused = store.run(*period, "--sign")
+    assert refused.code == 4 and "R10" in refused.stderr
+    assert store.events() == before
+    signed = run_at_terminal(store, monkeypatch, f"{PASSWORD}\n", *period, "--sign")
+    assert signed.code == 0, signed.stderr
+    assert "Password (to sign)" in signed.stderr
+    assert store.events()[-1][0].endswith("AuditTrailReviews.ReviewSigned")

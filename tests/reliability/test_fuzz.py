@@ -38,6 +38,7 @@ CA1 = f"CA-{YEAR}-0001"
 FUZZER = "qfuzz"
 CAST = {FUZZER: ("Quinn Fuzz", ["admin", "quality", "owner", "reporter"])}
 DUE = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)).isoformat()
+TODAY = dt.datetime.now(dt.UTC).date().isoformat()
 EXAMPLES = {"sqlite": 30, "postgres": 10}
 
 
@@ -50,6 +51,7 @@ SLOTS: dict[str, frozenset[str] | None] = {
     "source": _choices(Source), "severity": _choices(Severity),
     "disposition": _choices(Disposition), "method": _choices(RootCauseMethod),
     "category": _choices(CauseCategory), "type": _choices(ActionType),
+    "format": frozenset({"md", "html", "pdf"}),
     "status": _choices(NCStatus) | {"investigated", "planned", "approved", "implemented",
                                     "verified"},
     "field": frozenset({"title", "description", "source", "severity", "product", "lot",
@@ -98,6 +100,15 @@ COMMANDS: dict[str, Spec] = {
     "ca reopen": (("ca", "reopen"), ((None, "ca", CA1), ("--reason", "text", "Recurred"))),
     "ca show": (("ca", "show"), ((None, "ca", CA1), ("--as-of", "moment?", "2026-01-01"))),
     "ca list": (("ca", "list"), (("--status", "status?", "open"),)),
+    "audit review": (("audit", "review"), (("--from", "date", "2026-01-01"),
+                                           ("--to", "date", TODAY))),
+    "audit review --sign": (("audit", "review"), (("--from", "date", "2026-01-01"),
+                                                  ("--to", "date", TODAY),
+                                                  ("--sign", "flag", ""))),
+    "management-review": (("management-review",), (("--from", "date", "2026-01-01"),
+                                                   ("--to", "date", TODAY),
+                                                   ("--out", "free", "/dev/null"),
+                                                   ("--format", "format", "md"))),
 }
 #: Commands whose spoiled form may still be a successful read (a filter that matches nothing).
 READS = {"nc show", "nc list", "ca show", "ca list"}

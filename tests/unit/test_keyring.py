@@ -62,9 +62,10 @@ def test_the_signed_topics_are_every_event_that_carries_a_signature() -> None:
     from capa.domain.corrective_action import CorrectiveAction
     from capa.domain.nonconformity import Nonconformity
     from capa.domain.record import Record
+    from capa.domain.trail_review import AuditTrailReviews
 
     found = set()
-    for aggregate in (Nonconformity, CorrectiveAction):
+    for aggregate in (Nonconformity, CorrectiveAction, AuditTrailReviews):
         for name in dir(aggregate):
             kind = getattr(aggregate, name)
             if isinstance(kind, type) and issubclass(kind, Record.Event) \

@@ -219,15 +219,22 @@ def test_auditors_may_only_read() -> None:
         "nc show", "nc list", "ca show", "ca list", "history", "overdue", "report",
         "dashboard", "export", "audit verify", "audit export", "audit prove", "audit vkey",
         "audit consistency", "user list", "user passwd", "login", "logout", "whoami",
-        "evidence list", "evidence get", "store info"}
+        "evidence list", "evidence get", "store info", "audit review", "management-review"}
     assert writes == set()
+    # An auditor reviews the audit trail, but signing the review records an event.
+    assert permits(["auditor"], "audit review")
+    assert not permits(["auditor"], "audit review --sign")
     # Auditors never change the store, not even by a checkpoint or a rebuild (SPEC §9.6).
     assert not permits(["auditor"], "audit checkpoint")
     assert not permits(["auditor"], "readmodels rebuild")
 
 
 def test_signing_commands_are_quality_only() -> None:
-    assert all(allowed_roles(c) == {"quality"} for c in SIGNING_COMMANDS)
+    records = SIGNING_COMMANDS - {"audit review --sign"}
+    assert all(allowed_roles(c) == {"quality"} for c in records)
+    # The audit-trail review is signed by the quality unit or an administrator, never an
+    # auditor (auditors never change the store, SPEC §9.6).
+    assert allowed_roles("audit review --sign") == {"quality", "admin"}
 
 
 def test_unknown_commands_are_allowed_to_nobody_and_each_audit_command_has_its_row() -> None:
