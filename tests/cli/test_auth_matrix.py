@@ -216,7 +216,10 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "ca complete": (["ca", "complete", "{CA_APPROVED}", "A1", "--note", "Done"], {}),
     "ca extend": (["ca", "extend", "{CA_APPROVED}", "A1", "--due", in_days(30), "--reason",
                    "Supplier delay"], {}),
+    "ca plan-check": (["ca", "plan-check", "{CA_APPROVED}", "--criteria", "No recurrence",
+                       "--due", in_days(30)], {}),
     "ca verify": (["ca", "verify", "{CA_IMPLEMENTED}", "--effective", "--note", "OK"], {}),
+    "ca impact": (["ca", "impact", "{CA_VERIFIED}", "--statement", "No adverse effect"], {}),
     "ca close": (["ca", "close", "{CA_VERIFIED}"], {}),
     "ca cancel": (["ca", "cancel", "{CA_OPEN}", "--reason", "Superseded"], {}),
     "ca reopen": (["ca", "reopen", "{CA_CANCELLED}", "--reason", "Recurred"], {}),
@@ -243,6 +246,8 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
                              "--sign"], {}),
     "management-review": (["management-review", "--from", in_days(-40), "--to", in_days(0),
                            "--out", "pack.md"], {}),
+    "store info": (["store", "info"], {}),
+    "store profile": (["store", "profile", "iso13485", "--reason", "Certified"], {}),
 }
 
 #: Where the record itself narrows the role table: only the item's assignee or the CA's
@@ -253,7 +258,7 @@ RECORD_LEVEL_REFUSALS = {("ca complete", "quality"), ("ca complete", "admin"),
 READS = {"nc show", "nc list", "ca show", "ca list", "history", "evidence list", "overdue",
          "user list",
          "whoami", "user passwd", "audit verify", "audit prove", "audit review",
-         "management-review"}
+         "management-review", "store info"}
 #: Writes that change the store or its files without a record event.
 NO_EVENT_WRITES = {"readmodels rebuild", "audit checkpoint"}
 
