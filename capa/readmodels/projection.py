@@ -207,6 +207,21 @@ class ReadModels:
             return rows
         return sorted([*rows, *checks], key=lambda r: (r["sort_key"], r["seq"]))
 
+    def checks_due(self, today: str, days: int = 30) -> list[dict[str, Any]]:
+        """The planned effectiveness checks of active CAs due from `today` to `days` later,
+        not yet answered (those already past due are overdue), in due-date order."""
+        self.catch_up()
+        limit = (dt.date.fromisoformat(today) + dt.timedelta(days=days)).isoformat()
+        due = []
+        for text in self.tables.planned_check_docs():
+            doc = json.loads(text)
+            current = [c for c in doc.get("checks") or [] if c["iteration"] == doc["iteration"]]
+            if current and current[-1]["state"] == "planned" and \
+                    today <= current[-1]["due"] <= limit:
+                due.append({"ca": doc["id"], "due": current[-1]["due"],
+                            "criteria": current[-1]["criteria"], "owner": doc["owner"]})
+        return sorted(due, key=lambda c: (c["due"], sort_key(c["ca"])))
+
     def claimed_external_refs(self, wanted: Iterable[str] | None = None) -> dict[str, str]:
         """NC → external reference, as the read table has it (of those `wanted`, when given).
         A claim only: `capa.readmodels.replay.external_refs` confirms each from the events."""

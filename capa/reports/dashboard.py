@@ -47,6 +47,9 @@ class Dashboard:
     #: (owner, open CAs, closed CAs) of CAs opened in the period.
     by_owner: list[tuple[str, int, int]] = field(default_factory=list)
     cancelled: dict[str, int] = field(default_factory=dict)
+    #: Planned effectiveness checks due in the next 30 days (SPEC §12); past due ones are in
+    #: `overdue` (kind check-overdue).
+    checks_due: list[dict[str, Any]] = field(default_factory=list)
     #: The c-chart limits of the NCs detected per month (capa.reports.control_chart).
     nc_limits: ControlLimits | None = None
     #: The latest signed audit-trail review (capa.app.reviews.last_trail_review), None if never.
@@ -210,4 +213,5 @@ def collect(rm: ReadModels, today: str, start: str | None = None,
         by_owner=sorted(((o, v[0], v[1]) for o, v in owners.items()),
                         key=lambda r: (-(r[1] + r[2]), r[0])),
         cancelled={"ncs": count[("nc", True)], "cas": count[("ca", True)]},
+        checks_due=rm.checks_due(today),
     )

@@ -210,6 +210,7 @@ def render_html(d: Dashboard, organisation: str = "") -> str:
     e = _e
     kpis = [("Open NCs", str(d.totals["open_ncs"])), ("Open CAs", str(d.totals["open_cas"])),
             ("Overdue items", str(len(d.overdue))),
+            ("Effectiveness checks due in 30 days", str(len(d.checks_due))),
             ("Mean days to close an NC", _fmt(d.mean_days_to_close_nc)),
             ("Mean days to close a CA", _fmt(d.mean_days_to_close_ca)),
             ("First-time effective", _fmt(d.first_time_effective_rate, " %")

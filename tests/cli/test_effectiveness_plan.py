@@ -315,3 +315,17 @@ def test_a_check_signed_in_another_users_name_with_the_library_is_caught(capa: C
     done = capa.run("audit", "verify")
     assert done.code == 6, done.stderr
     assert "no digital signature" in done.stderr
+
+
+def test_the_dashboard_counts_the_checks_due_in_30_days(capa: Capa) -> None:
+    import re
+
+    soon, later = capa.approved_ca(), capa.approved_ca()
+    capa.write("ca", "plan-check", soon, "--criteria", CRITERIA, "--due", capa.day(10),
+               user=capa.owner)
+    capa.write("ca", "plan-check", later, "--criteria", CRITERIA, "--due", capa.day(90),
+               user=capa.owner)
+    assert capa.run("dashboard", "--out", "d.html").code == 0
+    page = (capa.folder / "d.html").read_text(encoding="utf-8")
+    kpi = re.search(r'class="kpi">Effectiveness checks due in 30 days<b>(\d+)</b>', page)
+    assert kpi is not None and kpi.group(1) == "1", page[:2000]
