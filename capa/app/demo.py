@@ -257,6 +257,10 @@ def _story(app: CapaApplication, clock: DemoClock, today: dt.date) -> dict[str, 
             detected_on=days(-2)).id
         app.nonconformities.contain_nc(seal, action="Line 3 stopped; shift output on hold",
                                        disposition="quarantine")
+    on(-1)
+    # The monthly audit-trail review by exception, signed (EU GMP Annex 11 §9).
+    with app.acting_as(QUALITY_MANAGER, DEMO_PASSWORD):
+        app.reviews.sign_trail_review(days(-31), days(-2))
     return {"ca": housing, "nc_no_ca": records, "open_nc": seal, "overdue_ca": complaints}
 
 

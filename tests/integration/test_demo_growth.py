@@ -28,6 +28,9 @@ def test_demo_grows_to_hundreds_of_ncs(tmp_path: Path, monkeypatch: pytest.Monke
     assert dashboard.parent == report.parent == tmp_path
     assert dashboard.read_text(encoding="utf-8").count("<svg") == 7
     assert report.read_bytes().startswith(b"%PDF-")
+    # The demo's quality manager signed last month's audit-trail review (Annex 11 §9).
+    assert "Audit trail last reviewed: never" not in dashboard.read_text(encoding="utf-8")
+    assert "Audit trail last reviewed: " in dashboard.read_text(encoding="utf-8")
 
     app = open_store(str(db))
     password = getattr(demo, "DEMO_PASSWORD", None)
