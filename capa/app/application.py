@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from capa.app.identity import Identity
     from capa.app.intake import Intake
     from capa.app.nonconformities import Nonconformities
+    from capa.app.notifications import Notifications
     from capa.app.queries import Queries
     from capa.app.records import Records
 
@@ -35,6 +36,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "intake": ("capa.app.intake", "Intake"),
     "queries": ("capa.app.queries", "Queries"),
     "audit": ("capa.app.audit", "Audit"),
+    "notifications": ("capa.app.notifications", "Notifications"),
 }
 
 
@@ -76,3 +78,4 @@ class CapaApplication(Core):
     intake: _Service[Intake] = _Service()
     queries: _Service[Queries] = _Service()
     audit: _Service[Audit] = _Service()
+    notifications: _Service[Notifications] = _Service()

@@ -187,6 +187,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("capa.cli.reports", "dashboard"),
     "audit": ("capa.cli.audit", "audit"),
     "evidence": ("capa.cli.evidence", "evidence"),
+    "notify": ("capa.cli.notify", "notify"),
 }
 
 

@@ -199,6 +199,22 @@ class ReadModels:
         self.catch_up()
         return self.tables.overdue(today)
 
+    def reminder_candidates(self, due_by: str) -> list[str]:
+        """The CAs awaiting verification or with an open item due by `due_by` (a claim only:
+        capa notify reads each one from its events before it reminds anyone)."""
+        self.catch_up()
+        return self.tables.reminder_candidates(due_by)
+
+    def open_ncs_of_product(self, product: str, *, caught_up: bool = True
+                            ) -> list[dict[str, Any]]:
+        """`id` and `title` of the open NCs (not closed or cancelled) of `product`; without
+        `caught_up`, as the table stands, which may miss the latest events (a hint)."""
+        if caught_up:
+            self.catch_up()
+        else:
+            self.ensure_schema()
+        return self.tables.open_ncs_of_product(product)
+
     def claimed_external_refs(self, wanted: Iterable[str] | None = None) -> dict[str, str]:
         """NC → external reference, as the read table has it (of those `wanted`, when given).
         A claim only: `capa.readmodels.replay.external_refs` confirms each from the events."""
