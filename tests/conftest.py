@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.bdd.steps.integrity",
     "tests.bdd.steps.reports",
     "tests.bdd.steps.migration",
+    "tests.bdd.steps.reminders",
 ]
 
 
