@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.bdd.steps.reports",
     "tests.bdd.steps.migration",
     "tests.bdd.steps.reminders",
+    "tests.bdd.steps.similar_records",
 ]
 
 

@@ -252,11 +252,11 @@ class ReadTables:
             (due_by,))]
 
     def open_ncs_of_product(self, product: str) -> list[dict[str, Any]]:
-        """`id` and `title` of the NCs, neither closed nor cancelled, whose product is
-        `product` (compared case-insensitively), in reference order."""
+        """`id`, `status` and `title` of the NCs, neither closed nor cancelled, whose product
+        is `product` (surrounding spaces and case aside), in reference order."""
         return self.sql.query(
-            "SELECT id, title FROM nc_summary WHERE LOWER(product) = LOWER(?) AND status NOT IN "
-            "('closed', 'cancelled') ORDER BY sort_key", (product,))
+            "SELECT id, status, title FROM nc_summary WHERE LOWER(TRIM(product)) = LOWER(?) AND "
+            "status NOT IN ('closed', 'cancelled') ORDER BY sort_key", (product.strip(),))
 
     def external_refs(self) -> list[dict[str, Any]]:
         """`id` and `external_ref` of every NC row that holds an external reference."""

@@ -12,6 +12,10 @@ from capa.domain.errors import InvalidInput
 from capa.domain.nonconformity import Nonconformity
 from capa.domain.values import SignatureMeaning, parse_date
 
+#: The most events a raise projects into the read tables before it reads its hint of similar
+#: NCs (start-up time, SPEC §7 P1); behind by more, the hint reads the tables as they stand.
+_HINT_LAG_LIMIT = 1000
+
 
 class Nonconformities:
     """The nonconformity operations on the core's store."""
@@ -43,7 +47,24 @@ class Nonconformities:
             )
 
         nc = self.core.create("NC", build)
-        return WriteResult(nc.ref, nc.status, nc.version)
+        return WriteResult(nc.ref, nc.status, nc.version,
+                           {"similar": self._similar_hint(nc.ref, nc.product, nc.title)})
+
+    def _similar_hint(self, ref: str, product: str | None, title: str) -> list[dict[str, str]]:
+        """The open NCs of the same product whose title is similar (capa.domain.similarity), as
+        the read table has them, caught up unless far behind: a hint for whoever raised `ref`,
+        never a refusal, and never a failure of the raise, which is saved already."""
+        if not (product or "").strip():
+            return []
+        from capa.domain.similarity import similar_title
+
+        try:
+            rows = self.core.read_models.open_ncs_of_product(str(product),
+                                                             lag_limit=_HINT_LAG_LIMIT)
+        except Exception:  # noqa: BLE001 - a hint that cannot be read is no hint
+            return []
+        return [{"id": str(row["id"]), "status": str(row["status"]), "title": str(row["title"])}
+                for row in rows if row["id"] != ref and similar_title(title, str(row["title"]))]
 
     @operation("nc contain")
     def contain_nc(self, ref: str, *, action: str, disposition: str = "none",
