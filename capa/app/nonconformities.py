@@ -4,16 +4,23 @@ reopened and amended."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
 
 from capa.app.core import Core, WriteResult
 from capa.app.operations import operation
 from capa.app.signing import Signing
 from capa.domain.errors import InvalidInput
 from capa.domain.nonconformity import Nonconformity
+from capa.domain.record import record_uuid
+from capa.domain.refs import sort_key
 from capa.domain.values import SignatureMeaning, parse_date
 
-#: The most events a raise projects into the read tables before it reads its hint of similar
-#: NCs (start-up time, SPEC §7 P1); behind by more, the hint reads the tables as they stand.
+#: The most events after the read table's position that a raise looks at for its hint of
+#: similar NCs (start-up time, SPEC §7 P1); NCs changed by later ones are named as the table
+#: had them.
 _HINT_LAG_LIMIT = 1000
 
 
@@ -51,20 +58,39 @@ class Nonconformities:
                            {"similar": self._similar_hint(nc.ref, nc.product, nc.title)})
 
     def _similar_hint(self, ref: str, product: str | None, title: str) -> list[dict[str, str]]:
-        """The open NCs of the same product whose title is similar (capa.domain.similarity), as
-        the read table has them, caught up unless far behind: a hint for whoever raised `ref`,
-        never a refusal, and never a failure of the raise, which is saved already."""
+        """The open NCs of the same product whose title is similar (capa.domain.similarity): a
+        hint for whoever raised `ref`, never a refusal, and never a failure of the raise, which
+        is saved already. The nc_summary read table gives the NCs as of its tracked position;
+        the NCs changed by the events since (at most `_HINT_LAG_LIMIT` of them) are read from
+        their events instead. Nothing is written, and the projection, with the corrective
+        action it folds, is not loaded (start-up time, SPEC §7 P1)."""
         if not (product or "").strip():
             return []
-        from capa.domain.similarity import similar_title
+        from capa.adapters.readtables import ReadTables
+        from capa.domain.similarity import same_product, similar_title
 
+        core = self.core
         try:
-            rows = self.core.read_models.open_ncs_of_product(str(product),
-                                                             lag_limit=_HINT_LAG_LIMIT)
+            tables = ReadTables(core.recorder)
+            tracked = tables.schema_version() is not None
+            position = tables.position() if tracked else 0
+            rows = tables.open_ncs_of_product(str(product)) if tracked else []
+            prefix = get_topic(Nonconformity) + "."
+            changed = {UUID(str(n.originator_id)) for n in core.recorder.select_notifications(
+                start=position + 1, limit=_HINT_LAG_LIMIT) if n.topic.startswith(prefix)}
+            changed.discard(record_uuid(ref))
+            found = {str(row["id"]): (str(row["status"]), str(row["title"])) for row in rows}
+            for originator in changed:
+                nc: Any = core.repository.get(originator)
+                found.pop(nc.ref, None)
+                if nc.status not in ("closed", "cancelled") and same_product(nc.product,
+                                                                              product):
+                    found[nc.ref] = (nc.status, nc.title)
         except Exception:  # noqa: BLE001 - a hint that cannot be read is no hint
             return []
-        return [{"id": str(row["id"]), "status": str(row["status"]), "title": str(row["title"])}
-                for row in rows if row["id"] != ref and similar_title(title, str(row["title"]))]
+        return [{"id": nc_ref, "status": status, "title": text}
+                for nc_ref, (status, text) in sorted(found.items(), key=lambda i: sort_key(i[0]))
+                if nc_ref != ref and similar_title(title, text)]
 
     @operation("nc contain")
     def contain_nc(self, ref: str, *, action: str, disposition: str = "none",

@@ -205,18 +205,10 @@ class ReadModels:
         self.catch_up()
         return self.tables.reminder_candidates(due_by)
 
-    def open_ncs_of_product(self, product: str, *, lag_limit: int | None = None
-                            ) -> list[dict[str, Any]]:
+    def open_ncs_of_product(self, product: str) -> list[dict[str, Any]]:
         """`id`, `status` and `title` of the NCs not closed or cancelled whose product is
-        `product` (case and surrounding spaces aside), caught up first; with `lag_limit`, only
-        when at most that many events wait to be projected (a hint must not make its command
-        wait on a projection of, say, a bulk import), else as the table stands."""
-        if lag_limit is None:
-            self.catch_up()
-        else:
-            waiting = (self._app.recorder.max_notification_id() or 0) - self.position()
-            if waiting <= lag_limit:
-                self.catch_up()
+        `product` (case and surrounding spaces aside), caught up first."""
+        self.catch_up()
         return self.tables.open_ncs_of_product(product)
 
     def claimed_external_refs(self, wanted: Iterable[str] | None = None) -> dict[str, str]:

@@ -106,3 +106,20 @@ def test_an_nc_without_a_product_has_no_similar_records(capa: Capa) -> None:
 def test_list_similar_misuse_is_refused(capa: Capa, args: tuple[str, ...], code: int) -> None:
     raise_nc(capa, "Seal strength low")
     capa.refused("nc", "list", *[a.replace("2026", str(capa.year)) for a in args], code=code)
+
+
+def test_the_hint_reads_changes_the_read_table_has_not_caught_up_and_writes_none(
+        capa: Capa) -> None:
+    from tests.support.backends import query
+
+    seal = raise_nc(capa, "Seal strength low on pouch")["id"]
+    renamed = raise_nc(capa, "Label smudged")["id"]
+    capa.run("nc", "list")  # the read table is now up to date
+    tracked = query(capa.target, "SELECT position FROM rm_tracking")
+    capa.write("nc", "cancel", str(seal), "--reason", "Raised twice")
+    capa.write("nc", "amend", str(renamed), "--field", "title", "--value", "Seal strength weak",
+               "--reason", "Misread the report")
+    raised = raise_nc(capa, "Low seal strength")
+    assert [s["id"] for s in raised["similar"]] == [renamed]  # type: ignore[union-attr]
+    assert raised["similar"][0]["title"] == "Seal strength weak"  # type: ignore[index]
+    assert query(capa.target, "SELECT position FROM rm_tracking") == tracked
