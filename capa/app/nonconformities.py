@@ -21,7 +21,11 @@ from capa.domain.values import SignatureMeaning, parse_date
 #: The most events after the read table's position that a raise looks at for its hint of
 #: similar NCs (start-up time, SPEC §7 P1); NCs changed by later ones are named as the table
 #: had them.
-_HINT_LAG_LIMIT = 1000
+_HINT_LAG_LIMIT = 200
+
+
+def _raised_topic() -> str:
+    return get_topic(Nonconformity.Raised)  # type: ignore[attr-defined]
 
 
 class Nonconformities:
@@ -67,30 +71,39 @@ class Nonconformities:
         if not (product or "").strip():
             return []
         from capa.adapters.readtables import ReadTables
-        from capa.domain.similarity import same_product, similar_title
+        from capa.domain.similarity import same_product, similar_to
 
-        core = self.core
+        core, like = self.core, similar_to(title)
         try:
             tables = ReadTables(core.recorder)
             tracked = tables.schema_version() is not None
             position = tables.position() if tracked else 0
             rows = tables.open_ncs_of_product(str(product)) if tracked else []
-            prefix = get_topic(Nonconformity) + "."
-            changed = {UUID(str(n.originator_id)) for n in core.recorder.select_notifications(
-                start=position + 1, limit=_HINT_LAG_LIMIT) if n.topic.startswith(prefix)}
-            changed.discard(record_uuid(ref))
+            prefix, raised = get_topic(Nonconformity) + ".", _raised_topic()
+            changed: dict[UUID, list[Any]] = {}
+            for n in core.recorder.select_notifications(start=position + 1,
+                                                        limit=_HINT_LAG_LIMIT):
+                if n.topic.startswith(prefix):
+                    changed.setdefault(UUID(str(n.originator_id)), []).append(n)
+            changed.pop(record_uuid(ref), None)
             found = {str(row["id"]): (str(row["status"]), str(row["title"])) for row in rows}
-            for originator in changed:
-                nc: Any = core.repository.get(originator)
+            for originator, items in changed.items():
+                if len(items) == 1 and items[0].originator_version == 1 \
+                        and items[0].topic == raised:
+                    # Raised since, and nothing more: open, as its one event says.
+                    nc: Any = core.mapper.to_domain_event(items[0])
+                    status = "open"
+                else:
+                    nc = core.repository.get(originator)
+                    status = nc.status
                 found.pop(nc.ref, None)
-                if nc.status not in ("closed", "cancelled") and same_product(nc.product,
-                                                                              product):
-                    found[nc.ref] = (nc.status, nc.title)
+                if status not in ("closed", "cancelled") and same_product(nc.product, product):
+                    found[nc.ref] = (status, nc.title)
         except Exception:  # noqa: BLE001 - a hint that cannot be read is no hint
             return []
         return [{"id": nc_ref, "status": status, "title": text}
                 for nc_ref, (status, text) in sorted(found.items(), key=lambda i: sort_key(i[0]))
-                if nc_ref != ref and similar_title(title, text)]
+                if nc_ref != ref and like(text)]
 
     @operation("nc contain")
     def contain_nc(self, ref: str, *, action: str, disposition: str = "none",

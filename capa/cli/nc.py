@@ -11,6 +11,9 @@ from capa.cli.output import emit, record_text, table, terminal_safe, written
 from capa.domain.refs import has_prefix
 from capa.domain.values import AMENDABLE_NC_FIELDS, Disposition, NCStatus, Severity, Source
 
+#: The similar NCs a raise names on stderr; --json and `nc list --similar` give them all.
+_HINT_LINES = 10
+
 SOURCES = click.Choice([s.value for s in Source])
 SEVERITIES = click.Choice([s.value for s in Severity])
 DISPOSITIONS = click.Choice([d.value for d in Disposition])
@@ -63,7 +66,9 @@ def raise_(session: Session, /, **options: Any) -> None:
         # A hint, never a refusal: the NC is raised (stdout); stderr says what to look at.
         lines = [f"hint: {len(similar)} open NC{'s' if len(similar) > 1 else ''} of the same "
                  "product with a similar title (a duplicate, or a recurrence?):"]
-        lines += [f"  {s['id']}  {s['status']}  {s['title']}" for s in similar]
+        lines += [f"  {s['id']}  {s['status']}  {s['title']}" for s in similar[:_HINT_LINES]]
+        if len(similar) > _HINT_LINES:
+            lines.append(f"  … and {len(similar) - _HINT_LINES} more")
         lines.append(f"  see: capa nc list --similar {data['id']}")
         click.echo(terminal_safe("\n".join(lines)), err=True)
 

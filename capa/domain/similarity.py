@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 
-__all__ = ["THRESHOLD", "same_product", "similar", "similar_title", "title_similarity",
-           "title_words"]
+__all__ = ["THRESHOLD", "same_product", "similar", "similar_title", "similar_to",
+           "title_similarity", "title_words"]
 
 #: The least Jaccard similarity of two titles' words for them to be similar.
 THRESHOLD = 0.5
@@ -36,6 +37,8 @@ _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def _folded(word: str) -> str:
+    if word[-1] not in "sdg":  # no ending to fold: most words
+        return word
     for ending in _ENDINGS:
         if word.endswith(ending) and len(word) - len(ending) >= _MIN_LENGTH \
                 and not (ending == "s" and word.endswith("ss")):
@@ -59,6 +62,24 @@ def title_similarity(a: str, b: str) -> float:
 
 def similar_title(a: str, b: str) -> bool:
     return title_similarity(a, b) >= THRESHOLD
+
+
+def similar_to(title: str) -> Callable[[str], bool]:
+    """`similar_title(title, other)` as a test of `other`, the words of `title` found once (a
+    raise compares its title with every open NC of the product)."""
+    words = title_words(title)
+    plain = title.strip().casefold()
+
+    def test(other: str) -> bool:
+        if not words:
+            return bool(plain) and other.strip().casefold() == plain
+        theirs = title_words(other)
+        if not theirs:
+            return False
+        shared = len(words & theirs)
+        return shared > 0 and shared / (len(words) + len(theirs) - shared) >= THRESHOLD
+
+    return test
 
 
 def same_product(a: str | None, b: str | None) -> bool:

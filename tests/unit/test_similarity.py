@@ -49,3 +49,14 @@ def test_the_product_must_be_named_and_the_same_case_aside() -> None:
     assert similar("Pouch P-10", "Seal strength low", "POUCH P-10", "Low seal strength")
     assert not similar(None, "Seal strength low", None, "Seal strength low")
     assert not similar("Pouch P-10", "Seal strength low", "Tray T-2", "Seal strength low")
+
+
+@pytest.mark.parametrize("a, b", [
+    ("Seal strength low on pouch", "Low seal strength"), ("Seal strength low", "Seal width high"),
+    ("Cracked housing", "Housing cracks at boss"), ("Burr", "burr"), ("On", "on"), ("On", "At"),
+    ("", ""), ("Seal", "On"), ("On", "Seal"), ("Boss cracks", "Bos crack"),
+])
+def test_similar_to_answers_as_similar_title(a: str, b: str) -> None:
+    from capa.domain.similarity import similar_to
+
+    assert similar_to(a)(b) == similar_title(a, b)
