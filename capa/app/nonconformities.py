@@ -19,8 +19,8 @@ from capa.domain.refs import sort_key
 from capa.domain.values import SignatureMeaning, parse_date
 
 #: The most events after the read table's position that a raise looks at for its hint of
-#: similar NCs (start-up time, SPEC §7 P1); NCs changed by later ones are named as the table
-#: had them.
+#: similar NCs, the latest ones (start-up time, SPEC §7 P1); NCs changed by earlier ones are
+#: named as the table had them, or not at all.
 _HINT_LAG_LIMIT = 200
 
 
@@ -65,7 +65,7 @@ class Nonconformities:
         """The open NCs of the same product whose title is similar (capa.domain.similarity): a
         hint for whoever raised `ref`, never a refusal, and never a failure of the raise, which
         is saved already. The nc_summary read table gives the NCs as of its tracked position;
-        the NCs changed by the events since (at most `_HINT_LAG_LIMIT` of them) are read from
+        the NCs changed by the events since (the latest `_HINT_LAG_LIMIT` of them) are read from
         their events instead. Nothing is written, and the projection, with the corrective
         action it folds, is not loaded (start-up time, SPEC §7 P1)."""
         if not (product or "").strip():
@@ -81,8 +81,10 @@ class Nonconformities:
             rows = tables.open_ncs_of_product(str(product)) if tracked else []
             prefix, raised = get_topic(Nonconformity) + ".", _raised_topic()
             changed: dict[UUID, list[Any]] = {}
-            for n in core.recorder.select_notifications(start=position + 1,
-                                                        limit=_HINT_LAG_LIMIT):
+            # Far behind, the latest events are the likelier to hold a duplicate just raised.
+            last = core.recorder.max_notification_id() or 0
+            start = max(position + 1, last - _HINT_LAG_LIMIT + 1)
+            for n in core.recorder.select_notifications(start=start, limit=_HINT_LAG_LIMIT):
                 if n.topic.startswith(prefix):
                     changed.setdefault(UUID(str(n.originator_id)), []).append(n)
             changed.pop(record_uuid(ref), None)
