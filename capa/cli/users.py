@@ -171,8 +171,8 @@ def list_users(session: Session) -> None:
 
 
 def _users_text(rows: list[dict[str, Any]]) -> str:
-    return table([[r["user"], r["full_name"], ", ".join(r["roles"]), r["status"]] for r in rows],
-                 ["user", "full name", "roles", "status"])
+    return table([[r["user"], r["full_name"], ", ".join(r["roles"]), r["status"], r.get("email")]
+                  for r in rows], ["user", "full name", "roles", "status", "e-mail"])
 
 
 @click.command()

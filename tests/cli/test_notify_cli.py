@@ -87,6 +87,7 @@ def test_an_address_is_given_on_adding_and_changed_later(capa: Capa) -> None:
     users = {u["user"]: u for u in capa.run("--json", "user", "list").json()}
     assert users["qsmith"]["email"] == "quinn@northwind.example"
     assert users[capa.owner]["email"] == address(capa.owner)
+    assert "quinn@northwind.example" in capa.run("user", "list").stdout
     trail = capa.run("--json", "history", "USER-qsmith").json()
     assert [e["event_type"] for e in trail].count("EmailAddressChanged") == 2
 
