@@ -343,3 +343,18 @@ def test_no_mail_server_says_how_to_name_one(staffed: Capa) -> None:
 @pytest.mark.parametrize("role_user", ["apatel", "tokafor", "dbrooks-none"])
 def test_notify_is_for_quality_and_admin_only(staffed: Capa, role_user: str) -> None:
     staffed.refused("notify", "--dry-run", code=4, user=role_user)
+
+
+def test_setting_an_address_is_refused_for_an_unknown_or_deactivated_user_and_when_unchanged(
+        capa: Capa) -> None:
+    capa.refused("user", "email", "nobody", "nobody@northwind.example", code=3)
+    capa.refused("user", "email", "Not An Id!", "x@northwind.example", code=2)
+    capa.write("user", "email", capa.technician, address(capa.technician))
+    # The same address again changes nothing, so it records nothing; the domain's case is
+    # not part of the address.
+    error = capa.refused("user", "email", capa.technician,
+                         address(capa.technician).replace("northwind", "NorthWind"), code=2)
+    assert "already" in error["message"]
+    capa.write("user", "deactivate", capa.reporter)
+    error = capa.refused("user", "email", capa.reporter, address(capa.reporter), code=2)
+    assert "deactivated" in error["message"]
