@@ -180,6 +180,13 @@ def test_each_message_goes_to_the_right_people_once(staffed: Capa, mailbox: Mail
 
     trail = capa.run("--json", "history", late).json()
     assert "ReminderSent" not in {e["event_type"] for e in trail}
+    # The reminders are part of the audit trail: it verifies, and the export carries them.
+    verified = capa.run("--json", "audit", "verify", user=capa.reporter)
+    assert verified.code == 0, verified.stderr
+    assert verified.json()["status"] == "verified"
+    exported = capa.run("--json", "export", "--format", "jsonl")
+    assert exported.code == 0, exported.stderr
+    assert sum(1 for e in exported.json() if e["type"] == "Reminder.ReminderSent") == len(expected)
 
 
 def test_an_extension_re_arms_the_reminders_of_its_item(staffed: Capa,
