@@ -25,6 +25,8 @@ pytest_plugins = [
     "tests.bdd.steps.migration",
     "tests.bdd.steps.trail_review",
     "tests.bdd.steps.management_review",
+    "tests.bdd.steps.reminders",
+    "tests.bdd.steps.similar_records",
 ]
 
 

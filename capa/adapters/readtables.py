@@ -249,6 +249,22 @@ class ReadTables:
                           ["c.status NOT IN ('closed', 'cancelled')", "c.doc LIKE ?"],
                           ['%"checks":%'], "c.sort_key")
 
+    def reminder_candidates(self, due_by: str) -> list[str]:
+        """The CAs a reminder may be due for: those awaiting verification, and those not closed
+        or cancelled with an open item due on or before `due_by`, in reference order."""
+        return [str(row["id"]) for row in self.sql.query(
+            "SELECT c.id FROM ca_summary c WHERE c.status = 'implemented' OR "
+            "(c.status NOT IN ('closed', 'cancelled') AND EXISTS (SELECT 1 FROM action_items a "
+            "WHERE a.ca = c.id AND a.state = 'open' AND a.due <= ?)) ORDER BY c.sort_key",
+            (due_by,))]
+
+    def open_ncs_of_product(self, product: str) -> list[dict[str, Any]]:
+        """`id`, `status` and `title` of the NCs, neither closed nor cancelled, whose product
+        is `product` (surrounding spaces and case aside), in reference order."""
+        return self.sql.query(
+            "SELECT id, status, title FROM nc_summary WHERE LOWER(TRIM(product)) = LOWER(?) AND "
+            "status NOT IN ('closed', 'cancelled') ORDER BY sort_key", (product.strip(),))
+
     def external_refs(self) -> list[dict[str, Any]]:
         """`id` and `external_ref` of every NC row that holds an external reference."""
         return self.sql.query(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from capa.app.identity import Identity
     from capa.app.intake import Intake
     from capa.app.nonconformities import Nonconformities
+    from capa.app.notifications import Notifications
     from capa.app.queries import Queries
     from capa.app.records import Records
     from capa.app.reviews import Reviews
@@ -37,6 +38,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "queries": ("capa.app.queries", "Queries"),
     "audit": ("capa.app.audit", "Audit"),
     "reviews": ("capa.app.reviews", "Reviews"),
+    "notifications": ("capa.app.notifications", "Notifications"),
 }
 
 
@@ -79,3 +81,4 @@ class CapaApplication(Core):
     queries: _Service[Queries] = _Service()
     audit: _Service[Audit] = _Service()
     reviews: _Service[Reviews] = _Service()
+    notifications: _Service[Notifications] = _Service()

@@ -27,6 +27,7 @@ from capa.domain.user import (
     user_ref,
     valid_user_id,
 )
+from capa.domain.values import valid_email
 
 _USER_ADDED_TOPIC = get_topic(User.UserAdded)
 #: Seconds of a session's idle limit (SPEC §2), held in the store, and the clock difference
@@ -123,17 +124,22 @@ class Identity:
 
     @operation("user add")
     def add_user(self, user: str, *, full_name: str, roles: Sequence[str],
-                 password: Password) -> WriteResult:
+                 password: Password, email: str | None = None) -> WriteResult:
         core = self.core
-        secret = _given(password)
         uid = new_user_id(user)
+        # Checked before the password is asked for: a refused address writes nothing at all.
+        address = valid_email(email) if email is not None else None
         if core.exists(user_ref(uid)):
             raise InvalidInput(f"user {uid} already exists")
+        secret = _given(password)
         encoded, credential = new_password(secret)
         key, endorsement, kept = self.signing.endorsed_key(uid, full_name,
                                                            parse_roles(list(roles)), secret)
         account = User.add(user_id=uid, full_name=full_name, roles=list(roles),
                            credential=credential, public_key=key, endorsement=endorsement)
+        if address is not None:
+            # Saved with the account, in the same transaction.
+            account.set_email(address)
         # The hash is kept before the event that names it, and only once the account is valid:
         # a failed save leaves a row that no event names, which is never used.
         core.credentials.put_hash(uid, credential, encoded)
@@ -143,6 +149,21 @@ class Identity:
         if kept is not None:
             core.user_keys().put(kept)
         return _user_result(account)
+
+    @operation("user email")
+    def set_email(self, user: str, address: str) -> WriteResult:
+        """Set or change the address a user's reminders go to (capa notify): an administrator
+        for anyone, every other user for themself."""
+        core = self.core
+        uid = valid_user_id(user)
+        actor = core.actor()
+        if uid != actor and not core.has_role(actor, "admin"):
+            raise NotPermitted(f"{actor} may not set the e-mail address of {uid}: only an "
+                               "administrator may set another user's")
+        chosen = valid_email(address)
+        result = self._change_user(uid, lambda account: account.set_email(chosen))
+        return WriteResult(result.id, result.status, result.version,
+                           {**(result.detail or {}), "email": chosen})
 
     @operation("user grant")
     def grant_role(self, user: str, role: str) -> WriteResult:
@@ -214,6 +235,7 @@ class Identity:
             account = core.user(str(added.user_id))
             users.append({"user": account.user_id, "full_name": account.full_name,
                           "roles": list(account.roles), "status": account.status,
+                          "email": account.email,
                           "failed_attempts": account.failed_attempts})
         return sorted(users, key=lambda u: str(u["user"]))
 

@@ -4,13 +4,28 @@ reopened and amended."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
 
 from capa.app.core import Core, WriteResult
 from capa.app.operations import operation
 from capa.app.signing import Signing
 from capa.domain.errors import InvalidInput
 from capa.domain.nonconformity import Nonconformity
+from capa.domain.record import record_uuid
+from capa.domain.refs import sort_key
 from capa.domain.values import SignatureMeaning, parse_date
+
+#: The most events after the read table's position that a raise looks at for its hint of
+#: similar NCs, the latest ones (start-up time, SPEC §7 P1); NCs changed by earlier ones are
+#: named as the table had them, or not at all.
+_HINT_LAG_LIMIT = 200
+
+
+def _raised_topic() -> str:
+    return get_topic(Nonconformity.Raised)  # type: ignore[attr-defined]
 
 
 class Nonconformities:
@@ -43,7 +58,54 @@ class Nonconformities:
             )
 
         nc = self.core.create("NC", build)
-        return WriteResult(nc.ref, nc.status, nc.version)
+        return WriteResult(nc.ref, nc.status, nc.version,
+                           {"similar": self._similar_hint(nc.ref, nc.product, nc.title)})
+
+    def _similar_hint(self, ref: str, product: str | None, title: str) -> list[dict[str, str]]:
+        """The open NCs of the same product whose title is similar (capa.domain.similarity): a
+        hint for whoever raised `ref`, never a refusal, and never a failure of the raise, which
+        is saved already. The nc_summary read table gives the NCs as of its tracked position;
+        the NCs changed by the events since (the latest `_HINT_LAG_LIMIT` of them) are read from
+        their events instead. Nothing is written, and the projection, with the corrective
+        action it folds, is not loaded (start-up time, SPEC §7 P1)."""
+        if not (product or "").strip():
+            return []
+        from capa.adapters.readtables import ReadTables
+        from capa.domain.similarity import same_product, similar_to
+
+        core, like = self.core, similar_to(title)
+        try:
+            tables = ReadTables(core.recorder)
+            tracked = tables.schema_version() is not None
+            position = tables.position() if tracked else 0
+            rows = tables.open_ncs_of_product(str(product)) if tracked else []
+            prefix, raised = get_topic(Nonconformity) + ".", _raised_topic()
+            changed: dict[UUID, list[Any]] = {}
+            # Far behind, the latest events are the likelier to hold a duplicate just raised.
+            last = core.recorder.max_notification_id() or 0
+            start = max(position + 1, last - _HINT_LAG_LIMIT + 1)
+            for n in core.recorder.select_notifications(start=start, limit=_HINT_LAG_LIMIT):
+                if n.topic.startswith(prefix):
+                    changed.setdefault(UUID(str(n.originator_id)), []).append(n)
+            changed.pop(record_uuid(ref), None)
+            found = {str(row["id"]): (str(row["status"]), str(row["title"])) for row in rows}
+            for originator, items in changed.items():
+                if len(items) == 1 and items[0].originator_version == 1 \
+                        and items[0].topic == raised:
+                    # Raised since, and nothing more: open, as its one event says.
+                    nc: Any = core.mapper.to_domain_event(items[0])
+                    status = "open"
+                else:
+                    nc = core.repository.get(originator)
+                    status = nc.status
+                found.pop(nc.ref, None)
+                if status not in ("closed", "cancelled") and same_product(nc.product, product):
+                    found[nc.ref] = (status, nc.title)
+        except Exception:  # noqa: BLE001 - a hint that cannot be read is no hint
+            return []
+        return [{"id": nc_ref, "status": status, "title": text}
+                for nc_ref, (status, text) in sorted(found.items(), key=lambda i: sort_key(i[0]))
+                if nc_ref != ref and like(text)]
 
     @operation("nc contain")
     def contain_nc(self, ref: str, *, action: str, disposition: str = "none",

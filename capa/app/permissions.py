@@ -49,6 +49,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "user unlock": frozenset({ADMIN}),
     "user deactivate": frozenset({ADMIN}),
     "user list": frozenset({ADMIN, AUDITOR}),
+    # An administrator sets anyone's address; any other writer only their own (the operation
+    # checks it). Auditors receive no reminders and write nothing.
+    "user email": WRITERS,
     # Changing one's own password, logging in and out: any account that may log in.
     "user passwd": EVERYONE,
     "login": EVERYONE,
@@ -69,6 +72,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Auditors never change the store: a checkpoint (which also catches the ledger up) and a
     # rebuild of the read tables are taken by quality or admin.
     "readmodels rebuild": frozenset({ADMIN, QUALITY}),
+    # Sending reminders records each message sent (SPEC §12).
+    "notify": frozenset({ADMIN, QUALITY}),
     "audit checkpoint": frozenset({ADMIN, QUALITY}),
     "audit verify": EVERYONE,
     "audit export": EVERYONE,

@@ -39,6 +39,31 @@ class Queries:
                      overdue_on=today() if overdue else None)
         return [view.model_validate(doc) for doc in docs]
 
+    @operation("nc list")
+    def similar_ncs(self, ref: str) -> list[NonconformityView]:
+        """The open NCs (neither closed nor cancelled) similar to `ref`: the same product and a
+        similar title (capa.domain.similarity). The read table, caught up, names the open NCs
+        of the product; each one whose title is similar is then read from its events, and
+        kept only if the events agree, so the answer is the records' own."""
+        from capa.domain.nonconformity import Nonconformity
+        from capa.domain.similarity import similar, similar_title
+
+        core = self.core
+        nc = core.load(Nonconformity, core.canonical(ref, "NC"))
+        product = (nc.product or "").strip()
+        if not product:
+            return []
+        found: list[NonconformityView] = []
+        for row in core.read_models.open_ncs_of_product(product):
+            if row["id"] == nc.ref or not similar_title(nc.title, str(row["title"])):
+                continue
+            view = record_view(core, str(row["id"]))
+            assert isinstance(view, NonconformityView)
+            if view.status not in ("closed", "cancelled") and similar(
+                    nc.product, nc.title, view.product, view.title):
+                found.append(view)
+        return found
+
     @operation("overdue")
     def overdue(self) -> list[OverdueItem]:
         """Implemented CAs awaiting verification, open action items and planned effectiveness

@@ -203,6 +203,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("capa.cli.audit", "audit"),
     "evidence": ("capa.cli.evidence", "evidence"),
     "serve": ("capa.cli.serve", "serve"),
+    "notify": ("capa.cli.notify", "notify"),
 }
 
 

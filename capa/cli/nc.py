@@ -7,9 +7,12 @@ from typing import Any
 import click
 
 from capa.cli.main import Session, json_option, pass_session
-from capa.cli.output import emit, record_text, table, written
+from capa.cli.output import emit, record_text, table, terminal_safe, written
 from capa.domain.refs import has_prefix
 from capa.domain.values import AMENDABLE_NC_FIELDS, Disposition, NCStatus, Severity, Source
+
+#: The similar NCs a raise names on stderr; --json and `nc list --similar` give them all.
+_HINT_LINES = 10
 
 SOURCES = click.Choice([s.value for s in Source])
 SEVERITIES = click.Choice([s.value for s in Severity])
@@ -43,12 +46,31 @@ def raise_(session: Session, /, **options: Any) -> None:
     """Raise a new nonconformity (status open).
 
     \b
+    Open NCs of the same product with a similar title are named on stderr (with --json:
+    in "similar"), as a hint: read from the list's table, it may miss an NC raised at the
+    same moment; capa nc list --similar NC gives the exact answer.
+
+    \b
     Example:
       capa nc raise --title "Seal strength low" --description "Line 3, 12 of 50 below 8 N" \\
           --source process --severity major --product "Pouch P-10" --lot L2407
     """
     result = session.app().nonconformities.raise_nc(**options)
-    emit(session.json, result, written)
+    if session.json:
+        emit(True, result, written)
+        return
+    data = result.as_dict()
+    similar = data.pop("similar", [])
+    emit(False, data, written)
+    if similar:
+        # A hint, never a refusal: the NC is raised (stdout); stderr says what to look at.
+        lines = [f"hint: {len(similar)} open NC{'s' if len(similar) > 1 else ''} of the same "
+                 "product with a similar title (a duplicate, or a recurrence?):"]
+        lines += [f"  {s['id']}  {s['status']}  {s['title']}" for s in similar[:_HINT_LINES]]
+        if len(similar) > _HINT_LINES:
+            lines.append(f"  … and {len(similar) - _HINT_LINES} more")
+        lines.append(f"  see: capa nc list --similar {data['id']}")
+        click.echo(terminal_safe("\n".join(lines)), err=True)
 
 
 @nc.command()
@@ -202,18 +224,32 @@ def show(session: Session, nc_id: str, as_of: str | None, version: int | None) -
 @click.option("--severity", "severities", multiple=True, type=SEVERITIES)
 @click.option("--source", "sources", multiple=True, type=SOURCES)
 @click.option("--overdue", is_flag=True, help="Only NCs whose corrective action is overdue.")
+@click.option("--similar", "similar_to", metavar="NC",
+              help="Only the open NCs similar to NC: same product, similar title.")
 @json_option
 @pass_session
 def list_(session: Session, statuses: tuple[str, ...], severities: tuple[str, ...],
-          sources: tuple[str, ...], overdue: bool) -> None:
-    """List NCs, filtered by status, severity and source (each repeatable).
+          sources: tuple[str, ...], overdue: bool, similar_to: str | None) -> None:
+    """List NCs, filtered by status, severity and source (each repeatable), or those similar
+    to one NC.
+
+    Similar: not closed or cancelled, the same product (case aside) and a title sharing at
+    least half its words (words of three letters or more, plain endings folded).
 
     \b
     Example:
       capa nc list --status open --status contained --severity critical
+      capa nc list --similar NC-2026-0042
     """
-    views = session.app().queries.list_records("nc", statuses=statuses, severities=severities,
-                                               sources=sources, overdue=overdue)
+    if similar_to is not None:
+        if statuses or severities or sources or overdue:
+            raise click.UsageError("--similar lists the open NCs similar to one NC; it takes "
+                                   "no other filter")
+        views = session.app().queries.similar_ncs(require_prefix(similar_to, "NC"))
+    else:
+        views = session.app().queries.list_records("nc", statuses=statuses,
+                                                   severities=severities, sources=sources,
+                                                   overdue=overdue)
     emit(session.json, views, lambda rows: table(
         [[r["id"], r["status"], r["severity"], r["source"], r["detected_on"], r["title"]]
          for r in rows], ["id", "status", "severity", "source", "detected", "title"]))

@@ -142,10 +142,12 @@ _OFFERED: dict[str, dict[str, dict[str, list[str]]]] = {}
 def _wire(arguments: dict[str, Any]) -> dict[str, Any]:
     """Arguments as JSON: a password asked for on demand is asked now, a tuple is a list, and
     evidence files travel as their bytes."""
-    from capa.server.operations import FILE_ARGUMENTS
+    from capa.server.operations import FILE_ARGUMENTS, SERVER_ARGUMENTS
 
     out: dict[str, Any] = {}
     for key, value in arguments.items():
+        if key in SERVER_ARGUMENTS:
+            continue  # the server's own settings (its mail server), never the client's
         if callable(value):
             value = value()
         if key in FILE_ARGUMENTS:

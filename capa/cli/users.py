@@ -26,9 +26,11 @@ def user() -> None:
 @click.option("--full-name", required=True, help="Printed name shown on signatures.")
 @click.option("--role", "roles", multiple=True, required=True, metavar="ROLE",
               help="admin, quality, owner, reporter or auditor (repeatable).")
+@click.option("--email", metavar="ADDRESS", help="Where reminders go (capa notify).")
 @json_option
 @pass_session
-def add(session: Session, user_id: str, full_name: str, roles: tuple[str, ...]) -> None:
+def add(session: Session, user_id: str, full_name: str, roles: tuple[str, ...],
+        email: str | None) -> None:
     """Add a user; the initial password comes from CAPA_NEW_PASSWORD or the prompt.
 
     The new user's signing key is endorsed with yours, so your password is asked again even
@@ -36,15 +38,33 @@ def add(session: Session, user_id: str, full_name: str, roles: tuple[str, ...]) 
 
     \b
     Example:
-      CAPA_NEW_PASSWORD=... capa user add apatel --full-name "Anil Patel" --role owner
+      CAPA_NEW_PASSWORD=... capa user add apatel --full-name "Anil Patel" --role owner \\
+          --email anil.patel@example.com
     """
     from capa.cli.auth import new_password
 
     app = session.app()
     # Asked for only once the operation has admitted the acting user.
     result = app.identity.add_user(user_id, full_name=full_name, roles=roles,
-                                   password=new_password)
+                                   password=new_password, email=email)
     emit(session.json, result, written)
+
+
+@user.command("email")
+@click.argument("user_id", metavar="USER")
+@click.argument("address", metavar="ADDRESS")
+@json_option
+@pass_session
+def email(session: Session, user_id: str, address: str) -> None:
+    """Set or change the e-mail address a user's reminders go to (capa notify).
+
+    An administrator sets anyone's; every other user sets their own.
+
+    \b
+    Example:
+      capa user email apatel anil.patel@example.com
+    """
+    emit(session.json, session.app().identity.set_email(user_id, address), written)
 
 
 @user.command("grant")
@@ -151,8 +171,8 @@ def list_users(session: Session) -> None:
 
 
 def _users_text(rows: list[dict[str, Any]]) -> str:
-    return table([[r["user"], r["full_name"], ", ".join(r["roles"]), r["status"]] for r in rows],
-                 ["user", "full name", "roles", "status"])
+    return table([[r["user"], r["full_name"], ", ".join(r["roles"]), r["status"], r.get("email")]
+                  for r in rows], ["user", "full name", "roles", "status", "e-mail"])
 
 
 @click.command()

@@ -1,4 +1,8 @@
-"""The user account as an event-sourced record: account history is part of the audit trail."""
+"""The user account as an event-sourced record: account history is part of the audit trail.
+
+Size: an account is one aggregate whose events are one audit trail (roles, password, lockout,
+sessions, e-mail address); splitting the class would split that history.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from eventsourcing.domain import event
 
 from capa.domain.errors import InvalidInput, NotPermitted
 from capa.domain.record import Record
-from capa.domain.values import choice, require_text
+from capa.domain.values import choice, require_text, valid_email
 
 #: Consecutive failed password checks that lock an account (21 CFR 11.300(d)).
 MAX_FAILED_ATTEMPTS = 5
@@ -150,6 +154,10 @@ class User(Record):
         self.failed_attempts = 0
         # SHA-256 of each live session token -> its login time; never the token itself.
         self.sessions: dict[str, str] = {}
+
+    #: The address reminders go to (capa notify); None until one is set. Accounts of earlier
+    #: releases have none: their events never set it.
+    email: str | None = None
 
     #: Whether the account's events hold a change that must be signed (an unlock, deactivation
     #: or password change): only such an account is held to the signature walk at login.
@@ -344,6 +352,25 @@ class User(Record):
         self.status = UserStatus.DEACTIVATED.value
         self.sessions = {}
         self._signed_change = True
+
+    # -- e-mail ------------------------------------------------------------------------
+
+    def set_email(self, address: str) -> None:
+        """Set or change the address reminders are sent to."""
+        self._require_not_deactivated("set the e-mail address of")
+        chosen = valid_email(address)
+        if chosen == self.email:
+            raise InvalidInput(f"{self.user_id} already has the e-mail address {chosen}")
+        self._email_changed(email=chosen)
+
+    class EmailAddressChanged(Record.Event):
+        """A new event type of this release: accounts of earlier stores simply have none."""
+
+        email: str
+
+    @event(EmailAddressChanged)
+    def _email_changed(self, email: str) -> None:
+        self.email = email
 
     # -- sessions ------------------------------------------------------------------------
 

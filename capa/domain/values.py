@@ -179,3 +179,27 @@ def optional_line(value: str | None, what: str) -> str | None:
     """A one-line field that may be left empty (None)."""
     text = (value or "").strip()
     return require_line(text, what) if has_visible(text) else None
+
+
+#: An e-mail address capa sends to: a dot-atom local part and a domain of DNS labels, ASCII
+#: only (RFC 5321/5322 without quoted local parts, comments or address literals). Anything a
+#: mail header could read as more than one address, or as another header, is refused.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?$")
+_EMAIL_LIMIT = 254
+
+
+def valid_email(value: str) -> str:
+    """The address as capa records it (the domain in lower case), or InvalidInput. A line break
+    or any other control character is refused outright, never stripped: an address that reaches
+    a mail header must be exactly one address."""
+    if any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for ch in value or ""):
+        raise InvalidInput("an e-mail address must be one line, without control characters")
+    text = (value or "").strip()
+    if len(text) > _EMAIL_LIMIT or not _EMAIL.match(text):
+        raise InvalidInput(f"{text[:80]!r} is not an e-mail address capa can send to (the form "
+                           "name@example.com, ASCII letters, digits and . _ + - only)")
+    local, _, domain = text.rpartition("@")
+    return f"{local}@{domain.lower()}"

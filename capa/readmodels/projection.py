@@ -222,6 +222,18 @@ class ReadModels:
                             "criteria": current[-1]["criteria"], "owner": doc["owner"]})
         return sorted(due, key=lambda c: (c["due"], sort_key(c["ca"])))
 
+    def reminder_candidates(self, due_by: str) -> list[str]:
+        """The CAs awaiting verification or with an open item due by `due_by` (a claim only:
+        capa notify reads each one from its events before it reminds anyone)."""
+        self.catch_up()
+        return self.tables.reminder_candidates(due_by)
+
+    def open_ncs_of_product(self, product: str) -> list[dict[str, Any]]:
+        """`id`, `status` and `title` of the NCs not closed or cancelled whose product is
+        `product` (case and surrounding spaces aside), caught up first."""
+        self.catch_up()
+        return self.tables.open_ncs_of_product(product)
+
     def claimed_external_refs(self, wanted: Iterable[str] | None = None) -> dict[str, str]:
         """NC → external reference, as the read table has it (of those `wanted`, when given).
         A claim only: `capa.readmodels.replay.external_refs` confirms each from the events."""

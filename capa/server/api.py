@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,8 +160,11 @@ def _route(api: FastAPI, store: CapaApplication, op: Offered) -> None:
     model = _request_model(op)
     open_call = set(op.names) <= {"login", "logout"}
 
+    own = op.server_arguments()
+
     def call(request: Request, body: BaseModel) -> Any:
         arguments = body.model_dump()
+        arguments.update({k: os.environ.get(v) if v else None for k, v in own.items()})
         if open_call:
             return encode(getattr(getattr(store, op.service), op.method)(**arguments))
         user, password = request.state.caller

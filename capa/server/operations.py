@@ -38,6 +38,12 @@ NOT_OFFERED: dict[str, str] = {
 #: Arguments that carry files: sent as [{"name": ..., "content_b64": ...}].
 FILE_ARGUMENTS = frozenset({"evidence"})
 
+#: Arguments the server fills from its own environment, never from a request: the mail
+#: server (and its password) reminders go through. A client naming them is refused (422), so no
+#: caller can make the server connect somewhere else.
+SERVER_ARGUMENTS: dict[str, str | None] = {"smtp_url": "CAPA_SMTP_URL",
+                                           "sender": "CAPA_SMTP_FROM", "mailer": None}
+
 #: How bytes in a result travel.
 BYTES_KEY = "$bytes"
 
@@ -56,8 +62,14 @@ class Offered:
         return f"/v1/{self.service}/{self.method}"
 
     def parameters(self) -> list[inspect.Parameter]:
+        """The arguments a request gives (those the server fills itself left out)."""
         return [p for p in inspect.signature(self.function).parameters.values()
-                if p.name != "self"]
+                if p.name != "self" and p.name not in self.server_arguments()]
+
+    def server_arguments(self) -> dict[str, str | None]:
+        """The arguments of this operation the server fills: name -> environment variable."""
+        names = inspect.signature(self.function).parameters
+        return {k: v for k, v in SERVER_ARGUMENTS.items() if k in names}
 
     def hints(self) -> dict[str, Any]:
         module = importlib.import_module(self.function.__module__)

@@ -1,5 +1,6 @@
-"""Scenarios of features/nonconformity: raising, containment and assessment."""
+"""Scenarios of features/nonconformity: raising, containment, assessment, similar records."""
 
 from pytest_bdd import scenarios
 
-scenarios("nonconformity/raising_and_containment.feature", "nonconformity/assessment.feature")
+scenarios("nonconformity/raising_and_containment.feature", "nonconformity/assessment.feature",
+          "nonconformity/similar_records.feature")

@@ -235,6 +235,8 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "user unlock": (["user", "unlock", "locked1"], {}),
     "user deactivate": (["user", "deactivate", "spare1"], {}),
     "user list": (["user", "list"], {}),
+    "user email": (["user", "email", "spare1", "spare1@northwind.example"], {}),
+    "notify": (["notify", "--dry-run"], {}),
     "user passwd": (["user", "passwd"], {"CAPA_NEW_PASSWORD": NEW_PASSWORD}),
     "whoami": (["whoami"], {}),
     "readmodels rebuild": (["readmodels", "rebuild"], {}),
@@ -253,10 +255,15 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
 #: Where the record itself narrows the role table: only the item's assignee or the CA's
 #: owner completes an action (any writer may be an assignee), so the others are refused.
 RECORD_LEVEL_REFUSALS = {("ca complete", "quality"), ("ca complete", "admin"),
-                         ("ca complete", "reporter")}
+                         ("ca complete", "reporter"),
+                         # Only an administrator sets another person's e-mail address.
+                         ("user email", "quality"), ("user email", "owner"),
+                         ("user email", "reporter")}
 
 READS = {"nc show", "nc list", "ca show", "ca list", "history", "evidence list", "overdue",
          "user list",
+         # notify runs in the matrix as a dry run, which records nothing.
+         "notify",
          "whoami", "user passwd", "audit verify", "audit prove", "audit review",
          "management-review", "store info"}
 #: Writes that change the store or its files without a record event.

@@ -42,7 +42,7 @@ def test_nc_lifecycle_writes_report_id_status_and_version(capa: Capa) -> None:
                         "--product", "Pouch P-10", "--lot", "L2407", "--external-ref",
                         "COMP-7", "--detected-on", capa.day(-3), user=capa.reporter)
     nc = raised["id"]
-    assert raised == {"id": f"NC-{year}-0001", "status": "open", "version": 1}
+    assert raised == {"id": f"NC-{year}-0001", "status": "open", "version": 1, "similar": []}
     assert capa.write("nc", "contain", nc, "--action", "Line 3 stopped", "--disposition",
                       "quarantine", user=capa.reporter) == {"id": nc, "status": "contained",
                                                             "version": 2}
