@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from capa.cli.main import Session, pass_session
@@ -15,9 +17,15 @@ from capa.cli.main import Session, pass_session
               help="TLS certificate (PEM) to serve HTTPS directly.")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TLS private key (PEM) of --certfile.")
+@click.option("--notify-every", type=click.FloatRange(min=0.01), default=None,
+              metavar="MINUTES",
+              help="Send the due reminders (capa notify) this often, through CAPA_SMTP_URL.")
+@click.option("--notify-as", default=None, metavar="USER",
+              help="The quality or admin account the reminders are sent as (its password: "
+                   "CAPA_PASSWORD in the server's environment).")
 @pass_session
 def serve(session: Session, host: str, port: int, certfile: str | None,
-          keyfile: str | None) -> None:
+          keyfile: str | None, notify_every: float | None, notify_as: str | None) -> None:
     """Serve the store to a team: every operation of the command line as POST
     /v1/<service>/<method> (described at /openapi.json), /health without authentication. The
     server alone opens the store; clients run `capa --db http://HOST:PORT ...`.
@@ -26,16 +34,57 @@ def serve(session: Session, host: str, port: int, certfile: str | None,
     Example:
       capa --db postgresql://capa@db.example/capa serve --host 127.0.0.1 --port 8750
       CAPA_USER=jchen CAPA_PASSWORD=... capa --db http://127.0.0.1:8750 nc list
+      CAPA_SMTP_URL=smtp://mail.example:587?starttls=yes CAPA_PASSWORD=... \\
+          capa --db quality.db serve --notify-every 60 --notify-as mhernandez
     """
     if (certfile is None) != (keyfile is None):
         raise click.UsageError("--certfile and --keyfile go together")
+    if (notify_every is None) != (notify_as is None):
+        raise click.UsageError("--notify-every and --notify-as go together")
     import uvicorn
 
     from capa.app.storecopy import target_display
     from capa.server.api import build_app
 
     store = session.app()
+    if notify_every is not None and notify_as is not None:
+        _schedule_reminders(store, notify_as.strip().lower(), notify_every)
     click.echo(f"capa serving {target_display(session.db)} on "
                f"{'https' if certfile else 'http'}://{host}:{port}", err=True)
     uvicorn.run(build_app(store), host=host, port=port, ssl_certfile=certfile,
                 ssl_keyfile=keyfile, log_level="info", access_log=True)
+
+
+def _schedule_reminders(store: Any, user: str, minutes: float) -> None:
+    """Run `capa notify` as `user` every `minutes` in a background thread, first once the
+    account is checked here (a wrong password or a role that may not notify stops the start)."""
+    import logging
+    import os
+    import threading
+
+    from capa.domain.errors import CapaError, InvalidInput
+
+    password = os.environ.get("CAPA_PASSWORD", "")
+    smtp_url = os.environ.get("CAPA_SMTP_URL")
+    if not (smtp_url or "").strip():
+        raise InvalidInput("--notify-every needs the mail server: set CAPA_SMTP_URL")
+    uid = store.identity.authenticate(user, password)
+    log = logging.getLogger("capa.server.reminders")
+
+    def run() -> None:
+        while True:
+            try:
+                with store.acting_as(uid, password):
+                    report = store.notifications.notify(
+                        smtp_url=smtp_url, sender=os.environ.get("CAPA_SMTP_FROM"))
+                log.warning("reminders: %d sent, %d failed, %d skipped, %d already sent",
+                            len(report["sent"]), len(report["failed"]),
+                            len(report["skipped"]), report["already_sent"])
+            except CapaError as exc:
+                log.warning("reminders not sent: %s", exc)
+            except Exception:  # noqa: BLE001 - the server keeps serving; the next round retries
+                log.exception("reminders failed")
+            stop.wait(minutes * 60)
+
+    stop = threading.Event()
+    threading.Thread(target=run, name="capa-reminders", daemon=True).start()

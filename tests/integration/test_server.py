@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,16 +83,16 @@ class Server:
         return outcome
 
 
-@pytest.fixture
-def server(store_target: str, tmp_path: Path) -> Iterator[Server]:
-    close_all([create_store(store_target)])
+@contextmanager
+def serving(target: str, folder: Path, *options: str, **extra_env: str) -> Iterator[Server]:
+    """`capa --db TARGET serve OPTIONS` as a real process on a free port, until the block ends."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAPA_")}
-    env["PYTHONPATH"] = str(ROOT)
-    (tmp_path / "server").mkdir()
+    env.update(PYTHONPATH=str(ROOT), **extra_env)
+    (folder / "server").mkdir(exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "capa", "--db", store_target, "serve", "--port", str(port)],
-        cwd=tmp_path / "server", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "capa", "--db", target, "serve", "--port", str(port), *options],
+        cwd=folder / "server", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -104,7 +105,7 @@ def server(store_target: str, tmp_path: Path) -> Iterator[Server]:
                 output = process.stdout.read() if process.stdout else ""
                 pytest.fail(f"capa serve did not start: {output}")
             time.sleep(0.2)
-    yield Server(url, store_target, process, tmp_path)
+    yield Server(url, target, process, folder)
     process.terminate()
     try:
         process.wait(timeout=20)
@@ -115,6 +116,13 @@ def server(store_target: str, tmp_path: Path) -> Iterator[Server]:
         # The access log names requests, never a password or a token.
         assert PASSWORD not in log
         assert "Basic " not in log and "Bearer " not in log
+
+
+@pytest.fixture
+def server(store_target: str, tmp_path: Path) -> Iterator[Server]:
+    close_all([create_store(store_target)])
+    with serving(store_target, tmp_path) as running:
+        yield running
 
 
 # -- the API itself ---------------------------------------------------------------------------
@@ -319,3 +327,51 @@ def test_eight_concurrent_clients_get_unique_numbers_and_the_log_verifies(
                       env={"CAPA_USER": ADMIN, "CAPA_PASSWORD": PASSWORD, "CAPA_DB": None,
                            "CAPA_SESSION_DIR": str(tmp_path / "local")}, cwd=tmp_path)
     assert {r["id"] for r in listed.json()} >= set(ids)
+
+
+def test_the_mail_server_is_the_servers_own_setting(server: Server) -> None:
+    status, answer = server.post("/v1/notifications/notify",
+                                 {"dry_run": False, "smtp_url": "smtp://attacker.example:25"},
+                                 user=ADMIN)
+    assert status == 422 and answer["error"]["code"] == 2
+    status, answer = server.post("/v1/notifications/notify", {"dry_run": False}, user=ADMIN)
+    assert status == 422 and "CAPA_SMTP_URL" in answer["error"]["message"]
+    status, answer = server.post("/v1/notifications/notify", {"dry_run": True}, user=ADMIN)
+    assert status == 200 and answer["dry_run"] is True
+
+
+@pytest.mark.sqlite_only("the schedule does not depend on the back end")
+def test_the_server_sends_the_due_reminders_on_its_schedule_once(store_target: str,
+                                                                   tmp_path: Path) -> None:
+    from tests.support.mailbox import running_mailbox
+
+    app = create_store(store_target)
+    with app.acting_as(ADMIN, PASSWORD):
+        app.identity.set_email(ENGINEER, "jchen@northwind.example")
+    with app.acting_as(REPORTER, PASSWORD):
+        nc = app.nonconformities.raise_nc(title="Burr", description="Seen", source="supplier",
+                                          severity="minor").id
+    with app.acting_as(ENGINEER, PASSWORD):
+        app.nonconformities.assess_nc(nc, impact=3, likelihood=3, capa_required=True)
+        ca = app.corrective_actions.open_ca(title="Burrs", problem="Burrs on flange",
+                                            owner=OWNER, ncs=[nc]).id
+    with app.acting_as(OWNER, PASSWORD):
+        app.corrective_actions.investigate_ca(ca, method="other", root_cause="Worn die",
+                                              category="machine")
+        app.corrective_actions.plan_ca(ca, action="Replace die", assignee=OWNER,
+                                       due="2099-01-01", action_type="corrective")
+    with app.acting_as(ADMIN, PASSWORD):
+        app.corrective_actions.approve_ca(ca)
+    with app.acting_as(OWNER, PASSWORD):
+        app.corrective_actions.complete_action(ca, "A1", note="Replaced")
+    close_all([app])
+    with running_mailbox() as box, serving(store_target, tmp_path, "--notify-every", "0.02",
+                                           "--notify-as", ADMIN, CAPA_PASSWORD=PASSWORD,
+                                           CAPA_SMTP_URL=box.url):
+        deadline = time.monotonic() + 30
+        while not box.to("jchen@northwind.example") and time.monotonic() < deadline:
+            time.sleep(0.3)
+        [message] = box.to("jchen@northwind.example")
+        assert ca in message.subject + message.body
+        time.sleep(4)  # several more rounds
+        assert len(box.to("jchen@northwind.example")) == 1, "sent once per threshold"
