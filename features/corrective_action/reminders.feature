@@ -12,7 +12,7 @@ Feature: Reminders and escalation of actions that fall due
     And everyone of the quality team but "tokafor" has an e-mail address at "northwind.example"
     And the mail server of "Northwind Medical Devices" is running
 
-  @iso9001-10.2.1c
+  @iso9001-10.2.1c @iso13485-8.5.2d
   Scenario: The assignee is reminded before an action falls due
     Given the corrective action "housing" owned by "apatel" has the action "Sort lot L2311" assigned to "lnguyen", due in 3 days
     When "mhernandez" sends the reminders that are due
@@ -20,7 +20,7 @@ Feature: Reminders and escalation of actions that fall due
     And nobody else received a message
     And each reminder sent is recorded with its recipient, its record and the time it was sent
 
-  @iso9001-10.2.1c
+  @iso9001-10.2.1c @iso13485-8.5.2d
   Scenario: A late action is reported to its assignee and to the owner of the corrective action
     Given the corrective action "housing" owned by "apatel" has the action "Recalibrate torque driver" assigned to "lnguyen", due 2 days ago
     When "mhernandez" sends the reminders that are due
@@ -28,7 +28,7 @@ Feature: Reminders and escalation of actions that fall due
     And "apatel" received the "overdue" reminder about action "A1" of "housing"
     And nobody else received a message
 
-  @iso9001-10.2.1c
+  @iso9001-10.2.1c @iso13485-8.5.2d
   Scenario: An action late for two weeks or more is escalated to the whole quality team
     Given the corrective action "housing" owned by "apatel" has the action "Requalify the resin supplier" assigned to "lnguyen", due 20 days ago
     When "mhernandez" sends the reminders that are due
@@ -37,7 +37,7 @@ Feature: Reminders and escalation of actions that fall due
     And "rkowalski" received the "escalation" reminder about action "A1" of "housing"
     And "lnguyen" received the "overdue" reminder about action "A1" of "housing"
 
-  @iso9001-10.2.1d
+  @iso9001-10.2.1d @iso13485-8.5.2f
   Scenario: The quality team is asked to verify a corrective action whose actions are all done
     Given the corrective action "housing" owned by "apatel" has reached "implemented"
     When "mhernandez" sends the reminders that are due
@@ -46,7 +46,7 @@ Feature: Reminders and escalation of actions that fall due
     And "rkowalski" received the "awaiting verification" reminder about "housing"
     And nobody else received a message
 
-  @iso9001-10.2.1c
+  @iso9001-10.2.1c @iso13485-8.5.2d
   Scenario: A reminder is sent only once
     Given the corrective action "housing" owned by "apatel" has the action "Recalibrate torque driver" assigned to "lnguyen", due 2 days ago
     And "mhernandez" sent the reminders that were due
@@ -63,7 +63,7 @@ Feature: Reminders and escalation of actions that fall due
     Then "lnguyen" received the "due soon" reminder about action "A1" of "housing"
     And nobody else received a message
 
-  @iso9001-10.2.1c
+  @iso9001-10.2.1c @iso13485-8.5.2d
   Scenario: A preview lists what would be sent, and neither sends nor records anything
     Given the corrective action "housing" owned by "apatel" has the action "Recalibrate torque driver" assigned to "lnguyen", due 2 days ago
     When "mhernandez" previews the reminders that are due
