@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from capa.cli.main import Session, pass_session
+from capa.cli.main import Session, json_option, pass_session
 
 
 @click.command()
@@ -23,6 +23,7 @@ from capa.cli.main import Session, pass_session
 @click.option("--notify-as", default=None, metavar="USER",
               help="The quality or admin account the reminders are sent as (its password: "
                    "CAPA_PASSWORD in the server's environment).")
+@json_option
 @pass_session
 def serve(session: Session, host: str, port: int, certfile: str | None,
           keyfile: str | None, notify_every: float | None, notify_as: str | None) -> None:

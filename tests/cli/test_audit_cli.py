@@ -24,8 +24,8 @@ def test_the_audit_commands_exist() -> None:
     audit = cli.get_command(None, "audit")  # type: ignore[arg-type]
     assert audit is not None
     assert sorted(audit.list_commands(None)) == [  # type: ignore[attr-defined]
-        "checkpoint", "consistency", "export", "prove", "verify", "verify-bundle", "vkey",
-        "witness"]
+        "checkpoint", "consistency", "export", "prove", "review", "verify", "verify-bundle",
+        "vkey", "witness"]
 
 
 def test_init_reports_the_key_and_its_fingerprint(fresh: Capa) -> None:
