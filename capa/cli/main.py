@@ -13,28 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 import capa
-from capa.domain.errors import (
-    CapaError,
-    Conflict,
-    IntegrityFailure,
-    InvalidInput,
-    NotFound,
-    NotPermitted,
-    RuleViolation,
-)
+from capa.domain.errors import CapaError, InvalidInput, NotPermitted, exit_code
 
 if TYPE_CHECKING:
     from capa.app.application import CapaApplication
-
-#: SPEC §3 exit codes, in the one place that maps errors to them.
-EXIT_CODES: dict[type[CapaError], int] = {
-    RuleViolation: 1,
-    InvalidInput: 2,
-    NotFound: 3,
-    NotPermitted: 4,
-    Conflict: 5,
-    IntegrityFailure: 6,
-}
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -278,9 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="capa", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except CapaError as exc:
-        status = EXIT_CODES.get(type(exc)) or next(
-            (c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1
-        )
+        status = exit_code(exc)
         error(as_json, status, str(exc), exc.rule)
         sys.exit(status)
     except click.UsageError as exc:
@@ -305,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # A busy, lost or refused store: a conflict (5) or an unavailable store (3).
         failure = storage_failure(exc)
         if failure is not None:
-            status = next(c for cls, c in EXIT_CODES.items() if isinstance(failure, cls))
+            status = exit_code(failure)
             error(as_json, status, str(failure))
             sys.exit(status)
         error(as_json, 1, f"unexpected error ({type(exc).__name__}): {exc}")

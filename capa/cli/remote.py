@@ -20,18 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from capa.domain.errors import (
-    CapaError,
-    Conflict,
-    IntegrityFailure,
-    InvalidInput,
-    NotFound,
-    NotPermitted,
-    RuleViolation,
-)
+from capa.domain.errors import EXIT_CODES, CapaError, InvalidInput, NotFound, RuleViolation
 
-_ERRORS: dict[int, type[CapaError]] = {2: InvalidInput, 3: NotFound, 4: NotPermitted,
-                                       5: Conflict, 6: IntegrityFailure}
+#: Exit code -> the error the server's refusal stands for (the inverse of EXIT_CODES).
+_ERRORS: dict[int, type[CapaError]] = {code: kind for kind, code in EXIT_CODES.items()}
 #: How long a request may take before the client gives up (a signature's password check is
 #: memory-hard on purpose, and a dashboard of a large store takes seconds).
 TIMEOUT_SECONDS = 300

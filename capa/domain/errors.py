@@ -45,3 +45,21 @@ class Conflict(CapaError):
 
 class IntegrityFailure(CapaError):
     """The audit trail failed verification."""
+
+
+#: SPEC §3 exit codes, in the one place that maps errors to them (the command line exits with
+#: them, the server answers with their HTTP statuses, its client maps them back).
+EXIT_CODES: dict[type[CapaError], int] = {
+    RuleViolation: 1,
+    InvalidInput: 2,
+    NotFound: 3,
+    NotPermitted: 4,
+    Conflict: 5,
+    IntegrityFailure: 6,
+}
+
+
+def exit_code(error: CapaError) -> int:
+    """The exit code of an error: its class's, or its nearest base's; 1 for any other."""
+    return EXIT_CODES.get(type(error)) or next(
+        (code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), 1)

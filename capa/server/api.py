@@ -36,21 +36,11 @@ from starlette.concurrency import run_in_threadpool
 
 import capa
 from capa.app.application import CapaApplication
-from capa.domain.errors import (
-    CapaError,
-    Conflict,
-    IntegrityFailure,
-    InvalidInput,
-    NotFound,
-    NotPermitted,
-    RuleViolation,
-)
+from capa.domain.errors import CapaError, InvalidInput, NotPermitted, exit_code
 from capa.server.operations import FILE_ARGUMENTS, Offered, encode, offered
 
 #: Exit code (SPEC §3) -> HTTP status (SPEC §11).
 HTTP_STATUS = {1: 409, 2: 422, 3: 404, 4: 403, 5: 409, 6: 409}
-EXIT_CODES: dict[type[CapaError], int] = {RuleViolation: 1, InvalidInput: 2, NotFound: 3,
-                                          NotPermitted: 4, Conflict: 5, IntegrityFailure: 6}
 #: Largest request body accepted: an evidence file of 25 MiB, base64-encoded, with its JSON.
 MAX_BODY = 36 * 1024 * 1024
 
@@ -71,13 +61,6 @@ def error_body(code: int, message: str, rule: str | None = None,
     if retry:
         body["retry"] = True
     return {"error": body}
-
-
-def _code_of(exc: CapaError) -> int:
-    for kind, code in EXIT_CODES.items():
-        if isinstance(exc, kind):
-            return code
-    return 1
 
 
 def _request_model(op: Offered) -> type[BaseModel]:
@@ -105,7 +88,7 @@ def build_app(store: CapaApplication) -> FastAPI:
 
     @api.exception_handler(CapaError)
     async def refused(_request: Request, exc: CapaError) -> JSONResponse:
-        code = _code_of(exc)
+        code = exit_code(exc)
         status = HTTP_STATUS[code]
         return JSONResponse(error_body(code, str(exc), getattr(exc, "rule", None),
                                        retry=code == 5), status_code=status)
@@ -142,7 +125,7 @@ def build_app(store: CapaApplication) -> FastAPI:
             try:
                 request.state.caller = await run_in_threadpool(_caller, store, request)
             except CapaError as exc:
-                code = _code_of(exc)
+                code = exit_code(exc)
                 return JSONResponse(error_body(code, str(exc), getattr(exc, "rule", None)),
                                     status_code=401 if code == 4 else HTTP_STATUS[code])
         return await call_next(request)
