@@ -441,6 +441,16 @@ def test_an_edited_row_of_an_amended_nc_is_named(capa: Capa) -> None:
     (b'{"timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"}, '
      b'"actor": "a", "field": "lot", "old": "L1", "new": "L2", "reason": "r"}', None),
     (b'["timestamp","actor","field","old","new","reason"]', None),
+    # Not JSON at all: an escape JSON has not, a raw control character, an unclosed string.
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L\\q","new":"L2","reason":"r"}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L\x01","new":"L2","reason":"r"}', None),
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"actor":"a","field":"lot","old":"L1,"new":"L2","reason":"r"}', None),
+    # The same keys in another order: decoded in full.
+    (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+     b'"field":"lot","actor":"a","old":"L1","new":"L2","reason":"r"}', None),
 ])
 def test_a_correction_is_only_passed_over_when_its_field_is_certain(
         state: bytes, field: str | None) -> None:
