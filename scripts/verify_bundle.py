@@ -37,8 +37,10 @@ as a C2SP verifier key; --witness requires a valid C2SP tlog-cosignature/v1 by t
 bundle's checkpoint or on a --checkpoint file.
 
 Electronic signatures: every signed event's Ed25519 signature is checked against the key its
-signer had at that point, each key against the administrator's endorsement that introduced it,
-back to the first administrator named by the store's first event; in a store made with digital
+signer had at that point, each key against the administrator's endorsement (or signed password
+reset) that introduced it, back to the first administrator named by the store's first event;
+role and account changes against the administrator (or, for a password change, the user) who
+signed them; in a store made with digital
 signatures a signature without one fails. Content hashes are not recomputed (this script does
 not fold records; `capa audit verify` on the store does): it checks manifest signatures only.
 
@@ -537,6 +539,11 @@ class Signatures:
                 owner["roles"].discard(role)
         elif name == "AccountLocked":
             owner["locked"] = True  # written by the failed check itself: never signed
+        elif name == "PasswordReset":
+            key = self.reset(where, self.owners[record_id], version, data)
+            owner["locked"] = False
+            if key is not None:
+                owner["key"], owner["key_id"] = key, key_name(data.get("public_key"))
         elif name in ACCOUNT_ACTIONS:
             action = ACCOUNT_ACTIONS[name]
             self.account_change(where, self.owners[record_id], action, version, data)
@@ -584,6 +591,44 @@ class Signatures:
             raise Failed(f"{where}: the signature of {signer_id} on {what} is forged or was "
                          "copied from another event")
         self.changes_signed += 1
+
+    def reset(self, where: str, user: str, version: int,
+              data: dict[str, Any]) -> Ed25519PublicKey | None:
+        """A password reset must be signed by an administrator trusted at that point, over the
+        user's new key, credential and reason; the key it names is then the user's. Unsigned and
+        keyless only in a store made before digital signatures (counted as legacy)."""
+        what = f"the password reset of {user}"
+        auth, public = data.get("authorisation"), data.get("public_key")
+        if auth is None:
+            if self.digital_store or public is not None:
+                raise Failed(f"{where}: {what} is signed by no administrator, which this store "
+                             "requires")
+            self.changes_legacy += 1
+            return None
+        if not isinstance(auth, dict):
+            raise Failed(f"{where}: {what} carries a malformed signature")
+        signer_id = str(auth.get("signer"))
+        signer = self.accounts.get(signer_id)
+        if not signer or signer["key"] is None or not signer["active"] \
+                or "admin" not in signer["roles"]:
+            raise Failed(f"{where}: {what} is signed by {signer_id}, who was not an "
+                         "administrator with a trusted key at that point")
+        if auth.get("key_id") != signer["key_id"] or data.get("actor") != signer_id \
+                or not same_time(auth.get("signed_at"), data.get("timestamp")):
+            raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
+        key = ed25519_key(public) if public is not None else None
+        if key is None and (public is not None or self.digital_store):
+            raise Failed(f"{where}: {what} gives {user} no Ed25519 key")
+        message = canonical({"purpose": "capa-password-reset-v1", "user_id": user,
+                             "version": version, "public_key": public,
+                             "credential": str(data.get("credential")),
+                             "reason": str(data.get("reason")),
+                             "signed_at": str(auth.get("signed_at")), "admin": signer_id})
+        if not ed25519_valid(signer["key"], auth.get("signature"), message):
+            raise Failed(f"{where}: the signature of {signer_id} on {what} is forged or was "
+                         "copied from another event")
+        self.changes_signed += 1
+        return key
 
     def role_change(self, where: str, user: str, granted: bool, role: str, version: int,
                     data: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
-from capa.app.permissions import OPEN_OPERATIONS, allowed_roles, permits
+from capa.app.permissions import AFTER_RESET, OPEN_OPERATIONS, allowed_roles, permits
 from capa.domain.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, NotPermitted
 from capa.domain.record import Record, actor_id, record_uuid, utc_iso
 from capa.domain.refs import RecordRef, is_ref
@@ -197,6 +197,9 @@ class Core(Application[UUID]):
         if account is None:
             raise NotPermitted(f"{user} is not a user of this store")
         account.require_usable()
+        if account.must_change_password and operation not in AFTER_RESET:
+            raise NotPermitted(f"the password of {user} was reset by an administrator: choose "
+                               "your own first (capa user passwd)")
         if not permits(account.roles, operation):
             needed = ", ".join(sorted(allowed_roles(operation))) or "none"
             held = ", ".join(account.roles) or "none"
@@ -267,7 +270,13 @@ class Core(Application[UUID]):
             return (f"user {uid} is locked, and the unlock in its history is not signed by an "
                     f"administrator{check}")
         if signed.credential != account.credential:
-            return f"the password of {uid} was set by a change that user did not sign{check}"
+            return (f"the password of {uid} was set by a change neither that user nor an "
+                    f"administrator signed{check}")
+        from capa.audit.signature_walk import key_id
+
+        if account.public_key is not None and signed.key_id != key_id(account.public_key):
+            return (f"the signing key of {uid} was set by a change no administrator "
+                    f"signed{check}")
         return None
 
     # -- the store's other tables ----------------------------------------------------------

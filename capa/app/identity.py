@@ -22,12 +22,13 @@ from capa.domain.store import STORE_REF, StoreRecord
 from capa.domain.user import (
     SESSION_MAX_AGE,
     User,
+    UserStatus,
     new_user_id,
     parse_roles,
     user_ref,
     valid_user_id,
 )
-from capa.domain.values import valid_email
+from capa.domain.values import require_text, valid_email
 
 _USER_ADDED_TOPIC = get_topic(User.UserAdded)
 #: Seconds of a session's idle limit (SPEC §2), held in the store, and the clock difference
@@ -223,6 +224,39 @@ class Identity:
         if rewrapped is not None:
             core.user_keys().put(rewrapped)
         return result
+
+    @operation("user reset-password")
+    def reset_password(self, user: str, *, password: Password, reason: str) -> WriteResult:
+        """An administrator's reset of another user's lost password (21 CFR 11.300(c)): a
+        temporary password the user must change at once, a new signing key endorsed by the
+        administrator's signature over the reset, the account unlocked and its sessions ended.
+        Signatures made with the old key stay verifiable with it."""
+        core = self.core
+        uid = valid_user_id(user)
+        if uid == core.actor():
+            raise InvalidInput("an administrator changes their own password with capa user "
+                               "passwd; another administrator can reset it")
+        account = core.user(uid)
+        if account.status == UserStatus.DEACTIVATED:
+            raise InvalidInput(f"cannot reset the password of {uid}: the account is "
+                               "deactivated")
+        why = require_text(reason, "reason")
+        # Asked for only once the reset is known to be allowed: a refused one asks nothing.
+        temporary = _given(password)
+        encoded, credential = new_password(temporary)
+        public_key, authorise, kept = self.signing.reset_key(account, credential, why,
+                                                             temporary)
+        account.reset_password(credential, public_key, why, authorise)
+        core.credentials.put_hash(uid, credential, encoded)
+        core.persist(account)
+        # Only once the event names the new hash and key: a failed save changes nothing.
+        core.credentials.drop_other_hashes(uid, credential)
+        core.credentials.clear_attempts(uid)
+        if kept is not None:
+            core.user_keys().put(kept)
+        result = _user_result(account)
+        return WriteResult(result.id, result.status, result.version,
+                           {**(result.detail or {}), "must_change_password": True})
 
     @operation("user list")
     def list_users(self) -> list[dict[str, Any]]:

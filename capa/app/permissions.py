@@ -48,6 +48,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "user revoke": frozenset({ADMIN}),
     "user unlock": frozenset({ADMIN}),
     "user deactivate": frozenset({ADMIN}),
+    # A lost password (21 CFR 11.300(c)): an administrator sets a temporary one, with a new
+    # signing key, and signs the reset.
+    "user reset-password": frozenset({ADMIN}),
     "user list": frozenset({ADMIN, AUDITOR}),
     # An administrator sets anyone's address; any other writer only their own (the operation
     # checks it). Auditors receive no reminders and write nothing.
@@ -90,6 +93,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "store profile": frozenset({ADMIN}),
     "store info": EVERYONE,
 }
+
+#: What an account whose password an administrator reset may do until its user has chosen their
+#: own (capa user passwd): nothing else, reads included (21 CFR 11.300(c)).
+AFTER_RESET = frozenset({"user passwd", "login", "logout", "whoami"})
 
 #: Commands that record an electronic signature: the password is checked again (R10). A
 #: command that signs only with its `--sign` flag is named with it ("audit review --sign").

@@ -128,6 +128,35 @@ class Signing:
                             "key_id": key_id(str(admin.public_key)),
                             "signature": sign(admin_key, message)}, wrapped(uid, key, password)
 
+    def reset_key(self, account: User, credential: str, reason: str, password: str
+                  ) -> tuple[str | None, Any, WrappedKey | None]:
+        """For an administrator's password reset of `account` (SPEC §9.2): the user's new
+        public key, what signs the reset with the acting administrator's key (binding the key,
+        the new `credential` and the reason), and the new private key encrypted under the
+        temporary `password`. No key and no signature when the administrator has none (a store
+        made before digital signatures)."""
+        from capa.app import keyring
+        from capa.audit.signatures import now_iso, password_reset_bytes, sign
+
+        opened = self.admin_key("sign the password reset")
+        if opened is None:
+            return None, None, None
+        admin, admin_key = opened
+        key = keyring.new_key()
+        public_key = keyring.public_key_b64(key)
+
+        def authorise(version: int) -> dict[str, Any]:
+            signed_at = now_iso()
+            message = password_reset_bytes(user_id=account.user_id, version=version,
+                                           public_key=public_key, credential=credential,
+                                           reason=reason, signed_at=signed_at,
+                                           admin=admin.user_id)
+            return {"signer": admin.user_id, "signed_at": signed_at,
+                    "key_id": key_id(str(admin.public_key)),
+                    "signature": sign(admin_key, message)}
+
+        return public_key, authorise, wrapped(account.user_id, key, password)
+
     def own_key(self, uid: str, password: str) -> Any:
         """The user's private key, or None when the account has no key (a store made before
         digital signatures); a stored key that does not open can sign nothing, and a store

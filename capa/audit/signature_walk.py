@@ -5,7 +5,8 @@ How a verifier trusts a key: it walks the account events in log order. The store
 trusted from its UserAdded on only if an administrator whose own key was trusted, and who held
 the admin role and was not deactivated at that point, endorsed it (with the roles it is added
 with). Every role change, deactivation and unlock must be signed likewise by such an
-administrator, and every password change by its own user's trusted key; only a store made before
+administrator, and every password change by its own user's trusted key; a password reset gives
+the user the new key it names only when such an administrator signed it; only a store made before
 digital signatures (no signing anchor in its first event) holds unsigned ones, which are counted
 as "legacy". Every signed event must then
 carry a valid signature by the key its signer had at that point over the manifest of that very
@@ -15,6 +16,9 @@ folded from the events at the signed version, where the verifier can fold record
 Signatures made before this release carry no digital signature: they are counted as
 "password-attested". A store whose first event says it uses digital signatures accepts none.
 scripts/verify_bundle.py repeats these checks (without folding records) for bundles.
+
+Size: one walk holds the state every check reads (who held which key and role at each point of
+the log); splitting the checks of account events from those of signatures would split that state.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from capa.audit.signatures import (
     endorsement_bytes,
     kind_of,
     manifest_bytes,
+    password_reset_bytes,
     role_change_bytes,
 )
 
@@ -175,6 +180,15 @@ class SignatureWalk:
         elif name == "AccountLocked":
             # Written by the failed check itself, when no key can be opened: never signed.
             owner.locked = True
+        elif name == "PasswordReset":
+            user_id = self.owners[record_hex]
+            public_key = data.get("public_key")
+            key = self._reset(user_id, version, data, fail)
+            owner.credential = str(data.get("credential"))
+            owner.locked = False
+            if key is not None:
+                owner.public_key, owner.key_id = key, key_id(public_key)
+                self.counts["keys"] += 1
         elif name in ACCOUNT_ACTIONS:
             action = ACCOUNT_ACTIONS[name]
             credential = data.get("credential", data.get("password_hash"))
@@ -228,6 +242,46 @@ class SignatureWalk:
             raise fail(f"the signature of {signer_id} on {what} is forged or was copied from "
                        "another event")
         self.counts["changes_signed"] += 1
+
+    def _reset(self, user_id: str, version: int, data: dict[str, Any],
+               fail: Callable[[str], SignatureFailure]) -> Ed25519PublicKey | None:
+        """A password reset holds only with a valid signature by an administrator whose key is
+        trusted at that point, over the user's new key, credential and the reason; the new key
+        it returns is then the user's. Unsigned and keyless only in a store without a signing
+        anchor."""
+        what = f"the password reset of {user_id}"
+        authorisation, public_key = data.get("authorisation"), data.get("public_key")
+        if authorisation is None:
+            if self.digital_store:
+                raise fail(f"{what} is signed by no administrator, which this store requires")
+            if public_key is not None:
+                raise fail(f"{what} gives {user_id} a key no administrator signed")
+            self.counts["changes_legacy"] += 1
+            return None
+        if not isinstance(authorisation, dict):
+            raise fail(f"{what} carries a malformed signature")
+        signer_id = str(authorisation.get("signer"))
+        signer = self.accounts.get(signer_id)
+        if signer is None or signer.public_key is None or not signer.active \
+                or "admin" not in signer.roles:
+            raise fail(f"{what} is signed by {signer_id}, who was not an administrator with a "
+                       "trusted key at that point")
+        if authorisation.get("key_id") != signer.key_id or data.get("actor") != signer_id \
+                or not _same_time(authorisation.get("signed_at"), data.get("timestamp")):
+            raise fail(f"{what} is signed by {signer_id} with another key, on an event made by "
+                       f"{data.get('actor')} or at another time than the event's")
+        key = _public_key(public_key) if public_key is not None else None
+        if key is None and (public_key is not None or self.digital_store):
+            raise fail(f"{what} gives {user_id} no Ed25519 key")
+        message = password_reset_bytes(
+            user_id=user_id, version=version, public_key=public_key,
+            credential=str(data.get("credential")), reason=str(data.get("reason")),
+            signed_at=str(authorisation.get("signed_at")), admin=signer_id)
+        if not _valid(signer.public_key, authorisation.get("signature"), message):
+            raise fail(f"the signature of {signer_id} on {what} is forged or was copied from "
+                       "another event")
+        self.counts["changes_signed"] += 1
+        return key
 
     def _role_change(self, user_id: str, change: str, role: str, version: int,
                      data: dict[str, Any], fail: Callable[[str], SignatureFailure]) -> None:

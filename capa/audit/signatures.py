@@ -15,7 +15,11 @@ What is signed:
   ``unlock``, signed by an administrator; ``passwd``, signed by the user whose password it is,
   with the new credential), the account version the change makes, the time and the signer's id
   (``account_change_bytes``), so that a store writer can neither lock an administrator out,
-  nor re-open a locked account, nor set someone's password.
+  nor re-open a locked account, nor set someone's password;
+- a password reset by an administrator (an account whose user lost their password, 21 CFR
+  11.300(c)): the canonical JSON of the user id, the account version the reset makes, the
+  user's new public key, the new credential, the reason, the time and the administrator's id
+  (``password_reset_bytes``): the one way besides an endorsement that a key comes to a user.
 
 How a verifier checks them is capa.audit.signature_walk; the checks of a store verification and
 of a bundle are capa.audit.signature_checks.
@@ -90,6 +94,15 @@ def account_change_bytes(*, user_id: str, action: str, version: int, signed_at: 
                        "signer": signer, "credential": credential})
 
 
+def password_reset_bytes(*, user_id: str, version: int, public_key: str | None,
+                         credential: str, reason: str, signed_at: str, admin: str) -> bytes:
+    """The bytes an administrator signs to reset a user's password and give them a new key
+    (scripts/verify_bundle.py repeats this)."""
+    return _canonical({"purpose": "capa-password-reset-v1", "user_id": user_id,
+                       "version": version, "public_key": public_key, "credential": credential,
+                       "reason": reason, "signed_at": signed_at, "admin": admin})
+
+
 def sign(key: Ed25519PrivateKey, message: bytes) -> str:
     return base64.b64encode(key.sign(message)).decode("ascii")
 
@@ -116,7 +129,7 @@ SIGNED_TOPICS = frozenset({
     "capa.domain.trail_review:AuditTrailReviews.ReviewSigned",
 })
 #: The account events that decide who holds which key, role, status and password.
-ACCOUNT_NAMES = ("UserAdded", "RoleGranted", "RoleRevoked", "AccountLocked",
+ACCOUNT_NAMES = ("UserAdded", "RoleGranted", "RoleRevoked", "AccountLocked", "PasswordReset",
                  *ACCOUNT_ACTIONS)
 #: The events that decide who holds which key and role (the application's own checks).
 ACCOUNT_TOPICS = [STORE_INITIALISED, *(USER_TOPIC + name for name in ACCOUNT_NAMES)]

@@ -126,6 +126,32 @@ def passwd(session: Session) -> None:
     emit(session.json, app.identity.change_password(current, new_password), written)
 
 
+@user.command("reset-password")
+@click.argument("user_id", metavar="USER")
+@click.option("--reason", required=True, help="Why (e.g. the user lost their password).")
+@json_option
+@pass_session
+def reset_password(session: Session, user_id: str, reason: str) -> None:
+    """Reset another user's lost password (21 CFR 11.300(c)): a temporary password from
+    CAPA_NEW_PASSWORD or the prompt, which the user must change (capa user passwd) before
+    anything else. The user gets a new signing key; the reset is signed with your key (your
+    password is asked again even inside a session: CAPA_PASSWORD or the prompt). The account is
+    unlocked and its sessions end; signatures made with the old key stay verifiable.
+
+    \b
+    Example:
+      CAPA_NEW_PASSWORD=... capa user reset-password apatel --reason "forgot the password"
+    """
+    from capa.cli.auth import new_password
+
+    app = session.app()
+    # Asked for only once the operation has admitted the acting user.
+    result = app.identity.reset_password(user_id, password=new_password, reason=reason)
+    emit(session.json, result,
+         lambda d: f"{d['id']}: password reset (version {d['version']}); {d['id']} must choose "
+                   "their own at the next login (capa user passwd)")
+
+
 @user.command("unlock")
 @click.argument("user_id", metavar="USER")
 @json_option

@@ -158,6 +158,10 @@ class User(Record):
     #: The address reminders go to (capa notify); None until one is set. Accounts of earlier
     #: releases have none: their events never set it.
     email: str | None = None
+    #: Whether an administrator reset the password, so that the user must choose their own
+    #: (capa user passwd) before doing anything else. Set only by a reset: accounts that never
+    #: had one fold exactly as before.
+    must_change_password: bool = False
 
     #: Whether the account's events hold a change that must be signed (an unlock, deactivation
     #: or password change): only such an account is held to the signature walk at login.
@@ -275,6 +279,42 @@ class User(Record):
         self.credential = credential
         # A new password ends every session opened with the old one.
         self.sessions = {}
+        if self.must_change_password:  # only accounts that were reset ever hold the flag
+            self.must_change_password = False
+        self._signed_change = True
+
+    def reset_password(self, credential: str, public_key: str | None, reason: str,
+                       authorise: Callable[[int], dict[str, Any] | None] | None = None) -> None:
+        """An administrator sets a temporary password for a user who lost theirs (21 CFR
+        11.300(c)), with a new signing key (the old one is encrypted under the lost password,
+        so it can sign nothing again); `authorise(version)` gives the administrator's signature
+        over the reset (None in stores made before digital signatures). The account is unlocked,
+        its sessions end, and the user must choose their own password before anything else."""
+        self._require_not_deactivated("reset the password of")
+        why = require_text(reason, "reason")
+        self._password_reset(credential=credential, public_key=public_key, reason=why,
+                             authorisation=authorise(self.version + 1)
+                             if authorise is not None else None)
+
+    class PasswordReset(Record.Event):
+        """A new event type of this release: an administrator's reset, signed by them over the
+        new key and credential (`authorisation`)."""
+
+        credential: str
+        public_key: str | None
+        reason: str
+        authorisation: dict[str, Any] | None
+
+    @event(PasswordReset)
+    def _password_reset(self, credential: str, public_key: str | None, reason: str,
+                        authorisation: dict[str, Any] | None = None) -> None:
+        self.credential = credential
+        if public_key is not None:
+            self.public_key = public_key
+        self.status = UserStatus.ACTIVE.value
+        self.failed_attempts = 0
+        self.sessions = {}
+        self.must_change_password = True
         self._signed_change = True
 
     def login_failed(self, attempt: int = 0) -> None:

@@ -1,8 +1,9 @@
 Feature: Accounts, lockout and account history
   People are managed by an administrator. Five wrong passwords in a row lock an account until an
   administrator unlocks it (21 CFR 11.300(d)); every failed attempt is recorded with its time and
-  the user id, never the attempted password. The history of an account is part of the audit
-  trail (21 CFR 11.10(e)).
+  the user id, never the attempted password. A lost password is replaced by an administrator
+  with a temporary one that its user must change before doing anything else (21 CFR 11.300(c)).
+  The history of an account is part of the audit trail (21 CFR 11.10(e)).
 
   Background:
     Given the quality records store of "Northwind Medical Devices", with its quality team
@@ -22,6 +23,21 @@ Feature: Accounts, lockout and account history
     And someone who can write the store unlocks the account "apatel" without an administrator's signature
     Then "apatel" cannot sign in even with the right password
     And the integrity check of the store reports that unlock as signed by no administrator
+
+  @21cfr11.300c @21cfr11.10g
+  Scenario: A lost password is reset by an administrator and its user chooses a new one first
+    When "admin" resets the password of "apatel" because "she lost it"
+    Then "apatel" cannot sign in with the old password
+    And "apatel" can sign in with the temporary password but may do nothing else until choosing her own
+    When "apatel" chooses her own password
+    Then "apatel" can list the nonconformities with her own password
+    And the integrity check of the store passes with the reset signed by "admin"
+
+  @21cfr11.300c @21cfr11.10e
+  Scenario: A password reset that no administrator signed lets no one in
+    When someone who can write the store resets the password of "apatel" to one of their own, without an administrator's signature
+    Then "apatel" cannot sign in with the password the writer chose
+    And the integrity check of the store reports that reset as signed by no administrator
 
   @21cfr11.10g
   Scenario: Sixteen wrong passwords given at the same moment still lock the account after five

@@ -234,6 +234,8 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "user revoke": (["user", "revoke", "spare1", "reporter"], {}),
     "user unlock": (["user", "unlock", "locked1"], {}),
     "user deactivate": (["user", "deactivate", "spare1"], {}),
+    "user reset-password": (["user", "reset-password", "spare1", "--reason", "Lost it"],
+                            {"CAPA_NEW_PASSWORD": NEW_PASSWORD}),
     "user list": (["user", "list"], {}),
     "user email": (["user", "email", "spare1", "spare1@northwind.example"], {}),
     "notify": (["notify", "--dry-run"], {}),

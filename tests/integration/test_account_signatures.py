@@ -271,7 +271,7 @@ def test_a_password_set_by_a_store_writer_lets_no_one_in(store: CapaApplication,
                             credential=credential_of(encoded), actor=ADMIN)
     assert_fails_at(verify_cli(store_target, tmp_path), f"USER-{ADMIN}", version,
                     f"signed by {REPORTER}, not by that user")
-    assert_refused(store_target, ADMIN, chosen, "that user did not sign")
+    assert_refused(store_target, ADMIN, chosen, "neither that user nor an administrator signed")
 
 
 def test_a_password_change_signed_with_another_users_key_in_their_name_fails_verify(

@@ -38,6 +38,7 @@ EXPECTED_TAGS = {
     "@21cfr11.50",
     "@21cfr11.70",
     "@21cfr11.200",
+    "@21cfr11.300c",
     "@annex11-9",
     *(f"@qsit-capa-{n}" for n in range(1, 11)),
 }

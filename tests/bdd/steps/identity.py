@@ -391,3 +391,93 @@ def integrity_reports_forged(world: Any) -> None:
     with pytest.raises(TamperDetected) as caught:
         verify_store(world.app, None, world.folder / "no.checkpoints")
     assert f"({world.paths['forged']})" in str(caught.value)
+
+
+# -- a lost password reset by an administrator (21 CFR 11.300(c)) ----------------------------
+
+TEMPORARY_PASSWORD = "a-temporary-one-for-today"
+CHOSEN_PASSWORD = "a-password-of-her-own-choosing"
+
+
+@when(parsers.parse('"{admin}" resets the password of "{user}" because "{reason}"'))
+def resets_password(world: Any, admin: str, user: str, reason: str) -> None:
+    world.act(admin, lambda app: app.identity.reset_password(user, password=TEMPORARY_PASSWORD,
+                                                             reason=reason))
+    world.paths["reset"] = user
+
+
+@then(parsers.parse('"{user}" cannot sign in with the old password'))
+def old_password_refused(world: Any, user: str) -> None:
+    with pytest.raises(NotPermitted):
+        world.app.identity.authenticate(user, password_of(user))
+
+
+@then(parsers.parse('"{user}" can sign in with the temporary password but may do nothing else '
+                    "until choosing her own"))
+def temporary_password_only_changes(world: Any, user: str) -> None:
+    assert world.app.identity.login(user, TEMPORARY_PASSWORD)["user"] == user
+    before = world.events()
+    with world.app.acting_as(user, TEMPORARY_PASSWORD), \
+            pytest.raises(NotPermitted, match="choose your own first"):
+        world.app.queries.list_records("nc")
+    assert world.events() == before
+
+
+@when(parsers.parse('"{user}" chooses her own password'))
+def chooses_password(world: Any, user: str) -> None:
+    with world.app.acting_as(user, TEMPORARY_PASSWORD):
+        world.app.identity.change_password(TEMPORARY_PASSWORD, CHOSEN_PASSWORD)
+
+
+@then(parsers.parse('"{user}" can list the nonconformities with her own password'))
+def lists_with_chosen(world: Any, user: str) -> None:
+    with world.app.acting_as(world.app.identity.authenticate(user, CHOSEN_PASSWORD),
+                             CHOSEN_PASSWORD):
+        assert isinstance(world.app.queries.list_records("nc"), list)
+
+
+@then(parsers.parse('the integrity check of the store passes with the reset signed by "{admin}"'))
+def integrity_passes_with_reset(world: Any, admin: str) -> None:
+    summary = verify_store(world.app, None, world.folder / "no.checkpoints")
+    # The reset by the administrator and the password change by the user herself.
+    assert summary["signatures"]["account_changes"]["signed"] >= 2, summary
+    with world.app.acting_as("dbrooks", password_of("dbrooks")):
+        trail = [e for e in world.app.records.history(world.paths["reset"])
+                 if e.event_type == "PasswordReset"]
+    assert [e.actor for e in trail] == [admin]
+
+
+@when(parsers.parse('someone who can write the store resets the password of "{user}" to one of '
+                    "their own, without an administrator's signature"))
+def forges_reset(world: Any, user: str) -> None:
+    from capa.app.accounts import new_password
+
+    encoded, credential = new_password(TEMPORARY_PASSWORD)
+    world.app.credentials.put_hash(user, credential, encoded)
+    account: Any = world.app.user(user)
+    token = actor_id.set(user)
+    try:
+        # The library's own event, written past the service: no administrator signed it.
+        account._password_reset(credential=credential, public_key=None, reason="forged",
+                                authorisation=None)
+        world.app.save(account)
+    finally:
+        actor_id.reset(token)
+    world.paths["forged"] = f"USER-{user} version {account.version}"
+
+
+@then(parsers.parse('"{user}" cannot sign in with the password the writer chose'))
+def forged_password_refused(world: Any, user: str) -> None:
+    before = world.events()
+    with pytest.raises(NotPermitted, match="nor an administrator signed"):
+        world.app.identity.login(user, TEMPORARY_PASSWORD)
+    assert world.events() == before
+
+
+@then("the integrity check of the store reports that reset as signed by no administrator")
+def integrity_reports_unsigned_reset(world: Any) -> None:
+    with pytest.raises(TamperDetected) as caught:
+        verify_store(world.app, None, world.folder / "no.checkpoints")
+    assert f"({world.paths['forged']})" in str(caught.value)
+    assert "password reset of" in str(caught.value)
+    assert "signed by no administrator" in str(caught.value)
