@@ -17,6 +17,7 @@ from capa.app.operations import operation
 from capa.app.records import record_view
 from capa.domain.errors import IntegrityFailure, InvalidInput, NotFound
 from capa.domain.evidence import EvidenceFile
+from capa.domain.parts import EvidenceRef
 
 MAX_EVIDENCE_BYTES = 25 * 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -54,11 +55,11 @@ def _content(core: Core, sha256: str) -> bytes:
 
 def evidence_files(
     core: Core, paths: Sequence[str | Path]
-) -> tuple[list[EvidenceFile], list[dict[str, Any]]]:
+) -> tuple[list[EvidenceFile], list[EvidenceRef]]:
     """The files to keep with a completion or verification (those the store does not hold
     yet), and the entries naming them in the record."""
     files: list[EvidenceFile] = []
-    entries: list[dict[str, Any]] = []
+    entries: list[EvidenceRef] = []
     for raw in paths:
         path = Path(raw)
         if not path.is_file():

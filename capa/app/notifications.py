@@ -30,6 +30,7 @@ from capa.app.core import Core
 from capa.app.operations import operation
 from capa.domain.corrective_action import CorrectiveAction
 from capa.domain.errors import Conflict, InvalidInput
+from capa.domain.parts import ActionItem
 from capa.domain.reminder import Reminder, ReminderKind, reminder_ref
 from capa.domain.user import User, UserStatus
 from capa.domain.values import parse_date, valid_email
@@ -190,7 +191,7 @@ class Notifications:
                 yield from _verification_messages(ca, people)
 
 
-def _item_messages(ca: CorrectiveAction, item: dict[str, Any], day: dt.date, due_soon_days: int,
+def _item_messages(ca: CorrectiveAction, item: ActionItem, day: dt.date, due_soon_days: int,
                    escalate_after_days: int, people: _People) -> Iterator[_Message]:
     due = dt.date.fromisoformat(str(item["due"]))
     left = (due - day).days
@@ -246,7 +247,7 @@ def _verification_messages(ca: CorrectiveAction, people: _People) -> Iterator[_M
             f"{_footer('implemented, awaiting verification')}")
 
 
-def _facts(ca: CorrectiveAction, item: dict[str, Any], people: _People) -> str:
+def _facts(ca: CorrectiveAction, item: ActionItem, people: _People) -> str:
     return (f"Corrective action: {ca.ref}: {plain_text(ca.title)}\n"
             f"Owner: {people.name(ca.owner)}\n"
             f"Action {item['number']}: {plain_text(str(item['text']))}\n"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from capa.app.accounts import Accounts
 from capa.app.core import Core
 from capa.domain.errors import NotPermitted
+from capa.domain.parts import Signature
 from capa.domain.record import Record
 from capa.domain.user import User
 from capa.domain.values import SignatureMeaning, require_text
@@ -24,7 +25,7 @@ class Signing:
         self.core = core
         self.accounts = Accounts(core)
 
-    def signature(self, record: Record, meaning: SignatureMeaning) -> dict[str, Any]:
+    def signature(self, record: Record, meaning: SignatureMeaning) -> Signature:
         core = self.core
         user = core.actor()
         # Both components are checked again at the moment of signing, even inside a session
@@ -34,7 +35,7 @@ class Signing:
             raise NotPermitted("signing needs your password again (CAPA_PASSWORD or the prompt)",
                                "R10")
         self.accounts.authenticate(user, password)
-        signature: dict[str, Any] = {
+        signature: Signature = {
             "user_id": user, "full_name": core.full_name(user), "meaning": meaning.value,
             "content_sha256": record.content_digest(), "signed_version": record.version}
         account = core.user(user)
@@ -54,8 +55,9 @@ class Signing:
                                  content_sha256=signature["content_sha256"],
                                  meaning=meaning.value, signed_at=signed_at, user_id=user,
                                  full_name=signature["full_name"])
-        return {**signature, "signed_at": signed_at, "algorithm": ALGORITHM, "key_id": key,
-                "signature": sign(private, message)}
+        signature["signed_at"], signature["algorithm"] = signed_at, ALGORITHM
+        signature["key_id"], signature["signature"] = key, sign(private, message)
+        return signature
 
     def private_key(self, user: str, password: str, key: str) -> Any:
         from capa.app.keyring import unwrap

@@ -10,6 +10,18 @@ from typing import Any
 from eventsourcing.domain import event
 
 from capa.domain.errors import InvalidInput, NotFound, RuleViolation
+from capa.domain.parts import (
+    ActionItem,
+    Analysis,
+    Approval,
+    CAClosure,
+    Cancellation,
+    Check,
+    EvidenceRef,
+    Impact,
+    Signature,
+    Verification,
+)
 from capa.domain.record import Record, require_reason
 from capa.domain.values import (
     ActionType,
@@ -66,12 +78,12 @@ class CorrectiveAction(Record):
         self.linked_ncs = list(linked_ncs)
         self.status = CAStatus.OPEN.value
         self.iteration = 1
-        self.analyses: list[dict[str, Any]] = []
-        self.items: list[dict[str, Any]] = []
-        self.approvals: list[dict[str, Any]] = []
-        self.verifications: list[dict[str, Any]] = []
-        self.closure: dict[str, Any] | None = None
-        self.cancellation: dict[str, Any] | None = None
+        self.analyses: list[Analysis] = []
+        self.items: list[ActionItem] = []
+        self.approvals: list[Approval] = []
+        self.verifications: list[Verification] = []
+        self.closure: CAClosure | None = None
+        self.cancellation: Cancellation | None = None
 
     def link_nc(self, nc_ref: str) -> None:
         self._require_active("link a nonconformity to")
@@ -108,7 +120,7 @@ class CorrectiveAction(Record):
         self.status = CAStatus.INVESTIGATED.value
 
     @property
-    def root_cause(self) -> dict[str, Any] | None:
+    def root_cause(self) -> Analysis | None:
         """The current analysis: the latest one; all earlier ones stay in `analyses`."""
         return self.analyses[-1] if self.analyses else None
 
@@ -164,26 +176,26 @@ class CorrectiveAction(Record):
 
     # -- approval and implementation -----------------------------------------------------
 
-    def approve(self, signature: dict[str, Any]) -> None:
+    def approve(self, signature: Signature) -> None:
         self._require_status("approve", CAStatus.PLANNED)
         self._refuse_owner(signature["user_id"], "approve the plan of")
         self._approved(signature=signature)
 
     @event("PlanApproved")
-    def _approved(self, signature: dict[str, Any]) -> None:
+    def _approved(self, signature: Signature) -> None:
         self.approvals.append(
             {"iteration": self.iteration, "voided": False,
              "signature": {**signature, "signed_at": self.event_time}}
         )
         self.status = CAStatus.APPROVED.value
 
-    def item(self, number: str) -> dict[str, Any]:
+    def item(self, number: str) -> ActionItem:
         for item in self.items:
             if item["number"] == number.upper():
                 return item
         raise NotFound(f"{self.ref} has no action item {number}")
 
-    def complete(self, number: str, note: str, evidence: list[dict[str, Any]], *,
+    def complete(self, number: str, note: str, evidence: list[EvidenceRef], *,
                  done_by: str | None = None, reason: str | None = None) -> None:
         """Mark an item done. With `done_by`, the acting user records the completion for the
         one who did the work, and says why (the event keeps both people and the reason)."""
@@ -203,21 +215,22 @@ class CorrectiveAction(Record):
                                          done_by=done_by, reason=why)
 
     @event("ActionItemCompleted")
-    def _action_completed(self, number: str, note: str, evidence: list[dict[str, Any]]) -> None:
+    def _action_completed(self, number: str, note: str, evidence: list[EvidenceRef]) -> None:
         self._mark_done(number, note, evidence, self.event_actor)
 
     @event("ActionItemCompletedOnBehalf")
     def _action_completed_on_behalf(self, number: str, note: str,
-                                    evidence: list[dict[str, Any]], done_by: str,
+                                    evidence: list[EvidenceRef], done_by: str,
                                     reason: str) -> None:
         item = self._mark_done(number, note, evidence, done_by)
-        item.update(recorded_by=self.event_actor, on_behalf_reason=reason)
+        item["recorded_by"] = self.event_actor
+        item["on_behalf_reason"] = reason
 
-    def _mark_done(self, number: str, note: str, evidence: list[dict[str, Any]],
-                   done_by: str) -> dict[str, Any]:
+    def _mark_done(self, number: str, note: str, evidence: list[EvidenceRef],
+                   done_by: str) -> ActionItem:
         item = self.item(number)
-        item.update(state="done", note=note, evidence=evidence, completed_by=done_by,
-                    completed_at=self.event_time)
+        item["state"], item["note"], item["evidence"] = "done", note, evidence
+        item["completed_by"], item["completed_at"] = done_by, self.event_time
         if all(i["state"] == "done" for i in self.items):
             self.status = CAStatus.IMPLEMENTED.value
         return item
@@ -256,13 +269,13 @@ class CorrectiveAction(Record):
     # folds to exactly the state its signatures bound (Record.content_digest).
 
     @property
-    def checks(self) -> list[dict[str, Any]]:
+    def checks(self) -> list[Check]:
         """Every planned effectiveness check, of every iteration, in the order planned."""
-        found: list[dict[str, Any]] = self.__dict__.get("checks", [])
+        found: list[Check] = self.__dict__.get("checks", [])
         return found
 
     @property
-    def current_check(self) -> dict[str, Any] | None:
+    def current_check(self) -> Check | None:
         """The effectiveness check planned for the current iteration, if any (the latest one:
         a re-planned check replaces the earlier one, which stays in `checks`)."""
         found = [c for c in self.checks if c["iteration"] == self.iteration]
@@ -300,7 +313,7 @@ class CorrectiveAction(Record):
         for earlier in checks:
             if earlier["iteration"] == self.iteration and earlier["state"] == "planned":
                 earlier["state"] = "replaced"
-        check: dict[str, Any] = {
+        check: Check = {
             "iteration": self.iteration, "criteria": criteria, "method": method, "due": due,
             "state": "planned", "planned_by": self.event_actor, "planned_at": self.event_time,
             "extensions": []}
@@ -311,13 +324,13 @@ class CorrectiveAction(Record):
     # -- R11: the actions do no harm (ISO 13485 8.5.2 e) ------------------------------------
 
     @property
-    def impacts(self) -> list[dict[str, Any]]:
+    def impacts(self) -> list[Impact]:
         """Every impact assessment recorded, of every iteration."""
-        found: list[dict[str, Any]] = self.__dict__.get("impacts", [])
+        found: list[Impact] = self.__dict__.get("impacts", [])
         return found
 
     @property
-    def current_impact(self) -> dict[str, Any] | None:
+    def current_impact(self) -> Impact | None:
         found = [i for i in self.impacts if i["iteration"] == self.iteration]
         return found[-1] if found else None
 
@@ -346,8 +359,8 @@ class CorrectiveAction(Record):
     # -- effectiveness and closure -------------------------------------------------------
 
     def verify(
-        self, effective: bool, note: str, evidence: list[dict[str, Any]],
-        signature: dict[str, Any],
+        self, effective: bool, note: str, evidence: list[EvidenceRef],
+        signature: Signature,
     ) -> None:
         self._require_status("verify the effectiveness of", CAStatus.IMPLEMENTED)
         self._require_independent(signature["user_id"])
@@ -357,7 +370,7 @@ class CorrectiveAction(Record):
         else:
             self._verified_not_effective(note=text, evidence=evidence, signature=signature)
 
-    def inconclusive(self, note: str, evidence: list[dict[str, Any]], signature: dict[str, Any],
+    def inconclusive(self, note: str, evidence: list[EvidenceRef], signature: Signature,
                      due: str, reason: str) -> None:
         """The planned check could not decide yet: it is extended to a later date, with a
         reason, and the CA stays implemented (SPEC §12)."""
@@ -366,7 +379,7 @@ class CorrectiveAction(Record):
                            signature=signature, old_due=check["due"], new_due=due,
                            reason=(reason or "").strip())
 
-    def check_extendable(self, verifier: str, due: str, reason: str | None) -> dict[str, Any]:
+    def check_extendable(self, verifier: str, due: str, reason: str | None) -> Check:
         """The current check, which `verifier` may extend to `due` for `reason`; refused as
         `inconclusive` would refuse it (checked before anyone signs)."""
         self._require_status("record an inconclusive check of", CAStatus.IMPLEMENTED)
@@ -385,8 +398,8 @@ class CorrectiveAction(Record):
         return check
 
     @event("EffectivenessInconclusive")
-    def _inconclusive(self, note: str, evidence: list[dict[str, Any]],
-                      signature: dict[str, Any], old_due: str, new_due: str,
+    def _inconclusive(self, note: str, evidence: list[EvidenceRef],
+                      signature: Signature, old_due: str, new_due: str,
                       reason: str) -> None:
         check = self.current_check
         assert check is not None
@@ -412,8 +425,8 @@ class CorrectiveAction(Record):
             )
 
     def _record_verification(
-        self, effective: bool, note: str, evidence: list[dict[str, Any]],
-        signature: dict[str, Any],
+        self, effective: bool, note: str, evidence: list[EvidenceRef],
+        signature: Signature,
     ) -> None:
         self.verifications.append(
             {"iteration": self.iteration, "effective": effective, "note": note,
@@ -428,21 +441,21 @@ class CorrectiveAction(Record):
 
     @event("EffectivenessVerified")
     def _effectiveness_verified(
-        self, note: str, evidence: list[dict[str, Any]], signature: dict[str, Any]
+        self, note: str, evidence: list[EvidenceRef], signature: Signature
     ) -> None:
         self._record_verification(True, note, evidence, signature)
         self.status = CAStatus.VERIFIED.value
 
     @event("EffectivenessNotVerified")
     def _verified_not_effective(
-        self, note: str, evidence: list[dict[str, Any]], signature: dict[str, Any]
+        self, note: str, evidence: list[EvidenceRef], signature: Signature
     ) -> None:
         self._record_verification(False, note, evidence, signature)
         # The failed actions stay in history; a new iteration needs a new analysis and plan.
         self.iteration += 1
         self.status = CAStatus.INVESTIGATED.value
 
-    def close(self, signature: dict[str, Any], closing_ncs: list[str], *,
+    def close(self, signature: Signature, closing_ncs: list[str], *,
               impact_required: bool = False) -> None:
         """Close a verified CA (R4). `impact_required` (a store of the iso13485 profile): only
         once this iteration's impact assessment is recorded (R11)."""
@@ -466,7 +479,7 @@ class CorrectiveAction(Record):
                        f"(ISO 13485 8.5.2 e): capa ca impact {self.ref} --statement TEXT")
 
     @event("Closed")
-    def _closed(self, signature: dict[str, Any], closed_ncs: list[str]) -> None:
+    def _closed(self, signature: Signature, closed_ncs: list[str]) -> None:
         self.closure = {"closed_ncs": closed_ncs,
                         "signature": {**signature, "signed_at": self.event_time}}
         self.status = CAStatus.CLOSED.value

@@ -13,6 +13,13 @@ from typing import Any, Literal, cast
 from eventsourcing.domain import event
 
 from capa.domain.errors import InvalidInput, RuleViolation
+from capa.domain.parts import (
+    Assessment,
+    Cancellation,
+    Containment,
+    NCClosure,
+    Signature,
+)
 from capa.domain.record import Record, require_reason
 from capa.domain.values import (
     AMENDABLE_NC_FIELDS,
@@ -172,11 +179,11 @@ class Nonconformity(Record):
         self.detected_on = detected_on
         self.reported_by = reported_by
         self.status = NCStatus.OPEN.value
-        self.containment: list[dict[str, Any]] = []
-        self.assessment: dict[str, Any] | None = None
+        self.containment: list[Containment] = []
+        self.assessment: Assessment | None = None
         self.linked_cas: list[str] = []
-        self.closure: dict[str, Any] | None = None
-        self.cancellation: dict[str, Any] | None = None
+        self.closure: NCClosure | None = None
+        self.cancellation: Cancellation | None = None
 
     # -- containment and assessment ------------------------------------------------------
 
@@ -205,8 +212,8 @@ class Nonconformity(Record):
 
     @event(Contained)
     def _contained(self, action: str, disposition: str, location: str | None) -> None:
-        entry = {"action": action, "disposition": disposition, "by": self.event_actor,
-                 "at": self.event_time}
+        entry: Containment = {"action": action, "disposition": disposition,
+                              "by": self.event_actor, "at": self.event_time}
         # Only when given, so that a record's content, and the digest a signature binds (R9),
         # stays what it was for containment recorded before locations existed.
         if location is not None:
@@ -268,7 +275,7 @@ class Nonconformity(Record):
             self.linked_cas.append(ca)
         self.status = NCStatus.LINKED.value
 
-    def close(self, signature: dict[str, Any]) -> None:
+    def close(self, signature: Signature) -> None:
         if self.status == NCStatus.LINKED:
             raise RuleViolation(
                 "R4", f"{self.ref} closes with its corrective action "
@@ -282,7 +289,7 @@ class Nonconformity(Record):
         self._closed(signature=signature)
 
     @event("Closed")
-    def _closed(self, signature: dict[str, Any]) -> None:
+    def _closed(self, signature: Signature) -> None:
         self.closure = {"by": self.event_actor, "at": self.event_time, "with_ca": None,
                         "signature": {**signature, "signed_at": self.event_time}}
         self.status = NCStatus.CLOSED.value

@@ -17,6 +17,7 @@ from typing import Any
 from eventsourcing.domain import event
 
 from capa.domain.errors import InvalidInput, RuleViolation
+from capa.domain.parts import Signature
 from capa.domain.record import Record
 
 __all__ = ["TRAIL_REVIEW_REF", "AuditTrailReviews", "is_trail_review_ref"]
@@ -63,7 +64,7 @@ class AuditTrailReviews(Record):
                              "exceptions_sha256": exceptions_sha256, "by": self.event_actor,
                              "at": self.event_time, "signature": None})
 
-    def sign(self, signature: dict[str, Any]) -> None:
+    def sign(self, signature: Signature) -> None:
         """The reviewer's signature (meaning review) on the review just recorded."""
         if not self.reviews or self.reviews[-1]["signature"] is not None:
             raise RuleViolation("R7", "there is no recorded review waiting for a signature")
@@ -74,7 +75,7 @@ class AuditTrailReviews(Record):
         self._review_signed(signature=signature)
 
     @event("ReviewSigned")
-    def _review_signed(self, signature: dict[str, Any]) -> None:
+    def _review_signed(self, signature: Signature) -> None:
         self.reviews[-1]["signature"] = {**signature, "signed_at": self.event_time}
 
     @property

@@ -32,6 +32,7 @@ from capa.domain.nonconformity import (
     fresh_state,
     raised_fields_json,
 )
+from capa.domain.parts import ActionItem
 from capa.domain.record import Record, utc_iso
 from capa.domain.refs import sort_key
 
@@ -371,7 +372,7 @@ def _ca_row(ca: CorrectiveAction) -> tuple[Any, ...]:
             json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
 
-def _item_row(ca: CorrectiveAction, item: dict[str, Any]) -> tuple[Any, ...]:
+def _item_row(ca: CorrectiveAction, item: ActionItem) -> tuple[Any, ...]:
     return (ca.ref, item["number"], int(item["number"][1:]), item["iteration"], item["type"],
             item["text"], item["assignee"], item["due"], item["state"], item["completed_at"])
 
