@@ -1,0 +1,78 @@
+"""A webhook receiver for the tests: a real HTTP server (`http.server`) on a loopback port,
+answering each POST with the next status it is given (then 200) and keeping what it got."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.support.mailbox import free_port
+
+
+@dataclass
+class Received:
+    path: str
+    #: By lower-case name (HTTP header names are case-insensitive).
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def verifies(self, secret: str) -> bool:
+        """The receiver's check of X-Capa-Signature, as docs/server.md gives it."""
+        stamp = self.headers["x-capa-timestamp"]
+        expected = "sha256=" + hmac.new(secret.encode("ascii"),
+                                        stamp.encode("ascii") + b"." + self.body,
+                                        hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, self.headers["x-capa-signature"])
+
+
+@dataclass
+class Receiver:
+    port: int
+    statuses: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/capa/events"
+
+
+@contextmanager
+def running_receiver(*statuses: int, port: int | None = None) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 for the duration of the block: it answers the given statuses
+    in turn, then 200."""
+    receiver = Receiver(port or free_port(), list(statuses))
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with lock:
+                receiver.received.append(Received(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
