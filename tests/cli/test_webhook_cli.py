@@ -89,6 +89,10 @@ def test_webhooks_are_added_listed_and_removed_with_a_reason(capa: Capa) -> None
     assert removed["status"] == "removed"
     capa.refused("webhook", "remove", "WEBHOOK-1", "--reason", "Again", code=1, rule="R7")
     capa.refused("webhook", "remove", "WEBHOOK-9", "--reason", "Unknown", code=3)
+    trail = capa.run("--json", "history", "WEBHOOK-1").json()
+    assert [(e["event_type"], e["actor"], e["reason"]) for e in trail] == [
+        ("WebhookAdded", capa.quality_manager, "ERP follows NCs"),
+        ("WebhookRemoved", capa.quality_manager, "ERP replaced")]
     human = capa.run("webhook", "list")
     assert "WEBHOOK-1  removed" in human.stdout and "WEBHOOK-2  active" in human.stdout
 
