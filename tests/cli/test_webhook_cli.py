@@ -5,6 +5,7 @@ the secret kept out of the store and its export."""
 
 from __future__ import annotations
 
+import zipfile
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -211,7 +212,7 @@ def test_events_before_the_subscription_are_not_sent(capa: Capa, receiver: Recei
 
 
 @pytest.mark.sqlite_only("reads the store's own file bytes")
-def test_the_secret_is_in_neither_the_store_nor_its_export(capa: Capa,
+def test_the_secret_is_in_neither_the_store_nor_its_exports(capa: Capa,
                                                           receiver: Receiver) -> None:
     hook = add(capa, receiver.url, "nc.raised")
     capa.nc()
@@ -222,6 +223,10 @@ def test_the_secret_is_in_neither_the_store_nor_its_export(capa: Capa,
     assert secret not in stored and secret.hex().encode() not in stored
     exported = capa.run("export", "--format", "jsonl")
     assert exported.code == 0 and hook["secret"] not in exported.stdout
+    bundle = capa.run("audit", "export", "--out", "bundle.zip")
+    assert bundle.code == 0, bundle.stderr
+    with zipfile.ZipFile(capa.folder / "bundle.zip") as zipped:
+        assert not any(secret in zipped.read(name) for name in zipped.namelist())
     assert receiver.received[0].verifies(hook["secret"])
     key = capa.folder / f"{capa.db.name}.webhook-key"
     assert key.stat().st_mode & 0o777 == 0o600
