@@ -231,3 +231,21 @@ def test_the_secret_is_in_neither_the_store_nor_its_exports(capa: Capa,
     key = capa.folder / f"{capa.db.name}.webhook-key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert capa.run("audit", "verify").code == 0
+
+
+def test_a_redirect_or_a_receiver_that_never_answers_is_a_failed_attempt(capa: Capa) -> None:
+    import socket
+
+    with running_receiver(302) as receiver:
+        add(capa, receiver.url, "nc.raised")
+        capa.nc()
+        [moved] = deliver(capa, code=5)["failed"]
+    assert moved["http_status"] == 302 and len(receiver.received) == 1
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)  # accepts connections, never answers
+        capa.write("webhook", "remove", "WEBHOOK-1", "--reason", "Moved")
+        add(capa, f"http://127.0.0.1:{silent.getsockname()[1]}/in", "nc.raised")
+        capa.nc()
+        [hung] = deliver(capa, code=5, CAPA_WEBHOOK_TIMEOUT="0.5")["failed"]
+    assert hung["http_status"] is None and "timed out" in hung["error"]
