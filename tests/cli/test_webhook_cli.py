@@ -249,3 +249,15 @@ def test_a_redirect_or_a_receiver_that_never_answers_is_a_failed_attempt(capa: C
         capa.nc()
         [hung] = deliver(capa, code=5, CAPA_WEBHOOK_TIMEOUT="0.5")["failed"]
     assert hung["http_status"] is None and "timed out" in hung["error"]
+
+
+@pytest.mark.sqlite_only("the server's options do not depend on the back end")
+def test_the_servers_dispatcher_needs_an_account_that_may_deliver(capa: Capa) -> None:
+    alone = capa.run("serve", "--webhooks-every", "5")
+    assert alone.code == 2 and "go together" in alone.stderr
+    reporter = capa.run("serve", "--port", str(free_port()), "--webhooks-every", "5",
+                        "--webhooks-as", capa.reporter)
+    assert reporter.code == 4 and "may not webhook deliver" in reporter.stderr
+    wrong = capa.run("serve", "--port", str(free_port()), "--webhooks-every", "5",
+                     "--webhooks-as", capa.quality_manager, CAPA_PASSWORD="not-the-password")
+    assert wrong.code == 4
