@@ -83,6 +83,12 @@ class DeliverySettings:
                    max_backoff=number("CAPA_WEBHOOK_MAX_BACKOFF", cls.max_backoff, 0, 604800),
                    timeout=number("CAPA_WEBHOOK_TIMEOUT", cls.timeout, 0.1, 300))
 
+    @property
+    def in_flight(self) -> float:
+        """How long a send may take at most: after that, a delivery recorded without an
+        outcome was abandoned by a dispatcher that stopped."""
+        return 2 * self.timeout + 5
+
     def delay(self, attempts: int) -> float:
         """The wait after the `attempts`-th failed attempt."""
         return float(min(self.max_backoff, self.backoff * 2 ** max(0, attempts - 1)))
@@ -158,20 +164,27 @@ class Webhooks:
                  if h.status == "active"}
         if not hooks:
             return report
-        now = utc_iso(dt.datetime.now(dt.UTC))
+        moment = dt.datetime.now(dt.UTC)
+        now = utc_iso(moment)
+        # A delivery recorded but without an outcome is being sent by another dispatcher, or
+        # was being sent by one that stopped: it is sent again once that send is surely over.
+        abandoned = moment - dt.timedelta(seconds=settings.in_flight)
         known = [d for d in self._deliveries().values() if d.webhook in hooks]
         holding: set[str] = set()
         work: list[tuple[int, str, WebhookDelivery | None]] = []
         for d in known:
             if d.status == "delivered":
                 continue
-            due = d.status == "pending" or retry_failed or (
-                d.next_attempt_at is not None and d.next_attempt_at <= now)
+            if d.status == "pending":
+                due = d.created_on <= abandoned
+            else:
+                due = retry_failed or (d.next_attempt_at is not None
+                                       and d.next_attempt_at <= now)
             if due:
                 work.append((d.position, d.webhook, d))
             else:
                 report["waiting"] += 1
-                if d.next_attempt_at is not None:
+                if d.status == "pending" or d.next_attempt_at is not None:
                     holding.add(d.webhook)
         cursors = {ref: max([h.starts_after, *(d.position for d in known if d.webhook == ref)])
                    for ref, h in hooks.items()}

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,9 +48,10 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver(*statuses: int, port: int | None = None) -> Iterator[Receiver]:
+def running_receiver(*statuses: int, port: int | None = None,
+                     delay: float = 0) -> Iterator[Receiver]:
     """A receiver on 127.0.0.1 for the duration of the block: it answers the given statuses
-    in turn, then 200."""
+    in turn, then 200, each after `delay` seconds."""
     receiver = Receiver(port or free_port(), list(statuses))
     lock = threading.Lock()
 
@@ -60,6 +62,7 @@ def running_receiver(*statuses: int, port: int | None = None) -> Iterator[Receiv
                 receiver.received.append(Received(
                     self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
+            time.sleep(delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
