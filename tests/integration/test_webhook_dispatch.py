@@ -54,3 +54,34 @@ def test_two_dispatchers_racing_send_each_event_once(store_target: str, tmp_path
     assert sum(len(r["delivered"]) for r in reports) == len(raised)
     assert [(d["record"], d["status"], d["attempts"]) for d in recorded] == [
         (ref, "delivered", 1) for ref in raised]
+
+
+@pytest.mark.sqlite_only("the recovery reads the log the same way on both back ends")
+def test_a_delivery_abandoned_mid_send_is_sent_again_once_that_send_is_over(
+        store_target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from capa.app.webhooks import DeliverySettings
+    from capa.domain.webhook import WebhookDelivery
+
+    monkeypatch.setenv("CAPA_WEBHOOK_KEY", str(tmp_path / "webhook.key"))
+    app = create_store(store_target)
+    with running_receiver() as receiver:
+        with app.acting_as(ADMIN, PASSWORD):
+            app.webhooks.add(receiver.url, events=["nc.raised"])
+        with app.acting_as(REPORTER, PASSWORD):
+            nc = app.nonconformities.raise_nc(title="Burr", description="Seen",
+                                              source="supplier", severity="minor").id
+            later = app.nonconformities.raise_nc(title="Scratch", description="Seen",
+                                                 source="supplier", severity="minor").id
+        position = app.recorder.max_notification_id() - 1
+        with app.acting_as(ADMIN, PASSWORD):
+            # A dispatcher recorded the delivery, then stopped before it had an answer.
+            app.persist(WebhookDelivery.schedule(webhook="WEBHOOK-1", position=position,
+                                                 event_type="nc.raised", record=nc,
+                                                 record_version=1))
+            held = app.webhooks.deliver()
+            assert (held["delivered"], held["waiting"]) == ([], 2)
+            monkeypatch.setattr(DeliverySettings, "in_flight", property(lambda s: 0.0))
+            sent = app.webhooks.deliver()
+        close_all([app])
+    assert [d["record"] for d in sent["delivered"]] == [nc, later]
+    assert [r.json()["record"] for r in receiver.received] == [nc, later]
