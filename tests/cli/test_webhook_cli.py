@@ -115,6 +115,8 @@ def test_a_record_event_is_posted_signed_with_the_secret_and_recorded(
     assert got.headers["x-capa-event"] == "nc.raised"
     assert got.headers["x-capa-delivery"] == report["delivered"][0]["delivery"]
     assert got.headers["content-type"] == "application/json"
+    assert {"X-Capa-Event", "X-Capa-Delivery", "X-Capa-Timestamp",
+            "X-Capa-Signature"} <= set(got.names)
     body = got.json()
     assert body["event"] == "nc.raised" and body["record"] == nc and body["version"] == 1
     assert body["actor"] == capa.reporter and body["kind"] == "nonconformity"

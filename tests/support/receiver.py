@@ -23,6 +23,8 @@ class Received:
     #: By lower-case name (HTTP header names are case-insensitive).
     headers: dict[str, str]
     body: bytes
+    #: The header names as sent.
+    names: list[str] = field(default_factory=list)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -60,7 +62,8 @@ def running_receiver(*statuses: int, port: int | None = None,
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with lock:
                 receiver.received.append(Received(
-                    self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                    list(self.headers.keys())))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
             time.sleep(delay)
             self.send_response(status)
