@@ -263,3 +263,19 @@ def test_the_servers_dispatcher_needs_an_account_that_may_deliver(capa: Capa) ->
     wrong = capa.run("serve", "--port", str(free_port()), "--webhooks-every", "5",
                      "--webhooks-as", capa.quality_manager, CAPA_PASSWORD="not-the-password")
     assert wrong.code == 4
+
+
+@pytest.mark.sqlite_only("TLS does not depend on the back end")
+def test_https_receivers_have_their_certificate_checked(capa: Capa) -> None:
+    from tests.support.receiver import self_signed
+
+    tls = self_signed(capa.folder)
+    with running_receiver(tls=tls) as receiver:
+        hook = add(capa, receiver.url, "nc.raised")
+        capa.nc()
+        [refused] = deliver(capa, code=5)["failed"]
+        assert "CERTIFICATE_VERIFY_FAILED" in refused["error"] and receiver.received == []
+        # Trusted (here through OpenSSL's SSL_CERT_FILE), it is delivered.
+        [done] = deliver(capa, "--retry-failed", SSL_CERT_FILE=str(tls / "cert.pem"))[
+            "delivered"]
+    assert done["attempts"] == 2 and receiver.received[0].verifies(hook["secret"])

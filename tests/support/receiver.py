@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from tests.support.mailbox import free_port
@@ -44,16 +47,19 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
 
+    scheme: str = "http"
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/capa/events"
+        return f"{self.scheme}://127.0.0.1:{self.port}/capa/events"
 
 
 @contextmanager
-def running_receiver(*statuses: int, port: int | None = None,
-                     delay: float = 0) -> Iterator[Receiver]:
+def running_receiver(*statuses: int, port: int | None = None, delay: float = 0,
+                     tls: Path | None = None) -> Iterator[Receiver]:
     """A receiver on 127.0.0.1 for the duration of the block: it answers the given statuses
-    in turn, then 200, each after `delay` seconds."""
+    in turn, then 200, each after `delay` seconds; over HTTPS with `tls`, a folder where
+    `self_signed` put its certificate and key."""
     receiver = Receiver(port or free_port(), list(statuses))
     lock = threading.Lock()
 
@@ -74,6 +80,11 @@ def running_receiver(*statuses: int, port: int | None = None,
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", receiver.port), Handler)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls / "cert.pem", tls / "key.pem")
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        receiver.scheme = "https"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -82,3 +93,30 @@ def running_receiver(*statuses: int, port: int | None = None,
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def self_signed(folder: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 (`cert.pem`, `key.pem`) in `folder`."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "erp.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return folder
