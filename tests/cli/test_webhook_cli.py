@@ -279,3 +279,19 @@ def test_https_receivers_have_their_certificate_checked(capa: Capa) -> None:
         [done] = deliver(capa, "--retry-failed", SSL_CERT_FILE=str(tls / "cert.pem"))[
             "delivered"]
     assert done["attempts"] == 2 and receiver.received[0].verifies(hook["secret"])
+
+
+def test_a_delivery_whose_attempts_are_used_up_stays_failed_and_holds_nothing_up(
+        capa: Capa) -> None:
+    with running_receiver(500) as receiver:
+        add(capa, receiver.url, "nc.raised")
+        first = capa.nc("First")
+        [given_up] = deliver(capa, code=5, CAPA_WEBHOOK_ATTEMPTS="1")["failed"]
+        assert given_up["next_attempt_at"] is None
+        second = capa.nc("Second")
+        report = deliver(capa, CAPA_WEBHOOK_ATTEMPTS="1")
+        assert [d["record"] for d in report["delivered"]] == [second]
+        assert [d["record"] for d in deliveries(capa, "--failed")] == [first]
+        retried = deliver(capa, "--retry-failed", CAPA_WEBHOOK_ATTEMPTS="1")
+        assert [(d["record"], d["attempts"]) for d in retried["delivered"]] == [(first, 2)]
+    assert [r.json()["record"] for r in receiver.received] == [first, second, first]
