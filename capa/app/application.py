@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from capa.app.queries import Queries
     from capa.app.records import Records
     from capa.app.reviews import Reviews
+    from capa.app.webhooks import Webhooks
 
 S = TypeVar("S")
 
@@ -39,6 +40,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "audit": ("capa.app.audit", "Audit"),
     "reviews": ("capa.app.reviews", "Reviews"),
     "notifications": ("capa.app.notifications", "Notifications"),
+    "webhooks": ("capa.app.webhooks", "Webhooks"),
 }
 
 
@@ -82,3 +84,4 @@ class CapaApplication(Core):
     audit: _Service[Audit] = _Service()
     reviews: _Service[Reviews] = _Service()
     notifications: _Service[Notifications] = _Service()
+    webhooks: _Service[Webhooks] = _Service()

@@ -77,6 +77,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "readmodels rebuild": frozenset({ADMIN, QUALITY}),
     # Sending reminders records each message sent (SPEC §12).
     "notify": frozenset({ADMIN, QUALITY}),
+    # Outgoing webhooks (SPEC §11): an administrator decides which systems learn what; the
+    # subscriptions and their deliveries are read by the roles that review the trail, and a
+    # delivery pass (which records each attempt) is run by quality or admin.
+    "webhook add": frozenset({ADMIN}),
+    "webhook remove": frozenset({ADMIN}),
+    "webhook list": frozenset({ADMIN, QUALITY, AUDITOR}),
+    "webhook deliveries": frozenset({ADMIN, QUALITY, AUDITOR}),
+    "webhook deliver": frozenset({ADMIN, QUALITY}),
     "audit checkpoint": frozenset({ADMIN, QUALITY}),
     "audit verify": EVERYONE,
     "audit export": EVERYONE,

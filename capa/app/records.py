@@ -16,6 +16,7 @@ from capa.domain.record import Record, record_uuid, utc_iso
 from capa.domain.store import STORE_REF
 from capa.domain.trail_review import TRAIL_REVIEW_REF, is_trail_review_ref
 from capa.domain.user import USER_REF_PREFIX, is_user_id, user_ref
+from capa.domain.webhook import DELIVERY_REF_PREFIX, WEBHOOK_REF_PREFIX
 
 
 class Records:
@@ -46,9 +47,13 @@ class Records:
         # `STORE` (upper case, as no user id is written) names the store's own record: its
         # creation and profile changes.
         is_store = name == STORE_REF
-        is_user = not is_record and not is_store and not reviews and is_user_id(name)
+        # WEBHOOK-1 and DELIVERY-WEBHOOK-1/42 name a webhook and one of its deliveries.
+        hook = name.upper().startswith((WEBHOOK_REF_PREFIX, DELIVERY_REF_PREFIX)) and (
+            name.isupper() or core.find_user(name.lower()) is None)
+        is_user = not is_record and not is_store and not reviews and not hook \
+            and is_user_id(name)
         canonical = (STORE_REF if is_store else TRAIL_REVIEW_REF if reviews
-                     else user_ref(name) if is_user
+                     else name.upper() if hook else user_ref(name) if is_user
                      else core.canonical(ref))
         record_id = record_uuid(canonical)
         stored = core.recorder.select_events(record_id)

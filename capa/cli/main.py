@@ -186,6 +186,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evidence": ("capa.cli.evidence", "evidence"),
     "serve": ("capa.cli.serve", "serve"),
     "notify": ("capa.cli.notify", "notify"),
+    "webhook": ("capa.cli.webhook", "webhook"),
 }
 
 

@@ -23,10 +23,17 @@ from capa.cli.main import Session, json_option, pass_session
 @click.option("--notify-as", default=None, metavar="USER",
               help="The quality or admin account the reminders are sent as (its password: "
                    "CAPA_PASSWORD in the server's environment).")
+@click.option("--webhooks-every", type=click.FloatRange(min=0.01), default=None,
+              metavar="SECONDS",
+              help="Deliver the outgoing webhooks (capa webhook deliver) this often.")
+@click.option("--webhooks-as", default=None, metavar="USER",
+              help="The quality or admin account deliveries are recorded as (its password: "
+                   "CAPA_PASSWORD in the server's environment).")
 @json_option
 @pass_session
 def serve(session: Session, host: str, port: int, certfile: str | None,
-          keyfile: str | None, notify_every: float | None, notify_as: str | None) -> None:
+          keyfile: str | None, notify_every: float | None, notify_as: str | None,
+          webhooks_every: float | None, webhooks_as: str | None) -> None:
     """Serve the store to a team: every operation of the command line as POST
     /v1/<service>/<method> (described at /openapi.json), /health without authentication. The
     server alone opens the store; clients run `capa --db http://HOST:PORT ...`.
@@ -37,11 +44,14 @@ def serve(session: Session, host: str, port: int, certfile: str | None,
       CAPA_USER=jchen CAPA_PASSWORD=... capa --db http://127.0.0.1:8750 nc list
       CAPA_SMTP_URL=smtp://mail.example:587?starttls=yes CAPA_PASSWORD=... \\
           capa --db quality.db serve --notify-every 60 --notify-as mhernandez
+      CAPA_PASSWORD=... capa --db quality.db serve --webhooks-every 5 --webhooks-as mhernandez
     """
     if (certfile is None) != (keyfile is None):
         raise click.UsageError("--certfile and --keyfile go together")
     if (notify_every is None) != (notify_as is None):
         raise click.UsageError("--notify-every and --notify-as go together")
+    if (webhooks_every is None) != (webhooks_as is None):
+        raise click.UsageError("--webhooks-every and --webhooks-as go together")
     import uvicorn
 
     from capa.app.storecopy import target_display
@@ -50,6 +60,10 @@ def serve(session: Session, host: str, port: int, certfile: str | None,
     store = session.app()
     if notify_every is not None and notify_as is not None:
         _schedule_reminders(store, notify_as.strip().lower(), notify_every)
+    if webhooks_every is not None and webhooks_as is not None:
+        from capa.cli.webhook import schedule_deliveries
+
+        schedule_deliveries(store, webhooks_as.strip().lower(), webhooks_every)
     click.echo(f"capa serving {target_display(session.db)} on "
                f"{'https' if certfile else 'http'}://{host}:{port}", err=True)
     uvicorn.run(build_app(store), host=host, port=port, ssl_certfile=certfile,

@@ -51,6 +51,7 @@ TAGS = (
     "21cfr11.300c",
     "annex11-9",
     "iso9001-9.3.2",
+    "iso9001-7.4",
     "iso13485-5.6.2",
     *(f"qsit-capa-{n}" for n in range(1, 12)),
     "cli",

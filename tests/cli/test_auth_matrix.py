@@ -15,6 +15,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -103,7 +104,9 @@ class Store:
 def _build(target: str, key: Path) -> dict[str, str]:
     app = open_store(target, create=True)
     try:
-        return _records(app, create_store_key(key))
+        # The template's webhook gets its key beside the template's store key.
+        with mock.patch.dict(os.environ, {"CAPA_WEBHOOK_KEY": f"{key}.webhook-key"}):
+            return _records(app, create_store_key(key))
     finally:
         app.close()
 
@@ -166,6 +169,8 @@ def _records(app: CapaApplication, fingerprint: str) -> dict[str, str]:
             app.corrective_actions.complete_action(refs[name], "A1", note="Done")
     with app.acting_as(USER["quality"], PASSWORD):
         app.corrective_actions.verify_ca(refs["CA_VERIFIED"], effective=True, note="No recurrence")
+    with app.acting_as(USER["admin"], PASSWORD):
+        refs["WEBHOOK"] = app.webhooks.add("https://erp.example/capa", events=["nc.*"])["id"]
     return refs
 
 
@@ -239,6 +244,11 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "user list": (["user", "list"], {}),
     "user email": (["user", "email", "spare1", "spare1@northwind.example"], {}),
     "notify": (["notify", "--dry-run"], {}),
+    "webhook add": (["webhook", "add", "https://erp.example/capa", "--event", "nc.raised"], {}),
+    "webhook remove": (["webhook", "remove", "{WEBHOOK}", "--reason", "ERP replaced"], {}),
+    "webhook list": (["webhook", "list"], {}),
+    "webhook deliveries": (["webhook", "deliveries"], {}),
+    "webhook deliver": (["webhook", "deliver", "--dry-run"], {}),
     "user passwd": (["user", "passwd"], {"CAPA_NEW_PASSWORD": NEW_PASSWORD}),
     "whoami": (["whoami"], {}),
     "readmodels rebuild": (["readmodels", "rebuild"], {}),
@@ -266,6 +276,8 @@ READS = {"nc show", "nc list", "ca show", "ca list", "history", "evidence list",
          "user list",
          # notify runs in the matrix as a dry run, which records nothing.
          "notify",
+         # so does a webhook delivery pass, and the store's webhooks are in the past.
+         "webhook deliver", "webhook list", "webhook deliveries",
          "whoami", "user passwd", "audit verify", "audit prove", "audit review",
          "management-review", "store info"}
 #: Writes that change the store or its files without a record event.

@@ -22,6 +22,7 @@ EXPECTED_TAGS = {
     *(f"@R{n}" for n in range(1, 12)),
     *(f"@iso9001-10.2.1{letter}" for letter in "abcdef"),
     "@iso9001-9.3.2",
+    "@iso9001-7.4",
     "@iso13485-5.6.2",
     "@iso13485-4.2.5",
     "@iso13485-8.2.2",

@@ -219,8 +219,12 @@ def test_auditors_may_only_read() -> None:
         "nc show", "nc list", "ca show", "ca list", "history", "overdue", "report",
         "dashboard", "export", "audit verify", "audit export", "audit prove", "audit vkey",
         "audit consistency", "user list", "user passwd", "login", "logout", "whoami",
-        "evidence list", "evidence get", "store info", "audit review", "management-review"}
+        "evidence list", "evidence get", "store info", "audit review", "management-review",
+        "webhook list", "webhook deliveries"}
     assert writes == set()
+    # An auditor reads the webhooks and their deliveries, but never runs a delivery pass
+    # (which records each attempt) nor adds or removes a webhook.
+    assert not any(permits(["auditor"], f"webhook {c}") for c in ("add", "remove", "deliver"))
     # An auditor reviews the audit trail, but signing the review records an event.
     assert permits(["auditor"], "audit review")
     assert not permits(["auditor"], "audit review --sign")
