@@ -1,4 +1,5 @@
-"""The audit ledger's tables, next to the events in the same database (SQLite or PostgreSQL).
+"""The audit ledger's tables, next to the events in the same database (SQLite or PostgreSQL; an
+in-memory store keeps them in its private side database, capa.adapters.eventlog).
 
 - ``capa_ledger(position, notification_id, record_id, version, leaf_hash)``: one row per leaf;
 - ``capa_ledger_state(id = 1, size, frontier)``: the tree size and its frontier;
@@ -18,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from capa.adapters.eventlog import backend_of
 from capa.adapters.sql import Sql
 
 __all__ = ["LedgerRow", "LedgerTables"]
@@ -67,7 +69,9 @@ class LedgerTables:
         self._recorder = recorder
         self.sql = Sql(recorder)
         self.postgres = self.sql.postgres
-        self._events_table: str = recorder.events_table_name
+        # eventsourcing's in-memory recorder holds its events in Python objects, not a table.
+        self.memory = backend_of(recorder) == "memory"
+        self._events_table: str = getattr(recorder, "events_table_name", "")
         self._ready = False
 
     def ensure_schema(self) -> None:
@@ -124,6 +128,10 @@ class LedgerTables:
     def read_batch(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` stored events after notification id ``after``: (notification id,
         record id as 32 hex chars, version, topic, state as stored)."""
+        if self.memory:
+            return [(int(n.id), n.originator_id.hex, int(n.originator_version), n.topic,
+                     n.state) for n in self._recorder.select_notifications(start=after + 1,
+                                                                          limit=limit)]
         if self.postgres:
             statement = (f"SELECT notification_id, originator_id, originator_version, topic, "  # noqa: S608
                          f"state FROM {self._events_table} WHERE notification_id > %s "
@@ -165,6 +173,8 @@ class LedgerTables:
 
     def sqlite_path(self) -> str | None:
         """The SQLite file of the store (None for PostgreSQL or an in-memory store)."""
+        if self.memory:
+            return None
         datastore = self._recorder.datastore
         name = getattr(getattr(datastore, "pool", datastore), "db_name", None)
         if not name or ":memory:" in name or "mode=memory" in name:
