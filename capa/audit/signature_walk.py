@@ -223,25 +223,34 @@ class SignatureWalk:
         if not isinstance(authorisation, dict):
             raise fail(f"{what} carries a malformed signature")
         signer_id = str(authorisation.get("signer"))
-        signer = self.accounts.get(signer_id)
         if own and signer_id != user_id:
             raise fail(f"{what} is signed by {signer_id}, not by that user")
+        signer_key = self._signer(what, signer_id, authorisation, data, fail, admin=not own)
+        message = account_change_bytes(user_id=user_id, action=action, version=version,
+                                       signed_at=str(authorisation.get("signed_at")),
+                                       signer=signer_id, credential=credential)
+        if not _valid(signer_key, authorisation.get("signature"), message):
+            raise fail(f"the signature of {signer_id} on {what} is forged or was copied from "
+                       "another event")
+        self.counts["changes_signed"] += 1
+
+    def _signer(self, what: str, signer_id: str, authorisation: dict[str, Any],
+                data: dict[str, Any], fail: Callable[[str], SignatureFailure], *,
+                admin: bool) -> Ed25519PublicKey:
+        """The account that signed an account or role change, if it was an active user (an
+        administrator, with `admin`) whose key was trusted at that point, and the signature
+        names that key, the event's actor and the event's time."""
+        signer = self.accounts.get(signer_id)
         if signer is None or signer.public_key is None or not signer.active \
-                or (not own and "admin" not in signer.roles):
+                or (admin and "admin" not in signer.roles):
             raise fail(f"{what} is signed by {signer_id}, who was not "
-                       f"{'an active user' if own else 'an administrator'} with a trusted key "
-                       "at that point")
+                       f"{'an administrator' if admin else 'an active user'} with a trusted "
+                       "key at that point")
         if authorisation.get("key_id") != signer.key_id or data.get("actor") != signer_id \
                 or not _same_time(authorisation.get("signed_at"), data.get("timestamp")):
             raise fail(f"{what} is signed by {signer_id} with another key, on an event made by "
                        f"{data.get('actor')} or at another time than the event's")
-        message = account_change_bytes(user_id=user_id, action=action, version=version,
-                                       signed_at=str(authorisation.get("signed_at")),
-                                       signer=signer_id, credential=credential)
-        if not _valid(signer.public_key, authorisation.get("signature"), message):
-            raise fail(f"the signature of {signer_id} on {what} is forged or was copied from "
-                       "another event")
-        self.counts["changes_signed"] += 1
+        return signer.public_key
 
     def _reset(self, user_id: str, version: int, data: dict[str, Any],
                fail: Callable[[str], SignatureFailure]) -> Ed25519PublicKey | None:
@@ -261,15 +270,7 @@ class SignatureWalk:
         if not isinstance(authorisation, dict):
             raise fail(f"{what} carries a malformed signature")
         signer_id = str(authorisation.get("signer"))
-        signer = self.accounts.get(signer_id)
-        if signer is None or signer.public_key is None or not signer.active \
-                or "admin" not in signer.roles:
-            raise fail(f"{what} is signed by {signer_id}, who was not an administrator with a "
-                       "trusted key at that point")
-        if authorisation.get("key_id") != signer.key_id or data.get("actor") != signer_id \
-                or not _same_time(authorisation.get("signed_at"), data.get("timestamp")):
-            raise fail(f"{what} is signed by {signer_id} with another key, on an event made by "
-                       f"{data.get('actor')} or at another time than the event's")
+        signer_key = self._signer(what, signer_id, authorisation, data, fail, admin=True)
         key = _public_key(public_key) if public_key is not None else None
         if key is None and (public_key is not None or self.digital_store):
             raise fail(f"{what} gives {user_id} no Ed25519 key")
@@ -277,7 +278,7 @@ class SignatureWalk:
             user_id=user_id, version=version, public_key=public_key,
             credential=str(data.get("credential")), reason=str(data.get("reason")),
             signed_at=str(authorisation.get("signed_at")), admin=signer_id)
-        if not _valid(signer.public_key, authorisation.get("signature"), message):
+        if not _valid(signer_key, authorisation.get("signature"), message):
             raise fail(f"the signature of {signer_id} on {what} is forged or was copied from "
                        "another event")
         self.counts["changes_signed"] += 1
@@ -298,20 +299,12 @@ class SignatureWalk:
         if not isinstance(authorisation, dict):
             raise fail(f"{what} carries a malformed signature")
         admin_id = str(authorisation.get("admin"))
-        admin = self.accounts.get(admin_id)
-        if admin is None or admin.public_key is None or not admin.active \
-                or "admin" not in admin.roles:
-            raise fail(f"{what} is signed by {admin_id}, who was not an administrator with a "
-                       "trusted key at that point")
-        if authorisation.get("key_id") != admin.key_id or data.get("actor") != admin_id \
-                or not _same_time(authorisation.get("signed_at"), data.get("timestamp")):
-            raise fail(f"{what} is signed by {admin_id} with another key, on an event made by "
-                       f"{data.get('actor')} or at another time than the event's")
+        admin_key = self._signer(what, admin_id, authorisation, data, fail, admin=True)
         message = role_change_bytes(user_id=user_id, change=change, role=role,
                                     version=version,
                                     signed_at=str(authorisation.get("signed_at")),
                                     admin=admin_id)
-        if not _valid(admin.public_key, authorisation.get("signature"), message):
+        if not _valid(admin_key, authorisation.get("signature"), message):
             raise fail(f"the signature of {admin_id} on {what} is forged or was copied from "
                        "another event")
         self.counts["roles_signed"] += 1
