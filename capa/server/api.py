@@ -13,6 +13,7 @@ does for the command line:
 
 A refusal is the §3 error object with the exit code's HTTP status (1→409, 2→422, 3→404,
 4→401 when nobody is identified or 403, 5→409 with `retry: true`, 6→409), and writes nothing.
+A write may carry an `Idempotency-Key` (capa.server.idempotency): retried, it never writes twice.
 `GET /health` answers without authentication.
 """
 
@@ -37,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 import capa
 from capa.app.application import CapaApplication
 from capa.domain.errors import CapaError, InvalidInput, NotPermitted, exit_code
+from capa.server.idempotency import HEADER, Keys, checked_key
 from capa.server.operations import FILE_ARGUMENTS, Offered, encode, offered
 
 #: Exit code (SPEC §3) -> HTTP status (SPEC §11).
@@ -134,12 +136,13 @@ def build_app(store: CapaApplication) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": capa.__version__}
 
+    keys = Keys(store)
     for op in offered():
-        _route(api, store, op)
+        _route(api, store, keys, op)
     return api
 
 
-def _route(api: FastAPI, store: CapaApplication, op: Offered) -> None:
+def _route(api: FastAPI, store: CapaApplication, keys: Keys, op: Offered) -> None:
     model = _request_model(op)
     open_call = set(op.names) <= {"login", "logout"}
 
@@ -151,8 +154,15 @@ def _route(api: FastAPI, store: CapaApplication, op: Offered) -> None:
         if open_call:
             return encode(getattr(getattr(store, op.service), op.method)(**arguments))
         user, password = request.state.caller
-        with store.acting_as(user, password), _files(arguments) as given:
-            return encode(getattr(getattr(store, op.service), op.method)(**given))
+        key = checked_key(request.headers.get(HEADER))
+
+        def perform() -> Any:
+            with store.acting_as(user, password), _files(arguments) as given:
+                return encode(getattr(getattr(store, op.service), op.method)(**given))
+
+        if key is None:
+            return perform()
+        return keys.run(user, key, op.path, body.model_dump(), perform)
 
     # FastAPI reads the body's model from the annotations: this operation's own.
     call.__annotations__ = {"request": Request, "body": model, "return": Any}
