@@ -9,8 +9,11 @@ The first request with a key runs; if it writes, its key is committed with its e
 - while the first request is still running in this server: 409 with `retry: true`.
 
 A request that wrote nothing (a read, a refusal) leaves no key behind: retried, it runs again,
-which is what a retry of it means. In several server processes on one store a second request
-racing the first collides on the key when it commits, and its events are rolled back.
+which is what a retry of it means. An answer that carries a secret (a token, a password) is
+never kept: a retry of that request gets the written record's id, status and version.
+
+In several server processes on one store a second request racing the first collides on the key
+when it commits, and its events are rolled back.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from capa.domain.errors import Conflict, InvalidInput
 
 HEADER = "Idempotency-Key"
 MAX_KEY = 200
+#: Words of an answer's field names that mark a secret the store must not keep a copy of.
+_SECRET_WORDS = ("token", "password", "secret")
 
 
 def checked_key(value: str | None) -> str | None:
@@ -91,7 +96,7 @@ class Keys:
                         raise Conflict(f"a request with this {HEADER} is still running; "
                                        "retry it once it has answered") from None
                     return self._replay(found, print_)
-            if claim.committed:
+            if claim.committed and not _carries_secret(answer):
                 self._store.idempotency_keys.answer(user, key, answer)
             return answer
 
@@ -101,6 +106,15 @@ class Keys:
             return kept.response
         # The server stopped after the events were committed and before the answer was kept.
         return self._store.written_result(kept.records)
+
+
+def _carries_secret(answer: Any) -> bool:
+    if isinstance(answer, dict):
+        return any(any(word in str(k).lower() for word in _SECRET_WORDS) or _carries_secret(v)
+                   for k, v in answer.items())
+    if isinstance(answer, list):
+        return any(_carries_secret(v) for v in answer)
+    return False
 
 
 def _same_request(first: str, again: str) -> None:
