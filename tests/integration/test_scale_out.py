@@ -144,3 +144,18 @@ def test_a_sqlite_store_refuses_more_than_one_worker(store_target: str,
     assert "PostgreSQL" in error["message"] and error["code"] == 2
     assert len(refused.stderr.strip().splitlines()) == 1
     assert event_count(store_target) == before
+
+
+@pytest.mark.sqlite_only("the worker factory reads its store from the environment")
+def test_the_worker_factory_serves_the_store_capa_db_names(
+        store_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from capa.domain.errors import InvalidInput
+    from capa.server.api import create_app
+
+    monkeypatch.delenv("CAPA_DB", raising=False)
+    with pytest.raises(InvalidInput, match="CAPA_DB"):
+        create_app()
+    close_all([create_store(store_target)])
+    monkeypatch.setenv("CAPA_DB", store_target)
+    paths = {getattr(route, "path", "") for route in create_app().routes}
+    assert {"/health", "/v1/nonconformities/raise_nc"} <= paths
