@@ -217,10 +217,12 @@ def test_requests_retried_after_the_server_was_killed_write_exactly_once(
 
 class _DroppingProxy:
     """A loopback TCP proxy that forwards the first write to the server and then drops the
-    connection before the answer reaches the client; every later request passes."""
+    connection before the answer reaches the client (or, `unavailable`, answers it 503 itself
+    as a proxy does while the server restarts); every later request passes."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, *, unavailable: bool = False) -> None:
         self.upstream = upstream_port
+        self.unavailable = unavailable
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.keys: list[str] = []  # of each raise_nc request
@@ -238,12 +240,19 @@ class _DroppingProxy:
                 for line in request.split(b"\r\n"):
                     if line.lower().startswith(b"idempotency-key:") and b"raise_nc" in request:
                         self.keys.append(line.split(b":", 1)[1].strip().decode())
+                first_write = request.startswith(b"POST") and b"raise_nc" in request and \
+                    not self.dropped
+                if first_write and self.unavailable:
+                    self.dropped += 1
+                    client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                   b"Connection: close\r\n\r\n")
+                    continue
                 with socket.create_connection(("127.0.0.1", self.upstream)) as up:
                     up.sendall(request)
                     answer = b""
                     while chunk := up.recv(65536):
                         answer += chunk
-                if request.startswith(b"POST") and b"raise_nc" in request and not self.dropped:
+                if first_write:
                     self.dropped += 1
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -268,8 +277,10 @@ class _DroppingProxy:
         self.listener.close()
 
 
-def test_the_cli_resends_its_key_when_the_connection_drops(server: Server) -> None:
-    proxy = _DroppingProxy(int(server.url.rsplit(":", 1)[1]))
+@pytest.mark.parametrize("unavailable", [False, True], ids=["dropped", "proxy-503"])
+def test_the_cli_resends_its_key_when_the_connection_drops(server: Server,
+                                                           unavailable: bool) -> None:
+    proxy = _DroppingProxy(int(server.url.rsplit(":", 1)[1]), unavailable=unavailable)
     try:
         before = event_count(server.target)
         raised = server.cli("--json", "nc", "raise", "--title", "Burr", "--description", "Seen",
