@@ -75,6 +75,9 @@ class CapaPostgresRecorder(PostgresApplicationRecorder):
             # After the events, under the table's lock, in the same pipeline: its error is the
             # first the pipeline's sync reports when the key is taken (a statement sent before
             # the lock would only make the later ones fail as "pipeline aborted"). A cursor of
-            # its own: this one still holds the new events' positions.
+            # its own: this one still holds the new events' positions. Never a prepared
+            # statement: psycopg would count one whose PREPARE was aborted with the pipeline of a
+            # failed save as prepared, and every later save on the connection would fail.
             with curs.connection.cursor() as own:
-                own.execute(insert_statement(postgres=True), claim.row(stored_events))
+                own.execute(insert_statement(postgres=True), claim.row(stored_events),
+                            prepare=False)

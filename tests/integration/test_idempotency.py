@@ -300,3 +300,37 @@ def test_the_cli_resends_its_key_when_the_connection_drops(server: Server,
         assert event_count(server.target) == before + 2
     finally:
         proxy.close()
+
+
+def test_keyed_saves_keep_working_after_keyed_saves_that_failed(store_target: str) -> None:
+    """A save that loses a race rolls back with its key; the saves after it, on the same
+    connections, still commit theirs (psycopg must not believe a statement prepared in a
+    failed pipeline)."""
+    from eventsourcing.persistence import IntegrityError
+
+    from capa.domain.nonconformity import Nonconformity
+
+    store = create_store(store_target)
+    store.idempotency_keys.create()
+    try:
+        with store.acting_as(REPORTER, PASSWORD):
+            ref = store.nonconformities.raise_nc(**burr(1)).id
+            store.nonconformities.contain_nc(ref, action="Quarantined")
+            # psycopg prepares a statement on its sixth run: runs of keyed saves that won and
+            # lost, so that its sixth run on the store's connection is one that lost.
+            won = 0
+            for n, outcome in enumerate("LWWWWWLWWLWWWWWWLWW" * 2):
+                if outcome == "L":
+                    stale: Any = store.load(Nonconformity, ref, version=1)
+                    stale.contain("Again", "none", None)
+                    with store.claiming(Claim(REPORTER, f"lost-{n}", RAISE, "x")), \
+                            pytest.raises(IntegrityError):
+                        store.save(stale)
+                    continue
+                with store.claiming(Claim(REPORTER, f"won-{n}", RAISE, "x")) as claim:
+                    store.nonconformities.contain_nc(ref, action=f"Sorted {n}")
+                assert claim.committed
+                won += 1
+        assert query(store_target, "SELECT COUNT(*) FROM capa_idempotency")[0][0] == won
+    finally:
+        close_all([store])
