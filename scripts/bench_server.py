@@ -8,7 +8,7 @@ and the p99 latency of one request (one save for the baseline) and its ratio (ta
 Clients use a server session (Bearer token): the memory-hard password check is deliberate and
 is measured separately, as one signing request's latency.
 
-    python scripts/bench_server.py [--ncs-per-client 25]
+    python scripts/bench_server.py [--ncs-per-client 25] [--workers N] [--keys]
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
 
 
-def through_server(uri: str, per_client: int) -> tuple[float, list[float], float]:
+def through_server(uri: str, per_client: int, workers: int = 1,
+                   keyed: bool = False) -> tuple[float, list[float], float]:
     app = open_store(uri, create=True)
     app.identity.initialise("Bench", admin=QUALITY, full_name="Bench Quality", password=PASSWORD)
     with app.acting_as(QUALITY, PASSWORD):
@@ -69,8 +70,8 @@ def through_server(uri: str, per_client: int) -> tuple[float, list[float], float
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAPA_")}
     env["PYTHONPATH"] = str(ROOT)
     server = subprocess.Popen([sys.executable, "-m", "capa", "--db", uri, "serve", "--port",
-                               str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                               str(port), "--workers", str(workers)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -85,15 +86,21 @@ def through_server(uri: str, per_client: int) -> tuple[float, list[float], float
 
         def client(n: int) -> list[float]:
             auth = {"Authorization": f"Bearer {REPORTER}:{tokens[n]}"}
+
+            def key(step: str) -> dict[str, str]:
+                return {"Idempotency-Key": f"{step}-{n}-{i}"} if keyed else {}
+
             took = []
             for i in range(per_client):
                 t0 = time.perf_counter()
                 ref = _post(base + "/v1/nonconformities/raise_nc",
                             {"title": f"Burr {n}-{i}", "description": "Seen at goods-in",
-                             "source": "supplier", "severity": "minor"}, auth)["id"]
+                             "source": "supplier", "severity": "minor"},
+                            {**auth, **key("raise")})["id"]
                 t1 = time.perf_counter()
                 _post(base + "/v1/nonconformities/contain_nc",
-                      {"ref": ref, "action": "Quarantined", "disposition": "quarantine"}, auth)
+                      {"ref": ref, "action": "Quarantined", "disposition": "quarantine"},
+                      {**auth, **key("contain")})
                 took += [t1 - t0, time.perf_counter() - t1]
             return took
 
@@ -160,14 +167,19 @@ def bare(uri: str, per_client: int) -> tuple[float, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ncs-per-client", type=int, default=25)
+    parser.add_argument("--workers", type=int, default=1, help="capa serve --workers")
+    parser.add_argument("--keys", action="store_true",
+                        help="send an Idempotency-Key with every write")
     options = parser.parse_args()
     with embedded_postgres() as server_uri:
         bare_rate, bare_lat = bare(create_database(server_uri, "bare"), options.ncs_per_client)
         rate, lat, signing = through_server(create_database(server_uri, "served"),
-                                            options.ncs_per_client)
+                                            options.ncs_per_client, options.workers,
+                                            options.keys)
     print(f"P6 bare eventsourcing, {CLIENTS} threads: {bare_rate:.1f} NCs/s, "
           f"p99 {p99(bare_lat) * 1000:.1f} ms (median {statistics.median(bare_lat) * 1000:.1f})")
-    print(f"P6 capa serve, {CLIENTS} clients:       {rate:.1f} NCs/s, "
+    print(f"P6 capa serve, {CLIENTS} clients ({options.workers} worker(s)"
+          f"{', idempotency keys' if options.keys else ''}): {rate:.1f} NCs/s, "
           f"p99 {p99(lat) * 1000:.1f} ms (median {statistics.median(lat) * 1000:.1f})")
     print(f"P6 throughput ratio {rate / bare_rate:.2f}x (target >= 0.4x); "
           f"p99 ratio {p99(lat) / p99(bare_lat):.2f}x (target <= 3x)")

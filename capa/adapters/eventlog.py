@@ -83,7 +83,10 @@ _NEUTRAL_SETTINGS = {
 }
 #: PostgreSQL stores save through eventsourcing's recorder, except that large saves (evidence
 #: files) avoid psycopg's pipeline mode, which deadlocks on them (capa.adapters.pgrecorder).
-_POSTGRES_RECORDER = "capa.adapters.pgrecorder:CapaPostgresRecorder"
+#: Both also insert a request's idempotency key in the transaction of its events
+#: (capa.adapters.idempotency).
+_RECORDERS = {"postgres": "capa.adapters.pgrecorder:CapaPostgresRecorder",
+              "sqlite": "capa.adapters.sqliterecorder:CapaSQLiteRecorder"}
 
 
 class StoreUnavailable(NotFound):
@@ -117,8 +120,7 @@ def _prefixed(env: dict[str, str]) -> dict[str, str]:
 def store_env(target: StoreTarget, *, create: bool) -> dict[str, str]:
     """The eventsourcing environment of a store: only `create` lets eventsourcing make tables."""
     env = {**_NEUTRAL_SETTINGS, **target.env, "CREATE_TABLE": "yes" if create else "no"}
-    if target.kind == "postgres":
-        env["APPLICATION_RECORDER_TOPIC"] = _POSTGRES_RECORDER
+    env["APPLICATION_RECORDER_TOPIC"] = _RECORDERS[target.kind]
     return _prefixed(env)
 
 

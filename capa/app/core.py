@@ -32,6 +32,7 @@ from capa.domain.user import Role, User, UserStatus, is_user_id, user_ref
 
 if TYPE_CHECKING:
     from capa.adapters.credentials import CredentialStore
+    from capa.adapters.idempotency import Claim, IdempotencyKeys
     from capa.readmodels.projection import ReadModels
 
 R = TypeVar("R", bound=Record)
@@ -45,6 +46,8 @@ _EVERY_ROLE = frozenset(role.value for role in Role)
 
 #: The password presented for this command, checked again when a signature is made (R10).
 _signing_password: ContextVar[str | None] = ContextVar("capa_signing_password", default=None)
+#: The idempotency key of the request being served, committed with its first save (SPEC §11).
+_claim: ContextVar[Claim | None] = ContextVar("capa_idempotency_claim", default=None)
 
 
 def today() -> str:
@@ -138,6 +141,25 @@ class Core(Application[UUID]):
         finally:
             _signing_password.reset(secret)
             actor_id.reset(token)
+
+    @contextmanager
+    def claiming(self, claim: Claim) -> Iterator[Claim]:
+        """Run an operation whose first save commits `claim`, a request's idempotency key, in
+        the transaction of its events (capa.adapters.idempotency): the key is used if and only
+        if the events are written. A save that finds the key taken raises KeyTaken."""
+        token = _claim.set(claim)
+        try:
+            yield claim
+        finally:
+            _claim.reset(token)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        claim = _claim.get()
+        if claim is None or claim.committed:
+            return super().save(*objs, **kwargs)
+        recordings = super().save(*objs, idempotency=claim, **kwargs)
+        claim.committed = True
+        return recordings
 
     def actor(self) -> str:
         """The acting user's id; NotPermitted when no user acts."""
@@ -292,6 +314,24 @@ class Core(Application[UUID]):
 
             found = self.__dict__["_credentials"] = credential_store(self.recorder)
         return found
+
+    @property
+    def idempotency_keys(self) -> IdempotencyKeys:
+        """The idempotency keys of the server's writes (capa.adapters.idempotency)."""
+        found: IdempotencyKeys | None = self.__dict__.get("_idempotency_keys")
+        if found is None:
+            from capa.adapters.idempotency import IdempotencyKeys
+
+            found = self.__dict__["_idempotency_keys"] = IdempotencyKeys(self.recorder)
+        return found
+
+    def written_result(self, records: list[tuple[str, int]]) -> dict[str, Any]:
+        """What a write that committed these records (hex id, version) returns, read back from
+        the store: the first record's id, status and version (SPEC §3)."""
+        record_id, version = records[0]
+        record: Any = self.repository.get(UUID(record_id), version=version)
+        return WriteResult(str(getattr(record, "ref", record_id)),
+                           str(getattr(record, "status", "")), version).as_dict()
 
     def user_keys(self) -> Any:
         """The users' private signing keys, each encrypted under its user's password."""

@@ -7,26 +7,44 @@ error, with the same exit code, as the store would give. The client holds no dat
 credential and no key: it sends the user's password (CAPA_USER/CAPA_PASSWORD, as HTTP Basic) or
 the token of a `capa login` session against the server, with the password again to sign. Only
 the standard library's HTTP client is used, so the command line loads nothing more for it.
+
+Every request carries a fresh `Idempotency-Key`. When the connection fails before an answer
+arrives (refused, reset, dropped, or a proxy's 502/503/504), the same request is sent again
+with the same key, a few times: the server writes it at most once and gives a retry the first
+answer, so a command retried this way never writes twice.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from capa.domain.errors import EXIT_CODES, CapaError, InvalidInput, NotFound, RuleViolation
+from capa.domain.errors import (
+    EXIT_CODES,
+    CapaError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RuleViolation,
+)
 
 #: Exit code -> the error the server's refusal stands for (the inverse of EXIT_CODES).
 _ERRORS: dict[int, type[CapaError]] = {code: kind for kind, code in EXIT_CODES.items()}
 #: How long a request may take before the client gives up (a signature's password check is
 #: memory-hard on purpose, and a dashboard of a large store takes seconds).
 TIMEOUT_SECONDS = 300
+#: Waits before each new attempt of a request whose connection failed (then it gives up).
+RETRY_WAITS = (0.5, 1.0, 2.0)
+#: Answers that come from a proxy in front of a server that is not there (yet).
+_PROXY_STATUSES = frozenset({502, 503, 504})
 
 
 def is_server(target: str) -> bool:
@@ -75,13 +93,30 @@ class RemoteApplication:
         elif self._user and self._password:
             pair = f"{self._user}:{self._password}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        result = decode(self._send("POST", f"/v1/{service}/{method}", arguments, headers))
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+        result = decode(self._send_retrying(f"/v1/{service}/{method}", arguments, headers))
         if (service, method) == ("identity", "resume_session"):
             # The session stands for the user from now on: its token goes with each request.
             self._session = (str(arguments["user"]), str(arguments["token"]))
         return result
 
-    def _send(self, verb: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+    def _send_retrying(self, path: str, body: Any, headers: dict[str, str]) -> Any:
+        """POST with the request's key, sent again (same key) while the connection fails."""
+        resent = False
+        for wait in RETRY_WAITS:
+            try:
+                return self._send("POST", path, body, headers, retryable=True)
+            except _Unanswered:
+                resent = True
+            except Conflict:
+                # Sent again after a drop, the first attempt may still be running there.
+                if not resent:
+                    raise
+            time.sleep(wait)
+        return self._send("POST", path, body, headers)
+
+    def _send(self, verb: str, path: str, body: Any, headers: dict[str, str], *,
+              retryable: bool = False) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(self.url + path, data=data, method=verb,
                                          headers={"Content-Type": "application/json",
@@ -90,10 +125,18 @@ class RemoteApplication:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
+            if retryable and exc.code in _PROXY_STATUSES:
+                raise _Unanswered from None
             raise _refusal(exc, self.url) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
+            if retryable and isinstance(reason, ConnectionError):
+                raise _Unanswered from None
             raise NotFound(f"cannot reach the capa server at {self.url}: {reason}") from None
+
+
+class _Unanswered(Exception):  # noqa: N818 - what happened to the request
+    """The connection failed before an answer came: the request may be sent again."""
 
 
 class _RemoteService:

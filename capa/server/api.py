@@ -13,7 +13,13 @@ does for the command line:
 
 A refusal is the §3 error object with the exit code's HTTP status (1→409, 2→422, 3→404,
 4→401 when nobody is identified or 403, 5→409 with `retry: true`, 6→409), and writes nothing.
+A write may carry an `Idempotency-Key` (capa.server.idempotency): retried, it never writes twice.
+A write that lost a race to another writer (exit 5, nothing written) is run again here, against
+the record's new state with every rule checked again, before a 409 is ever sent.
 `GET /health` answers without authentication.
+
+`create_app` opens the store named by CAPA_DB, for an ASGI server's workers (`capa serve
+--workers N`, or `uvicorn --factory capa.server.api:create_app`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ import base64
 import binascii
 import logging
 import os
+import random
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,13 +44,17 @@ from starlette.concurrency import run_in_threadpool
 
 import capa
 from capa.app.application import CapaApplication
-from capa.domain.errors import CapaError, InvalidInput, NotPermitted, exit_code
+from capa.domain.errors import CapaError, Conflict, InvalidInput, NotPermitted, exit_code
+from capa.server.idempotency import HEADER, Keys, checked_key
 from capa.server.operations import FILE_ARGUMENTS, Offered, encode, offered
 
 #: Exit code (SPEC §3) -> HTTP status (SPEC §11).
 HTTP_STATUS = {1: 409, 2: 422, 3: 404, 4: 403, 5: 409, 6: 409}
 #: Largest request body accepted: an evidence file of 25 MiB, base64-encoded, with its JSON.
 MAX_BODY = 36 * 1024 * 1024
+#: How often a write that lost a race is run (a writer loses only to another writer's success,
+#: so N concurrent writers of one record all succeed within N attempts).
+CONFLICT_ATTEMPTS = 8
 
 log = logging.getLogger("capa.server")
 
@@ -78,6 +90,16 @@ def _request_model(op: Offered) -> type[BaseModel]:
         fields[parameter.name] = (annotation, default)
     name = "".join(part.title() for part in f"{op.service}_{op.method}".split("_"))
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def create_app() -> FastAPI:
+    """The HTTP API of the store CAPA_DB names: the factory each worker process calls."""
+    from capa.app.store import open_store
+
+    target = os.environ.get("CAPA_DB", "").strip()
+    if not target:
+        raise InvalidInput("set CAPA_DB to the store the server serves")
+    return build_app(open_store(target))
 
 
 def build_app(store: CapaApplication) -> FastAPI:
@@ -134,12 +156,13 @@ def build_app(store: CapaApplication) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": capa.__version__}
 
+    keys = Keys(store)
     for op in offered():
-        _route(api, store, op)
+        _route(api, store, keys, op)
     return api
 
 
-def _route(api: FastAPI, store: CapaApplication, op: Offered) -> None:
+def _route(api: FastAPI, store: CapaApplication, keys: Keys, op: Offered) -> None:
     model = _request_model(op)
     open_call = set(op.names) <= {"login", "logout"}
 
@@ -149,16 +172,37 @@ def _route(api: FastAPI, store: CapaApplication, op: Offered) -> None:
         arguments = body.model_dump()
         arguments.update({k: os.environ.get(v) if v else None for k, v in own.items()})
         if open_call:
-            return encode(getattr(getattr(store, op.service), op.method)(**arguments))
+            return _retrying(lambda: encode(
+                getattr(getattr(store, op.service), op.method)(**arguments)))
         user, password = request.state.caller
-        with store.acting_as(user, password), _files(arguments) as given:
-            return encode(getattr(getattr(store, op.service), op.method)(**given))
+        key = checked_key(request.headers.get(HEADER))
+
+        def perform() -> Any:
+            with store.acting_as(user, password), _files(arguments) as given:
+                return _retrying(lambda: encode(
+                    getattr(getattr(store, op.service), op.method)(**given)))
+
+        if key is None:
+            return perform()
+        return keys.run(user, key, op.path, body.model_dump(), perform)
 
     # FastAPI reads the body's model from the annotations: this operation's own.
     call.__annotations__ = {"request": Request, "body": model, "return": Any}
     call.__name__ = f"{op.service}_{op.method}"
     api.post(op.path, summary=" / ".join(op.names), description=op.function.__doc__ or "",
              tags=[op.service])(call)
+
+
+def _retrying(run: Any) -> Any:
+    """`run()`, again while it loses a race to another writer (nothing written each time)."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return run()
+        except Conflict:
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 - spreads the writers
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextmanager
