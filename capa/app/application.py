@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from capa.app.queries import Queries
     from capa.app.records import Records
     from capa.app.reviews import Reviews
+    from capa.app.service_accounts import ServiceAccounts
 
 S = TypeVar("S")
 
@@ -39,6 +40,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "audit": ("capa.app.audit", "Audit"),
     "reviews": ("capa.app.reviews", "Reviews"),
     "notifications": ("capa.app.notifications", "Notifications"),
+    "service_accounts": ("capa.app.service_accounts", "ServiceAccounts"),
 }
 
 
@@ -82,3 +84,4 @@ class CapaApplication(Core):
     audit: _Service[Audit] = _Service()
     reviews: _Service[Reviews] = _Service()
     notifications: _Service[Notifications] = _Service()
+    service_accounts: _Service[ServiceAccounts] = _Service()

@@ -218,8 +218,9 @@ def test_auditors_may_only_read() -> None:
     writes = {c for c, roles in PERMISSIONS.items() if "auditor" in roles} - {
         "nc show", "nc list", "ca show", "ca list", "history", "overdue", "report",
         "dashboard", "export", "audit verify", "audit export", "audit prove", "audit vkey",
-        "audit consistency", "user list", "user passwd", "login", "logout", "whoami",
-        "evidence list", "evidence get", "store info", "audit review", "management-review"}
+        "audit consistency", "user list", "user token list", "user passwd", "login", "logout",
+        "whoami", "evidence list", "evidence get", "store info", "audit review",
+        "management-review"}
     assert writes == set()
     # An auditor reviews the audit trail, but signing the review records an event.
     assert permits(["auditor"], "audit review")
