@@ -5,7 +5,8 @@ have the application's methods, each one a `POST /v1/<service>/<method>` (capa.s
 their results the JSON the server sends (what `--json` prints anyway), and a refusal the same
 error, with the same exit code, as the store would give. The client holds no database
 credential and no key: it sends the user's password (CAPA_USER/CAPA_PASSWORD, as HTTP Basic) or
-the token of a `capa login` session against the server, with the password again to sign. Only
+the token of a `capa login` session against the server, with the password again to sign, or a
+service account's API token (CAPA_TOKEN). Only
 the standard library's HTTP client is used, so the command line loads nothing more for it.
 """
 
@@ -41,6 +42,7 @@ class RemoteApplication:
         self._user: str | None = None
         self._password: str | None = None
         self._session: tuple[str, str] | None = None
+        self._token: str | None = None
         self._signatures: dict[str, list[str]] | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -67,7 +69,9 @@ class RemoteApplication:
         from capa.server.operations import decode
 
         headers: dict[str, str] = {}
-        if self._session is not None:
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token}"
+        elif self._session is not None:
             user, token = self._session
             headers["Authorization"] = f"Bearer {user}:{token}"
             if self._password:
@@ -79,6 +83,9 @@ class RemoteApplication:
         if (service, method) == ("identity", "resume_session"):
             # The session stands for the user from now on: its token goes with each request.
             self._session = (str(arguments["user"]), str(arguments["token"]))
+        elif (service, method) == ("service_accounts", "resume_token"):
+            # A service account's API token (CAPA_TOKEN) likewise.
+            self._token = str(arguments["token"])
         return result
 
     def _send(self, verb: str, path: str, body: Any, headers: dict[str, str]) -> Any:
