@@ -27,6 +27,7 @@ pytest_plugins = [
     "tests.bdd.steps.management_review",
     "tests.bdd.steps.reminders",
     "tests.bdd.steps.similar_records",
+    "tests.bdd.steps.service_accounts",
 ]
 
 
