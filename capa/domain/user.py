@@ -207,8 +207,13 @@ class User(Record):
     _signed_change = False
 
     def fields(self) -> dict[str, Any]:
-        # The hash is kept out of every view, diff and digest: history must never show it.
-        return {k: v for k, v in super().fields().items() if k != "credential"}
+        # The hash is kept out of every view, diff and digest: history must never show it; nor
+        # the SHA-256 of an API token, which only the token's check needs.
+        shown = {k: v for k, v in super().fields().items() if k != "credential"}
+        if shown.get("tokens"):
+            shown["tokens"] = {token_id: {k: v for k, v in token.items() if k != "sha256"}
+                               for token_id, token in shown["tokens"].items()}
+        return shown
 
     @property
     def is_service(self) -> bool:
