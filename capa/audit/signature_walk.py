@@ -58,11 +58,8 @@ from capa.audit.signatures import (
     service_account_bytes,
     token_change_bytes,
 )
-
-#: The roles a service account may hold (capa.domain.user.SERVICE_ROLES), and the credential
-#: its UserAdded names (SERVICE_CREDENTIAL).
-_SERVICE_ROLES = frozenset({"reporter", "quality"})
-_SERVICE_CREDENTIAL = "service-account:no-password"
+from capa.domain.user import SERVICE_CREDENTIAL as _SERVICE_CREDENTIAL
+from capa.domain.user import SERVICE_ROLES as _SERVICE_ROLES
 
 __all__ = ["SignatureFailure", "SignatureWalk", "key_id"]
 
@@ -113,7 +110,9 @@ class SignatureWalk:
                                                              "keys": 0, "roles_signed": 0,
                                                              "roles_legacy": 0,
                                                              "changes_signed": 0,
-                                                             "changes_legacy": 0})
+                                                             "changes_legacy": 0,
+                                                             "services_signed": 0,
+                                                             "services_legacy": 0})
     content_checked: int = 0
     #: Without `content_of`, the content checks left for the caller (a bundle folds its records
     #: in a second pass): (fail, record hex, signed version, signature).
@@ -230,6 +229,7 @@ class SignatureWalk:
             if self.digital_store:
                 raise fail(f"the service account {user_id} is signed by no administrator, "
                            "which this store requires")
+            self.counts["services_legacy"] += 1
             return
         if not isinstance(endorsement, dict):
             raise fail(f"the service account {user_id} carries a malformed signature")
@@ -246,7 +246,7 @@ class SignatureWalk:
         if not _valid(admin.public_key, endorsement.get("signature"), message):
             raise fail(f"the signature of {admin_id} on the service account {user_id} is "
                        "forged")
-        self.counts["changes_signed"] += 1
+        self.counts["services_signed"] += 1
 
     def _token_change(self, user_id: str, owner: _Account, issue: bool, version: int,
                       data: dict[str, Any], fail: Callable[[str], SignatureFailure]) -> None:
@@ -263,7 +263,7 @@ class SignatureWalk:
         if authorisation is None:
             if self.digital_store:
                 raise fail(f"{what} is signed by no administrator, which this store requires")
-            self.counts["changes_legacy"] += 1
+            self.counts["services_legacy"] += 1
         else:
             if not isinstance(authorisation, dict):
                 raise fail(f"{what} carries a malformed signature")
@@ -286,7 +286,7 @@ class SignatureWalk:
             if not _valid(admin.public_key, authorisation.get("signature"), message):
                 raise fail(f"the signature of {admin_id} on {what} is forged or was copied "
                            "from another event")
-            self.counts["changes_signed"] += 1
+            self.counts["services_signed"] += 1
         if issue:
             owner.tokens[token_id] = str(digest)
         else:
@@ -461,7 +461,9 @@ class SignatureWalk:
                 "role_changes": {"signed": self.counts["roles_signed"],
                                  "legacy": self.counts["roles_legacy"]},
                 "account_changes": {"signed": self.counts["changes_signed"],
-                                    "legacy": self.counts["changes_legacy"]}}
+                                    "legacy": self.counts["changes_legacy"]},
+                "service_accounts": {"signed": self.counts["services_signed"],
+                                     "legacy": self.counts["services_legacy"]}}
 
 
 def _same_time(signed_at: Any, stored: Any) -> bool:

@@ -20,6 +20,11 @@ import pytest
 from capa.app import keyring
 from capa.app.application import CapaApplication
 from capa.app.store import open_store
+from capa.audit import bundle as bundle_module
+from capa.audit.bundle import export_bundle, verify_bundle
+from capa.audit.errors import TamperDetected
+from capa.audit.keys import create_store_key, load_private_key
+from capa.audit.ledger import Ledger
 from capa.audit.signatures import now_iso, sign, token_change_bytes
 from capa.domain.errors import InvalidInput, NotFound, NotPermitted
 from tests.support.backends import (
@@ -37,6 +42,7 @@ from tests.support.backends import (
 )
 
 _ISSUED = "capa.domain.user:User.ApiTokenIssued"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_bundle.py"
 SERVICE = "mes-line3"
 
 
@@ -79,7 +85,12 @@ def test_a_token_raises_an_nc_as_the_service_account_and_only_its_digest_is_kept
     secret = token.rsplit("_", 1)[1]
     held = stored_bytes(store_target)
     assert secret.encode() not in held and token.encode() not in held
-    assert hashlib.sha256(token.encode()).hexdigest().encode() in held
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    assert digest.encode() in held
+    # Not even the digest is shown: the account's history and view leave it out.
+    trail = run_cli(store_target, ADMIN, ["history", f"USER-{SERVICE}"], cwd=tmp_path)
+    assert trail.returncode == 0 and "ApiTokenIssued" in trail.stdout
+    assert digest not in trail.stdout and secret not in trail.stdout
     listed = run_cli(store_target, ADMIN, ["user", "token", "list", SERVICE], cwd=tmp_path)
     assert listed.returncode == 0 and secret not in listed.stdout
     assert json.loads(listed.stdout)[0] | {"issued_at": None} == {
@@ -89,6 +100,9 @@ def test_a_token_raises_an_nc_as_the_service_account_and_only_its_digest_is_kept
     assert exported.returncode == 0 and secret not in exported.stdout
     verified = run_cli(store_target, ADMIN, ["audit", "verify"], cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
+    # The account and its token, each signed by the administrator.
+    assert json.loads(verified.stdout)["signatures"]["service_accounts"] == {"signed": 2,
+                                                                            "legacy": 0}
 
 
 def test_revoked_expired_and_deactivated_are_refused(store: CapaApplication,
@@ -242,3 +256,39 @@ def test_a_token_inserted_by_sql_is_refused_and_fails_verify(
     assert done.returncode == 6, done.stderr
     assert f"(USER-{SERVICE} version {version})" in done.stderr
     assert ("signed by no administrator" if not signed else "forged") in done.stderr
+
+
+def test_bundle_verifiers_check_service_accounts_and_report_a_forged_token(
+        store: CapaApplication, monkeypatch: pytest.MonkeyPatch, store_target: str,
+        tmp_path: Path) -> None:
+    issue(store)
+    with store.acting_as(ADMIN, PASSWORD):
+        store.service_accounts.revoke_token(SERVICE, "T1", reason="Rotated")
+    key, log = tmp_path / "store.key", tmp_path / "store.checkpoints"
+    create_store_key(key)
+    log.touch()
+    public = load_private_key(key).public_key()
+    export_bundle(store, tmp_path / "clean", key, log, public)
+    assert verify_bundle(tmp_path / "clean", [], None)["signatures"]["service_accounts"] == {
+        "signed": 3, "legacy": 0}
+    clean = _script(tmp_path / "clean")
+    assert clean.returncode == 0, clean.stderr
+    assert "service accounts and their API tokens: 3 signed, 0 legacy" in clean.stdout
+
+    _, version = forge_token(store, store_target)
+    # An adversary who also holds the store key signs a checkpoint over the forged event.
+    monkeypatch.setattr(bundle_module, "verify_store",
+                        lambda app, *_, **__: {"events": Ledger(app).catch_up().size})
+    export_bundle(store, tmp_path / "forged", key, log, public)
+    with pytest.raises(TamperDetected) as caught:
+        verify_bundle(tmp_path / "forged", [], None)
+    assert (caught.value.record, caught.value.version) == (f"USER-{SERVICE}", version)
+    done = _script(tmp_path / "forged")
+    assert done.returncode == 6
+    assert f"record USER-{SERVICE} version {version}" in done.stderr
+    assert "signed by no administrator" in done.stderr
+
+
+def _script(bundle: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), str(bundle)], capture_output=True,
+                          text=True, check=False, timeout=120)
