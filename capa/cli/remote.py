@@ -6,8 +6,8 @@ their results the JSON the server sends (what `--json` prints anyway), and a ref
 error, with the same exit code, as the store would give. The client holds no database
 credential and no key: it sends the user's password (CAPA_USER/CAPA_PASSWORD, as HTTP Basic) or
 the token of a `capa login` session against the server, with the password again to sign, or a
-service account's API token (CAPA_TOKEN). Only
-the standard library's HTTP client is used, so the command line loads nothing more for it.
+service account's API token (CAPA_TOKEN). Only the standard library's HTTP client is used, so
+the command line loads nothing more for it.
 """
 
 from __future__ import annotations

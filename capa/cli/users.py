@@ -265,8 +265,9 @@ def list_users(session: Session) -> None:
 
 
 def _users_text(rows: list[dict[str, Any]]) -> str:
-    return table([[r["user"], r["full_name"], ", ".join(r["roles"]), r["status"], r.get("email")]
-                  for r in rows], ["user", "full name", "roles", "status", "e-mail"])
+    return table([[r["user"], r["full_name"], ", ".join(r["roles"]), r["status"], r.get("email"),
+                   r.get("kind", "person")] for r in rows],
+                 ["user", "full name", "roles", "status", "e-mail", "kind"])
 
 
 @click.command()

@@ -292,3 +292,24 @@ def test_bundle_verifiers_check_service_accounts_and_report_a_forged_token(
 def _script(bundle: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(SCRIPT), str(bundle)], capture_output=True,
                           text=True, check=False, timeout=120)
+
+
+@pytest.mark.sqlite_only("the human output is the same on both back ends")
+def test_the_token_is_printed_once_on_a_line_of_its_own(store: CapaApplication,
+                                                       store_target: str,
+                                                       tmp_path: Path) -> None:
+    def human(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "capa", "--db", store_target, *args],
+                              env=cli_env(ADMIN), capture_output=True, text=True, timeout=120,
+                              check=False, cwd=tmp_path)
+
+    issued = human("user", "token", "issue", SERVICE, "--expires", "2099-01-31")
+    assert issued.returncode == 0, issued.stderr
+    first, token = issued.stdout.splitlines()
+    assert first == f"{SERVICE}: token T1 issued until 2099-01-31; shown only this once:"
+    assert token.startswith(f"capa_{SERVICE}_") and len(token) == len(f"capa_{SERVICE}_") + 64
+    listed = human("user", "token", "list", SERVICE)
+    assert "T1" in listed.stdout and "active" in listed.stdout and token not in listed.stdout
+    users = human("user", "list")
+    assert any(SERVICE in line and line.rstrip().endswith("service")
+               for line in users.stdout.splitlines())
