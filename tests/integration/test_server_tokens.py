@@ -73,6 +73,16 @@ def test_a_machine_raises_ncs_with_its_token_and_nothing_else_gets_in(
         second = json.loads(out)["id"]
         code, out, _ = client(server, tmp_path, "nc", "show", second, token=live)
         assert code == 0 and json.loads(out)["reported_by"] == SERVICE
+        # Without --json, as a script on the line's PC would run it.
+        (tmp_path / "client").mkdir(exist_ok=True)
+        human = run_capa(["nc", "raise", "--title", "Torn label", "--description", "Again",
+                          "--source", "customer-complaint", "--severity", "minor"],
+                         cwd=tmp_path / "client",
+                         env={"CAPA_DB": server.url, "CAPA_TOKEN": live, "CAPA_USER": None,
+                              "CAPA_PASSWORD": None, "CAPA_DEBUG": None,
+                              "CAPA_SESSION_DIR": str(tmp_path / "client" / "session")})
+        assert human.code == 0, human.stderr
+        assert human.stdout.startswith("NC-") and ": open (version 1)" in human.stdout
 
         before = event_count(store_target)
         for token, words in [(revoked, "revoked"), (live[:-1] + "0", "unknown API token"),
