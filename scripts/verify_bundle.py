@@ -427,6 +427,8 @@ def short(text: str) -> str:
 # manifest signatures only, and says so in its output.
 
 SCHEME = "ed25519-v1"
+#: The credential a service account's UserAdded names (capa.domain.user.SERVICE_CREDENTIAL).
+SERVICE_CREDENTIAL = "service-account:no-password"
 RECORD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:capa:record")
 
 
@@ -482,6 +484,7 @@ class Signatures:
         self.digital = self.attested = 0
         self.roles_signed = self.roles_legacy = 0
         self.changes_signed = self.changes_legacy = 0
+        self.services_signed = self.services_legacy = 0
 
     def feed(self, where: str, position: int, record_id: str, version: int, event_type: str,
              state: bytes) -> None:
@@ -519,10 +522,17 @@ class Signatures:
                                        "active": True, "key": None, "key_id": None,
                                        "locked": False}
             public = data.get("public_key")
-            if public is not None:
+            if data.get("credential") == SERVICE_CREDENTIAL:
+                account["service"] = True
+                self.service_account(where, user, data.get("full_name"), roles, public,
+                                     data.get("endorsement"))
+            elif public is not None:
                 account["key"] = self.trusted(where, user, data.get("full_name"), roles,
                                               public, data.get("endorsement"))
                 account["key_id"] = key_name(public)
+            elif self.digital_store:
+                raise Failed(f"{where}: {user} is added with no signing key and no "
+                             "administrator's endorsement, which this store requires")
             self.accounts[user] = account
             self.owners[record_id] = user
             return
@@ -537,6 +547,9 @@ class Signatures:
                 owner["roles"].add(role)
             else:
                 owner["roles"].discard(role)
+        elif name in ("ApiTokenIssued", "ApiTokenRevoked"):
+            self.token_change(where, self.owners[record_id], owner, name == "ApiTokenIssued",
+                              version, data)
         elif name == "AccountLocked":
             owner["locked"] = True  # written by the failed check itself: never signed
         elif name == "PasswordReset":
@@ -551,6 +564,73 @@ class Signatures:
                 owner["active"] = False
             elif action == "unlock":
                 owner["locked"] = False
+
+    def admin_at(self, where: str, what: str, admin_id: str) -> dict[str, Any]:
+        admin = self.accounts.get(admin_id)
+        if not admin or admin["key"] is None or not admin["active"] \
+                or "admin" not in admin["roles"]:
+            raise Failed(f"{where}: {what} is signed by {admin_id}, who was not an administrator "
+                         "with a trusted key at that point")
+        return admin
+
+    def service_account(self, where: str, user: str, name: object, roles: list[str],
+                        public: object, endorsement: object) -> None:
+        """A service account: reporter or quality, no key, signed by an administrator trusted
+        at that point, except in a store made before digital signatures (counted as legacy)."""
+        what = f"the service account {user}"
+        if public is not None or not set(roles) <= {"reporter", "quality"}:
+            raise Failed(f"{where}: {what} holds a key or a role other than reporter and quality")
+        if endorsement is None:
+            if self.digital_store:
+                raise Failed(f"{where}: {what} is signed by no administrator, which this store "
+                             "requires")
+            self.services_legacy += 1
+            return
+        if not isinstance(endorsement, dict):
+            raise Failed(f"{where}: {what} carries a malformed signature")
+        admin_id = str(endorsement.get("admin"))
+        admin = self.admin_at(where, what, admin_id)
+        message = canonical({"purpose": "capa-service-account-v1", "user_id": user,
+                             "full_name": name, "roles": sorted(roles),
+                             "endorsed_at": str(endorsement.get("endorsed_at")),
+                             "admin": admin_id})
+        if endorsement.get("key_id") != admin["key_id"] \
+                or not ed25519_valid(admin["key"], endorsement.get("signature"), message):
+            raise Failed(f"{where}: the signature of {admin_id} on {what} is forged")
+        self.services_signed += 1
+
+    def token_change(self, where: str, user: str, owner: dict[str, Any], issue: bool,
+                     version: int, data: dict[str, Any]) -> None:
+        """An API token is issued or revoked only for a service account, signed by an
+        administrator trusted at that point, except in a store made before digital signatures
+        (counted as legacy)."""
+        token_id = str(data.get("token_id"))
+        what = f"the {'issue' if issue else 'revocation'} of the API token {token_id} of {user}"
+        if not owner.get("service"):
+            raise Failed(f"{where}: {what}, which is not a service account")
+        auth = data.get("authorisation")
+        if auth is None:
+            if self.digital_store:
+                raise Failed(f"{where}: {what} is signed by no administrator, which this store "
+                             "requires")
+            self.services_legacy += 1
+            return
+        if not isinstance(auth, dict):
+            raise Failed(f"{where}: {what} carries a malformed signature")
+        admin_id = str(auth.get("admin"))
+        admin = self.admin_at(where, what, admin_id)
+        if auth.get("key_id") != admin["key_id"] or data.get("actor") != admin_id \
+                or not same_time(auth.get("signed_at"), data.get("timestamp")):
+            raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
+        message = canonical({"purpose": "capa-api-token-v1", "user_id": user,
+                             "change": "issue" if issue else "revoke", "token_id": token_id,
+                             "token_sha256": str(data.get("token_sha256")) if issue else None,
+                             "version": version, "signed_at": str(auth.get("signed_at")),
+                             "admin": admin_id})
+        if not ed25519_valid(admin["key"], auth.get("signature"), message):
+            raise Failed(f"{where}: the signature of {admin_id} on {what} is forged or was "
+                         "copied from another event")
+        self.services_signed += 1
 
     def account_change(self, where: str, user: str, action: str, version: int,
                        data: dict[str, Any]) -> None:
@@ -938,6 +1018,10 @@ def verify(path: Path, kept: list[Path], pinned_key: Path | None, vkey: str | No
         f"{events.signatures.roles_legacy} legacy (unsigned, before digital signatures)"
         + f"; deactivations, unlocks and password changes: {events.signatures.changes_signed} "
         f"signed, {events.signatures.changes_legacy} legacy (unsigned, before digital signatures)"
+        + (f"; service accounts and their API tokens: {events.signatures.services_signed} "
+           f"signed, {events.signatures.services_legacy} legacy (unsigned, before digital "
+           "signatures)" if events.signatures.services_signed + events.signatures.services_legacy
+           else "")
         + (
             f"\n{events.withheld} line(s) withheld (account events of an earlier release that "
             "hold a password hash): their place in the tree is proved, their content could not "

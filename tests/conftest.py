@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.bdd.steps.reminders",
     "tests.bdd.steps.similar_records",
     "tests.bdd.steps.webhooks",
+    "tests.bdd.steps.service_accounts",
 ]
 
 

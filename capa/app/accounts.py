@@ -65,6 +65,10 @@ class Accounts:
             # The same scrypt work as for a real account, so timing does not reveal user ids.
             verify_password(password, NO_SUCH_USER_HASH)
             raise NotPermitted("unknown user id or wrong password")
+        if account.is_service:
+            # Before the check is reserved: a service account has no password to guess.
+            raise NotPermitted(f"{account.user_id} is a service account: it has no password "
+                               "and authenticates with an API token (CAPA_TOKEN)")
         # A forged account change is never acted on: neither the unlock nor the password it
         # claims lets anyone in (SPEC §9.2); `audit verify` names the event.
         if (forged := core.unsigned_account_change(account)) is not None:

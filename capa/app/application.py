@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from capa.app.queries import Queries
     from capa.app.records import Records
     from capa.app.reviews import Reviews
+    from capa.app.service_accounts import ServiceAccounts
     from capa.app.webhooks import Webhooks
 
 S = TypeVar("S")
@@ -41,6 +42,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "reviews": ("capa.app.reviews", "Reviews"),
     "notifications": ("capa.app.notifications", "Notifications"),
     "webhooks": ("capa.app.webhooks", "Webhooks"),
+    "service_accounts": ("capa.app.service_accounts", "ServiceAccounts"),
 }
 
 
@@ -85,3 +87,4 @@ class CapaApplication(Core):
     reviews: _Service[Reviews] = _Service()
     notifications: _Service[Notifications] = _Service()
     webhooks: _Service[Webhooks] = _Service()
+    service_accounts: _Service[ServiceAccounts] = _Service()

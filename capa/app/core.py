@@ -28,7 +28,7 @@ from capa.domain.errors import Conflict, IntegrityFailure, InvalidInput, NotFoun
 from capa.domain.record import Record, actor_id, record_uuid, utc_iso
 from capa.domain.refs import RecordRef, is_ref
 from capa.domain.store import STORE_REF, StoreRecord
-from capa.domain.user import Role, User, UserStatus, is_user_id, user_ref
+from capa.domain.user import User, UserStatus, is_user_id, user_ref
 
 if TYPE_CHECKING:
     from capa.adapters.credentials import CredentialStore
@@ -42,7 +42,6 @@ _CREATE_ATTEMPTS = 20
 #: record classes it works with (start-up time, SPEC §7 P1).
 _REF_PREFIXES = {"capa.domain.nonconformity:Nonconformity": "NC",
                  "capa.domain.corrective_action:CorrectiveAction": "CA"}
-_EVERY_ROLE = frozenset(role.value for role in Role)
 
 #: The password presented for this command, checked again when a signature is made (R10).
 _signing_password: ContextVar[str | None] = ContextVar("capa_signing_password", default=None)
@@ -226,10 +225,13 @@ class Core(Application[UUID]):
             needed = ", ".join(sorted(allowed_roles(operation))) or "none"
             held = ", ".join(account.roles) or "none"
             raise NotPermitted(f"{user} (roles: {held}) may not {operation} (needs: {needed})")
-        # An operation every role may run (the reads) needs no walk: no role it holds decides it.
-        if allowed_roles(operation) >= _EVERY_ROLE:
-            return user
+        # Reads too: an account whose UserAdded no administrator signed (written past capa)
+        # holds no role at all in the walk, and reads nothing either.
         signed = self.signed_roles(user)
+        if signed is not None and not signed:
+            raise NotPermitted(f"{user} may not {operation}: the account holds no role an "
+                               "administrator signed (added or changed past capa); run capa "
+                               "audit verify")
         if signed is not None and not permits(sorted(signed), operation):
             # The account's events give it a role no administrator signed: written into the
             # store past capa. Refused, and `audit verify` names the event (exit 6).

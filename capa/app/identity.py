@@ -270,6 +270,7 @@ class Identity:
             users.append({"user": account.user_id, "full_name": account.full_name,
                           "roles": list(account.roles), "status": account.status,
                           "email": account.email,
+                          "kind": "service" if account.is_service else "person",
                           "failed_attempts": account.failed_attempts})
         return sorted(users, key=lambda u: str(u["user"]))
 

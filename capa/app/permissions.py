@@ -52,6 +52,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # signing key, and signs the reset.
     "user reset-password": frozenset({ADMIN}),
     "user list": frozenset({ADMIN, AUDITOR}),
+    # Service accounts and their API tokens (SPEC §11): managed by administrators only.
+    "user add-service": frozenset({ADMIN}),
+    "user token issue": frozenset({ADMIN}),
+    "user token list": frozenset({ADMIN, AUDITOR}),
+    "user token revoke": frozenset({ADMIN}),
     # An administrator sets anyone's address; any other writer only their own (the operation
     # checks it). Auditors receive no reminders and write nothing.
     "user email": WRITERS,

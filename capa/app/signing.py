@@ -28,6 +28,9 @@ class Signing:
     def signature(self, record: Record, meaning: SignatureMeaning) -> Signature:
         core = self.core
         user = core.actor()
+        if core.user(user).is_service:
+            raise NotPermitted(f"{user} is a service account: it cannot sign (a signature "
+                               "needs a person's password, R10)")
         # Both components are checked again at the moment of signing, even inside a session
         # (21 CFR 11.200(a)); a wrong password here counts towards the lockout like any other.
         password = core.signing_password()
@@ -101,6 +104,48 @@ class Signing:
             message = role_change_bytes(user_id=account.user_id, change=change, role=role,
                                         version=version, signed_at=signed_at,
                                         admin=admin.user_id)
+            return {"admin": admin.user_id, "signed_at": signed_at,
+                    "key_id": key_id(str(admin.public_key)),
+                    "signature": sign(private, message)}
+
+        return authorise
+
+    def service_endorsement(self, uid: str, full_name: str, roles: list[str]
+                            ) -> dict[str, Any] | None:
+        """The acting administrator's signature over a new service account and its roles
+        (SPEC §11); None when they have no key (a store made before digital signatures)."""
+        from capa.audit.signatures import now_iso, service_account_bytes, sign
+
+        opened = self.admin_key("sign the new service account")
+        if opened is None:
+            return None
+        admin, private = opened
+        endorsed_at = now_iso()
+        message = service_account_bytes(user_id=uid, full_name=require_text(full_name,
+                                                                            "full name"),
+                                        roles=roles, endorsed_at=endorsed_at,
+                                        admin=admin.user_id)
+        return {"kind": "service", "admin": admin.user_id, "endorsed_at": endorsed_at,
+                "key_id": key_id(str(admin.public_key)), "signature": sign(private, message)}
+
+    def token_signer(self, account: User) -> Any:
+        """What signs the issue or revocation of an API token of `account` with the acting
+        administrator's key, once the domain has checked it: a store writer cannot give a
+        service account a token."""
+
+        def authorise(change: str, token_id: str, token_sha256: str | None,
+                      version: int) -> dict[str, Any] | None:
+            from capa.audit.signatures import now_iso, sign, token_change_bytes
+
+            opened = self.admin_key(f"sign the {change} of an API token")
+            if opened is None:
+                return None
+            admin, private = opened
+            signed_at = now_iso()
+            message = token_change_bytes(user_id=account.user_id, change=change,
+                                         token_id=token_id, token_sha256=token_sha256,
+                                         version=version, signed_at=signed_at,
+                                         admin=admin.user_id)
             return {"admin": admin.user_id, "signed_at": signed_at,
                     "key_id": key_id(str(admin.public_key)),
                     "signature": sign(private, message)}

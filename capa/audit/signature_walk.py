@@ -15,10 +15,15 @@ folded from the events at the signed version, where the verifier can fold record
 
 Signatures made before this release carry no digital signature: they are counted as
 "password-attested". A store whose first event says it uses digital signatures accepts none.
-scripts/verify_bundle.py repeats these checks (without folding records) for bundles.
+A service account (SPEC §11) holds only with an administrator's signature over its id, name
+and roles (reporter or quality), and each API token issued to it or revoked with one over the
+token's id and SHA-256; the application lets in only tokens this walk accepted.
+scripts/verify_bundle.py repeats the checks of people's accounts (without folding records) for
+bundles.
 
-Size: one walk holds the state every check reads (who held which key and role at each point of
-the log); splitting the checks of account events from those of signatures would split that state.
+Size: one walk over the account events decides every trust question (keys, roles, account
+changes, service accounts and their tokens) in log order; split, the parts would each need the
+same accounts' state at the same point.
 """
 
 from __future__ import annotations
@@ -52,7 +57,11 @@ from capa.audit.signatures import (
     manifest_bytes,
     password_reset_bytes,
     role_change_bytes,
+    service_account_bytes,
+    token_change_bytes,
 )
+from capa.domain.user import SERVICE_CREDENTIAL as _SERVICE_CREDENTIAL
+from capa.domain.user import SERVICE_ROLES as _SERVICE_ROLES
 
 __all__ = ["SignatureFailure", "SignatureWalk", "key_id"]
 
@@ -78,6 +87,10 @@ class _Account:
     locked: bool = False
     #: The credential its last UserAdded or signed password change names.
     credential: str | None = None
+    #: A service account (SPEC §11), and its live API tokens signed by an administrator:
+    #: token id -> SHA-256.
+    service: bool = False
+    tokens: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,7 +112,9 @@ class SignatureWalk:
                                                              "keys": 0, "roles_signed": 0,
                                                              "roles_legacy": 0,
                                                              "changes_signed": 0,
-                                                             "changes_legacy": 0})
+                                                             "changes_legacy": 0,
+                                                             "services_signed": 0,
+                                                             "services_legacy": 0})
     content_checked: int = 0
     #: Without `content_of`, the content checks left for the caller (a bundle folds its records
     #: in a second pass): (fail, record hex, signed version, signature).
@@ -158,11 +173,19 @@ class SignatureWalk:
             credential = data.get("credential", data.get("password_hash"))
             account.credential = credential if isinstance(credential, str) else None
             public_key = data.get("public_key")
-            if public_key is not None:
+            if account.credential == _SERVICE_CREDENTIAL:
+                self._service_account(user_id, account, roles, public_key,
+                                      data.get("endorsement"), fail)
+            elif public_key is not None:
                 account.public_key = self._trusted_key(user_id, account.full_name, roles,
                                                        public_key, data.get("endorsement"), fail)
                 account.key_id = key_id(public_key)
                 self.counts["keys"] += 1
+            elif self.digital_store:
+                # Every person of such a store is added with a key an administrator endorsed
+                # (the endorsement covers the roles): an account without one was added past capa.
+                raise fail(f"{user_id} is added with no signing key and no administrator's "
+                           "endorsement, which this store requires")
             self.accounts[user_id] = account
             self.owners[record_hex] = user_id
             return
@@ -171,12 +194,19 @@ class SignatureWalk:
             return
         if name in ("RoleGranted", "RoleRevoked"):
             role = str(data.get("role"))
+            if owner.service and name == "RoleGranted" and role not in _SERVICE_ROLES:
+                raise fail(f"the role {role} granted to the service account "
+                           f"{self.owners[record_hex]}, which may hold only reporter and "
+                           "quality")
             self._role_change(self.owners[record_hex], "grant" if name == "RoleGranted"
                               else "revoke", role, version, data, fail)
             if name == "RoleGranted":
                 owner.roles.add(role)
             else:
                 owner.roles.discard(role)
+        elif name in ("ApiTokenIssued", "ApiTokenRevoked"):
+            self._token_change(self.owners[record_hex], owner, name == "ApiTokenIssued",
+                               version, data, fail)
         elif name == "AccountLocked":
             # Written by the failed check itself, when no key can be opened: never signed.
             owner.locked = True
@@ -201,6 +231,74 @@ class SignatureWalk:
                 owner.locked = False
             else:
                 owner.credential = str(credential)
+
+    def _service_account(self, user_id: str, account: _Account, roles: list[str],
+                         public_key: Any, endorsement: Any,
+                         fail: Callable[[str], SignatureFailure]) -> None:
+        """A service account holds only with reporter or quality, no key, and (in a store with a
+        signing anchor) the signature of an administrator trusted at that point."""
+        if public_key is not None or not set(roles) <= _SERVICE_ROLES:
+            raise fail(f"the service account {user_id} holds a key or a role other than "
+                       "reporter and quality")
+        account.service = True
+        if endorsement is None:
+            if self.digital_store:
+                raise fail(f"the service account {user_id} is signed by no administrator, "
+                           "which this store requires")
+            self.counts["services_legacy"] += 1
+            return
+        if not isinstance(endorsement, dict):
+            raise fail(f"the service account {user_id} carries a malformed signature")
+        admin_id = str(endorsement.get("admin"))
+        admin = self.accounts.get(admin_id)
+        if admin is None or admin.public_key is None or not admin.active \
+                or "admin" not in admin.roles or endorsement.get("key_id") != admin.key_id:
+            raise fail(f"the service account {user_id} is signed by {admin_id}, who was not an "
+                       "administrator with a trusted key at that point")
+        message = service_account_bytes(user_id=user_id, full_name=account.full_name,
+                                        roles=roles,
+                                        endorsed_at=str(endorsement.get("endorsed_at")),
+                                        admin=admin_id)
+        if not _valid(admin.public_key, endorsement.get("signature"), message):
+            raise fail(f"the signature of {admin_id} on the service account {user_id} is "
+                       "forged")
+        self.counts["services_signed"] += 1
+
+    def _token_change(self, user_id: str, owner: _Account, issue: bool, version: int,
+                      data: dict[str, Any], fail: Callable[[str], SignatureFailure]) -> None:
+        """An API token is issued or revoked only for a service account, signed by an
+        administrator trusted at that point; unsigned only in a store without a signing
+        anchor. A token counts (capa.app.identity) only once issued here."""
+        token_id = str(data.get("token_id"))
+        digest = data.get("token_sha256") if issue else None
+        what = f"the {'issue' if issue else 'revocation'} of the API token {token_id} of " \
+               f"{user_id}"
+        if not owner.service:
+            raise fail(f"{what}, which is not a service account")
+        authorisation = data.get("authorisation")
+        if authorisation is None:
+            if self.digital_store:
+                raise fail(f"{what} is signed by no administrator, which this store requires")
+            self.counts["services_legacy"] += 1
+        else:
+            if not isinstance(authorisation, dict):
+                raise fail(f"{what} carries a malformed signature")
+            admin_id = str(authorisation.get("admin"))
+            admin_key = self._signer(what, admin_id, authorisation, data, fail, admin=True)
+            message = token_change_bytes(user_id=user_id, change="issue" if issue else "revoke",
+                                         token_id=token_id,
+                                         token_sha256=str(digest) if issue else None,
+                                         version=version,
+                                         signed_at=str(authorisation.get("signed_at")),
+                                         admin=admin_id)
+            if not _valid(admin_key, authorisation.get("signature"), message):
+                raise fail(f"the signature of {admin_id} on {what} is forged or was copied "
+                           "from another event")
+            self.counts["services_signed"] += 1
+        if issue:
+            owner.tokens[token_id] = str(digest)
+        else:
+            owner.tokens.pop(token_id, None)
 
     def _account_change(self, user_id: str, action: str, version: int, data: dict[str, Any],
                         fail: Callable[[str], SignatureFailure], *,
@@ -404,7 +502,9 @@ class SignatureWalk:
                 "role_changes": {"signed": self.counts["roles_signed"],
                                  "legacy": self.counts["roles_legacy"]},
                 "account_changes": {"signed": self.counts["changes_signed"],
-                                    "legacy": self.counts["changes_legacy"]}}
+                                    "legacy": self.counts["changes_legacy"]},
+                "service_accounts": {"signed": self.counts["services_signed"],
+                                     "legacy": self.counts["services_legacy"]}}
 
 
 def _same_time(signed_at: Any, stored: Any) -> bool:

@@ -11,6 +11,11 @@ What is signed:
   change, the role, the account version the change makes, the time and the administrator's id
   (``role_change_bytes``), so that no one without an administrator's password can give
   themselves a role, nor replay a signed change elsewhere;
+- a service account (SPEC §11) by an administrator: the canonical JSON of its id, printed name,
+  roles, time and the administrator's id (``service_account_bytes``), and each API token issued
+  to it or revoked: the account, the change, the token's id and SHA-256, the account version the
+  change makes, the time and the administrator's id (``token_change_bytes``), so that a store
+  writer can neither make a service account nor give one a token;
 - another account change: the canonical JSON of the user id, the action (``deactivate`` or
   ``unlock``, signed by an administrator; ``passwd``, signed by the user whose password it is,
   with the new credential), the account version the change makes, the time and the signer's id
@@ -79,6 +84,24 @@ def role_change_bytes(*, user_id: str, change: str, role: str, version: int, sig
                        "admin": admin})
 
 
+def service_account_bytes(*, user_id: str, full_name: str, roles: Sequence[str],
+                          endorsed_at: str, admin: str) -> bytes:
+    """The bytes an administrator signs to add a service account with its roles."""
+    return _canonical({"purpose": "capa-service-account-v1", "user_id": user_id,
+                       "full_name": full_name, "roles": sorted(roles),
+                       "endorsed_at": endorsed_at, "admin": admin})
+
+
+def token_change_bytes(*, user_id: str, change: str, token_id: str, token_sha256: str | None,
+                       version: int, signed_at: str, admin: str) -> bytes:
+    """The bytes an administrator signs to issue (`change`: issue, binding the token's
+    SHA-256) or revoke (revoke) an API token of a service account; `version` is the account
+    version the change makes."""
+    return _canonical({"purpose": "capa-api-token-v1", "user_id": user_id, "change": change,
+                       "token_id": token_id, "token_sha256": token_sha256, "version": version,
+                       "signed_at": signed_at, "admin": admin})
+
+
 #: The account changes signed by ``account_change_bytes``: the event's name -> its action.
 ACCOUNT_ACTIONS = {"UserDeactivated": "deactivate", "AccountUnlocked": "unlock",
                    "PasswordChanged": "passwd"}
@@ -130,6 +153,6 @@ SIGNED_TOPICS = frozenset({
 })
 #: The account events that decide who holds which key, role, status and password.
 ACCOUNT_NAMES = ("UserAdded", "RoleGranted", "RoleRevoked", "AccountLocked", "PasswordReset",
-                 *ACCOUNT_ACTIONS)
+                 *ACCOUNT_ACTIONS, "ApiTokenIssued", "ApiTokenRevoked")
 #: The events that decide who holds which key and role (the application's own checks).
 ACCOUNT_TOPICS = [STORE_INITIALISED, *(USER_TOPIC + name for name in ACCOUNT_NAMES)]

@@ -153,7 +153,8 @@ def _signed_text(d: dict[str, Any]) -> str:
     s = d.get("signatures") or {}
     return (f"\nsignatures: {s.get('digital', 0)} digital (checked against the signer's key), "
             f"{s.get('password-attested', 0)} password-attested (no digital signature)"
-            + _role_text(s.get("role_changes")) + _account_text(s.get("account_changes")))
+            + _role_text(s.get("role_changes")) + _account_text(s.get("account_changes"))
+            + _service_text(s.get("service_accounts")))
 
 
 def _role_text(roles: Any) -> str:
@@ -167,6 +168,13 @@ def _account_text(changes: Any) -> str:
     if not isinstance(changes, dict):
         return ""
     return (f"; deactivations, unlocks and password changes: {changes.get('signed', 0)} signed, "
+            f"{changes.get('legacy', 0)} legacy (unsigned, before digital signatures)")
+
+
+def _service_text(changes: Any) -> str:
+    if not isinstance(changes, dict) or not any(changes.values()):
+        return ""
+    return (f"; service accounts and their API tokens: {changes.get('signed', 0)} signed, "
             f"{changes.get('legacy', 0)} legacy (unsigned, before digital signatures)")
 
 

@@ -139,6 +139,10 @@ def env_credentials() -> tuple[str, str]:
 def authenticate(app: CapaApplication, target: str, command: str) -> tuple[str, str | None]:
     """The acting user's id and the password to check again when signing (None when the
     command was authenticated by a session and none was presented)."""
+    token = os.environ.get("CAPA_TOKEN", "").strip()
+    if token:
+        # A service account's API token (SPEC §11): a machine, which never signs.
+        return app.service_accounts.resume_token(token), None
     user, password = env_credentials()
     if user and password:
         return app.identity.authenticate(user, password), password

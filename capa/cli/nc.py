@@ -59,7 +59,9 @@ def raise_(session: Session, /, **options: Any) -> None:
     if session.json:
         emit(True, result, written)
         return
-    data = result.as_dict()
+    # Through a server (capa.cli.remote) the result is already the JSON the store's gives.
+    raised: Any = result
+    data = raised.as_dict() if hasattr(raised, "as_dict") else dict(raised)
     similar = data.pop("similar", [])
     emit(False, data, written)
     if similar:

@@ -5,8 +5,9 @@ have the application's methods, each one a `POST /v1/<service>/<method>` (capa.s
 their results the JSON the server sends (what `--json` prints anyway), and a refusal the same
 error, with the same exit code, as the store would give. The client holds no database
 credential and no key: it sends the user's password (CAPA_USER/CAPA_PASSWORD, as HTTP Basic) or
-the token of a `capa login` session against the server, with the password again to sign. Only
-the standard library's HTTP client is used, so the command line loads nothing more for it.
+the token of a `capa login` session against the server, with the password again to sign, or a
+service account's API token (CAPA_TOKEN). Only the standard library's HTTP client is used, so
+the command line loads nothing more for it.
 
 Every request carries a fresh `Idempotency-Key`. When the connection fails before an answer
 arrives (refused, reset, dropped, or a proxy's 502/503/504), the same request is sent again
@@ -59,6 +60,7 @@ class RemoteApplication:
         self._user: str | None = None
         self._password: str | None = None
         self._session: tuple[str, str] | None = None
+        self._token: str | None = None
         self._signatures: dict[str, list[str]] | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -85,7 +87,9 @@ class RemoteApplication:
         from capa.server.operations import decode
 
         headers: dict[str, str] = {}
-        if self._session is not None:
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token}"
+        elif self._session is not None:
             user, token = self._session
             headers["Authorization"] = f"Bearer {user}:{token}"
             if self._password:
@@ -98,6 +102,9 @@ class RemoteApplication:
         if (service, method) == ("identity", "resume_session"):
             # The session stands for the user from now on: its token goes with each request.
             self._session = (str(arguments["user"]), str(arguments["token"]))
+        elif (service, method) == ("service_accounts", "resume_token"):
+            # A service account's API token (CAPA_TOKEN) likewise.
+            self._token = str(arguments["token"])
         return result
 
     def _send_retrying(self, path: str, body: Any, headers: dict[str, str]) -> Any:

@@ -50,6 +50,100 @@ def add(session: Session, user_id: str, full_name: str, roles: tuple[str, ...],
     emit(session.json, result, written)
 
 
+@user.command("add-service")
+@click.argument("user_id", metavar="ID")
+@click.option("--name", "full_name", required=True, help="What the account stands for.")
+@click.option("--role", "roles", multiple=True, required=True, metavar="ROLE",
+              help="reporter or quality (repeatable).")
+@json_option
+@pass_session
+def add_service(session: Session, user_id: str, full_name: str,
+                roles: tuple[str, ...]) -> None:
+    """Add a service account for a machine (an ERP, MES or complaint system): no password and
+    no signature, roles reporter or quality; it acts with API tokens (capa user token issue).
+
+    Signed with your key, so your password is asked again even inside a session
+    (CAPA_PASSWORD or the prompt).
+
+    \b
+    Example:
+      capa user add-service mes-line3 --name "MES line 3" --role reporter
+    """
+    result = session.app().service_accounts.add_service(user_id, full_name=full_name,
+                                                        roles=roles)
+    emit(session.json, result, written)
+
+
+@user.group("token")
+def token() -> None:
+    """API tokens of service accounts (admin): issue, list, revoke.
+
+    \b
+    Example:
+      capa user token issue mes-line3 --label "line 3 PLC" --expires 2027-06-30
+    """
+
+
+@token.command("issue")
+@click.argument("user_id", metavar="ACCOUNT")
+@click.option("--label", help="What the token is for, shown by token list.")
+@click.option("--expires", metavar="YYYY-MM-DD", help="Last day the token is valid (UTC).")
+@json_option
+@pass_session
+def token_issue(session: Session, user_id: str, label: str | None,
+                expires: str | None) -> None:
+    """Issue an API token to a service account and print it once: the store keeps only its
+    SHA-256. Signed with your key (your password is asked again).
+
+    The machine sends it as `Authorization: Bearer <token>`, or as CAPA_TOKEN to the command
+    line.
+
+    \b
+    Example:
+      capa user token issue mes-line3 --label "line 3 PLC" --expires 2027-06-30
+    """
+    result = session.app().service_accounts.issue_token(user_id, label=label, expires=expires)
+    emit(session.json, result,
+         lambda d: f"{d['id']}: token {d['token_id']} issued"
+                   f"{' until ' + d['expires_on'] if d.get('expires_on') else ''}; "
+                   f"shown only this once:\n{d['token']}")
+
+
+@token.command("list")
+@click.argument("user_id", metavar="ACCOUNT")
+@json_option
+@pass_session
+def token_list(session: Session, user_id: str) -> None:
+    """The tokens of a service account and their state (never the token, nor its digest).
+
+    \b
+    Example:
+      capa user token list mes-line3
+    """
+    emit(session.json, session.app().service_accounts.list_tokens(user_id),
+         lambda rows: table([[r["token_id"], r["label"], r["status"], r["issued_at"],
+                              r["expires_on"], r["revoked_at"]] for r in rows],
+                            ["token", "label", "status", "issued", "expires", "revoked"]))
+
+
+@token.command("revoke")
+@click.argument("user_id", metavar="ACCOUNT")
+@click.argument("token_id", metavar="TOKEN_ID")
+@click.option("--reason", required=True, help="Why the token is revoked (recorded).")
+@json_option
+@pass_session
+def token_revoke(session: Session, user_id: str, token_id: str, reason: str) -> None:
+    """Revoke an API token for good, with a reason; signed with your key (your password is
+    asked again).
+
+    \b
+    Example:
+      capa user token revoke mes-line3 T1 --reason "PLC replaced"
+    """
+    emit(session.json, session.app().service_accounts.revoke_token(user_id, token_id,
+                                                                   reason=reason), written)
+
+
 @user.command("email")
 @click.argument("user_id", metavar="USER")
 @click.argument("address", metavar="ADDRESS")
@@ -197,8 +291,9 @@ def list_users(session: Session) -> None:
 
 
 def _users_text(rows: list[dict[str, Any]]) -> str:
-    return table([[r["user"], r["full_name"], ", ".join(r["roles"]), r["status"], r.get("email")]
-                  for r in rows], ["user", "full name", "roles", "status", "e-mail"])
+    return table([[r["user"], r["full_name"], ", ".join(r["roles"]), r["status"], r.get("email"),
+                   r.get("kind", "person")] for r in rows],
+                 ["user", "full name", "roles", "status", "e-mail", "kind"])
 
 
 @click.command()

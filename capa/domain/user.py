@@ -1,13 +1,15 @@
 """The user account as an event-sourced record: account history is part of the audit trail.
 
 Size: an account is one aggregate whose events are one audit trail (roles, password, lockout,
-sessions, e-mail address); splitting the class would split that history.
+sessions, e-mail address, a service account's API tokens); splitting the class would split that
+history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from enum import StrEnum
@@ -15,7 +17,7 @@ from typing import Any
 
 from eventsourcing.domain import event
 
-from capa.domain.errors import InvalidInput, NotPermitted
+from capa.domain.errors import InvalidInput, NotFound, NotPermitted
 from capa.domain.record import Record
 from capa.domain.values import choice, require_text, valid_email
 
@@ -32,6 +34,20 @@ Authorise = Callable[[str, int], dict[str, Any] | None]
 #: Signs another account change (SPEC §9.2): (the action: deactivate, unlock or passwd, the
 #: account version the change makes) -> the signature.
 AuthoriseChange = Callable[[str, int], dict[str, Any] | None]
+
+#: Signs a service account's API token change: (the change: issue or revoke, the token id, the
+#: token's SHA-256 (issue) or None, the account version the change makes) -> the signature.
+AuthoriseToken = Callable[[str, str, str | None, int], dict[str, Any] | None]
+
+#: The credential a service account's UserAdded names: it has no password, and never logs in
+#: with one (SPEC §11); it authenticates with an API token.
+SERVICE_CREDENTIAL = "service-account:no-password"
+#: The roles a service account may hold: it raises and contains NCs for a machine (SPEC §11).
+SERVICE_ROLES = frozenset({"reporter", "quality"})
+#: How an API token reads: the prefix, the account id, "_", then 64 hex digits (32 random
+#: bytes). The prefix tells it from a session token (`user:token`).
+TOKEN_PREFIX = "capa_"
+_TOKEN = re.compile(r"^capa_([a-z][a-z0-9._-]{1,31})_([0-9a-f]{64})$")
 
 #: User records live under their own prefix so that no user id can collide with NC/CA refs.
 USER_REF_PREFIX = "USER-"
@@ -89,6 +105,21 @@ def parse_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
     return sorted({choice(Role, r.strip().lower(), "role").value for r in roles})
 
 
+def token_account(token: str) -> str | None:
+    """The service account an API token names, or None when it is not shaped as one."""
+    found = _TOKEN.match(token.strip())
+    return found[1] if found else None
+
+
+def service_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
+    """The roles of a new service account: reporter or quality only."""
+    chosen = parse_roles(roles)
+    if not set(chosen) <= SERVICE_ROLES:
+        raise InvalidInput("a service account may hold only the roles reporter and quality, "
+                           f"not {', '.join(sorted(set(chosen) - SERVICE_ROLES))}")
+    return chosen
+
+
 def credential_of(password_hash: str) -> str:
     """What an account event records of a password: the SHA-256 of its salted hash. It names
     the hash without disclosing it (the salt inside the hash is not in the log), and binds the
@@ -113,6 +144,14 @@ class User(Record):
                    full_name=require_text(full_name, "full name"),
                    roles=parse_roles(roles), credential=credential,
                    public_key=public_key, endorsement=endorsement)
+
+    @classmethod
+    def add_service(cls, *, user_id: str, full_name: str, roles: list[str],
+                    endorsement: dict[str, Any] | None) -> User:
+        """A service account (SPEC §11): roles reporter or quality, no password and no signing
+        key; `endorsement` is the administrator's signature over its id, name and roles."""
+        return cls.add(user_id=user_id, full_name=full_name, roles=service_roles(roles),
+                       credential=SERVICE_CREDENTIAL, endorsement=endorsement)
 
     class UserAdded(Record.Created):
         """Version 2 names the password by `credential`, the SHA-256 of its hash, which the
@@ -163,13 +202,27 @@ class User(Record):
     #: had one fold exactly as before.
     must_change_password: bool = False
 
+    #: A service account's API tokens: token id -> its SHA-256, label, expiry date, issue and
+    #: revocation; never the token itself. None until one is issued.
+    tokens: dict[str, dict[str, Any]] | None = None
+
     #: Whether the account's events hold a change that must be signed (an unlock, deactivation
     #: or password change): only such an account is held to the signature walk at login.
     _signed_change = False
 
     def fields(self) -> dict[str, Any]:
-        # The hash is kept out of every view, diff and digest: history must never show it.
-        return {k: v for k, v in super().fields().items() if k != "credential"}
+        # The hash is kept out of every view, diff and digest: history must never show it; nor
+        # the SHA-256 of an API token, which only the token's check needs.
+        shown = {k: v for k, v in super().fields().items() if k != "credential"}
+        if shown.get("tokens"):
+            shown["tokens"] = {token_id: {k: v for k, v in token.items() if k != "sha256"}
+                               for token_id, token in shown["tokens"].items()}
+        return shown
+
+    @property
+    def is_service(self) -> bool:
+        """Whether this is a service account: no password, API tokens only (SPEC §11)."""
+        return self.credential == SERVICE_CREDENTIAL
 
     @property
     def active(self) -> bool:
@@ -204,6 +257,9 @@ class User(Record):
         self._require_not_deactivated("grant a role to")
         if chosen in self.roles:
             raise InvalidInput(f"{self.user_id} already has the role {chosen}")
+        if self.is_service and chosen not in SERVICE_ROLES:
+            raise InvalidInput(f"{self.user_id} is a service account: it may hold only the "
+                               "roles reporter and quality")
         self._role_granted(role=chosen, authorisation=authorise(chosen, self.version + 1)
                            if authorise is not None else None)
 
@@ -440,6 +496,91 @@ class User(Record):
     @event("UserLoggedOut")
     def _logged_out(self, token_sha256: str) -> None:
         self.sessions.pop(token_sha256, None)
+
+    # -- a service account's API tokens (SPEC §11) ------------------------------------------
+
+    def issue_token(self, token_sha256: str, *, label: str | None, expires_on: dt.date | None,
+                    today: dt.date, authorise: AuthoriseToken | None = None) -> str:
+        """Issue an API token known by its SHA-256 only; its id (T1, T2, …). `authorise` gives
+        the administrator's signature over the change (SPEC §9.2)."""
+        if not self.is_service:
+            raise InvalidInput(f"{self.user_id} is not a service account: API tokens are for "
+                               "service accounts (capa user add-service)")
+        self._require_not_deactivated("issue a token to")
+        if expires_on is not None and expires_on < today:
+            raise InvalidInput(f"the expiry date {expires_on.isoformat()} is in the past")
+        text = label.strip() if label is not None else None
+        if text is not None and (not text or len(text) > 200):
+            raise InvalidInput("a token's label is 1 to 200 characters")
+        token_id = f"T{len(self.tokens or {}) + 1}"
+        self._token_issued(token_id=token_id, token_sha256=token_sha256, label=text,
+                           expires_on=expires_on.isoformat() if expires_on else None,
+                           authorisation=authorise("issue", token_id, token_sha256,
+                                                   self.version + 1)
+                           if authorise is not None else None)
+        return token_id
+
+    class ApiTokenIssued(Record.Event):
+        """A new event type of this release: an API token of a service account, named by its
+        SHA-256 and signed by an administrator (`authorisation`)."""
+
+        token_id: str
+        token_sha256: str
+        label: str | None
+        expires_on: str | None
+        authorisation: dict[str, Any] | None
+
+    @event(ApiTokenIssued)
+    def _token_issued(self, token_id: str, token_sha256: str, label: str | None,
+                      expires_on: str | None, authorisation: dict[str, Any] | None) -> None:
+        self.tokens = {**(self.tokens or {}), token_id: {
+            "sha256": token_sha256, "label": label, "expires_on": expires_on,
+            "issued_at": self.event_time, "issued_by": self.event_actor, "revoked_at": None,
+            "reason": None}}
+
+    def revoke_token(self, token_id: str, reason: str,
+                     authorise: AuthoriseToken | None = None) -> None:
+        """Revoke an API token for good, with a reason, signed by an administrator."""
+        chosen = (token_id or "").strip().upper()
+        token = (self.tokens or {}).get(chosen)
+        if token is None:
+            raise NotFound(f"not found (token): {self.user_id} has no token {token_id!r}")
+        if token["revoked_at"] is not None:
+            raise InvalidInput(f"the token {chosen} of {self.user_id} is already revoked")
+        text = require_text(reason, "reason")
+        self._token_revoked(token_id=chosen, reason=text,
+                            authorisation=authorise("revoke", chosen, None, self.version + 1)
+                            if authorise is not None else None)
+
+    class ApiTokenRevoked(Record.Event):
+        """A new event type of this release, signed by an administrator like its issue."""
+
+        token_id: str
+        reason: str
+        authorisation: dict[str, Any] | None
+
+    @event(ApiTokenRevoked)
+    def _token_revoked(self, token_id: str, reason: str,
+                       authorisation: dict[str, Any] | None) -> None:
+        tokens = dict(self.tokens or {})
+        tokens[token_id] = {**tokens[token_id], "revoked_at": self.event_time,
+                            "reason": reason}
+        self.tokens = tokens
+
+    def live_token(self, token_sha256: str, now: dt.datetime) -> str:
+        """The id of the live token with this SHA-256, or NotPermitted when there is none, or
+        it was revoked, or its expiry date has passed (it is valid through that day, UTC)."""
+        for token_id, token in (self.tokens or {}).items():
+            if hmac.compare_digest(str(token["sha256"]), token_sha256):
+                if token["revoked_at"] is not None:
+                    raise NotPermitted(f"the API token {token_id} of {self.user_id} was "
+                                       "revoked")
+                expires = token["expires_on"]
+                if expires is not None and now.astimezone(dt.UTC).date().isoformat() > expires:
+                    raise NotPermitted(f"the API token {token_id} of {self.user_id} expired "
+                                       f"on {expires}")
+                return token_id
+        raise NotPermitted("unknown API token")
 
     def _require_not_deactivated(self, what: str) -> None:
         if self.status == UserStatus.DEACTIVATED:

@@ -9,6 +9,7 @@ does for the command line:
 - `Authorization: Bearer <user>:<token>`, a session opened by `POST /v1/identity/login`, held
   to the store's session rules (15 minutes idle, 8 hours at most); or
 - `Authorization: Basic <user:password>` (automation), checked like CAPA_USER/CAPA_PASSWORD;
+- `Authorization: Bearer capa_…`, a service account's API token (`capa user token issue`);
 - `X-Capa-Password: <password>` with a session: the password asked again to sign (R10).
 
 A refusal is the §3 error object with the exit code's HTTP status (1→409, 2→422, 3→404,
@@ -45,6 +46,7 @@ from starlette.concurrency import run_in_threadpool
 import capa
 from capa.app.application import CapaApplication
 from capa.domain.errors import CapaError, Conflict, InvalidInput, NotPermitted, exit_code
+from capa.domain.user import TOKEN_PREFIX
 from capa.server.idempotency import HEADER, Keys, checked_key
 from capa.server.operations import FILE_ARGUMENTS, Offered, encode, offered
 
@@ -238,6 +240,10 @@ def _caller(store: CapaApplication, request: Request) -> tuple[str, str | None]:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     again = request.headers.get("x-capa-password") or None
+    if scheme.lower() == "bearer" and credential.startswith(TOKEN_PREFIX) \
+            and ":" not in credential:
+        # A service account's API token (SPEC §11): it never signs, so no password goes with it.
+        return store.service_accounts.resume_token(credential), None
     if scheme.lower() == "bearer" and ":" in credential:
         user, _, token = credential.partition(":")
         return store.identity.resume_session(user, token), again
@@ -248,5 +254,5 @@ def _caller(store: CapaApplication, request: Request) -> tuple[str, str | None]:
         except (binascii.Error, ValueError):
             raise NotPermitted("not logged in: the Basic credentials are not base64") from None
         return store.identity.authenticate(user, password), password
-    raise NotPermitted("not logged in: send a session token (POST /v1/identity/login) or "
-                       "Basic credentials")
+    raise NotPermitted("not logged in: send a session token (POST /v1/identity/login), an "
+                       "API token or Basic credentials")

@@ -127,6 +127,9 @@ def _records(app: CapaApplication, fingerprint: str) -> dict[str, str]:
         app.identity.add_user(USER["norole"], full_name="Norole One", roles=["reporter"],
                               password=PASSWORD)
         app.identity.revoke_role(USER["norole"], "reporter")
+        # A service account with a live token (SPEC §11), for the token commands.
+        app.service_accounts.add_service("svc1", full_name="MES line 1", roles=["reporter"])
+        app.service_accounts.issue_token("svc1", label="line 1")
     for _ in range(5):
         with contextlib.suppress(NotPermitted):
             app.identity.authenticate("locked1", WRONG)
@@ -242,6 +245,11 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "user reset-password": (["user", "reset-password", "spare1", "--reason", "Lost it"],
                             {"CAPA_NEW_PASSWORD": NEW_PASSWORD}),
     "user list": (["user", "list"], {}),
+    "user add-service": (["user", "add-service", "newsvc", "--name", "New Line", "--role",
+                          "reporter"], {}),
+    "user token issue": (["user", "token", "issue", "svc1", "--label", "spare"], {}),
+    "user token list": (["user", "token", "list", "svc1"], {}),
+    "user token revoke": (["user", "token", "revoke", "svc1", "T1", "--reason", "Replaced"], {}),
     "user email": (["user", "email", "spare1", "spare1@northwind.example"], {}),
     "notify": (["notify", "--dry-run"], {}),
     "webhook add": (["webhook", "add", "https://erp.example/capa", "--event", "nc.raised"], {}),
@@ -273,7 +281,7 @@ RECORD_LEVEL_REFUSALS = {("ca complete", "quality"), ("ca complete", "admin"),
                          ("user email", "reporter")}
 
 READS = {"nc show", "nc list", "ca show", "ca list", "history", "evidence list", "overdue",
-         "user list",
+         "user list", "user token list",
          # notify runs in the matrix as a dry run, which records nothing.
          "notify",
          # so does a webhook delivery pass, and the store's webhooks are in the past.

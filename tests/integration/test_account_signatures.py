@@ -36,6 +36,7 @@ from tests.support.backends import (
     OWNER,
     PASSWORD,
     REPORTER,
+    cli_env,
     close_all,
     create_store,
     event_count,
@@ -383,3 +384,52 @@ def test_golden_store_reports_its_account_changes_as_legacy(backend: str,
 def _script(bundle: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(SCRIPT), str(bundle)], capture_output=True,
                           text=True, check=False, timeout=120)
+
+
+# -- accounts added past capa ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endorsed_by_own_key", [False, True])
+def test_an_account_added_past_capa_can_do_nothing_and_fails_verify(
+        store: CapaApplication, store_target: str, tmp_path: Path,
+        endorsed_by_own_key: bool) -> None:
+    """A UserAdded written into the store by SQL, with a hash row of the writer's choosing:
+    without a key, or with a key "endorsed" by the writer's own key in the administrator's
+    name. The account can log in to nothing, reads included, and verify names it."""
+    from uuid import NAMESPACE_URL, uuid5
+
+    from capa.audit.signatures import endorsement_bytes
+
+    chosen = "the-writers-own-password"
+    encoded = hash_password(chosen)
+    store.credentials.put_hash("intruder", credential_of(encoded), encoded)
+    public_key, endorsement = None, None
+    if endorsed_by_own_key:
+        public_key = keyring.public_key_b64(keyring.new_key())
+        endorsed_at = now_iso()
+        message = endorsement_bytes(user_id="intruder", full_name="In Truder",
+                                    roles=["quality"], public_key=public_key,
+                                    endorsed_at=endorsed_at, admin=ADMIN)
+        endorsement = {"admin": ADMIN, "endorsed_at": endorsed_at,
+                       "key_id": keyring.key_id(str(store.user(ADMIN).public_key)),
+                       "signature": sign(private_key_of(store, REPORTER), message)}
+    state = {"timestamp": {"_type_": "datetime_iso", "_data_": "2026-12-01T00:00:00+00:00"},
+             "originator_topic": "capa.domain.user:User", "actor": ADMIN,
+             "ref": "USER-intruder", "user_id": "intruder", "full_name": "In Truder",
+             "roles": ["quality"], "credential": credential_of(encoded),
+             "public_key": public_key, "endorsement": endorsement, "class_version": 2}
+    record = uuid5(uuid5(NAMESPACE_URL, "urn:capa:record"), "USER-intruder")
+    insert(store_target, record, 1, _USER + "UserAdded",
+           json.dumps(state, separators=(",", ":")))
+    words = "is forged" if endorsed_by_own_key else "no signing key"
+    assert_fails_at(verify_cli(store_target, tmp_path), "USER-intruder", 1, words)
+    before = event_count(store_target)
+    for args in (["nc", "list"], ["nc", "raise", "--title", "T", "--description", "D",
+                                  "--source", "process", "--severity", "minor"]):
+        done = subprocess.run([sys.executable, "-m", "capa", "--db", store_target, *args],
+                              env=cli_env("intruder", CAPA_PASSWORD=chosen),
+                              capture_output=True, text=True, check=False, cwd=tmp_path)
+        assert done.returncode == 4, done.stderr
+        assert "no role an administrator signed" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert event_count(store_target) == before

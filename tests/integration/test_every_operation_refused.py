@@ -26,7 +26,7 @@ PASSWORD = "every-operation-password-1"
 ROLES = [role.value for role in Role]
 #: The operations that run without an acting user, each declared open in the table.
 OPEN = {"Identity.authenticate", "Identity.login", "Identity.resume_session", "Identity.logout",
-        "Identity.initialise"}
+        "Identity.initialise", "ServiceAccounts.resume_token"}
 
 
 def _service_classes() -> dict[str, type]:

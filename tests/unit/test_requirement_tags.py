@@ -33,6 +33,7 @@ EXPECTED_TAGS = {
     "@fda-cp-capa",
     "@iso9001-10.2.2a",
     "@iso9001-10.2.2b",
+    "@21cfr11.10d",
     "@21cfr11.10e",
     "@21cfr11.10f",
     "@21cfr11.10g",

@@ -218,9 +218,9 @@ def test_auditors_may_only_read() -> None:
     writes = {c for c, roles in PERMISSIONS.items() if "auditor" in roles} - {
         "nc show", "nc list", "ca show", "ca list", "history", "overdue", "report",
         "dashboard", "export", "audit verify", "audit export", "audit prove", "audit vkey",
-        "audit consistency", "user list", "user passwd", "login", "logout", "whoami",
-        "evidence list", "evidence get", "store info", "audit review", "management-review",
-        "webhook list", "webhook deliveries"}
+        "audit consistency", "user list", "user token list", "user passwd", "login", "logout",
+        "whoami", "evidence list", "evidence get", "store info", "audit review",
+        "management-review", "webhook list", "webhook deliveries"}
     assert writes == set()
     # An auditor reads the webhooks and their deliveries, but never runs a delivery pass
     # (which records each attempt) nor adds or removes a webhook.
