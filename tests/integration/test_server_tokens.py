@@ -23,7 +23,7 @@ from tests.support.backends import (
     stored_bytes,
 )
 from tests.support.cli import run_capa
-from tests.support.serving import RunningServer, running_server
+from tests.support.server import Server, serving
 
 SERVICE = "erp-complaints"
 RAISE = {"title": "Customer reports cracked lens", "description": "Complaint 88123",
@@ -50,7 +50,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def client(server: RunningServer, folder: Path, *args: str, token: str) -> tuple[int, str, str]:
+def client(server: Server, folder: Path, *args: str, token: str) -> tuple[int, str, str]:
     (folder / "client").mkdir(exist_ok=True)
     outcome = run_capa(["--json", *args], cwd=folder / "client", env={
         "CAPA_DB": server.url, "CAPA_TOKEN": token, "CAPA_USER": None, "CAPA_PASSWORD": None,
@@ -63,8 +63,9 @@ def client(server: RunningServer, folder: Path, *args: str, token: str) -> tuple
 def test_a_machine_raises_ncs_with_its_token_and_nothing_else_gets_in(
         tokens: dict[str, str], store_target: str, tmp_path: Path) -> None:
     live, revoked = tokens["live"], tokens["revoked"]
-    with running_server(store_target, tmp_path, hidden=[live, revoked]) as server:
-        status, raised = server.post("/v1/nonconformities/raise_nc", RAISE, bearer(live))
+    with serving(store_target, tmp_path, hidden=[live, revoked]) as server:
+        status, raised = server.post("/v1/nonconformities/raise_nc", RAISE,
+                                     headers=bearer(live))
         assert status == 200 and raised["status"] == "open", raised
         code, out, err = client(server, tmp_path, "nc", "raise", "--title", "Torn label",
                                 "--description", "Complaint 88124", "--source",
@@ -87,7 +88,8 @@ def test_a_machine_raises_ncs_with_its_token_and_nothing_else_gets_in(
         before = event_count(store_target)
         for token, words in [(revoked, "revoked"), (live[:-1] + "0", "unknown API token"),
                              ("capa_nobody_" + "0" * 64, "unknown API token")]:
-            status, error = server.post("/v1/nonconformities/raise_nc", RAISE, bearer(token))
+            status, error = server.post("/v1/nonconformities/raise_nc", RAISE,
+                                        headers=bearer(token))
             assert status == 401 and error["error"]["code"] == 4, error
             assert words in error["error"]["message"] and error["error"]["rule"] is None
         code, _, err = client(server, tmp_path, "nc", "list", token=revoked)
@@ -96,15 +98,15 @@ def test_a_machine_raises_ncs_with_its_token_and_nothing_else_gets_in(
         status, error = server.post("/v1/nonconformities/assess_nc",
                                     {"ref": raised["id"], "impact": 1, "likelihood": 1,
                                      "capa_required": False, "rationale": "Isolated"},
-                                    bearer(live))
+                                    headers=bearer(live))
         assert status == 200
         before = event_count(store_target)
         status, error = server.post("/v1/nonconformities/close_nc", {"ref": raised["id"]},
-                                    {**bearer(live), "X-Capa-Password": PASSWORD})
+                                    headers={**bearer(live), "X-Capa-Password": PASSWORD})
         assert status == 403 and "cannot sign" in error["error"]["message"]
         # Nor does a token let anyone manage accounts.
         status, error = server.post("/v1/service_accounts/issue_token", {"user": SERVICE},
-                                    bearer(live))
+                                    headers=bearer(live))
         assert status == 403 and error["error"]["code"] == 4
         assert event_count(store_target) == before
 

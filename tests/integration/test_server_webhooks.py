@@ -5,12 +5,7 @@ resuming where it stopped, sending each delivery once."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,47 +14,17 @@ import pytest
 
 from capa.app.store import open_store
 from tests.support.backends import ADMIN, PASSWORD, REPORTER, close_all, create_store
-from tests.support.cli import ROOT, Outcome, run_capa
+from tests.support.cli import Outcome, run_capa
 from tests.support.receiver import running_receiver
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support.server import serving
 
 
 @contextmanager
-def serving(target: str, folder: Path, **env: str) -> Iterator[str]:
+def serving_webhooks(target: str, folder: Path, **env: str) -> Iterator[str]:
     """`capa serve --webhooks-every 0.2 --webhooks-as ADMIN` until the block ends; its URL."""
-    port = _free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CAPA_")}
-    environment.update(PYTHONPATH=str(ROOT), CAPA_PASSWORD=PASSWORD, **env)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "capa", "--db", target, "serve", "--port", str(port),
-         "--webhooks-every", "0.2", "--webhooks-as", ADMIN],
-        cwd=folder, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"capa serve did not start: {process.stdout and process.stdout.read()}")
-            time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log = process.stdout.read() if process.stdout else ""
-        assert PASSWORD not in log
+    with serving(target, folder, "--webhooks-every", "0.2", "--webhooks-as", ADMIN,
+                 CAPA_PASSWORD=PASSWORD, **env) as server:
+        yield server.url
 
 
 def client(url: str, folder: Path, *args: str, user: str = ADMIN) -> Outcome:
@@ -96,7 +61,7 @@ def test_the_server_delivers_retries_and_resumes_after_a_restart(store_target: s
     key.parent.mkdir()
     env = {"CAPA_WEBHOOK_KEY": str(key), "CAPA_WEBHOOK_BACKOFF": "0.2"}
     with running_receiver(500) as receiver:
-        with serving(store_target, key.parent, **env) as url:
+        with serving_webhooks(store_target, key.parent, **env) as url:
             added = client(url, tmp_path, "--json", "webhook", "add", receiver.url, "--event",
                            "nc.raised", "--reason", "ERP follows NCs")
             assert added.code == 0, added.stderr
@@ -114,7 +79,7 @@ def test_the_server_delivers_retries_and_resumes_after_a_restart(store_target: s
                                                       source="supplier", severity="minor").id
         finally:
             app.close()
-        with serving(store_target, key.parent, **env) as url:
+        with serving_webhooks(store_target, key.parent, **env) as url:
             wait_for(lambda: len(receiver.received) == 3)
             time.sleep(1)  # several more passes
             [one, two] = client(url, tmp_path, "--json", "webhook", "deliveries").json()

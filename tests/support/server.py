@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,8 +115,10 @@ def kill(server: Server) -> None:
 
 
 @contextmanager
-def serving(target: str, folder: Path, *options: str, **extra_env: str) -> Iterator[Server]:
-    """`capa --db TARGET serve OPTIONS` as a real process on a free port, until the block ends."""
+def serving(target: str, folder: Path, *options: str, hidden: Sequence[str] = (),
+            **extra_env: str) -> Iterator[Server]:
+    """`capa --db TARGET serve OPTIONS` as a real process on a free port, until the block ends;
+    neither a password, nor credentials, nor any of `hidden` may be in its log."""
     server = start(target, folder, *options, **extra_env)
     try:
         yield server
@@ -125,3 +127,5 @@ def serving(target: str, folder: Path, *options: str, **extra_env: str) -> Itera
     # The access log names requests, never a password or a token.
     assert PASSWORD not in log
     assert "Basic " not in log and "Bearer " not in log
+    for secret in hidden:
+        assert secret not in log
