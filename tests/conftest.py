@@ -41,18 +41,25 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{tag}: feature tag that names no requirement")
     config.addinivalue_line(
         "markers", "sqlite_only(reason): runs on SQLite alone; the reason says why")
+    config.addinivalue_line(
+        "markers", "client_mode: also runs with the command line as a client of `capa serve` "
+                   "on a SQLite store (id `[server]`)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test whose store needs a back end (it uses `backend`, usually through a store fixture)
     runs once on SQLite and once on PostgreSQL, ids `[sqlite]` and `[postgres]`; one marked
-    `sqlite_only("why")` runs on SQLite alone."""
+    `sqlite_only("why")` runs on SQLite alone; one marked `client_mode` runs a third time with
+    its commands sent through a real `capa serve` (`[server]`, tests/cli/conftest.py)."""
     if "backend" not in metafunc.fixturenames:
         return
     only = metafunc.definition.get_closest_marker("sqlite_only")
     if only is not None and not (only.args or only.kwargs.get("reason")):
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs a reason")
-    metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS), scope="function")
+    chosen = ["sqlite"] if only else list(BACKENDS)
+    if metafunc.definition.get_closest_marker("client_mode") is not None:
+        chosen.append("server")
+    metafunc.parametrize("backend", chosen, scope="function")
 
 
 @pytest.fixture
@@ -66,6 +73,7 @@ def store_target(backend: str, tmp_path: Path) -> Iterator[str]:
     """An empty place for a store on the test's back end: a file path, or a fresh database that
     is dropped afterwards. On a machine where no PostgreSQL server can start, the postgres run
     skips and says why."""
-    target = new_target(backend, tmp_path)
+    # `server`: a SQLite store that the command line reaches through `capa serve`.
+    target = new_target("sqlite" if backend == "server" else backend, tmp_path)
     yield target
     discard_target(target)

@@ -59,6 +59,10 @@ class Capa:
     def __init__(self, folder: Path, target: str) -> None:
         self.folder = folder
         self.target = target
+        #: The URL of a `capa serve` of this store that commands go through (client mode),
+        #: and how many commands it answered with success.
+        self.server_url: str | None = None
+        self.served = 0
         self.backend = parse_target(target).kind
         self.sessions = folder / "sessions"
         self.today = dt.datetime.now(dt.UTC).date()
@@ -81,8 +85,13 @@ class Capa:
 
     def run(self, *args: str, user: str | None = QUALITY_MANAGER,
             **env: str | None) -> Outcome:
-        """`capa ARGS` in-process through `main()`, which maps errors to exit codes."""
+        """`capa ARGS` in-process through `main()`, which maps errors to exit codes; in client
+        mode through the store's server, but for the commands that work on the store itself."""
+        served = self.server_url is not None and not on_the_store(args) and "CAPA_DB" not in env
+        if served:
+            env = {**env, "CAPA_DB": self.server_url}
         outcome = run_capa(args, env=self.env(user, **env), cwd=self.folder)
+        self.served += served and outcome.code == 0
         assert "Traceback" not in outcome.stdout + outcome.stderr
         return outcome
 
@@ -242,11 +251,27 @@ def cli_templates() -> dict[str, Capa]:
     return {}
 
 
+#: Commands that work on a store, never through a server (docs/server.md).
+_ON_THE_STORE = {"init", "demo", "import", "validate", "serve"}
+
+
+def on_the_store(args: tuple[str, ...]) -> bool:
+    words = [a for a in args if not a.startswith("-")]
+    if not words:
+        return True
+    if words[0] in _ON_THE_STORE:
+        return True
+    if words[0] == "audit":
+        return words[1:2] != ["review"]
+    return words[:2] == ["store", "copy"]
+
+
 @pytest.fixture
-def capa(fresh: Capa, cli_templates: dict[str, Capa],
+def capa(fresh: Capa, cli_templates: dict[str, Capa], backend: str,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capa]:
     """A store made with `capa init`, with every user of the cast added: a copy of the store,
-    key and checkpoint log made that way once per back end."""
+    key and checkpoint log made that way once per back end. In client mode (`[server]`) the
+    commands go through a real `capa serve` of the copy."""
     template = cli_templates.get(fresh.backend)
     if template is None:
         folder = tmp_path_factory.mktemp(f"cli-template-{fresh.backend}")
@@ -258,5 +283,19 @@ def capa(fresh: Capa, cli_templates: dict[str, Capa],
     for source in template.folder.iterdir():
         if source.is_file() and (store.backend != "sqlite" or source.name not in database):
             shutil.copy2(source, store.folder / source.name)  # the key keeps its mode 0600
-    yield store
-    discard_target(store.target)
+    if backend != "server":
+        yield store
+        discard_target(store.target)
+        return
+    from tests.support.server import start, stop
+
+    server = start(store.target, store.folder)
+    store.server_url = server.url
+    try:
+        yield store
+    finally:
+        log = stop(server)
+        discard_target(store.target)
+    # The commands did go through the server, and its log holds no credential.
+    assert store.served == 0 or "POST /v1/" in log
+    assert PASSWORD not in log and "Basic " not in log and "Bearer " not in log

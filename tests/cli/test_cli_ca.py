@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+#: Each test runs a third time with its commands sent through `capa serve` (SPEC §11): the
+#: same output, JSON and exit codes from the client as from the store.
+pytestmark = pytest.mark.client_mode
+
 if TYPE_CHECKING:
     from conftest import Capa
 
