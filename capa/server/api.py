@@ -169,6 +169,7 @@ def _route(api: FastAPI, store: CapaApplication, keys: Keys, op: Offered) -> Non
     open_call = set(op.names) <= {"login", "logout"}
 
     own = op.server_arguments()
+    secret = op.secret_arguments()
 
     def call(request: Request, body: BaseModel) -> Any:
         arguments = body.model_dump()
@@ -186,7 +187,9 @@ def _route(api: FastAPI, store: CapaApplication, keys: Keys, op: Offered) -> Non
 
         if key is None:
             return perform()
-        return keys.run(user, key, op.path, body.model_dump(), perform)
+        # The request a key stands for, without its passwords: no fast hash of one is kept.
+        request_part = {k: v for k, v in body.model_dump().items() if k not in secret}
+        return keys.run(user, key, op.path, request_part, perform)
 
     # FastAPI reads the body's model from the annotations: this operation's own.
     call.__annotations__ = {"request": Request, "body": model, "return": Any}

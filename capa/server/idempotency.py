@@ -45,9 +45,11 @@ def checked_key(value: str | None) -> str | None:
 
 
 def fingerprint(operation: str, arguments: dict[str, Any]) -> str:
-    """The request a key stands for; the passwords it carries are left out, so the store never
-    keeps a fast hash of one."""
-    kept = {k: v for k, v in arguments.items() if "password" not in k}
+    """The request a key stands for. The caller leaves out the arguments its operation declares
+    secret (capa.server.operations); any other named like a secret is left out here too, so the
+    store never keeps a fast hash of a password or a token."""
+    kept = {k: v for k, v in arguments.items()
+            if k not in ("password", "token", "secret") and not k.endswith("password")}
     text = json.dumps({"operation": operation, "arguments": kept}, sort_keys=True,
                       separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

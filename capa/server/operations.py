@@ -35,6 +35,9 @@ NOT_OFFERED: dict[str, str] = {
     "audit.verify": "reads the store's key and checkpoint log on the server",
 }
 
+#: Arguments named for a secret they carry.
+_SECRET_NAMES = frozenset({"password", "token", "secret"})
+
 #: Arguments that carry files: sent as [{"name": ..., "content_b64": ...}].
 FILE_ARGUMENTS = frozenset({"evidence"})
 
@@ -70,6 +73,14 @@ class Offered:
         """The arguments of this operation the server fills: name -> environment variable."""
         names = inspect.signature(self.function).parameters
         return {k: v for k, v in SERVER_ARGUMENTS.items() if k in names}
+
+    def secret_arguments(self) -> frozenset[str]:
+        """The arguments that carry a secret (a password given as a value or a prompt, a
+        token): never kept, nor hashed, by the server (SPEC §9.3)."""
+        hints = self.hints()
+        return frozenset(p.name for p in self.parameters()
+                         if "Callable" in str(hints.get(p.name, ""))
+                         or p.name in _SECRET_NAMES or p.name.endswith("_password"))
 
     def hints(self) -> dict[str, Any]:
         module = importlib.import_module(self.function.__module__)

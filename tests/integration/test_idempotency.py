@@ -334,3 +334,33 @@ def test_keyed_saves_keep_working_after_keyed_saves_that_failed(store_target: st
         assert query(store_target, "SELECT COUNT(*) FROM capa_idempotency")[0][0] == won
     finally:
         close_all([store])
+
+
+def test_a_keyed_password_change_keeps_no_hash_of_either_password(
+        server: Server, store_target: str) -> None:
+    """The fingerprint of a keyed request leaves out every argument its operation declares
+    secret: the store holds no fast hash of a password (SPEC §2, §9.3), whatever the argument
+    is called (`current` and `new` here)."""
+    import hashlib
+    import json
+
+    new = "a-brand-new-secret-for-today-9"
+    status, _ = server.post("/v1/identity/change_password", {"current": PASSWORD, "new": new},
+                            user=ENGINEER, headers=keyed("change-it"))
+    assert status == 200
+    stored = query(store_target, "SELECT fingerprint, response FROM capa_idempotency")
+    assert stored, "the keyed write kept its key"
+    guesses = set()
+    for arguments in ({"current": PASSWORD, "new": new}, {"current": PASSWORD},
+                      {"new": new}):
+        text = json.dumps({"operation": "/v1/identity/change_password",
+                           "arguments": arguments}, sort_keys=True, separators=(",", ":"))
+        guesses.add(hashlib.sha256(text.encode()).hexdigest())
+    for fingerprint, response in stored:
+        assert fingerprint not in guesses
+        assert PASSWORD not in str(response) and new not in str(response)
+    # A retry is still recognised as the same request, and writes nothing.
+    before = event_count(store_target)
+    again, _ = server.post("/v1/identity/change_password", {"current": PASSWORD, "new": new},
+                           user=ENGINEER, password=new, headers=keyed("change-it"))
+    assert again == 200 and event_count(store_target) == before
