@@ -553,6 +553,9 @@ class Signatures:
         elif name == "AccountLocked":
             owner["locked"] = True  # written by the failed check itself: never signed
         elif name == "PasswordReset":
+            if owner.get("service"):
+                raise Failed(f"{where}: the password reset of {self.owners[record_id]}, a "
+                             "service account, which has no password")
             key = self.reset(where, self.owners[record_id], version, data)
             owner["locked"] = False
             if key is not None:

@@ -240,6 +240,9 @@ class Identity:
         if account.status == UserStatus.DEACTIVATED:
             raise InvalidInput(f"cannot reset the password of {uid}: the account is "
                                "deactivated")
+        if account.is_service:
+            raise InvalidInput(f"{uid} is a service account: it has no password to reset; "
+                               "issue it a new API token (capa user token issue)")
         why = require_text(reason, "reason")
         # Asked for only once the reset is known to be allowed: a refused one asks nothing.
         temporary = _given(password)

@@ -212,6 +212,9 @@ class SignatureWalk:
             owner.locked = True
         elif name == "PasswordReset":
             user_id = self.owners[record_hex]
+            if owner.service:
+                raise fail(f"the password reset of {user_id}, a service account, which has no "
+                           "password")
             public_key = data.get("public_key")
             key = self._reset(user_id, version, data, fail)
             owner.credential = str(data.get("credential"))

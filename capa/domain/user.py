@@ -347,6 +347,9 @@ class User(Record):
         over the reset (None in stores made before digital signatures). The account is unlocked,
         its sessions end, and the user must choose their own password before anything else."""
         self._require_not_deactivated("reset the password of")
+        if self.is_service:
+            raise InvalidInput(f"{self.user_id} is a service account: it has no password to "
+                               "reset; issue it a new API token (capa user token issue)")
         why = require_text(reason, "reason")
         self._password_reset(credential=credential, public_key=public_key, reason=why,
                              authorisation=authorise(self.version + 1)

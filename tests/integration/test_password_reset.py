@@ -368,3 +368,23 @@ def test_a_reset_in_the_golden_store_is_unsigned_and_counted_legacy(
 def _script(bundle: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(SCRIPT), str(bundle)], capture_output=True,
                           text=True, check=False, timeout=120)
+
+
+def test_a_service_account_has_no_password_to_reset(store: CapaApplication,
+                                                    store_target: str, tmp_path: Path) -> None:
+    """A reset would turn a machine's account into a person's that can log in and sign: refused
+    (exit 2, nothing written); one written past capa fails verify."""
+    with store.acting_as(ADMIN, PASSWORD):
+        store.service_accounts.add_service("mes1", full_name="MES line 1", roles=["reporter"])
+    before = event_count(store_target)
+    done = subprocess.run([sys.executable, "-m", "capa", "--db", store_target, "user",
+                           "reset-password", "mes1", "--reason", "lost"],
+                          env=cli_env(ADMIN, CAPA_NEW_PASSWORD=TEMPORARY),
+                          capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "service account" in done.stderr and "Traceback" not in done.stderr
+    assert event_count(store_target) == before
+    version, _ = insert_reset(store, store_target, "mes1", signer=ADMIN,
+                              key=private_key_of(store, ADMIN), password=TEMPORARY,
+                              actor=ADMIN)
+    assert_fails_at(store_target, tmp_path, "mes1", version, "a service account")
