@@ -567,6 +567,13 @@ class Signatures:
                 owner["active"] = False
             elif action == "unlock":
                 owner["locked"] = False
+            elif data.get("public_key") is not None:
+                # A password change gives the user a new key, signed for with the old one.
+                key = ed25519_key(data.get("public_key"))
+                if key is None:
+                    raise Failed(f"{where}: the password change of {self.owners[record_id]} "
+                                 "gives no Ed25519 key")
+                owner["key"], owner["key_id"] = key, key_name(data.get("public_key"))
 
     def admin_at(self, where: str, what: str, admin_id: str) -> dict[str, Any]:
         admin = self.accounts.get(admin_id)
@@ -666,10 +673,13 @@ class Signatures:
                 or not same_time(auth.get("signed_at"), data.get("timestamp")):
             raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
         credential = data.get("credential") if own else None
-        message = canonical({"purpose": "capa-account-change-v1", "user_id": user,
-                             "action": action, "version": version,
-                             "signed_at": str(auth.get("signed_at")), "signer": signer_id,
-                             "credential": None if credential is None else str(credential)})
+        signed = {"purpose": "capa-account-change-v1", "user_id": user, "action": action,
+                  "version": version, "signed_at": str(auth.get("signed_at")),
+                  "signer": signer_id,
+                  "credential": None if credential is None else str(credential)}
+        if own and data.get("public_key") is not None:
+            signed["public_key"] = str(data.get("public_key"))
+        message = canonical(signed)
         if not ed25519_valid(signer["key"], auth.get("signature"), message):
             raise Failed(f"{where}: the signature of {signer_id} on {what} is forged or was "
                          "copied from another event")

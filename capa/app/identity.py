@@ -211,11 +211,19 @@ class Identity:
             raise InvalidInput("the new password must differ from the current one")
         encoded, credential = new_password(fresh)
         private = self.signing.own_key(uid, old)
-        rewrapped = wrapped(uid, private, fresh) if private is not None else None
+        # A new password brings a new key, signed for with the old one: whoever knew the old
+        # password (a temporary one an administrator set, say) cannot sign with the old key.
+        public_key, rewrapped = None, None
+        if private is not None:
+            from capa.app import keyring
+
+            new_key = keyring.new_key()
+            public_key, rewrapped = keyring.public_key_b64(new_key), wrapped(uid, new_key, fresh)
 
         def change(account: User) -> None:
             account.change_password(credential, self.signing.account_signer(
-                account, own=private, credential=credential))
+                account, own=private, credential=credential, public_key=public_key),
+                public_key=public_key)
             core.credentials.put_hash(uid, credential, encoded)
 
         result = self._change_user(uid, change)

@@ -220,7 +220,7 @@ class Signing:
             return None
 
     def account_signer(self, account: User, *, own: Any = None,
-                       credential: str | None = None) -> Any:
+                       credential: str | None = None, public_key: str | None = None) -> Any:
         """What signs a deactivation or unlock of `account` with the acting administrator's
         key, or (`own`: the user's private key) the user's own password change, binding its
         `credential` (SPEC §9.2): a store writer can neither lock an administrator out nor
@@ -241,7 +241,8 @@ class Signing:
             signed_at = now_iso()
             message = account_change_bytes(user_id=account.user_id, action=action,
                                            version=version, signed_at=signed_at,
-                                           signer=signer.user_id, credential=credential)
+                                           signer=signer.user_id, credential=credential,
+                                           public_key=public_key)
             return {"signer": signer.user_id, "signed_at": signed_at,
                     "key_id": key_id(str(signer.public_key)),
                     "signature": sign(private, message)}

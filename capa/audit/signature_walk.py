@@ -234,6 +234,14 @@ class SignatureWalk:
                 owner.locked = False
             else:
                 owner.credential = str(credential)
+                if (new_key := data.get("public_key")) is not None:
+                    # Signed for with the old key (checked above): from here on, the new one.
+                    trusted = _public_key(new_key)
+                    if trusted is None:
+                        raise fail(f"the password change of {self.owners[record_hex]} gives "
+                                   "no Ed25519 key")
+                    owner.public_key, owner.key_id = trusted, key_id(new_key)
+                    self.counts["keys"] += 1
 
     def _service_account(self, user_id: str, account: _Account, roles: list[str],
                          public_key: Any, endorsement: Any,
@@ -307,8 +315,9 @@ class SignatureWalk:
                         fail: Callable[[str], SignatureFailure], *,
                         credential: str | None) -> None:
         """A deactivation or unlock holds only with a valid signature by an administrator whose
-        key is trusted at that point, a password change only with its own user's; unsigned ones
-        only in a store without a signing anchor."""
+        key is trusted at that point, a password change only with its own user's (with the key
+        it replaces, over the new key it names); unsigned ones only in a store without a signing
+        anchor."""
         what = {"deactivate": f"the deactivation of {user_id}",
                 "unlock": f"the unlock of {user_id}",
                 "passwd": f"the password change of {user_id}"}[action]
@@ -327,9 +336,11 @@ class SignatureWalk:
         if own and signer_id != user_id:
             raise fail(f"{what} is signed by {signer_id}, not by that user")
         signer_key = self._signer(what, signer_id, authorisation, data, fail, admin=not own)
+        new_key = data.get("public_key") if own else None
         message = account_change_bytes(user_id=user_id, action=action, version=version,
                                        signed_at=str(authorisation.get("signed_at")),
-                                       signer=signer_id, credential=credential)
+                                       signer=signer_id, credential=credential,
+                                       public_key=None if new_key is None else str(new_key))
         if not _valid(signer_key, authorisation.get("signature"), message):
             raise fail(f"the signature of {signer_id} on {what} is forged or was copied from "
                        "another event")

@@ -108,13 +108,20 @@ ACCOUNT_ACTIONS = {"UserDeactivated": "deactivate", "AccountUnlocked": "unlock",
 
 
 def account_change_bytes(*, user_id: str, action: str, version: int, signed_at: str,
-                         signer: str, credential: str | None = None) -> bytes:
+                         signer: str, credential: str | None = None,
+                         public_key: str | None = None) -> bytes:
     """The bytes signed to deactivate or unlock an account (by an administrator) or to change
-    its password (by its user, binding the new `credential`); `version` is the account version
-    the change makes (scripts/verify_bundle.py repeats this)."""
-    return _canonical({"purpose": "capa-account-change-v1", "user_id": user_id,
-                       "action": action, "version": version, "signed_at": signed_at,
-                       "signer": signer, "credential": credential})
+    its password (by its user, binding the new `credential` and, from this release, the user's
+    new `public_key`: a password change also replaces the key, so that no one who knew the old
+    password, a temporary one an administrator set included, can sign with the old key again);
+    `version` is the account version the change makes (scripts/verify_bundle.py repeats this).
+    A change without a new key signs exactly the bytes it always did."""
+    signed: dict[str, Any] = {"purpose": "capa-account-change-v1", "user_id": user_id,
+                              "action": action, "version": version, "signed_at": signed_at,
+                              "signer": signer, "credential": credential}
+    if public_key is not None:
+        signed["public_key"] = public_key
+    return _canonical(signed)
 
 
 def password_reset_bytes(*, user_id: str, version: int, public_key: str | None,

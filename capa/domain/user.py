@@ -304,22 +304,27 @@ class User(Record):
 
     # -- password and lockout ----------------------------------------------------------
 
-    def change_password(self, credential: str, authorise: AuthoriseChange | None = None
-                        ) -> None:
-        """Set a new password; `authorise("passwd", version)` gives the user's own signature
-        over the change (None in stores made before digital signatures)."""
+    def change_password(self, credential: str, authorise: AuthoriseChange | None = None, *,
+                        public_key: str | None = None) -> None:
+        """Set a new password, and with it the user's new public key (None in stores made
+        before digital signatures); `authorise("passwd", version)` gives the user's own
+        signature, with the old key, over the change."""
         self._require_not_deactivated("change the password of")
         self._password_changed(credential=credential,
-                               authorisation=_signed(authorise, "passwd", self.version + 1))
+                               authorisation=_signed(authorise, "passwd", self.version + 1),
+                               public_key=public_key)
 
     class PasswordChanged(Record.Event):
-        """Version 3 carries the user's own signature over the change and the new credential
-        (`authorisation`); version 2 named the new password by its digest (`credential`) and
-        is unsigned; version 1 held the hash as `password_hash`."""
+        """Version 4 carries the user's new public key (`public_key`, None for an account
+        without one), signed for in `authorisation` with the old key; version 3 carries the
+        user's own signature over the change and the new credential; version 2 named the new
+        password by its digest (`credential`) and is unsigned; version 1 held the hash as
+        `password_hash`."""
 
-        class_version = 3
+        class_version = 4
         credential: str
         authorisation: dict[str, Any] | None
+        public_key: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -329,9 +334,19 @@ class User(Record):
         def upcast_v2_v3(state: dict[str, Any]) -> None:
             state.setdefault("authorisation", None)
 
+        @staticmethod
+        def upcast_v3_v4(state: dict[str, Any]) -> None:
+            # Password changes before this release kept the key they had.
+            state.setdefault("public_key", None)
+
     @event(PasswordChanged)
     def _password_changed(self, credential: str,
-                          authorisation: dict[str, Any] | None = None) -> None:
+                          authorisation: dict[str, Any] | None = None,
+                          public_key: str | None = None) -> None:
+        # `public_key`, the user's new key, is stored only when given: changes of accounts
+        # without a key keep exactly the state they always had.
+        if public_key is not None:
+            self.public_key = public_key
         self.credential = credential
         # A new password ends every session opened with the old one.
         self.sessions = {}

@@ -286,18 +286,20 @@ def test_a_password_change_signed_with_another_users_key_in_their_name_fails_ver
 
 def test_a_genuine_password_change_cannot_carry_another_credential(
         store: CapaApplication, store_target: str, tmp_path: Path) -> None:
-    """The user's signature binds the new credential: a writer who copies a signed change and
-    swaps in their own hash breaks it."""
+    """The user's signature binds the new credential and the new key: a writer who copies a
+    signed change and swaps in their own hash breaks it (the copy is also signed with the key
+    the change replaced, which the user no longer holds)."""
     with store.acting_as(ENGINEER, PASSWORD):
         store.identity.change_password(PASSWORD, "a-brand-new-secret-9")
     genuine = rows_of(store_target, "passwd")[0]
+    assert genuine["public_key"] == store.user(ENGINEER).public_key
     genuine["credential"] = credential_of(hash_password("the-writers-own-password"))
     lock(store, REPORTER)  # any later event, so the copy lands on the engineer's next version
     version = store.user(ENGINEER).version + 1
     insert(store_target, store.user(ENGINEER).id, version, TOPIC["passwd"],
            json.dumps(genuine, separators=(",", ":")))
     assert_fails_at(verify_cli(store_target, tmp_path, by=ADMIN), f"USER-{ENGINEER}",
-                    version, "copied from another event")
+                    version, "with another key")
 
 
 @pytest.mark.parametrize("authorisation", [

@@ -113,7 +113,12 @@ def test_a_reset_user_changes_the_password_first_then_signs_with_a_new_key(
     assert summary["signatures"]["account_changes"] == {"signed": 2, "legacy": 0}
     rows = [json.loads(r[4]) for r in event_rows(store_target) if r[3] == RESET]
     assert len(rows) == 1 and rows[0]["authorisation"]["signer"] == ADMIN
-    assert rows[0]["public_key"] == store.user(ENGINEER).public_key
+    # The reset's key served only until the engineer chose a password: that change gave her
+    # the key she signs with now.
+    changed = [json.loads(r[4]) for r in event_rows(store_target)
+               if r[3] == "capa.domain.user:User.PasswordChanged"]
+    assert rows[0]["public_key"] != store.user(ENGINEER).public_key
+    assert changed[-1]["public_key"] == store.user(ENGINEER).public_key
     assert TEMPORARY not in json.dumps(rows[0]) and "scrypt" not in json.dumps(rows[0])
 
 
@@ -388,3 +393,46 @@ def test_a_service_account_has_no_password_to_reset(store: CapaApplication,
                               key=private_key_of(store, ADMIN), password=TEMPORARY,
                               actor=ADMIN)
     assert_fails_at(store_target, tmp_path, "mes1", version, "a service account")
+
+
+def test_the_key_a_reset_gave_signs_nothing_once_the_user_chose_a_password(
+        store: CapaApplication, store_target: str, tmp_path: Path) -> None:
+    """Whoever knew the temporary password (the administrator, or someone who saw it) and kept
+    the key it opened cannot sign as the user once the user has chosen their own password: the
+    change gives the user a new key, signed for with the old one."""
+    from capa.audit.signatures import manifest_bytes
+    from capa.domain.nonconformity import Nonconformity
+    from capa.domain.record import actor_id
+    from tests.support.cast import FULL_NAMES
+
+    reset(store)
+    kept = private_key_of(store, ENGINEER, TEMPORARY)
+    kept_id = keyring.key_id(keyring.public_key_b64(kept))
+    with store.acting_as(ENGINEER, TEMPORARY):
+        store.identity.change_password(TEMPORARY, CHOSEN)
+    assert keyring.key_id(str(store.user(ENGINEER).public_key)) != kept_id
+    closed_nc(store, ENGINEER, CHOSEN, "Signed with the key of the engineer's own password")
+    assert verified(store_target, tmp_path)["signatures"]["digital"] == 1
+    with store.acting_as(REPORTER, PASSWORD):
+        ref = store.nonconformities.raise_nc(title="Scratch", description="On the cover",
+                                             source="process", severity="minor").id
+    with store.acting_as(ENGINEER, CHOSEN):
+        store.nonconformities.assess_nc(ref, impact=1, likelihood=1, capa_required=False,
+                                        rationale="cosmetic")
+    nc: Any = store.repository.get(store.load(Nonconformity, ref).id)
+    signed_at = now_iso()
+    message = manifest_bytes(record=ref, version=nc.version, content_sha256=nc.content_digest(),
+                             meaning="approval", signed_at=signed_at, user_id=ENGINEER,
+                             full_name=FULL_NAMES[ENGINEER])
+    token = actor_id.set(ENGINEER)
+    try:
+        nc.close({"user_id": ENGINEER, "full_name": FULL_NAMES[ENGINEER], "meaning": "approval",
+                  "content_sha256": nc.content_digest(), "signed_version": nc.version,
+                  "signed_at": signed_at, "algorithm": "Ed25519", "key_id": kept_id,
+                  "signature": sign(kept, message)})
+        store.save(nc)
+    finally:
+        actor_id.reset(token)
+    done = run_cli(store_target, REPORTER, ["audit", "verify"], cwd=tmp_path)
+    assert done.returncode == 6, done.stderr
+    assert f"({ref} version {nc.version})" in done.stderr and "Traceback" not in done.stderr
