@@ -11,7 +11,7 @@ from capa.domain.errors import NotPermitted
 from capa.domain.parts import Signature
 from capa.domain.record import Record
 from capa.domain.user import User
-from capa.domain.values import SignatureMeaning, require_text
+from capa.domain.values import SignatureMeaning, require_name, require_text
 
 if TYPE_CHECKING:
     from capa.adapters.userkeys import WrappedKey
@@ -168,7 +168,7 @@ class Signing:
         key = keyring.new_key()
         public_key = keyring.public_key_b64(key)
         endorsed_at = now_iso()
-        message = endorsement_bytes(user_id=uid, full_name=require_text(full_name, "full name"),
+        message = endorsement_bytes(user_id=uid, full_name=require_name(full_name, "full name"),
                                     roles=roles, public_key=public_key, endorsed_at=endorsed_at,
                                     admin=admin.user_id)
         return public_key, {"admin": admin.user_id, "endorsed_at": endorsed_at,

@@ -19,7 +19,7 @@ from eventsourcing.domain import event
 
 from capa.domain.errors import InvalidInput, NotFound, NotPermitted
 from capa.domain.record import Record
-from capa.domain.values import choice, require_text, valid_email
+from capa.domain.values import choice, require_name, require_text, valid_email
 
 #: Consecutive failed password checks that lock an account (21 CFR 11.300(d)).
 MAX_FAILED_ATTEMPTS = 5
@@ -141,7 +141,7 @@ class User(Record):
             public_key: str | None = None, endorsement: dict[str, Any] | None = None) -> User:
         uid = valid_user_id(user_id)
         return cls(ref=USER_REF_PREFIX + uid, user_id=uid,
-                   full_name=require_text(full_name, "full name"),
+                   full_name=require_name(full_name, "full name"),
                    roles=parse_roles(roles), credential=credential,
                    public_key=public_key, endorsement=endorsement)
 
@@ -527,9 +527,7 @@ class User(Record):
         self._require_not_deactivated("issue a token to")
         if expires_on is not None and expires_on < today:
             raise InvalidInput(f"the expiry date {expires_on.isoformat()} is in the past")
-        text = label.strip() if label is not None else None
-        if text is not None and (not text or len(text) > 200):
-            raise InvalidInput("a token's label is 1 to 200 characters")
+        text = require_name(label, "a token's label") if label is not None else None
         token_id = f"T{len(self.tokens or {}) + 1}"
         self._token_issued(token_id=token_id, token_sha256=token_sha256, label=text,
                            expires_on=expires_on.isoformat() if expires_on else None,

@@ -175,6 +175,19 @@ def require_line(value: str | None, what: str) -> str:
     return text
 
 
+#: The longest printed name (of a person, or of a service account) and token label.
+NAME_LIMIT = 200
+
+
+def require_name(value: str | None, what: str) -> str:
+    """A printed name or label: one line without control characters, at most NAME_LIMIT
+    characters (it is shown on signatures, reports and lists, R9)."""
+    text = require_line(value, what)
+    if len(text) > NAME_LIMIT:
+        raise InvalidInput(f"{what} is {len(text):,} characters long; at most {NAME_LIMIT}")
+    return text
+
+
 def optional_line(value: str | None, what: str) -> str | None:
     """A one-line field that may be left empty (None)."""
     text = (value or "").strip()
