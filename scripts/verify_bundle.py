@@ -575,13 +575,27 @@ class Signatures:
                                  "gives no Ed25519 key")
                 owner["key"], owner["key_id"] = key, key_name(data.get("public_key"))
 
-    def admin_at(self, where: str, what: str, admin_id: str) -> dict[str, Any]:
-        admin = self.accounts.get(admin_id)
-        if not admin or admin["key"] is None or not admin["active"] \
-                or "admin" not in admin["roles"]:
-            raise Failed(f"{where}: {what} is signed by {admin_id}, who was not an administrator "
-                         "with a trusted key at that point")
-        return admin
+    def admin_at(self, where: str, what: str, admin_id: str, *,
+                 admin: bool = True) -> dict[str, Any]:
+        """The account that signed, if it was an active administrator (with `admin`; else an
+        active user) whose key was trusted at that point."""
+        signer = self.accounts.get(admin_id)
+        if not signer or signer["key"] is None or not signer["active"] \
+                or (admin and "admin" not in signer["roles"]):
+            raise Failed(f"{where}: {what} is signed by {admin_id}, who was not "
+                         f"{'an administrator' if admin else 'an active user'} with a trusted "
+                         "key at that point")
+        return signer
+
+    def signer_of(self, where: str, what: str, signer_id: str, auth: dict[str, Any],
+                  data: dict[str, Any], *, admin: bool = True) -> dict[str, Any]:
+        """`admin_at`, and the signature names that account's key, the event's actor and the
+        event's time."""
+        signer = self.admin_at(where, what, signer_id, admin=admin)
+        if auth.get("key_id") != signer["key_id"] or data.get("actor") != signer_id \
+                or not same_time(auth.get("signed_at"), data.get("timestamp")):
+            raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
+        return signer
 
     def service_account(self, where: str, user: str, name: object, roles: list[str],
                         public: object, endorsement: object) -> None:
@@ -628,10 +642,7 @@ class Signatures:
         if not isinstance(auth, dict):
             raise Failed(f"{where}: {what} carries a malformed signature")
         admin_id = str(auth.get("admin"))
-        admin = self.admin_at(where, what, admin_id)
-        if auth.get("key_id") != admin["key_id"] or data.get("actor") != admin_id \
-                or not same_time(auth.get("signed_at"), data.get("timestamp")):
-            raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
+        admin = self.signer_of(where, what, admin_id, auth, data)
         message = canonical({"purpose": "capa-api-token-v1", "user_id": user,
                              "change": "issue" if issue else "revoke", "token_id": token_id,
                              "token_sha256": str(data.get("token_sha256")) if issue else None,
@@ -661,17 +672,9 @@ class Signatures:
         if not isinstance(auth, dict):
             raise Failed(f"{where}: {what} carries a malformed signature")
         signer_id = str(auth.get("signer"))
-        signer = self.accounts.get(signer_id)
         if own and signer_id != user:
             raise Failed(f"{where}: {what} is signed by {signer_id}, not by that user")
-        if not signer or signer["key"] is None or not signer["active"] \
-                or (not own and "admin" not in signer["roles"]):
-            raise Failed(f"{where}: {what} is signed by {signer_id}, who was not "
-                         f"{'an active user' if own else 'an administrator'} with a trusted "
-                         "key at that point")
-        if auth.get("key_id") != signer["key_id"] or data.get("actor") != signer_id \
-                or not same_time(auth.get("signed_at"), data.get("timestamp")):
-            raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
+        signer = self.signer_of(where, what, signer_id, auth, data, admin=not own)
         credential = data.get("credential") if own else None
         signed = {"purpose": "capa-account-change-v1", "user_id": user, "action": action,
                   "version": version, "signed_at": str(auth.get("signed_at")),
@@ -701,14 +704,7 @@ class Signatures:
         if not isinstance(auth, dict):
             raise Failed(f"{where}: {what} carries a malformed signature")
         signer_id = str(auth.get("signer"))
-        signer = self.accounts.get(signer_id)
-        if not signer or signer["key"] is None or not signer["active"] \
-                or "admin" not in signer["roles"]:
-            raise Failed(f"{where}: {what} is signed by {signer_id}, who was not an "
-                         "administrator with a trusted key at that point")
-        if auth.get("key_id") != signer["key_id"] or data.get("actor") != signer_id \
-                or not same_time(auth.get("signed_at"), data.get("timestamp")):
-            raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
+        signer = self.signer_of(where, what, signer_id, auth, data)
         key = ed25519_key(public) if public is not None else None
         if key is None and (public is not None or self.digital_store):
             raise Failed(f"{where}: {what} gives {user} no Ed25519 key")
@@ -739,14 +735,7 @@ class Signatures:
         if not isinstance(auth, dict):
             raise Failed(f"{where}: {what} carries a malformed signature")
         admin_id = str(auth.get("admin"))
-        admin = self.accounts.get(admin_id)
-        if not admin or admin["key"] is None or not admin["active"] \
-                or "admin" not in admin["roles"]:
-            raise Failed(f"{where}: {what} is signed by {admin_id}, who was not an "
-                         "administrator with a trusted key at that point")
-        if auth.get("key_id") != admin["key_id"] or data.get("actor") != admin_id \
-                or not same_time(auth.get("signed_at"), data.get("timestamp")):
-            raise Failed(f"{where}: {what} does not match its event (key, signer or time)")
+        admin = self.signer_of(where, what, admin_id, auth, data)
         message = canonical({"purpose": "capa-role-change-v1", "user_id": user,
                              "change": change, "role": role, "version": version,
                              "signed_at": str(auth.get("signed_at")), "admin": admin_id})
