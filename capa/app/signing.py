@@ -94,7 +94,7 @@ class Signing:
         §9.2), once the domain has checked it: a store writer cannot give themselves a role."""
 
         def authorise(role: str, version: int) -> dict[str, Any] | None:
-            from capa.audit.signatures import now_iso, role_change_bytes, sign
+            from capa.audit.signatures import now_iso, role_change_bytes
 
             opened = self.admin_key(f"sign the {change} of a role")
             if opened is None:
@@ -104,9 +104,7 @@ class Signing:
             message = role_change_bytes(user_id=account.user_id, change=change, role=role,
                                         version=version, signed_at=signed_at,
                                         admin=admin.user_id)
-            return {"admin": admin.user_id, "signed_at": signed_at,
-                    "key_id": key_id(str(admin.public_key)),
-                    "signature": sign(private, message)}
+            return _authorisation(admin, private, message, admin=admin.user_id, signed_at=signed_at)
 
         return authorise
 
@@ -114,7 +112,7 @@ class Signing:
                             ) -> dict[str, Any] | None:
         """The acting administrator's signature over a new service account and its roles
         (SPEC §11); None when they have no key (a store made before digital signatures)."""
-        from capa.audit.signatures import now_iso, service_account_bytes, sign
+        from capa.audit.signatures import now_iso, service_account_bytes
 
         opened = self.admin_key("sign the new service account")
         if opened is None:
@@ -125,8 +123,8 @@ class Signing:
                                                                             "full name"),
                                         roles=roles, endorsed_at=endorsed_at,
                                         admin=admin.user_id)
-        return {"kind": "service", "admin": admin.user_id, "endorsed_at": endorsed_at,
-                "key_id": key_id(str(admin.public_key)), "signature": sign(private, message)}
+        return _authorisation(admin, private, message, kind="service", admin=admin.user_id,
+                              endorsed_at=endorsed_at)
 
     def token_signer(self, account: User) -> Any:
         """What signs the issue or revocation of an API token of `account` with the acting
@@ -135,7 +133,7 @@ class Signing:
 
         def authorise(change: str, token_id: str, token_sha256: str | None,
                       version: int) -> dict[str, Any] | None:
-            from capa.audit.signatures import now_iso, sign, token_change_bytes
+            from capa.audit.signatures import now_iso, token_change_bytes
 
             opened = self.admin_key(f"sign the {change} of an API token")
             if opened is None:
@@ -146,9 +144,7 @@ class Signing:
                                          token_id=token_id, token_sha256=token_sha256,
                                          version=version, signed_at=signed_at,
                                          admin=admin.user_id)
-            return {"admin": admin.user_id, "signed_at": signed_at,
-                    "key_id": key_id(str(admin.public_key)),
-                    "signature": sign(private, message)}
+            return _authorisation(admin, private, message, admin=admin.user_id, signed_at=signed_at)
 
         return authorise
 
@@ -159,7 +155,7 @@ class Signing:
         user's password. Nothing when the administrator has no key (a store made before
         digital signatures): the new account then signs password-attested like the others."""
         from capa.app import keyring
-        from capa.audit.signatures import endorsement_bytes, now_iso, sign
+        from capa.audit.signatures import endorsement_bytes, now_iso
 
         opened = self.admin_key("endorse the new user's signing key")
         if opened is None:
@@ -171,9 +167,9 @@ class Signing:
         message = endorsement_bytes(user_id=uid, full_name=require_name(full_name, "full name"),
                                     roles=roles, public_key=public_key, endorsed_at=endorsed_at,
                                     admin=admin.user_id)
-        return public_key, {"admin": admin.user_id, "endorsed_at": endorsed_at,
-                            "key_id": key_id(str(admin.public_key)),
-                            "signature": sign(admin_key, message)}, wrapped(uid, key, password)
+        endorsement = _authorisation(admin, admin_key, message, admin=admin.user_id,
+                                     endorsed_at=endorsed_at)
+        return public_key, endorsement, wrapped(uid, key, password)
 
     def reset_key(self, account: User, credential: str, reason: str, password: str
                   ) -> tuple[str | None, Any, WrappedKey | None]:
@@ -183,7 +179,7 @@ class Signing:
         temporary `password`. No key and no signature when the administrator has none (a store
         made before digital signatures)."""
         from capa.app import keyring
-        from capa.audit.signatures import now_iso, password_reset_bytes, sign
+        from capa.audit.signatures import now_iso, password_reset_bytes
 
         opened = self.admin_key("sign the password reset")
         if opened is None:
@@ -198,9 +194,8 @@ class Signing:
                                            public_key=public_key, credential=credential,
                                            reason=reason, signed_at=signed_at,
                                            admin=admin.user_id)
-            return {"signer": admin.user_id, "signed_at": signed_at,
-                    "key_id": key_id(str(admin.public_key)),
-                    "signature": sign(admin_key, message)}
+            return _authorisation(admin, admin_key, message, signer=admin.user_id,
+                                  signed_at=signed_at)
 
         return public_key, authorise, wrapped(account.user_id, key, password)
 
@@ -227,7 +222,7 @@ class Signing:
         re-open a locked account nor set a password."""
 
         def authorise(action: str, version: int) -> dict[str, Any] | None:
-            from capa.audit.signatures import account_change_bytes, now_iso, sign
+            from capa.audit.signatures import account_change_bytes, now_iso
 
             if action == "passwd":
                 if own is None:
@@ -243,11 +238,18 @@ class Signing:
                                            version=version, signed_at=signed_at,
                                            signer=signer.user_id, credential=credential,
                                            public_key=public_key)
-            return {"signer": signer.user_id, "signed_at": signed_at,
-                    "key_id": key_id(str(signer.public_key)),
-                    "signature": sign(private, message)}
+            return _authorisation(signer, private, message, signer=signer.user_id,
+                                  signed_at=signed_at)
 
         return authorise
+
+
+def _authorisation(by: User, private: Any, message: bytes, /, **fields: str) -> dict[str, Any]:
+    """An account, role or token change's signature as its event keeps it: `fields` (who
+    signed, and when), the key id of `by` and the Ed25519 signature over `message`."""
+    from capa.audit.signatures import sign
+
+    return {**fields, "key_id": key_id(str(by.public_key)), "signature": sign(private, message)}
 
 
 def wrapped(user: str, key: Any, password: str) -> WrappedKey:
