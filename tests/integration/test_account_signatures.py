@@ -36,12 +36,13 @@ from tests.support.backends import (
     OWNER,
     PASSWORD,
     REPORTER,
+    assert_login_refused,
     cli_env,
     close_all,
     create_store,
     event_count,
     event_rows,
-    query,
+    insert_event,
     run_cli,
 )
 
@@ -95,16 +96,10 @@ def insert_change(app: CapaApplication, target: str, user: str, action: str, *,
         "class_version": 3 if action == "passwd" else 2}
     if credential is not None:
         state["credential"] = credential
-    insert(target, app.user(user).id, version, TOPIC[action],
+    insert_event(target, app.user(user).id, version, TOPIC[action],
            json.dumps(state, separators=(",", ":")))
     return version
 
-
-def insert(target: str, record: Any, version: int, topic: str, state: str) -> None:
-    """One row appended to the event table by SQL (a SQLite store keeps ids as hex text)."""
-    originator = record.hex if "://" not in target else str(record)
-    query(target, "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
-          "VALUES (?, ?, ?, ?)", originator, version, topic, state.encode())
 
 
 def verify_cli(target: str, cwd: Path, by: str = ENGINEER) -> subprocess.CompletedProcess[str]:
@@ -119,18 +114,6 @@ def assert_fails_at(done: subprocess.CompletedProcess[str], ref: str, version: i
     assert words in done.stderr
     assert "Traceback" not in done.stderr
 
-
-def assert_refused(target: str, user: str, password: str, words: str) -> None:
-    """A fresh process of the application does not let `user` log in, and writes nothing."""
-    app = open_store(target)
-    try:
-        before = event_count(target)
-        with pytest.raises(NotPermitted) as refused:
-            app.identity.login(user, password)
-        assert words in str(refused.value)
-        assert event_count(target) == before
-    finally:
-        app.close()
 
 
 def rows_of(target: str, action: str) -> list[dict[str, Any]]:
@@ -207,7 +190,7 @@ def test_an_unsigned_deactivation_of_an_administrator_fails_verify(
                             actor=REPORTER)
     assert_fails_at(verify_cli(store_target, tmp_path), f"USER-{ADMIN}", version,
                     "signed by no administrator")
-    assert_refused(store_target, ADMIN, PASSWORD, "no administrator signed")
+    assert_login_refused(store_target, ADMIN, PASSWORD, "no administrator signed")
 
 
 def test_an_unlock_signed_with_the_writers_own_key_fails_verify(
@@ -218,7 +201,7 @@ def test_an_unlock_signed_with_the_writers_own_key_fails_verify(
     assert_fails_at(verify_cli(store_target, tmp_path), f"USER-{REPORTER}", version,
                     "who was not an administrator")
     # The forged unlock re-opens nothing: not even the right password is checked.
-    assert_refused(store_target, REPORTER, PASSWORD, "not signed by an administrator")
+    assert_login_refused(store_target, REPORTER, PASSWORD, "not signed by an administrator")
 
 
 def test_an_unlock_in_the_admins_name_signed_with_another_key_fails_verify(
@@ -227,7 +210,7 @@ def test_an_unlock_in_the_admins_name_signed_with_another_key_fails_verify(
     own = private_key_of(store, REPORTER)
     version = insert_change(store, store_target, REPORTER, "unlock", signer=ADMIN, key=own)
     assert_fails_at(verify_cli(store_target, tmp_path), f"USER-{REPORTER}", version, "forged")
-    assert_refused(store_target, REPORTER, PASSWORD, "not signed by an administrator")
+    assert_login_refused(store_target, REPORTER, PASSWORD, "not signed by an administrator")
 
 
 def test_a_genuine_deactivation_replayed_to_another_account_fails_verify(
@@ -236,11 +219,11 @@ def test_a_genuine_deactivation_replayed_to_another_account_fails_verify(
         store.identity.deactivate_user(OWNER)
     genuine = rows_of(store_target, "deactivate")[0]
     version = store.user(ENGINEER).version + 1
-    insert(store_target, store.user(ENGINEER).id, version, TOPIC["deactivate"],
+    insert_event(store_target, store.user(ENGINEER).id, version, TOPIC["deactivate"],
            json.dumps(genuine, separators=(",", ":")))
     assert_fails_at(verify_cli(store_target, tmp_path, by=ADMIN), f"USER-{ENGINEER}",
                     version, "copied from another event")
-    assert_refused(store_target, ENGINEER, PASSWORD, "no administrator signed")
+    assert_login_refused(store_target, ENGINEER, PASSWORD, "no administrator signed")
 
 
 def test_a_genuine_unlock_replayed_after_a_later_lock_fails_verify(
@@ -252,11 +235,11 @@ def test_a_genuine_unlock_replayed_after_a_later_lock_fails_verify(
     lock(store, REPORTER)
     genuine = rows_of(store_target, "unlock")[0]
     version = store.user(REPORTER).version + 1
-    insert(store_target, store.user(REPORTER).id, version, TOPIC["unlock"],
+    insert_event(store_target, store.user(REPORTER).id, version, TOPIC["unlock"],
            json.dumps(genuine, separators=(",", ":")))
     assert_fails_at(verify_cli(store_target, tmp_path), f"USER-{REPORTER}", version,
                     "copied from another event")
-    assert_refused(store_target, REPORTER, PASSWORD, "not signed by an administrator")
+    assert_login_refused(store_target, REPORTER, PASSWORD, "not signed by an administrator")
 
 
 def test_a_password_set_by_a_store_writer_lets_no_one_in(store: CapaApplication,
@@ -272,7 +255,8 @@ def test_a_password_set_by_a_store_writer_lets_no_one_in(store: CapaApplication,
                             credential=credential_of(encoded), actor=ADMIN)
     assert_fails_at(verify_cli(store_target, tmp_path), f"USER-{ADMIN}", version,
                     f"signed by {REPORTER}, not by that user")
-    assert_refused(store_target, ADMIN, chosen, "neither that user nor an administrator signed")
+    assert_login_refused(store_target, ADMIN, chosen,
+                         "neither that user nor an administrator signed")
 
 
 def test_a_password_change_signed_with_another_users_key_in_their_name_fails_verify(
@@ -296,7 +280,7 @@ def test_a_genuine_password_change_cannot_carry_another_credential(
     genuine["credential"] = credential_of(hash_password("the-writers-own-password"))
     lock(store, REPORTER)  # any later event, so the copy lands on the engineer's next version
     version = store.user(ENGINEER).version + 1
-    insert(store_target, store.user(ENGINEER).id, version, TOPIC["passwd"],
+    insert_event(store_target, store.user(ENGINEER).id, version, TOPIC["passwd"],
            json.dumps(genuine, separators=(",", ":")))
     assert_fails_at(verify_cli(store_target, tmp_path, by=ADMIN), f"USER-{ENGINEER}",
                     version, "with another key")
@@ -310,7 +294,7 @@ def test_a_malformed_authorisation_fails_verify_without_a_traceback(
     version = store.user(OWNER).version + 1
     state = {"timestamp": {"_type_": "datetime_iso", "_data_": "2026-12-01T00:00:00+00:00"},
              "actor": ADMIN, "authorisation": authorisation}
-    insert(store_target, store.user(OWNER).id, version, TOPIC["deactivate"],
+    insert_event(store_target, store.user(OWNER).id, version, TOPIC["deactivate"],
            json.dumps(state))
     done = verify_cli(store_target, tmp_path)
     assert_fails_at(done, f"USER-{OWNER}", version, "deactivation of")
@@ -421,7 +405,7 @@ def test_an_account_added_past_capa_can_do_nothing_and_fails_verify(
              "roles": ["quality"], "credential": credential_of(encoded),
              "public_key": public_key, "endorsement": endorsement, "class_version": 2}
     record = uuid5(uuid5(NAMESPACE_URL, "urn:capa:record"), "USER-intruder")
-    insert(store_target, record, 1, _USER + "UserAdded",
+    insert_event(store_target, record, 1, _USER + "UserAdded",
            json.dumps(state, separators=(",", ":")))
     words = "is forged" if endorsed_by_own_key else "no signing key"
     assert_fails_at(verify_cli(store_target, tmp_path), "USER-intruder", 1, words)

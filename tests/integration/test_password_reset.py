@@ -35,11 +35,13 @@ from tests.support.backends import (
     OWNER,
     PASSWORD,
     REPORTER,
+    assert_login_refused,
     cli_env,
     close_all,
     create_store,
     event_count,
     event_rows,
+    insert_event,
     query,
     run_cli,
 )
@@ -235,14 +237,10 @@ def insert_reset(app: CapaApplication, target: str, user: str, *, signer: str | 
     state = {"timestamp": {"_type_": "datetime_iso", "_data_": signed_at.replace("Z", "+00:00")},
              "actor": actor or signer or user, "credential": credential,
              "public_key": public_key, "reason": "lost", "authorisation": authorisation}
-    insert(target, app.user(user).id, version, json.dumps(state, separators=(",", ":")))
+    insert_event(target, app.user(user).id, version, RESET,
+                 json.dumps(state, separators=(",", ":")))
     return version, new_key
 
-
-def insert(target: str, record: Any, version: int, state: str) -> None:
-    originator = record.hex if "://" not in target else str(record)
-    query(target, "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
-          "VALUES (?, ?, ?, ?)", originator, version, RESET, state.encode())
 
 
 def assert_fails_at(target: str, cwd: Path, user: str, version: int, words: str) -> None:
@@ -252,24 +250,13 @@ def assert_fails_at(target: str, cwd: Path, user: str, version: int, words: str)
     assert words in done.stderr and "Traceback" not in done.stderr
 
 
-def assert_refused(target: str, user: str, password: str, words: str) -> None:
-    app = open_store(target)
-    try:
-        before = event_count(target)
-        with pytest.raises(NotPermitted) as refused:
-            app.identity.login(user, password)
-        assert words in str(refused.value)
-        assert event_count(target) == before
-    finally:
-        app.close()
-
 
 def test_an_unsigned_reset_fails_verify_and_lets_no_one_in(
         store: CapaApplication, store_target: str, tmp_path: Path) -> None:
     version, _ = insert_reset(store, store_target, ADMIN, signer=None, key=None,
                               password="the-writers-own-password", actor=REPORTER)
     assert_fails_at(store_target, tmp_path, ADMIN, version, "signed by no administrator")
-    assert_refused(store_target, ADMIN, "the-writers-own-password",
+    assert_login_refused(store_target, ADMIN, "the-writers-own-password",
                    "neither that user nor an administrator signed")
 
 
@@ -279,7 +266,7 @@ def test_a_reset_signed_with_the_writers_own_key_fails_verify(
     version, _ = insert_reset(store, store_target, ADMIN, signer=REPORTER, key=own,
                               password="the-writers-own-password")
     assert_fails_at(store_target, tmp_path, ADMIN, version, "who was not an administrator")
-    assert_refused(store_target, ADMIN, "the-writers-own-password", "nor an administrator")
+    assert_login_refused(store_target, ADMIN, "the-writers-own-password", "nor an administrator")
 
 
 def test_a_reset_in_the_admins_name_signed_with_another_key_fails_verify(
@@ -288,7 +275,7 @@ def test_a_reset_in_the_admins_name_signed_with_another_key_fails_verify(
     version, _ = insert_reset(store, store_target, ENGINEER, signer=ADMIN, key=own,
                               password="the-writers-own-password", actor=ADMIN)
     assert_fails_at(store_target, tmp_path, ENGINEER, version, "forged")
-    assert_refused(store_target, ENGINEER, "the-writers-own-password", "nor an administrator")
+    assert_login_refused(store_target, ENGINEER, "the-writers-own-password", "nor an administrator")
 
 
 def test_a_genuine_reset_replayed_to_another_account_fails_verify(
@@ -296,7 +283,7 @@ def test_a_genuine_reset_replayed_to_another_account_fails_verify(
     reset(store, OWNER)
     genuine = next(json.loads(r[4]) for r in event_rows(store_target) if r[3] == RESET)
     version = store.user(ENGINEER).version + 1
-    insert(store_target, store.user(ENGINEER).id, version, json.dumps(genuine))
+    insert_event(store_target, store.user(ENGINEER).id, version, RESET, json.dumps(genuine))
     assert_fails_at(store_target, tmp_path, ENGINEER, version, "copied from another event")
 
 

@@ -37,7 +37,7 @@ from tests.support.backends import (
     create_store,
     event_count,
     event_rows,
-    query,
+    insert_event,
     run_cli,
 )
 
@@ -77,15 +77,9 @@ def insert_grant(app: CapaApplication, target: str, user: str, role: str, *,
     state = {"timestamp": {"_type_": "datetime_iso",
                            "_data_": signed_at.replace("Z", "+00:00")},
              "actor": actor or signer or user, "role": role, "authorisation": authorisation}
-    insert(target, account.id, version, _GRANTED, json.dumps(state, separators=(",", ":")))
+    insert_event(target, account.id, version, _GRANTED, json.dumps(state, separators=(",", ":")))
     return version
 
-
-def insert(target: str, record: Any, version: int, topic: str, state: str) -> None:
-    """One row appended to the event table by SQL (a SQLite store keeps ids as hex text)."""
-    originator = record.hex if "://" not in target else str(record)
-    query(target, "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
-          "VALUES (?, ?, ?, ?)", originator, version, topic, state.encode())
 
 
 def verify_cli(target: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -204,7 +198,7 @@ def test_a_genuine_grant_replayed_to_another_version_fails_verify(store: CapaApp
     granted = next(json.loads(r[4]) for r in event_rows(store_target)
                    if r[3] == _GRANTED and b'"owner"' in r[4])
     account = store.user(REPORTER)
-    insert(store_target, account.id, account.version + 1, _GRANTED,
+    insert_event(store_target, account.id, account.version + 1, _GRANTED,
            json.dumps(granted, separators=(",", ":")))
     assert_fails_at(verify_cli(store_target, tmp_path), f"USER-{REPORTER}",
                     account.version + 1, "copied from another event")

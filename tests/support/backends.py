@@ -206,6 +206,30 @@ def query(target: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
 
 
+def insert_event(target: str, record: Any, version: int, topic: str, state: str) -> None:
+    """One row appended to the event table by SQL, as someone who can write the store would:
+    no code of capa's runs (a SQLite store keeps ids as hex text)."""
+    originator = record.hex if "://" not in target else str(record)
+    query(target, "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+          "VALUES (?, ?, ?, ?)", originator, version, topic, state.encode())
+
+
+def assert_login_refused(target: str, user: str, password: str, words: str) -> None:
+    """A fresh process of the application does not let `user` log in, says `words`, and
+    writes nothing."""
+    from capa.domain.errors import NotPermitted
+
+    app = open_store(target)
+    try:
+        before = event_count(target)
+        with pytest.raises(NotPermitted) as refused:
+            app.identity.login(user, password)
+        assert words in str(refused.value)
+        assert event_count(target) == before
+    finally:
+        app.close()
+
+
 def store_exists(target: str) -> bool:
     """Whether a capa store (its event table) exists at a SQLite path or PostgreSQL URI."""
     if parse_target(target).kind == "sqlite":
